@@ -1,0 +1,208 @@
+// Package config reads and writes the device agent's configuration file.
+//
+// The file is JSON, readable by root/SYSTEM only, at a per-OS path
+// (DefaultPath):
+//
+//	Linux    /etc/lanyard/agent.json
+//	macOS    /Library/Application Support/Lanyard/agent.json
+//	Windows  C:\ProgramData\Lanyard\agent.json
+//
+// Field names (all optional in the file; Validate says what a given use needs):
+//
+//	{
+//	  "control_plane_url":     "https://lanyard.example.com",  // admin/web URL of the control plane
+//	  "grpc_address":          "lanyard.example.com:8443",     // agent gRPC endpoint (host:port); default: host of control_plane_url, port 8443
+//	  "ca_fingerprint_sha256": "3f1c…(64 hex)",                // SHA-256 of the control plane's root CA certificate (DER); colons and case ignored
+//	  "enrollment_secret":     "lyes_…",                       // per-org enrollment secret; deleted from the file after enrolling unless keep_secret
+//	  "keep_secret":           false,                          // keep enrollment_secret after enrolling (to re-enroll later)
+//	  "state_dir":             ""                              // override of the state directory (key, certificate, queue)
+//	}
+//
+// Installers build the file with Marshal (or Write) and ship it with mode
+// 0600 (Windows: SYSTEM/Administrators only). The agent enrolls from it on
+// first start and then calls RemoveSecret.
+//
+// This package is imported by installers/ and by the agent; it depends only
+// on the standard library and agent/internal/securefs.
+package config
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lanyardhq/lanyard/agent/internal/securefs"
+)
+
+// DefaultGRPCPort is the port of the agent gRPC API when grpc_address is
+// not set.
+const DefaultGRPCPort = "8443"
+
+// Config is the agent's configuration file.
+type Config struct {
+	// ControlPlaneURL is the control plane's base URL, e.g. https://lanyard.example.com.
+	ControlPlaneURL string `json:"control_plane_url,omitempty"`
+	// GRPCAddress is the agent API endpoint as host:port.
+	GRPCAddress string `json:"grpc_address,omitempty"`
+	// CAFingerprintSHA256 pins the root CA: hex SHA-256 of its DER encoding.
+	CAFingerprintSHA256 string `json:"ca_fingerprint_sha256,omitempty"`
+	// EnrollmentSecret is the per-org secret exchanged once for a device certificate.
+	EnrollmentSecret string `json:"enrollment_secret,omitempty"`
+	// KeepSecret keeps EnrollmentSecret in the file after a successful enrollment.
+	KeepSecret bool `json:"keep_secret,omitempty"`
+	// StateDir overrides DefaultStateDir().
+	StateDir string `json:"state_dir,omitempty"`
+}
+
+// ErrNotExist is returned by Load when the file does not exist.
+var ErrNotExist = errors.New("config: file does not exist")
+
+// Load reads and parses the file at path. Unknown fields are ignored so an
+// older agent can read a newer installer's file. The fingerprint is
+// normalized (lower-case hex, no colons).
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf("%w: %s", ErrNotExist, path)
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("config: parse %s: %w", path, err)
+	}
+	if c.CAFingerprintSHA256 != "" {
+		fp, err := NormalizeFingerprint(c.CAFingerprintSHA256)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %s: %w", path, err)
+		}
+		c.CAFingerprintSHA256 = fp
+	}
+	return c, nil
+}
+
+// Marshal renders cfg as the file's bytes (indented JSON, trailing newline).
+// Installers use it to embed the file in packages.
+func Marshal(cfg Config) ([]byte, error) {
+	if cfg.CAFingerprintSHA256 != "" {
+		fp, err := NormalizeFingerprint(cfg.CAFingerprintSHA256)
+		if err != nil {
+			return nil, err
+		}
+		cfg.CAFingerprintSHA256 = fp
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(cfg); err != nil {
+		return nil, fmt.Errorf("config: encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Write writes cfg to path atomically with owner-only permissions (0600;
+// Windows: protected DACL for SYSTEM and Administrators). The parent
+// directory is created if missing.
+func Write(path string, cfg Config) error {
+	b, err := Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := securefs.MkdirAll(dir); err != nil {
+			return err
+		}
+	}
+	return securefs.WriteFile(path, b)
+}
+
+// RemoveSecret deletes enrollment_secret from the file at path unless the
+// file sets keep_secret. It reports whether the file was changed.
+func RemoveSecret(path string) (bool, error) {
+	c, err := Load(path)
+	if err != nil {
+		return false, err
+	}
+	if c.KeepSecret || c.EnrollmentSecret == "" {
+		return false, nil
+	}
+	c.EnrollmentSecret = ""
+	if err := Write(path, c); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// NormalizeFingerprint accepts a SHA-256 fingerprint as hex with optional
+// colons or spaces and an optional "sha256:" prefix and returns 64
+// lower-case hex digits.
+func NormalizeFingerprint(fp string) (string, error) {
+	s := strings.ToLower(strings.TrimSpace(fp))
+	s = strings.TrimPrefix(s, "sha256:")
+	s = strings.NewReplacer(":", "", " ", "", "-", "").Replace(s)
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return "", fmt.Errorf("config: ca_fingerprint_sha256 must be 32 bytes of hex, got %q", fp)
+	}
+	return s, nil
+}
+
+// GRPCTarget returns the host:port of the agent API: GRPCAddress, else the
+// host of ControlPlaneURL with DefaultGRPCPort.
+func (c Config) GRPCTarget() (string, error) {
+	if c.GRPCAddress != "" {
+		if _, _, err := net.SplitHostPort(c.GRPCAddress); err != nil {
+			return "", fmt.Errorf("config: grpc_address %q: %w", c.GRPCAddress, err)
+		}
+		return c.GRPCAddress, nil
+	}
+	if c.ControlPlaneURL == "" {
+		return "", errors.New("config: neither grpc_address nor control_plane_url is set")
+	}
+	u, err := url.Parse(c.ControlPlaneURL)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("config: control_plane_url %q is not an absolute URL", c.ControlPlaneURL)
+	}
+	return net.JoinHostPort(u.Hostname(), DefaultGRPCPort), nil
+}
+
+// ValidateForEnroll checks that the file has what enrolling needs: an
+// endpoint and a secret (and a well-formed fingerprint when one is set).
+func (c Config) ValidateForEnroll() error {
+	if _, err := c.GRPCTarget(); err != nil {
+		return err
+	}
+	if c.EnrollmentSecret == "" {
+		return errors.New("config: enrollment_secret is empty")
+	}
+	if c.ControlPlaneURL != "" {
+		u, err := url.Parse(c.ControlPlaneURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("config: control_plane_url %q must be an http(s) URL", c.ControlPlaneURL)
+		}
+	}
+	if c.CAFingerprintSHA256 != "" {
+		if _, err := NormalizeFingerprint(c.CAFingerprintSHA256); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StateDirectory returns StateDir or DefaultStateDir().
+func (c Config) StateDirectory() string {
+	if c.StateDir != "" {
+		return c.StateDir
+	}
+	return DefaultStateDir()
+}

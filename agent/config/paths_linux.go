@@ -1,0 +1,7 @@
+package config
+
+// DefaultPath is where the agent reads its configuration file.
+func DefaultPath() string { return "/etc/lanyard/agent.json" }
+
+// DefaultStateDir holds the device key, certificate and offline queue.
+func DefaultStateDir() string { return "/var/lib/lanyard" }
