@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+)
+
+// AuditFor builds an audit entry for the actor in ctx; before and after are marshalled
+// to JSON (nil stays empty).
+func AuditFor(ctx context.Context, orgID, action, targetType, targetID string, before, after any) domain.AuditEntry {
+	a := domain.ActorFrom(ctx)
+	return domain.AuditEntry{
+		OrgID: orgID, Actor: a.ID, RequestID: a.RequestID, Action: action,
+		TargetType: targetType, TargetID: targetID, Before: mustJSON(before), After: mustJSON(after),
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	if raw, ok := v.(json.RawMessage); ok {
+		return raw
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage(fmt.Sprintf(`{"marshal_error":%q}`, err.Error()))
+	}
+	return b
+}
+
+func nullJSON(r json.RawMessage) any {
+	if len(r) == 0 {
+		return nil
+	}
+	return string(r)
+}
+
+// WriteAudit appends an audit row through q, normally the caller's transaction, so the
+// record exists exactly when the change does.
+func WriteAudit(ctx context.Context, q Querier, e domain.AuditEntry) error {
+	if e.ID == "" {
+		e.ID = domain.NewID()
+	}
+	if e.At.IsZero() {
+		e.At = domain.Now()
+	}
+	if e.Actor == "" {
+		e.Actor = domain.ActorFrom(ctx).ID
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO audit_log (id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		e.ID, e.OrgID, e.Actor, e.Action, e.TargetType, e.TargetID, nullJSON(e.Before), nullJSON(e.After), e.RequestID, e.At.UTC())
+	if err != nil {
+		return fmt.Errorf("write audit %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// AuditFilter narrows an audit listing.
+type AuditFilter struct {
+	Actor      string
+	TargetType string
+	TargetID   string
+	Action     string
+	Since      time.Time
+	Until      time.Time
+}
+
+// ListAudit returns one page of an org's audit log, oldest first.
+func (db *DB) ListAudit(ctx context.Context, orgID string, f AuditFilter, p Page) ([]domain.AuditEntry, string, error) {
+	w := &where{}
+	w.add("org_id = ?", orgID)
+	if f.Actor != "" {
+		w.add("actor = ?", f.Actor)
+	}
+	if f.TargetType != "" {
+		w.add("target_type = ?", f.TargetType)
+	}
+	if f.TargetID != "" {
+		w.add("target_id = ?", f.TargetID)
+	}
+	if f.Action != "" {
+		w.add("action = ?", f.Action)
+	}
+	if !f.Since.IsZero() {
+		w.add("at >= ?", f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		w.add("at < ?", f.Until.UTC())
+	}
+	tail, err := w.page(p)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := db.SQL.QueryContext(ctx, `SELECT id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at FROM audit_log`+tail, w.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []domain.AuditEntry
+	for rows.Next() {
+		var e domain.AuditEntry
+		var before, after *string
+		if err := rows.Scan(&e.ID, &e.OrgID, &e.Actor, &e.Action, &e.TargetType, &e.TargetID, &before, &after, &e.RequestID, &e.At); err != nil {
+			return nil, "", err
+		}
+		if before != nil {
+			e.Before = json.RawMessage(*before)
+		}
+		if after != nil {
+			e.After = json.RawMessage(*after)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	out, next := trimPage(out, p, func(e domain.AuditEntry) string { return e.ID })
+	return out, next, nil
+}
+
+// WriteEvent appends a domain event to the outbox in the caller's transaction.
+func WriteEvent(ctx context.Context, q Querier, ev domain.Event) error {
+	if ev.ID == "" {
+		ev.ID = domain.NewID()
+	}
+	if ev.At.IsZero() {
+		ev.At = domain.Now()
+	}
+	payload := string(ev.Payload)
+	if payload == "" {
+		payload = "{}"
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO outbox_events (id, org_id, type, subject_type, subject_id, payload, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, ev.ID, ev.OrgID, ev.Type, ev.SubjectType, ev.SubjectID, payload, ev.At.UTC())
+	if err != nil {
+		return fmt.Errorf("write event %s: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// ListEvents returns up to limit outbox events with seq > after, in order. Consumers keep
+// their own position; see lifecycle for how gaps from concurrent writers are handled.
+func (db *DB) ListEvents(ctx context.Context, after int64, limit int) ([]domain.Event, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	rows, err := db.SQL.QueryContext(ctx, `SELECT seq, id, org_id, type, subject_type, subject_id, payload, at
+		FROM outbox_events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []domain.Event
+	for rows.Next() {
+		var e domain.Event
+		var payload string
+		if err := rows.Scan(&e.Seq, &e.ID, &e.OrgID, &e.Type, &e.SubjectType, &e.SubjectID, &payload, &e.At); err != nil {
+			return nil, err
+		}
+		e.Payload = json.RawMessage(payload)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

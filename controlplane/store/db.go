@@ -1,0 +1,151 @@
+// Package store is Lanyard's persistence layer: one SQL implementation over two dialects
+// (embedded SQLite and PostgreSQL), see docs/adr/2026-11-25_one-sql-two-dialects.md.
+// Capabilities declare the interfaces they need; *DB implements them. Open a DB with the
+// sqlite or postgres subpackage.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Sentinel errors; wrap them with context and let the API map them.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Querier is satisfied by *sql.DB and *sql.Tx, so a query helper runs inside or outside a
+// caller's transaction.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// DB is an open database of either dialect.
+type DB struct {
+	SQL     *sql.DB
+	Dialect Dialect
+	// Pool is the pgx pool behind SQL on Postgres (for LISTEN/NOTIFY and bulk COPY); nil on SQLite.
+	Pool *pgxpool.Pool
+	// Schema is the Postgres schema in use ("" means the server default).
+	Schema string
+
+	migrations fs.FS
+	closers    []func()
+}
+
+// New assembles a DB; the dialect packages call it.
+func New(sqlDB *sql.DB, d Dialect, pool *pgxpool.Pool, schema string, migrations fs.FS, closers ...func()) *DB {
+	return &DB{SQL: sqlDB, Dialect: d, Pool: pool, Schema: schema, migrations: migrations, closers: closers}
+}
+
+// Close releases the connections.
+func (db *DB) Close() {
+	_ = db.SQL.Close()
+	for _, c := range db.closers {
+		c()
+	}
+}
+
+func (db *DB) provider() (*goose.Provider, error) {
+	d := goose.DialectSQLite3
+	if db.Dialect == Postgres {
+		d = goose.DialectPostgres
+	}
+	// Out-of-order is allowed because each capability owns a number range and they land
+	// independently (docs/dev/conventions.md).
+	p, err := goose.NewProvider(d, db.SQL, db.migrations, goose.WithAllowOutofOrder(true), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return nil, fmt.Errorf("load %s migrations: %w", db.Dialect, err)
+	}
+	return p, nil
+}
+
+// Migrate applies every pending migration.
+func (db *DB) Migrate(ctx context.Context) error {
+	p, err := db.provider()
+	if err != nil {
+		return err
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", db.Dialect, err)
+	}
+	for _, r := range res {
+		slog.Default().Debug("migration applied", "component", "store", "version", r.Source.Version, "path", r.Source.Path)
+	}
+	return nil
+}
+
+// Ready checks that the database answers and no migration is pending.
+func (db *DB) Ready(ctx context.Context) error {
+	if err := db.SQL.PingContext(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	p, err := db.provider()
+	if err != nil {
+		return err
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("check migrations: %w", err)
+	}
+	if pending {
+		return errors.New("migrations pending: run `lanyard migrate`")
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction, committing when it returns nil. On SQLite the
+// transaction is BEGIN IMMEDIATE (set in the DSN), so writers queue instead of failing
+// with SQLITE_BUSY at upgrade time.
+func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure on either dialect.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// IsUniqueViolation is the method form, for consumers that hold a *DB.
+func (db *DB) IsUniqueViolation(err error) bool { return IsUniqueViolation(err) }

@@ -1,0 +1,207 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+)
+
+const employeeCols = `id, org_id, source, external_id, hr, equipment_type, notes, created_at, updated_at`
+
+func scanEmployee(s interface{ Scan(...any) error }) (domain.Employee, error) {
+	var e domain.Employee
+	var hr string
+	if err := s.Scan(&e.ID, &e.OrgID, &e.Source, &e.ExternalID, &hr, &e.EquipmentType, &e.Notes, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		return e, err
+	}
+	if err := json.Unmarshal([]byte(hr), &e.HR); err != nil {
+		return e, fmt.Errorf("employee %s hr fields: %w", e.ID, err)
+	}
+	if e.HR.Departments == nil {
+		e.HR.Departments = []string{}
+	}
+	return e, nil
+}
+
+// departmentsKey stores departments as "|a|b|" so a filter is one LIKE on both dialects.
+func departmentsKey(ds []string) string {
+	var b strings.Builder
+	b.WriteString("|")
+	for _, d := range ds {
+		b.WriteString(strings.ReplaceAll(strings.ToLower(d), "|", "/"))
+		b.WriteString("|")
+	}
+	return b.String()
+}
+
+func employeeArgs(e *domain.Employee) ([]any, error) {
+	if e.HR.Departments == nil {
+		e.HR.Departments = []string{}
+	}
+	hr, err := json.Marshal(e.HR)
+	if err != nil {
+		return nil, err
+	}
+	var start, term any
+	if e.HR.StartDate != nil {
+		start = e.HR.StartDate.String()
+	}
+	if e.HR.TerminationDate != nil {
+		term = e.HR.TerminationDate.String()
+	}
+	return []any{e.ID, e.OrgID, e.Source, e.ExternalID, string(hr), e.HR.FirstName, e.HR.LastName,
+		strings.ToLower(e.HR.WorkEmail), string(e.HR.Status), string(e.HR.MemberType), departmentsKey(e.HR.Departments),
+		start, term, utcPtr(e.HR.SourceUpdatedAt), e.EquipmentType, e.Notes, e.CreatedAt, e.UpdatedAt}, nil
+}
+
+// InsertEmployee creates an employee row. HR sync and manual creation both use it.
+func InsertEmployee(ctx context.Context, q Querier, e *domain.Employee) error {
+	if e.ID == "" {
+		e.ID = domain.NewID()
+	}
+	now := domain.Now()
+	e.CreatedAt, e.UpdatedAt = now, now
+	args, err := employeeArgs(e)
+	if err != nil {
+		return err
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO employees (id, org_id, source, external_id, hr, first_name, last_name, work_email,
+		status, member_type, departments, start_date, termination_date, source_updated_at, equipment_type, notes, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, args...)
+	if IsUniqueViolation(err) {
+		return fmt.Errorf("employee %s/%s exists: %w", e.Source, e.ExternalID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert employee: %w", err)
+	}
+	return nil
+}
+
+// UpdateEmployee rewrites every column of an existing employee (HR sync writes HR
+// fields through it; the API only changes the Lanyard-owned ones).
+func UpdateEmployee(ctx context.Context, q Querier, e *domain.Employee) error {
+	e.UpdatedAt = domain.Now()
+	args, err := employeeArgs(e)
+	if err != nil {
+		return err
+	}
+	// Drop created_at (index 16): it never changes and Postgres rejects unused parameters.
+	args = append(args[:16], args[17])
+	res, err := q.ExecContext(ctx, `UPDATE employees SET source = $3, external_id = $4, hr = $5, first_name = $6, last_name = $7,
+		work_email = $8, status = $9, member_type = $10, departments = $11, start_date = $12, termination_date = $13,
+		source_updated_at = $14, equipment_type = $15, notes = $16, updated_at = $17
+		WHERE id = $1 AND org_id = $2`, args...)
+	if err != nil {
+		return fmt.Errorf("update employee %s: %w", e.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("employee %s: %w", e.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// GetEmployee reads one employee of an org.
+func GetEmployee(ctx context.Context, q Querier, orgID, id string) (domain.Employee, error) {
+	e, err := scanEmployee(q.QueryRowContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND id = $2`, orgID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("employee %s: %w", id, ErrNotFound)
+	}
+	return e, err
+}
+
+// GetEmployee is the DB method form.
+func (db *DB) GetEmployee(ctx context.Context, orgID, id string) (domain.Employee, error) {
+	return GetEmployee(ctx, db.SQL, orgID, id)
+}
+
+// GetEmployeeByExternalID finds an employee by HR identity key.
+func GetEmployeeByExternalID(ctx context.Context, q Querier, orgID, source, externalID string) (domain.Employee, error) {
+	e, err := scanEmployee(q.QueryRowContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND source = $2 AND external_id = $3`,
+		orgID, source, externalID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("employee %s/%s: %w", source, externalID, ErrNotFound)
+	}
+	return e, err
+}
+
+// EmployeeFilter narrows an employee listing.
+type EmployeeFilter struct {
+	Status     domain.EmploymentStatus
+	Department string
+	MemberType domain.MemberType
+	Email      string
+}
+
+// ListEmployees returns one page of an org's employees.
+func (db *DB) ListEmployees(ctx context.Context, orgID string, f EmployeeFilter, p Page) ([]domain.Employee, string, error) {
+	w := &where{}
+	w.add("org_id = ?", orgID)
+	if f.Status != "" {
+		w.add("status = ?", string(f.Status))
+	}
+	if f.MemberType != "" {
+		w.add("member_type = ?", string(f.MemberType))
+	}
+	if f.Department != "" {
+		w.add("departments LIKE ?", "%"+departmentsKey([]string{f.Department})+"%")
+	}
+	if f.Email != "" {
+		w.add("work_email = ?", strings.ToLower(f.Email))
+	}
+	tail, err := w.page(p)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := db.SQL.QueryContext(ctx, `SELECT `+employeeCols+` FROM employees`+tail, w.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list employees: %w", err)
+	}
+	defer rows.Close()
+	var out []domain.Employee
+	for rows.Next() {
+		e, err := scanEmployee(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	out, next := trimPage(out, p, func(e domain.Employee) string { return e.ID })
+	return out, next, nil
+}
+
+// EmployeeLocalPatch holds the Lanyard-owned fields an admin may edit.
+type EmployeeLocalPatch struct {
+	EquipmentType *string
+	Notes         *string
+}
+
+// PatchEmployeeLocal edits Lanyard-owned fields, auditing before and after.
+func (db *DB) PatchEmployeeLocal(ctx context.Context, orgID, id string, p EmployeeLocalPatch) (domain.Employee, error) {
+	var out domain.Employee
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		before, err := GetEmployee(ctx, tx, orgID, id)
+		if err != nil {
+			return err
+		}
+		out = before
+		if p.EquipmentType != nil {
+			out.EquipmentType = *p.EquipmentType
+		}
+		if p.Notes != nil {
+			out.Notes = *p.Notes
+		}
+		if err := UpdateEmployee(ctx, tx, &out); err != nil {
+			return err
+		}
+		return WriteAudit(ctx, tx, AuditFor(ctx, orgID, "employee.local_updated", "employee", id, before, out))
+	})
+	return out, err
+}
