@@ -1,0 +1,330 @@
+// Package api is Lanyard's REST admin API: the route framework (auth, roles, plan gates,
+// problem+json, OpenAPI generated from the route table) and the core routes. It depends on
+// the Store interface below, never on the server type; capabilities contribute their own
+// routes as []Route.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+// HandlerFunc handles a request; a returned error becomes problem+json.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Param documents a query parameter.
+type Param struct {
+	Name        string
+	Description string
+}
+
+// Route is one endpoint. The route table is the single source for the mux, the OpenAPI
+// document, and the generated tenant-isolation and role tests.
+type Route struct {
+	Method  string
+	Path    string // Go mux pattern, e.g. /api/v1/devices/{id}
+	Summary string
+	Tag     string
+	// Role is the minimum role; ignored for Public routes.
+	Role    domain.Role
+	Feature domain.Feature
+	// Public routes skip token auth (webhooks, enrollment); they authenticate themselves.
+	Public bool
+	// Resource names what the path's {id} refers to (for the isolation test and docs).
+	Resource string
+	Query    []Param
+	Request  any // zero value of the JSON body type, or nil
+	Response any // zero value of the success body type, or nil for no body
+	Status   int // success status; 200 when zero
+	Handler  HandlerFunc
+}
+
+// Principal is the authenticated caller.
+type Principal struct {
+	OrgID   string
+	Org     domain.Org
+	TokenID string
+	Role    domain.Role
+}
+
+// Actor is the audit name of the caller.
+func (p Principal) Actor() string { return "token:" + p.TokenID }
+
+type principalKey struct{}
+type requestIDKey struct{}
+
+// PrincipalFrom returns the caller of an authenticated route.
+func PrincipalFrom(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p
+}
+
+// WithPrincipal is for tests of handlers outside this package.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// RequestID returns the request's id (echoed in X-Request-Id and in problems).
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey{}).(string)
+	return s
+}
+
+// Store is what the core routes need from persistence; *store.DB implements it.
+type Store interface {
+	AuthenticateToken(ctx context.Context, secret string) (store.Token, error)
+	GetOrg(ctx context.Context, id string) (domain.Org, error)
+	UpdateOrg(ctx context.Context, o domain.Org) (domain.Org, error)
+	CreateToken(ctx context.Context, orgID, name string, role domain.Role, expiresAt *time.Time) (store.Token, string, error)
+	ListTokens(ctx context.Context, orgID string, p store.Page) ([]store.Token, string, error)
+	RevokeToken(ctx context.Context, orgID, id string) (store.Token, error)
+	GetEmployee(ctx context.Context, orgID, id string) (domain.Employee, error)
+	ListEmployees(ctx context.Context, orgID string, f store.EmployeeFilter, p store.Page) ([]domain.Employee, string, error)
+	PatchEmployeeLocal(ctx context.Context, orgID, id string, p store.EmployeeLocalPatch) (domain.Employee, error)
+	CreateDevice(ctx context.Context, d *domain.Device) error
+	GetDevice(ctx context.Context, orgID, id string) (domain.Device, error)
+	ListDevices(ctx context.Context, orgID string, f store.DeviceFilter, p store.Page) ([]domain.Device, string, error)
+	PatchDevice(ctx context.Context, orgID, id string, p store.DevicePatch) (domain.Device, error)
+	AssignDevice(ctx context.Context, orgID, deviceID, employeeID string) (domain.Device, error)
+	UnassignDevice(ctx context.Context, orgID, deviceID string) (domain.Device, error)
+	TransitionDevice(ctx context.Context, orgID, deviceID string, to domain.DeviceState) (domain.Device, error)
+	ListAssignments(ctx context.Context, orgID, deviceID, employeeID string, p store.Page) ([]domain.Assignment, string, error)
+	ListAudit(ctx context.Context, orgID string, f store.AuditFilter, p store.Page) ([]domain.AuditEntry, string, error)
+}
+
+// ReadyCheck reports whether a dependency is ready; a non-nil error fails /readyz.
+// Warnings (e.g. an APNs certificate near expiry) are returned by WarningCheck.
+type ReadyCheck func(ctx context.Context) error
+
+// WarningCheck returns human-readable warnings shown on /readyz without failing it.
+type WarningCheck func(ctx context.Context) []string
+
+// Options configure a Server.
+type Options struct {
+	Store    Store
+	Ready    []ReadyCheck
+	Warnings []WarningCheck
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	Version  string
+	// Detailers add capability views (tracking, MDM) to GET /devices/{id}.
+	Detailers []DeviceDetailer
+}
+
+// Server is the admin HTTP API.
+type Server struct {
+	opts    Options
+	mux     *http.ServeMux
+	routes  []Route
+	ready   atomic.Bool
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// New builds the API from the core routes plus every capability's routes.
+func New(opts Options, extra ...[]Route) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s.ready.Store(true)
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lanyard_http_requests_total", Help: "Admin API requests."},
+		[]string{"route", "status"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lanyard_http_request_seconds", Help: "Admin API latency.",
+		Buckets: prometheus.DefBuckets}, []string{"route"})
+	opts.Registry.MustRegister(s.reqs, s.latency)
+
+	s.routes = append(s.routes, coreRoutes(opts.Store, opts.Detailers...)...)
+	for _, rs := range extra {
+		s.routes = append(s.routes, rs...)
+	}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+	}
+	s.mux.HandleFunc("GET /api/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		_ = JSON(w, http.StatusOK, s.OpenAPI())
+	})
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_ = JSON(w, http.StatusOK, map[string]string{"status": "ok", "version": opts.Version})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, withRequestID(r), NotFound("no route "+r.Method+" "+r.URL.Path))
+	})
+	return s
+}
+
+// Routes returns the route table (for the OpenAPI document and generated tests).
+func (s *Server) Routes() []Route { return s.routes }
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// WatchReadiness re-runs the ready checks every interval until ctx ends, so requests get a
+// fast 503 while the database is down and recover on their own when it returns.
+func (s *Server) WatchReadiness(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		err := s.checkReady(ctx)
+		was := s.ready.Swap(err == nil)
+		if was && err != nil {
+			s.opts.Logger.Warn("not ready; admin API answers 503 until it recovers", "component", "api", "err", err)
+		} else if !was && err == nil {
+			s.opts.Logger.Info("ready again", "component", "api")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) checkReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for _, c := range s.opts.Ready {
+		if err := c(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	var warnings []string
+	for _, wc := range s.opts.Warnings {
+		warnings = append(warnings, wc(r.Context())...)
+	}
+	if warnings == nil {
+		warnings = []string{}
+	}
+	if err := s.checkReady(r.Context()); err != nil {
+		_ = JSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error(), "warnings": warnings})
+		return
+	}
+	_ = JSON(w, http.StatusOK, map[string]any{"status": "ready", "warnings": warnings})
+}
+
+func withRequestID(r *http.Request) *http.Request {
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 64 || strings.ContainsFunc(rid, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		rid = hex.EncodeToString(b)
+	}
+	return r.WithContext(context.WithValue(r.Context(), requestIDKey{}, rid))
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (streaming).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) wrap(rt Route) http.Handler {
+	name := rt.Method + " " + rt.Path
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		r = withRequestID(r)
+		w.Header().Set("X-Request-Id", RequestID(r.Context()))
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				s.opts.Logger.Error("panic in handler", "component", "api", "route", name, "panic", v, "request_id", RequestID(r.Context()))
+				if sw.status == 0 {
+					WriteProblem(sw, r, errors.New("panic"))
+				}
+			}
+			s.reqs.WithLabelValues(name, strconv.Itoa(sw.status)).Inc()
+			s.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
+		}()
+		if err := s.authorize(rt, &r); err != nil {
+			WriteProblem(sw, r, err)
+			return
+		}
+		if !s.ready.Load() {
+			WriteProblem(sw, r, Unavailable("the database is unavailable; retry shortly"))
+			return
+		}
+		if err := rt.Handler(sw, r); err != nil {
+			if sw.status != 0 {
+				s.opts.Logger.Error("handler failed after writing", "component", "api", "route", name, "err", err)
+				return
+			}
+			WriteProblem(sw, r, err)
+		}
+	})
+}
+
+// authorize authenticates the bearer token, loads its org, and applies the role and plan
+// checks, in that order, before any body is read.
+func (s *Server) authorize(rt Route, rp **http.Request) error {
+	r := *rp
+	if rt.Public {
+		*rp = r.WithContext(domain.WithActor(r.Context(), domain.Actor{ID: "public:" + rt.Path, RequestID: RequestID(r.Context())}))
+		return nil
+	}
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || secret == "" {
+		return Unauthorized("send an API token as `Authorization: Bearer <token>`")
+	}
+	tok, err := s.opts.Store.AuthenticateToken(r.Context(), strings.TrimSpace(secret))
+	if errors.Is(err, store.ErrTokenInvalid) {
+		return Unauthorized("the token is unknown, expired or revoked")
+	}
+	if err != nil {
+		return err
+	}
+	org, err := s.opts.Store.GetOrg(r.Context(), tok.OrgID)
+	if err != nil {
+		return err
+	}
+	p := Principal{OrgID: tok.OrgID, Org: org, TokenID: tok.ID, Role: tok.Role}
+	if !tok.Role.AtLeast(rt.Role) {
+		return Forbidden("this action needs the "+string(rt.Role)+" role; the token has "+string(tok.Role)).
+			With("required_role", rt.Role)
+	}
+	if !org.Plan.Allows(rt.Feature) {
+		return PlanRequired(rt.Feature, org.Plan)
+	}
+	ctx := context.WithValue(r.Context(), principalKey{}, p)
+	ctx = domain.WithActor(ctx, domain.Actor{ID: p.Actor(), RequestID: RequestID(r.Context())})
+	*rp = r.WithContext(ctx)
+	return nil
+}
