@@ -1,0 +1,239 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanyardhq/lanyard/agent/internal/accounts"
+	"github.com/lanyardhq/lanyard/agent/posture"
+)
+
+type fixedPlanner struct {
+	steps []Step
+	err   error
+	calls int
+}
+
+func (p *fixedPlanner) Plan(context.Context, Command) ([]Step, error) {
+	p.calls++
+	return p.steps, p.err
+}
+
+// scriptedRunner fails the steps named in fail.
+type scriptedRunner struct {
+	fail map[string]bool
+	ran  []string
+}
+
+func (r *scriptedRunner) Run(_ context.Context, s Step) (string, error) {
+	r.ran = append(r.ran, s.Name)
+	if r.fail[s.Name] {
+		return "boom output", errors.New("exit status 1")
+	}
+	return "ok", nil
+}
+
+func TestExecutorRefusals(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	destructive := []Step{{Name: "erase", Argv: []string{"/usr/sbin/cryptsetup"}, Destructive: true}}
+	cases := []struct {
+		name      string
+		serial    string
+		cmd       Command
+		planner   *fixedPlanner
+		wantErr   error
+		wantPlans int
+	}{
+		{"other device", "ABC123", Command{ID: "c1", Kind: Lock, TargetSerial: "XYZ999"}, &fixedPlanner{}, ErrSerialMismatch, 0},
+		{"empty target", "ABC123", Command{ID: "c1", Kind: Lock}, &fixedPlanner{}, ErrSerialMismatch, 0},
+		{"device without serial", "", Command{ID: "c1", Kind: Lock, TargetSerial: ""}, &fixedPlanner{}, ErrSerialMismatch, 0},
+		{"expired", "ABC123", Command{ID: "c1", Kind: Lock, TargetSerial: "abc123", ExpiresAt: now.Add(-time.Second)}, &fixedPlanner{}, ErrExpired, 0},
+		{"unconfirmed wipe", "ABC123", Command{ID: "c1", Kind: Wipe, TargetSerial: "ABC123"}, &fixedPlanner{steps: destructive}, ErrNotConfirmed, 1},
+		{"mdm platform", "ABC123", Command{ID: "c1", Kind: Wipe, TargetSerial: "ABC123", Confirmed: true}, &fixedPlanner{err: ErrDeferredToMDM}, ErrDeferredToMDM, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dry := &DryRunner{}
+			e := &Executor{Serial: tc.serial, Planner: tc.planner, Runner: dry, Now: func() time.Time { return now }}
+			res := e.Execute(context.Background(), tc.cmd)
+			if res.State != Failed || res.CommandID != "c1" {
+				t.Fatalf("state %q id %q, want failed c1", res.State, res.CommandID)
+			}
+			if !strings.Contains(res.Error, tc.wantErr.Error()) {
+				t.Fatalf("error %q, want %q", res.Error, tc.wantErr)
+			}
+			if res.Message == "" {
+				t.Fatal("no message for the admin")
+			}
+			if len(dry.Steps()) != 0 || len(res.Steps) != 0 {
+				t.Fatalf("steps ran: %v", dry.Steps())
+			}
+			if tc.planner.calls != tc.wantPlans {
+				t.Fatalf("planner called %d times, want %d", tc.planner.calls, tc.wantPlans)
+			}
+		})
+	}
+}
+
+func TestExecutorRunsStepsAndStopsOnFailure(t *testing.T) {
+	steps := []Step{
+		{Name: "a", Argv: []string{"/x"}},
+		{Name: "b", Argv: []string{"/x"}, ContinueOnError: true},
+		{Name: "c", Argv: []string{"/x"}},
+		{Name: "d", Argv: []string{"/x"}},
+	}
+	r := &scriptedRunner{fail: map[string]bool{"b": true, "c": true}}
+	e := &Executor{Serial: "S1", Planner: &fixedPlanner{steps: steps}, Runner: r}
+	res := e.Execute(context.Background(), Command{ID: "c", Kind: Lock, TargetSerial: " s1 "})
+	if res.State != Failed || !strings.Contains(res.Error, "step c") {
+		t.Fatalf("result %+v", res)
+	}
+	if !slices.Equal(r.ran, []string{"a", "b", "c"}) {
+		t.Fatalf("ran %v", r.ran)
+	}
+	var got []StepStatus
+	for _, s := range res.Steps {
+		got = append(got, s.Status)
+	}
+	if !slices.Equal(got, []StepStatus{StepOK, StepFailed, StepFailed, StepSkipped}) {
+		t.Fatalf("statuses %v", got)
+	}
+
+	r = &scriptedRunner{}
+	res = (&Executor{Serial: "S1", Planner: &fixedPlanner{steps: steps}, Runner: r}).Execute(context.Background(),
+		Command{ID: "c", Kind: Lock, TargetSerial: "S1"})
+	if res.State != Done || len(res.Steps) != 4 || res.Finished.IsZero() {
+		t.Fatalf("happy path %+v", res)
+	}
+}
+
+func linuxFacts(root string) LinuxFacts {
+	return LinuxFacts{
+		Root: root, Systemd: true,
+		Humans: []accounts.Account{
+			{Name: "alice", UID: 1000, Home: "/home/alice", Shell: "/bin/bash"},
+			{Name: "bob", UID: 1001, Home: "/home/bob", Shell: "/bin/zsh"},
+		},
+		Usermod: "/usr/sbin/usermod", Loginctl: "/usr/bin/loginctl", Pkill: "/usr/bin/pkill",
+		Cryptsetup: "/usr/sbin/cryptsetup", Systemctl: "/usr/bin/systemctl", Rm: "/usr/bin/rm", Wall: "/usr/bin/wall",
+	}
+}
+
+func names(steps []Step) []string {
+	var out []string
+	for _, s := range steps {
+		out = append(out, s.String())
+	}
+	return out
+}
+
+func TestLinuxLockPlanExactSteps(t *testing.T) {
+	dry := &DryRunner{}
+	e := &Executor{Serial: "S1", Runner: dry, Planner: planFunc(func(c Command) []Step { return LinuxLockPlan(linuxFacts("/"), c.Message) })}
+	res := e.Execute(context.Background(), Command{ID: "l1", Kind: Lock, TargetSerial: "S1", Message: "Locked.\n"})
+	if res.State != Done || !strings.Contains(res.Message, "dry run") {
+		t.Fatalf("%+v", res)
+	}
+	want := []string{
+		"block-logins:/etc/nologin: write /etc/nologin",
+		"block-logins:/run/nologin: write /run/nologin",
+		"lock-account:alice: /usr/sbin/usermod --lock --expiredate 1 alice",
+		"lock-account:bob: /usr/sbin/usermod --lock --expiredate 1 bob",
+		"end-sessions:alice: /usr/bin/loginctl terminate-user alice",
+		"end-sessions:bob: /usr/bin/loginctl terminate-user bob",
+	}
+	if got := names(dry.Steps()); !slices.Equal(got, want) {
+		t.Fatalf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, s := range res.Steps {
+		if s.Status != StepDryRun {
+			t.Fatalf("step %s status %s", s.Step.Name, s.Status)
+		}
+	}
+	if dry.Steps()[0].Write.Content != "Locked.\n" {
+		t.Fatal("lock message not written to nologin")
+	}
+	// Without systemd, sessions end with pkill.
+	f := linuxFacts("/")
+	f.Systemd = false
+	last := LinuxLockPlan(f, "")
+	if got := last[len(last)-1].Argv; !slices.Equal(got, []string{"/usr/bin/pkill", "-KILL", "-u", "bob"}) {
+		t.Fatalf("no-systemd session step %v", got)
+	}
+}
+
+type planFunc func(Command) []Step
+
+func (p planFunc) Plan(_ context.Context, c Command) ([]Step, error) { return p(c), nil }
+
+func TestLinuxWipePlans(t *testing.T) {
+	f := linuxFacts("/")
+	f.LUKS = posture.LUKSInfo{Encrypted: true, CryptName: "dm-0", Backing: "nvme0n1p3"}
+	luks := LinuxWipePlan(f)
+	tail := names(luks[len(luks)-2:])
+	if !slices.Equal(tail, []string{
+		"crypto-erase:/dev/nvme0n1p3: /usr/sbin/cryptsetup luksErase --batch-mode /dev/nvme0n1p3",
+		"power-off: /usr/bin/systemctl poweroff --force --force",
+	}) {
+		t.Fatalf("luks wipe tail %v", tail)
+	}
+	if luks[0].Name != "block-logins:/etc/nologin" || !luks[len(luks)-1].Destructive {
+		t.Fatal("wipe must start by blocking logins and end destructively")
+	}
+
+	f.LUKS = posture.LUKSInfo{}
+	plain := names(LinuxWipePlan(f))
+	for _, w := range []string{
+		"remove-user-data:/root: /usr/bin/rm -rf --one-file-system --preserve-root -- /root",
+		"remove-user-data:/home/alice: /usr/bin/rm -rf --one-file-system --preserve-root -- /home/alice",
+		"power-off: /usr/bin/systemctl poweroff --force --force",
+	} {
+		if !slices.Contains(plain, w) {
+			t.Fatalf("plain wipe lacks %q:\n%s", w, strings.Join(plain, "\n"))
+		}
+	}
+	// The wipe is refused without confirmation, and runs (dry) with it.
+	dry := &DryRunner{}
+	e := &Executor{Serial: "S1", Runner: dry, Planner: planFunc(func(Command) []Step { return LinuxWipePlan(f) })}
+	if res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1"}); res.State != Failed {
+		t.Fatalf("unconfirmed wipe: %+v", res)
+	}
+	if res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1", Confirmed: true}); res.State != Done {
+		t.Fatalf("confirmed wipe: %+v", res)
+	}
+	if len(dry.Steps()) != len(plain) {
+		t.Fatalf("recorded %d steps, want %d", len(dry.Steps()), len(plain))
+	}
+}
+
+func TestWindowsPlans(t *testing.T) {
+	lock := names(WindowsLockPlan(WindowsFacts{Users: []string{"alice"}, Sessions: []uint32{2}}, "Locked"))
+	want := []string{
+		`disable-account:alice: C:\Windows\System32\net.exe user alice /active:no`,
+		`log-off-session:2: C:\Windows\System32\logoff.exe 2`,
+		`shut-down: C:\Windows\System32\shutdown.exe /s /f /t 15 /c Locked`,
+	}
+	if !slices.Equal(lock, want) {
+		t.Fatalf("windows lock:\n%s", strings.Join(lock, "\n"))
+	}
+	wipe := WindowsWipePlan()
+	if len(wipe) != 1 || !wipe[0].Destructive || !strings.Contains(wipe[0].Argv[len(wipe[0].Argv)-1], "doWipeProtectedMethod") ||
+		!strings.Contains(wipe[0].Argv[len(wipe[0].Argv)-1], "MDM_RemoteWipe") {
+		t.Fatalf("windows wipe %v", wipe)
+	}
+}
+
+func TestSameSerial(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{{"C02X", "c02x", true}, {" C02X", "C02X ", true}, {"", "", false}, {"A", "B", false}} {
+		if got := SameSerial(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameSerial(%q,%q) = %v", tc.a, tc.b, got)
+		}
+	}
+}
