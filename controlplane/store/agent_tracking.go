@@ -1,0 +1,460 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+)
+
+// InventoryReport is an agent's inventory report in store terms: each section is the JSON
+// of one part of the inventory (protojson of the proto message), keyed by section name.
+type InventoryReport struct {
+	Full     bool
+	Sections map[string]json.RawMessage
+	Hash     string
+	// Identity fields pulled from the sections by the caller.
+	Serial       string
+	Vendor       string
+	Model        string
+	HardwareUUID string
+	Hostname     string
+	Platform     domain.Platform
+	OSName       string
+	OSVersion    string
+	OSBuild      string
+	At           time.Time
+}
+
+// InventoryOutcome is what tracking concluded from a report.
+type InventoryOutcome struct {
+	DeviceID       string
+	Created        bool
+	Linked         bool
+	NeedsReview    bool
+	SerialConflict bool
+	NeedFull       bool
+	Changed        []string
+}
+
+// DeviceTracking is what the agent channel knows about a device; the API shows it beside
+// the device record.
+type DeviceTracking struct {
+	DeviceID           string          `json:"device_id"`
+	AgentID            string          `json:"agent_id,omitempty"`
+	LastSeenAt         *time.Time      `json:"last_seen_at,omitempty"`
+	Online             bool            `json:"online"`
+	NeedsReview        bool            `json:"needs_review"`
+	ReviewReason       string          `json:"review_reason,omitempty"`
+	SerialConflict     bool            `json:"serial_conflict"`
+	ConflictAgentIDs   []string        `json:"conflict_agent_ids,omitempty"`
+	Hostname           string          `json:"hostname,omitempty"`
+	OSName             string          `json:"os_name,omitempty"`
+	OSVersion          string          `json:"os_version,omitempty"`
+	OSBuild            string          `json:"os_build,omitempty"`
+	Posture            json.RawMessage `json:"posture,omitempty"`
+	Inventory          json.RawMessage `json:"inventory,omitempty"`
+	InventoryHash      string          `json:"inventory_hash,omitempty"`
+	InventoryUpdatedAt *time.Time      `json:"inventory_updated_at,omitempty"`
+}
+
+// InventoryChange is one entry of a device's inventory history.
+type InventoryChange struct {
+	ID       string                   `json:"id"`
+	DeviceID string                   `json:"device_id"`
+	AgentID  string                   `json:"agent_id,omitempty"`
+	At       time.Time                `json:"at"`
+	Changes  map[string]SectionChange `json:"changes"`
+}
+
+// SectionChange is the before and after of one inventory section.
+type SectionChange struct {
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+}
+
+// OnlineWindow is how recent last_seen must be for a device to count as online.
+const OnlineWindow = 3 * time.Minute
+
+type trackingRow struct {
+	exists    bool
+	agentID   string
+	inventory map[string]json.RawMessage
+	hash      string
+	conflicts []string
+}
+
+func loadTracking(ctx context.Context, q Querier, orgID, deviceID string) (trackingRow, error) {
+	var r trackingRow
+	var inv, conflicts string
+	err := q.QueryRowContext(ctx, `SELECT agent_id, inventory, inventory_hash, conflict_agent_ids FROM device_tracking WHERE org_id = $1 AND device_id = $2`,
+		orgID, deviceID).Scan(&r.agentID, &inv, &r.hash, &conflicts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, nil
+	}
+	if err != nil {
+		return r, fmt.Errorf("load tracking of %s: %w", deviceID, err)
+	}
+	r.exists = true
+	if inv != "" {
+		if err := json.Unmarshal([]byte(inv), &r.inventory); err != nil {
+			return r, fmt.Errorf("decode inventory of %s: %w", deviceID, err)
+		}
+	}
+	if conflicts != "" {
+		r.conflicts = strings.Split(conflicts, ",")
+	}
+	return r, nil
+}
+
+func ensureTracking(ctx context.Context, q Querier, orgID, deviceID string, now time.Time) error {
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM device_tracking WHERE device_id = $1`, deviceID).Scan(&n); err != nil {
+		return fmt.Errorf("check tracking of %s: %w", deviceID, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO device_tracking (device_id, org_id, updated_at) VALUES ($1, $2, $3)`, deviceID, orgID, now)
+	if err != nil && !IsUniqueViolation(err) {
+		return fmt.Errorf("create tracking of %s: %w", deviceID, err)
+	}
+	return nil
+}
+
+// ApplyInventory records an agent's report: it links the agent to the device with the
+// reported serial (creating an unassigned device flagged for review when none exists),
+// flags a serial reported by two different machines as a conflict instead of taking the
+// device over, moves an assigned device to in_use, and keeps the inventory and its history.
+func (db *DB) ApplyInventory(ctx context.Context, orgID, agentID string, r InventoryReport) (InventoryOutcome, error) {
+	var out InventoryOutcome
+	if r.At.IsZero() {
+		r.At = domain.Now()
+	}
+	ctx = domain.WithActor(ctx, domain.Actor{ID: "agent:" + agentID})
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		out = InventoryOutcome{}
+		ag, err := GetAgent(ctx, tx, orgID, agentID)
+		if err != nil {
+			return err
+		}
+		if ag.RevokedAt != nil {
+			return fmt.Errorf("agent %s is revoked: %w", agentID, ErrConflict)
+		}
+		serial := ""
+		if r.Serial != "" {
+			if s, err := domain.NormalizeSerial(r.Serial); err == nil {
+				serial = s
+			}
+		}
+		deviceID := ""
+		if serial == "" {
+			// Without a serial nothing can be linked; the agent record still tracks it.
+			_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = $2, inventory_hash = $3, updated_at = $1 WHERE id = $4`,
+				r.At, r.Hostname, r.Hash, agentID)
+			if err != nil {
+				return fmt.Errorf("update agent %s: %w", agentID, err)
+			}
+			out.NeedsReview = true
+			return nil
+		}
+		if ag.DeviceID != "" {
+			d, err := GetDevice(ctx, tx, orgID, ag.DeviceID)
+			if err == nil && d.SerialNumber == serial {
+				deviceID = d.ID
+			}
+		}
+		if deviceID == "" {
+			deviceID, err = db.linkBySerial(ctx, tx, orgID, ag, serial, r, &out)
+			if err != nil {
+				return err
+			}
+			if deviceID == "" { // conflict: not linked
+				_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, serial_number = $2, serial_conflict = $3, updated_at = $1 WHERE id = $4`,
+					r.At, serial, true, agentID)
+				if err != nil {
+					return fmt.Errorf("update agent %s: %w", agentID, err)
+				}
+				return nil
+			}
+		}
+		out.DeviceID = deviceID
+		if err := db.promoteToInUse(ctx, tx, orgID, deviceID); err != nil {
+			return err
+		}
+		return applyInventorySections(ctx, tx, orgID, deviceID, agentID, serial, r, &out)
+	})
+	return out, err
+}
+
+// linkBySerial finds or creates the device for serial and links the agent to it; it
+// returns "" when the serial is held by another live machine (a conflict).
+func (db *DB) linkBySerial(ctx context.Context, tx *sql.Tx, orgID string, ag Agent, serial string, r InventoryReport, out *InventoryOutcome) (string, error) {
+	now := r.At
+	devs, err := FindDevicesBySerial(ctx, tx, orgID, serial)
+	if err != nil {
+		return "", err
+	}
+	var d domain.Device
+	if len(devs) == 0 {
+		vendor := domain.NormalizeVendor(r.Vendor)
+		if vendor == "" {
+			vendor = "unknown"
+		}
+		d = domain.Device{OrgID: orgID, SerialNumber: serial, Vendor: vendor, Model: r.Model, Platform: r.Platform, EquipmentType: "laptop",
+			Notes: "created from an agent report; needs review"}
+		if err := CreateDevice(ctx, tx, &d); err != nil {
+			return "", err
+		}
+		if err := ensureTracking(ctx, tx, orgID, d.ID, now); err != nil {
+			return "", err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET needs_review = $1, review_reason = $2 WHERE device_id = $3`,
+			true, "unknown serial reported by agent "+ag.ID, d.ID); err != nil {
+			return "", fmt.Errorf("flag device %s: %w", d.ID, err)
+		}
+		out.Created, out.NeedsReview = true, true
+	} else {
+		d = devs[0]
+		if err := ensureTracking(ctx, tx, orgID, d.ID, now); err != nil {
+			return "", err
+		}
+		tr, err := loadTracking(ctx, tx, orgID, d.ID)
+		if err != nil {
+			return "", err
+		}
+		if tr.agentID != "" && tr.agentID != ag.ID {
+			holder, err := GetAgent(ctx, tx, orgID, tr.agentID)
+			sameMachine := err == nil && holder.HardwareUUID != "" && holder.HardwareUUID == ag.HardwareUUID
+			if err == nil && holder.RevokedAt == nil && !sameMachine {
+				conflicts := tr.conflicts
+				if !slices.Contains(conflicts, ag.ID) {
+					conflicts = append(conflicts, ag.ID)
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET serial_conflict = $1, needs_review = $1, review_reason = $2, conflict_agent_ids = $3, updated_at = $4 WHERE device_id = $5`,
+					true, "serial "+serial+" reported by two agents", strings.Join(conflicts, ","), now, d.ID); err != nil {
+					return "", fmt.Errorf("flag conflict on %s: %w", d.ID, err)
+				}
+				if !slices.Contains(tr.conflicts, ag.ID) {
+					if err := WriteAudit(ctx, tx, AuditFor(ctx, orgID, "device.serial_conflict", "device", d.ID, nil,
+						map[string]string{"serial_number": serial, "holder_agent_id": tr.agentID, "agent_id": ag.ID})); err != nil {
+						return "", err
+					}
+				}
+				out.SerialConflict, out.NeedsReview = true, true
+				return "", nil
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE agents SET device_id = $1, serial_number = $2, serial_conflict = $3, updated_at = $4 WHERE id = $5`,
+		d.ID, serial, false, now, ag.ID); err != nil {
+		return "", fmt.Errorf("link agent %s: %w", ag.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET agent_id = $1, updated_at = $2 WHERE device_id = $3`, ag.ID, now, d.ID); err != nil {
+		return "", fmt.Errorf("link device %s: %w", d.ID, err)
+	}
+	out.Linked = true
+	if err := WriteAudit(ctx, tx, AuditFor(ctx, orgID, "device.agent_linked", "device", d.ID, nil,
+		map[string]string{"agent_id": ag.ID, "serial_number": serial})); err != nil {
+		return "", err
+	}
+	return d.ID, nil
+}
+
+// promoteToInUse moves an assigned device to in_use when its agent reports: the employee
+// has the laptop in hand.
+func (db *DB) promoteToInUse(ctx context.Context, tx *sql.Tx, orgID, deviceID string) error {
+	d, err := GetDevice(ctx, tx, orgID, deviceID)
+	if err != nil {
+		return err
+	}
+	if d.State != domain.StateAssigned || d.AssignedEmployeeID == "" {
+		return nil
+	}
+	_, err = TransitionDevice(ctx, tx, orgID, deviceID, domain.StateInUse)
+	return err
+}
+
+func applyInventorySections(ctx context.Context, tx *sql.Tx, orgID, deviceID, agentID, serial string, r InventoryReport, out *InventoryOutcome) error {
+	tr, err := loadTracking(ctx, tx, orgID, deviceID)
+	if err != nil {
+		return err
+	}
+	if !r.Full && len(tr.inventory) == 0 {
+		out.NeedFull = true
+	}
+	merged := map[string]json.RawMessage{}
+	if !r.Full {
+		for k, v := range tr.inventory {
+			merged[k] = v
+		}
+	}
+	for k, v := range r.Sections {
+		merged[k] = v
+	}
+	changes := map[string]SectionChange{}
+	keys := map[string]bool{}
+	for k := range merged {
+		keys[k] = true
+	}
+	for k := range tr.inventory {
+		keys[k] = true
+	}
+	for k := range keys {
+		before, after := tr.inventory[k], merged[k]
+		if !bytes.Equal(compactJSON(before), compactJSON(after)) {
+			changes[k] = SectionChange{Before: before, After: after}
+		}
+	}
+	for k := range changes {
+		out.Changed = append(out.Changed, k)
+	}
+	sort.Strings(out.Changed)
+	inv, err := json.Marshal(merged)
+	if err != nil {
+		return fmt.Errorf("encode inventory: %w", err)
+	}
+	posture := string(merged["posture"])
+	if posture == "" {
+		posture = "{}"
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET agent_id = $1, last_seen_at = $2, hostname = $3, os_name = $4, os_version = $5, os_build = $6,
+		posture = $7, inventory = $8, inventory_hash = $9, inventory_updated_at = $2, updated_at = $2 WHERE device_id = $10`,
+		agentID, r.At, r.Hostname, r.OSName, r.OSVersion, r.OSBuild, posture, string(inv), r.Hash, deviceID); err != nil {
+		return fmt.Errorf("update tracking of %s: %w", deviceID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = $2, serial_number = $3, inventory_hash = $4, updated_at = $1 WHERE id = $5`,
+		r.At, r.Hostname, serial, r.Hash, agentID); err != nil {
+		return fmt.Errorf("update agent %s: %w", agentID, err)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(changes)
+	if err != nil {
+		return fmt.Errorf("encode changes: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO device_inventory_history (id, org_id, device_id, agent_id, changes, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		domain.NewID(), orgID, deviceID, agentID, string(b), r.At); err != nil {
+		return fmt.Errorf("record inventory history: %w", err)
+	}
+	return nil
+}
+
+func compactJSON(b json.RawMessage) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b
+	}
+	return buf.Bytes()
+}
+
+// TouchAgents records that agents were seen (heartbeats, connects), in one statement per
+// call so a replica can batch thousands of streams.
+func (db *DB) TouchAgents(ctx context.Context, ids []string, online bool, at time.Time) error {
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		chunk := ids[:n]
+		ids = ids[n:]
+		args := []any{at.UTC(), online}
+		ph := make([]string, len(chunk))
+		for i, id := range chunk {
+			args = append(args, id)
+			ph[i] = fmt.Sprintf("$%d", i+3)
+		}
+		in := strings.Join(ph, ",")
+		if _, err := db.SQL.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, online = $2 WHERE id IN (`+in+`)`, args...); err != nil {
+			return fmt.Errorf("touch agents: %w", err)
+		}
+		devArgs := append([]any{at.UTC()}, args[2:]...)
+		ph2 := make([]string, len(chunk))
+		for i := range chunk {
+			ph2[i] = fmt.Sprintf("$%d", i+2)
+		}
+		if _, err := db.SQL.ExecContext(ctx, `UPDATE device_tracking SET last_seen_at = $1 WHERE agent_id IN (`+strings.Join(ph2, ",")+`)`, devArgs...); err != nil {
+			return fmt.Errorf("touch devices: %w", err)
+		}
+	}
+	return nil
+}
+
+// GetDeviceTracking returns the tracking view of a device (zero value with the device id
+// when no agent ever reported for it). Another org's device is ErrNotFound.
+func (db *DB) GetDeviceTracking(ctx context.Context, orgID, deviceID string) (DeviceTracking, error) {
+	t := DeviceTracking{DeviceID: deviceID}
+	if _, err := GetDevice(ctx, db.SQL, orgID, deviceID); err != nil {
+		return t, err
+	}
+	var posture, inv, conflicts string
+	var agentOnline *bool
+	var agentSeen *time.Time
+	err := db.SQL.QueryRowContext(ctx, `SELECT t.agent_id, t.last_seen_at, t.needs_review, t.review_reason, t.serial_conflict, t.conflict_agent_ids,
+		t.hostname, t.os_name, t.os_version, t.os_build, t.posture, t.inventory, t.inventory_hash, t.inventory_updated_at, a.online, a.last_seen_at
+		FROM device_tracking t LEFT JOIN agents a ON a.id = t.agent_id WHERE t.org_id = $1 AND t.device_id = $2`, orgID, deviceID).Scan(
+		&t.AgentID, &t.LastSeenAt, &t.NeedsReview, &t.ReviewReason, &t.SerialConflict, &conflicts, &t.Hostname, &t.OSName, &t.OSVersion,
+		&t.OSBuild, &posture, &inv, &t.InventoryHash, &t.InventoryUpdatedAt, &agentOnline, &agentSeen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, nil
+	}
+	if err != nil {
+		return t, fmt.Errorf("tracking of %s: %w", deviceID, err)
+	}
+	if agentSeen != nil && (t.LastSeenAt == nil || agentSeen.After(*t.LastSeenAt)) {
+		t.LastSeenAt = agentSeen
+	}
+	t.Online = agentOnline != nil && *agentOnline && t.LastSeenAt != nil && domain.Now().Sub(*t.LastSeenAt) < OnlineWindow
+	if conflicts != "" {
+		t.ConflictAgentIDs = strings.Split(conflicts, ",")
+	}
+	if posture != "" && posture != "{}" {
+		t.Posture = json.RawMessage(posture)
+	}
+	if inv != "" && inv != "{}" {
+		t.Inventory = json.RawMessage(inv)
+	}
+	return t, nil
+}
+
+// ListInventoryHistory returns one page of a device's inventory changes, oldest first.
+func (db *DB) ListInventoryHistory(ctx context.Context, orgID, deviceID string, p Page) ([]InventoryChange, string, error) {
+	w := &where{}
+	w.add("org_id = ?", orgID)
+	w.add("device_id = ?", deviceID)
+	tail, err := w.page(p)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := db.SQL.QueryContext(ctx, `SELECT id, device_id, agent_id, changes, at FROM device_inventory_history`+tail, w.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list inventory history: %w", err)
+	}
+	defer rows.Close()
+	var out []InventoryChange
+	for rows.Next() {
+		var c InventoryChange
+		var raw string
+		if err := rows.Scan(&c.ID, &c.DeviceID, &c.AgentID, &raw, &c.At); err != nil {
+			return nil, "", err
+		}
+		if err := json.Unmarshal([]byte(raw), &c.Changes); err != nil {
+			return nil, "", fmt.Errorf("decode history %s: %w", c.ID, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	out, next := trimPage(out, p, func(c InventoryChange) string { return c.ID })
+	return out, next, nil
+}
