@@ -11,7 +11,8 @@
 //
 //	{
 //	  "control_plane_url":     "https://lanyard.example.com",  // admin/web URL of the control plane
-//	  "grpc_address":          "lanyard.example.com:8443",     // agent gRPC endpoint (host:port); default: host of control_plane_url, port 8443
+//	  "grpc_address":          "lanyard.example.com:8443",     // agent gRPC endpoint, mTLS (host:port); default: host of control_plane_url, port 8443
+//	  "enrollment_address":    "lanyard.example.com:8444",     // enrollment gRPC endpoint, server TLS only; default: host of grpc_address/control_plane_url, port 8444
 //	  "ca_fingerprint_sha256": "3f1c…(64 hex)",                // SHA-256 of the control plane's root CA certificate (DER); colons and case ignored
 //	  "enrollment_secret":     "lyes_…",                       // per-org enrollment secret; deleted from the file after enrolling unless keep_secret
 //	  "keep_secret":           false,                          // keep enrollment_secret after enrolling (to re-enroll later)
@@ -45,12 +46,18 @@ import (
 // not set.
 const DefaultGRPCPort = "8443"
 
+// DefaultEnrollmentPort is the port of the enrollment service when
+// enrollment_address is not set.
+const DefaultEnrollmentPort = "8444"
+
 // Config is the agent's configuration file.
 type Config struct {
 	// ControlPlaneURL is the control plane's base URL, e.g. https://lanyard.example.com.
 	ControlPlaneURL string `json:"control_plane_url,omitempty"`
 	// GRPCAddress is the agent API endpoint as host:port.
 	GRPCAddress string `json:"grpc_address,omitempty"`
+	// EnrollmentAddress is the enrollment endpoint as host:port.
+	EnrollmentAddress string `json:"enrollment_address,omitempty"`
 	// CAFingerprintSHA256 pins the root CA: hex SHA-256 of its DER encoding.
 	CAFingerprintSHA256 string `json:"ca_fingerprint_sha256,omitempty"`
 	// EnrollmentSecret is the per-org secret exchanged once for a device certificate.
@@ -176,10 +183,27 @@ func (c Config) GRPCTarget() (string, error) {
 	return net.JoinHostPort(u.Hostname(), DefaultGRPCPort), nil
 }
 
+// EnrollmentTarget returns the host:port of the enrollment service:
+// EnrollmentAddress, else the host of GRPCTarget with DefaultEnrollmentPort.
+func (c Config) EnrollmentTarget() (string, error) {
+	if c.EnrollmentAddress != "" {
+		if _, _, err := net.SplitHostPort(c.EnrollmentAddress); err != nil {
+			return "", fmt.Errorf("config: enrollment_address %q: %w", c.EnrollmentAddress, err)
+		}
+		return c.EnrollmentAddress, nil
+	}
+	t, err := c.GRPCTarget()
+	if err != nil {
+		return "", err
+	}
+	host, _, _ := net.SplitHostPort(t)
+	return net.JoinHostPort(host, DefaultEnrollmentPort), nil
+}
+
 // ValidateForEnroll checks that the file has what enrolling needs: an
 // endpoint and a secret (and a well-formed fingerprint when one is set).
 func (c Config) ValidateForEnroll() error {
-	if _, err := c.GRPCTarget(); err != nil {
+	if _, err := c.EnrollmentTarget(); err != nil {
 		return err
 	}
 	if c.EnrollmentSecret == "" {

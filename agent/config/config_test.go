@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +18,7 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	in := Config{
 		ControlPlaneURL:     "https://lanyard.example.com",
 		GRPCAddress:         "agents.example.com:9443",
+		EnrollmentAddress:   "enroll.example.com:9444",
 		CAFingerprintSHA256: fp,
 		EnrollmentSecret:    "lyes_secret&<x>",
 		StateDir:            "/var/lib/lanyard-test",
@@ -42,7 +44,7 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"control_plane_url", "grpc_address", "ca_fingerprint_sha256", "enrollment_secret", "state_dir"} {
+	for _, k := range []string{"control_plane_url", "grpc_address", "enrollment_address", "ca_fingerprint_sha256", "enrollment_secret", "state_dir"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("field %q missing in %s", k, raw)
 		}
@@ -152,6 +154,13 @@ func TestGRPCTargetAndValidate(t *testing.T) {
 			}
 			if tc.target != "" && (err != nil || got != tc.target) {
 				t.Fatalf("GRPCTarget = %q, %v; want %q", got, err, tc.target)
+			}
+			if tc.target != "" && err == nil {
+				et, err := tc.c.EnrollmentTarget()
+				host, _, _ := net.SplitHostPort(tc.target)
+				if err != nil || et != net.JoinHostPort(host, DefaultEnrollmentPort) {
+					t.Fatalf("EnrollmentTarget = %q, %v", et, err)
+				}
 			}
 			if err := tc.c.ValidateForEnroll(); (err != nil) != tc.enrollE {
 				t.Fatalf("ValidateForEnroll err = %v, want error %v", err, tc.enrollE)
