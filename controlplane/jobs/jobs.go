@@ -113,3 +113,27 @@ func NewClient(db *store.DB, reg *Registry, o Options) (*Client, error) {
 
 // Runs reports whether a client built from reg would work jobs.
 func (r *Registry) Runs() bool { return r != nil && r.count > 0 }
+
+// Handle lets capabilities hold the River client before it exists: the server fills it in
+// after every worker is registered and before any request or job runs.
+type Handle struct {
+	c *Client
+}
+
+// Set installs the client.
+func (h *Handle) Set(c *Client) { h.c = c }
+
+// Client returns the River client (nil before the server starts).
+func (h *Handle) Client() *Client { return h.c }
+
+// InsertTx enqueues a job in the caller's transaction.
+func (h *Handle) InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+	if h.c == nil {
+		return fmt.Errorf("enqueue %s: job client not started", args.Kind())
+	}
+	_, err := h.c.InsertTx(ctx, tx, args, opts)
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", args.Kind(), err)
+	}
+	return nil
+}

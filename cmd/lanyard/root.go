@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lanyardhq/lanyard/controlplane/config"
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/secrets"
+	"github.com/lanyardhq/lanyard/controlplane/server"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "lanyard",
+		Short:         "Lanyard control plane: HR-driven device lifecycle",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	config.RegisterFlags(root.PersistentFlags())
+	root.AddCommand(serveCmd(), migrateCmd(), versionCmd(), adminCmd())
+	return root
+}
+
+func loadConfig(cmd *cobra.Command) (config.Config, error) {
+	return config.Load(cmd.Flags())
+}
+
+func serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the control plane (admin API, agent gRPC, Apple MDM, background jobs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			logger := server.NewLogger(cfg)
+			s, err := server.New(cmd.Context(), cfg, logger)
+			if err != nil {
+				return err
+			}
+			addr, err := s.Listen()
+			if err != nil {
+				s.DB.Close()
+				return err
+			}
+			if cfg.Demo {
+				org, token, err := s.SeedDemo(cmd.Context())
+				if err != nil {
+					s.DB.Close()
+					return err
+				}
+				printDemoBanner(cmd, cfg, addr.String(), org, token)
+			}
+			return s.Run(cmd.Context())
+		},
+	}
+}
+
+func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org domain.Org, token string) {
+	w := cmd.OutOrStdout()
+	url := cfg.PublicURL
+	fmt.Fprintf(w, `
+  Lanyard is running with the demo organization %q (plan %s).
+
+    Admin API     %s/api/v1        (listening on %s)
+    OpenAPI       %s/api/openapi.json
+    Health        %s/healthz  ·  %s/readyz  ·  %s/metrics
+    Data          %s (SQLite, keyring, CA)
+
+  Owner token (shown once; only its hash is stored):
+
+    %s
+
+  Try it:
+    go run ./cmd/lanyardctl login --url %s --token %s
+    go run ./cmd/lanyardctl devices list
+
+`, org.Name, org.Plan, url, addr, url, url, url, url, cfg.DataDir, token, url, token)
+}
+
+func migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database migrations and exit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			db, err := server.OpenDB(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := server.Migrate(cmd.Context(), db); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "migrations applied (%s)\n", db.Dialect)
+			return nil
+		},
+	}
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "lanyard", server.Version) },
+	}
+}
+
+func adminCmd() *cobra.Command {
+	admin := &cobra.Command{Use: "admin", Short: "Operator helpers that work on the database directly"}
+	var plan, tz string
+	createOrg := &cobra.Command{
+		Use:   "create-org NAME",
+		Short: "Create an organization and print an owner token for it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := domain.ParsePlan(plan)
+			if err != nil {
+				return err
+			}
+			return withDB(cmd, func(db *store.DB) error {
+				ctx := domain.WithActor(cmd.Context(), domain.Actor{ID: "system:admin-cli"})
+				o := domain.Org{Name: args[0], Plan: p, TimeZone: tz}
+				if err := store.CreateOrg(ctx, db.SQL, &o); err != nil {
+					return err
+				}
+				_, secret, err := db.CreateToken(ctx, o.ID, "bootstrap owner", domain.RoleOwner, nil)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "org %s (%s)\nowner token (shown once): %s\n", o.ID, o.Name, secret)
+				return nil
+			})
+		},
+	}
+	createOrg.Flags().StringVar(&plan, "plan", "pro", "hr, essentials or pro")
+	createOrg.Flags().StringVar(&tz, "time-zone", "UTC", "IANA time zone")
+
+	var role, name string
+	createToken := &cobra.Command{
+		Use:   "create-token ORG_ID",
+		Short: "Mint an API token for an organization (recovery when no owner token is left)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := domain.ParseRole(role)
+			if err != nil {
+				return err
+			}
+			return withDB(cmd, func(db *store.DB) error {
+				ctx := domain.WithActor(cmd.Context(), domain.Actor{ID: "system:admin-cli"})
+				if _, err := db.GetOrg(ctx, args[0]); errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no organization with id %s", args[0])
+				}
+				_, secret, err := db.CreateToken(ctx, args[0], name, r, nil)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), secret)
+				return nil
+			})
+		},
+	}
+	createToken.Flags().StringVar(&role, "role", "owner", "owner, admin, it or viewer")
+	createToken.Flags().StringVar(&name, "name", "admin cli", "token name")
+
+	rotateKey := &cobra.Command{
+		Use:   "rotate-key",
+		Short: "Add a new active key to the secrets keyring (old keys stay for decryption)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			k, err := secrets.Rotate(cfg.KeyFile)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "new active key %s in %s; restart every replica with the updated file\n", k.ID, cfg.KeyFile)
+			return nil
+		},
+	}
+	orgs := &cobra.Command{
+		Use:   "orgs",
+		Short: "List organizations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withDB(cmd, func(db *store.DB) error {
+				list, err := db.ListOrgs(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, o := range list {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", o.ID, o.Plan, o.Name)
+				}
+				return nil
+			})
+		},
+	}
+	admin.AddCommand(createOrg, createToken, rotateKey, orgs)
+	return admin
+}
+
+func withDB(cmd *cobra.Command, fn func(db *store.DB) error) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	db, err := server.OpenDB(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := server.Migrate(cmd.Context(), db); err != nil {
+		return err
+	}
+	return fn(db)
+}

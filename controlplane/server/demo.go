@@ -1,0 +1,69 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+// DemoOrgName names the organization `make run` creates.
+const DemoOrgName = "Demo Co"
+
+// demoSeeders let capabilities add to the demo org (e.g. connect it to the fake
+// Justworks). Each runs on every demo start and must be idempotent.
+var demoSeeders []func(ctx context.Context, s *Server, org domain.Org) error
+
+// SeedDemo makes sure the demo organization exists with some stock, runs the capability
+// seeders, and mints a fresh owner token (the plaintext is returned once, never stored).
+func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
+	ctx = domain.WithActor(ctx, domain.Actor{ID: "system:demo"})
+	var org domain.Org
+	orgs, err := s.DB.ListOrgs(ctx)
+	if err != nil {
+		return org, "", err
+	}
+	for _, o := range orgs {
+		if o.Name == DemoOrgName {
+			org = o
+		}
+	}
+	if org.ID == "" {
+		org = domain.Org{Name: DemoOrgName, Plan: domain.PlanPro, TimeZone: "America/New_York",
+			Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 7}}
+		err := s.DB.InTx(ctx, func(tx *sql.Tx) error {
+			if err := store.CreateOrg(ctx, tx, &org); err != nil {
+				return err
+			}
+			stock := []domain.Device{
+				{SerialNumber: "C02DEMO0001", Vendor: "apple", Model: "MacBook Pro 14 (M3)", Platform: domain.PlatformMacOS, EquipmentType: "laptop"},
+				{SerialNumber: "C02DEMO0002", Vendor: "apple", Model: "MacBook Air 13 (M2)", Platform: domain.PlatformMacOS, EquipmentType: "laptop"},
+				{SerialNumber: "PF3DEMO01", Vendor: "lenovo", Model: "ThinkPad T14 Gen 4", Platform: domain.PlatformWindows, EquipmentType: "laptop"},
+				{SerialNumber: "PF3DEMO02", Vendor: "lenovo", Model: "ThinkPad X1 Carbon", Platform: domain.PlatformLinux, EquipmentType: "laptop"},
+				{SerialNumber: "CN0DEMO001", Vendor: "dell", Model: "U2723QE", Platform: domain.PlatformOther, EquipmentType: "monitor"},
+			}
+			for i := range stock {
+				stock[i].OrgID = org.ID
+				if err := store.CreateDevice(ctx, tx, &stock[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return org, "", fmt.Errorf("seed demo org: %w", err)
+		}
+	}
+	for _, seed := range demoSeeders {
+		if err := seed(ctx, s, org); err != nil {
+			return org, "", fmt.Errorf("seed demo org: %w", err)
+		}
+	}
+	_, secret, err := s.DB.CreateToken(ctx, org.ID, "make run owner", domain.RoleOwner, nil)
+	if err != nil {
+		return org, "", err
+	}
+	return org, secret, nil
+}
