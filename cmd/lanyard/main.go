@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -14,7 +15,8 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "lanyard: "+err.Error())
+		// One line, whatever the driver's error looks like: operators grep logs.
+		fmt.Fprintln(os.Stderr, "lanyard: "+strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }

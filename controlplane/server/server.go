@@ -117,7 +117,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		if rc, ok := c.(interface{ Ready(context.Context) error }); ok {
 			opts.Ready = append(opts.Ready, rc.Ready)
 		}
-		if wc, ok := c.(interface{ Warnings(context.Context) []string }); ok {
+		if wc, ok := c.(interface {
+			Warnings(context.Context) []string
+		}); ok {
 			opts.Warnings = append(opts.Warnings, wc.Warnings)
 		}
 		if m, ok := c.(interface{ Mount(*http.ServeMux) }); ok {
