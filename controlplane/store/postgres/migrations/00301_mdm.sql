@@ -5,7 +5,7 @@
 CREATE TABLE mdm_identity (
     id TEXT PRIMARY KEY,
     certs_pem TEXT NOT NULL,
-    keys_sealed BYTEA NOT NULL,
+    keys_sealed TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
 
@@ -46,7 +46,7 @@ CREATE TABLE mdm_push_certs (
     topic TEXT NOT NULL UNIQUE,
     not_after TIMESTAMPTZ NOT NULL,
     cert_pem TEXT NOT NULL,
-    key_sealed BYTEA NOT NULL,
+    key_sealed TEXT NOT NULL,
     updated_by TEXT NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );
@@ -77,6 +77,9 @@ CREATE INDEX mdm_enrollments_device ON mdm_enrollments(org_id, device_id);
 
 CREATE TABLE mdm_commands (
     command_uuid TEXT PRIMARY KEY,
+    -- wire_uuid is the CommandUUID the Mac sees; a command re-issued after a
+    -- re-Authenticate (nanomdm keeps the old queue row) goes out under a new one.
+    wire_uuid TEXT NOT NULL UNIQUE,
     org_id TEXT NOT NULL REFERENCES orgs(id),
     device_id TEXT NOT NULL DEFAULT '',
     udid TEXT NOT NULL,
@@ -85,7 +88,7 @@ CREATE TABLE mdm_commands (
     source TEXT NOT NULL DEFAULT 'admin',
     idempotency_key TEXT,
     params TEXT NOT NULL DEFAULT '{}',
-    secret_sealed BYTEA,
+    secret_sealed TEXT,
     error TEXT NOT NULL DEFAULT '',
     not_now_count INTEGER NOT NULL DEFAULT 0,
     issue_count INTEGER NOT NULL DEFAULT 1,
@@ -105,8 +108,8 @@ CREATE TABLE mdm_dep (
     org_id TEXT PRIMARY KEY REFERENCES orgs(id),
     dep_name TEXT NOT NULL UNIQUE,
     tokenpki_cert_pem TEXT NOT NULL DEFAULT '',
-    tokenpki_key_sealed BYTEA,
-    tokens_sealed BYTEA,
+    tokenpki_key_sealed TEXT,
+    tokens_sealed TEXT,
     token_expires_at TIMESTAMPTZ,
     base_url TEXT NOT NULL DEFAULT '',
     cursor TEXT NOT NULL DEFAULT '',
