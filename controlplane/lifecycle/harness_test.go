@@ -1,0 +1,376 @@
+package lifecycle_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/jobs"
+	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
+	"github.com/lanyardhq/lanyard/controlplane/secrets"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+// fakeCommander is the device command model as the agent-server capability exposes it:
+// idempotent by key, a channel per device (agent, mdm, or none). With autoAck the
+// "device" acknowledges at once and the device.locked/wiped event is written, like the
+// agent API does on an acknowledgement.
+type fakeCommander struct {
+	db       *store.DB
+	mu       sync.Mutex
+	channel  map[string]string // device id → agent|mdm ("" = none)
+	byKey    map[string]lifecycle.Command
+	calls    map[string]int // verb:device → commands created
+	autoAck  bool
+	nextID   int
+	failNext bool
+}
+
+func newFakeCommander(db *store.DB) *fakeCommander {
+	return &fakeCommander{db: db, channel: map[string]string{}, byKey: map[string]lifecycle.Command{}, calls: map[string]int{}, autoAck: true}
+}
+
+func (f *fakeCommander) send(ctx context.Context, verb, orgID, deviceID, key string) (lifecycle.Command, error) {
+	f.mu.Lock()
+	if c, ok := f.byKey[key]; ok {
+		f.mu.Unlock()
+		return c, nil
+	}
+	ch := f.channel[deviceID]
+	if ch == "" {
+		f.mu.Unlock()
+		return lifecycle.Command{}, lifecycle.ErrNoChannel
+	}
+	f.nextID++
+	c := lifecycle.Command{ID: fmt.Sprintf("cmd-%d", f.nextID), State: lifecycle.CommandQueued, Channel: ch}
+	if f.autoAck {
+		c.State = lifecycle.CommandAcknowledged
+	}
+	f.byKey[key] = c
+	f.calls[verb+":"+deviceID]++
+	f.mu.Unlock()
+	if f.autoAck {
+		typ := domain.EventDeviceLocked
+		if verb == "wipe" {
+			typ = domain.EventDeviceWiped
+		}
+		err := f.db.InTx(ctx, func(tx *sql.Tx) error {
+			return store.WriteEvent(ctx, tx, domain.Event{OrgID: orgID, Type: typ, SubjectType: "device", SubjectID: deviceID})
+		})
+		if err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func (f *fakeCommander) Lock(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
+	return f.send(ctx, "lock", orgID, deviceID, key)
+}
+
+func (f *fakeCommander) Wipe(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
+	return f.send(ctx, "wipe", orgID, deviceID, key)
+}
+
+func (f *fakeCommander) CommandStatus(_ context.Context, _, id string) (lifecycle.Command, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.byKey {
+		if c.ID == id {
+			return c, nil
+		}
+	}
+	return lifecycle.Command{}, store.ErrNotFound
+}
+
+func (f *fakeCommander) count(verb, deviceID string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[verb+":"+deviceID]
+}
+
+// fakeEnroller records ADE assignments and hands out links.
+type fakeEnroller struct {
+	mu  sync.Mutex
+	ade []string
+}
+
+func (f *fakeEnroller) AssignADEProfile(_ context.Context, _, serial string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ade = append(f.ade, serial)
+	return nil
+}
+
+func (f *fakeEnroller) EnrollmentLink(_ context.Context, orgID, employeeID string, p domain.Platform) (string, error) {
+	return fmt.Sprintf("https://lanyard.test/enroll/%s/%s?platform=%s", orgID, employeeID, p), nil
+}
+
+type harness struct {
+	t     *testing.T
+	db    *store.DB
+	eng   *lifecycle.Engine
+	clock *lifecycle.FakeClock
+	cmd   *fakeCommander
+	enr   *fakeEnroller
+	scim  *fakescim.Server
+	keys  *secrets.Keyring
+	river *jobs.Client
+	org   domain.Org
+}
+
+type harnessOpts struct {
+	plan    domain.Plan
+	noRiver bool
+	cfg     lifecycle.Config
+}
+
+func newHarness(t *testing.T, db *store.DB, o harnessOpts) *harness {
+	t.Helper()
+	ctx := context.Background()
+	if o.plan == "" {
+		o.plan = domain.PlanPro
+	}
+	kr, err := secrets.New(secrets.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, db: db, clock: lifecycle.NewFakeClock(time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC)), keys: kr}
+	h.cmd = newFakeCommander(db)
+	h.enr = &fakeEnroller{}
+	h.scim, err = fakescim.Start("scim-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.scim.Close() })
+	cfg := o.cfg
+	if cfg.Backoff == nil {
+		cfg.Backoff = func(int) time.Duration { return 20 * time.Millisecond }
+	}
+	h.eng = lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithConfig(cfg), lifecycle.WithCommander(h.cmd),
+		lifecycle.WithEnroller(h.enr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr}))
+	h.org = domain.Org{Name: "Acme", Plan: o.plan, TimeZone: "America/New_York",
+		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5}}
+	if err := store.CreateOrg(ctx, db.SQL, &h.org); err != nil {
+		t.Fatal(err)
+	}
+	if !o.noRiver {
+		h.river = startRiver(t, db, h.eng)
+	}
+	return h
+}
+
+// startRiver starts a River client working the lifecycle queue for eng.
+func startRiver(t *testing.T, db *store.DB, eng *lifecycle.Engine) *jobs.Client {
+	t.Helper()
+	ctx := context.Background()
+	if err := jobs.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	reg := jobs.NewRegistry()
+	eng.Register(reg, 4)
+	c, err := jobs.NewClient(db, reg, jobs.Options{PollInterval: 50 * time.Millisecond, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := &jobs.Handle{}
+	handle.Set(c)
+	eng.SetQueue(eng.NewRiverQueue(handle))
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.Stop(sctx)
+	})
+	return c
+}
+
+// connectSCIM configures the fake SCIM server as app `name` with a rule for Engineering.
+func (h *harness) connectSCIM(name string, groups ...string) {
+	h.t.Helper()
+	ctx := context.Background()
+	sealed, err := h.keys.Seal([]byte("scim-token"), lifecycle.TokenAAD(h.org.ID, name))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.db.UpsertAppConnector(ctx, &store.AppConnector{OrgID: h.org.ID, App: name, Kind: "scim", BaseURL: h.scim.URL,
+		TokenSealed: sealed, RevokeMode: "deactivate"}); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, g := range groups {
+		h.scim.AddGroup(g)
+	}
+	b, _ := json.Marshal([]map[string]any{{"app": name, "groups": groups}})
+	if err := h.db.InsertAppRule(ctx, &store.AppRule{OrgID: h.org.ID, Department: "Engineering", Apps: string(b)}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// hire inserts an employee and the employee.hired event, as HR sync does.
+func (h *harness) hire(first string, start domain.Date) domain.Employee {
+	h.t.Helper()
+	ctx := context.Background()
+	e := domain.Employee{OrgID: h.org.ID, Source: "justworks", ExternalID: domain.NewID(), EquipmentType: "laptop", HR: domain.HRFields{
+		FirstName: first, LastName: "Doe", WorkEmail: first + "@acme.test", Status: domain.StatusPending,
+		Departments: []string{"Engineering"}, MemberType: domain.MemberFullTime, StartDate: &start,
+		Address: domain.Address{Line1: "1 Main St", City: "Brooklyn", State: "NY", PostalCode: "11201", Country: "US"}}}
+	err := h.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := store.InsertEmployee(ctx, tx, &e); err != nil {
+			return err
+		}
+		return store.WriteEvent(ctx, tx, domain.Event{OrgID: h.org.ID, Type: domain.EventEmployeeHired, SubjectType: "employee", SubjectID: e.ID})
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
+
+// hrEvent changes an employee's HR fields and writes an event, as HR sync does.
+func (h *harness) hrEvent(e *domain.Employee, typ string, mutate func(*domain.Employee)) {
+	h.t.Helper()
+	ctx := context.Background()
+	err := h.db.InTx(ctx, func(tx *sql.Tx) error {
+		cur, err := store.GetEmployee(ctx, tx, h.org.ID, e.ID)
+		if err != nil {
+			return err
+		}
+		if mutate != nil {
+			mutate(&cur)
+			if err := store.UpdateEmployee(ctx, tx, &cur); err != nil {
+				return err
+			}
+		}
+		*e = cur
+		return store.WriteEvent(ctx, tx, domain.Event{OrgID: h.org.ID, Type: typ, SubjectType: "employee", SubjectID: e.ID})
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// device creates a stocked device.
+func (h *harness) device(serial string, platform domain.Platform, channel string) domain.Device {
+	h.t.Helper()
+	d := domain.Device{OrgID: h.org.ID, SerialNumber: serial, Vendor: "apple", Model: "MacBook Air", Platform: platform, EquipmentType: "laptop"}
+	if platform != domain.PlatformMacOS {
+		d.Vendor, d.Model = "lenovo", "ThinkPad X1"
+	}
+	if err := h.db.CreateDevice(context.Background(), &d); err != nil {
+		h.t.Fatal(err)
+	}
+	h.cmd.mu.Lock()
+	h.cmd.channel[d.ID] = channel
+	h.cmd.mu.Unlock()
+	return d
+}
+
+// pump consumes the outbox and ticks until cond holds.
+func (h *harness) pump(what string, cond func() bool) {
+	h.t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := h.eng.ConsumeOutbox(ctx); err != nil {
+			h.t.Fatalf("consume: %v", err)
+		}
+		if _, err := h.eng.Tick(ctx); err != nil {
+			h.t.Fatalf("tick: %v", err)
+		}
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s\n%s", what, h.dump())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *harness) dump() string {
+	ws, _, _ := h.db.ListWorkflows(context.Background(), h.org.ID, store.WorkflowFilter{}, store.Page{Limit: 50})
+	out := ""
+	for _, w := range ws {
+		full, _ := h.db.GetWorkflow(context.Background(), h.org.ID, w.ID)
+		out += fmt.Sprintf("workflow %s %s %s run_at=%s reason=%q\n", full.Kind, full.ID, full.State, full.RunAt, full.Reason)
+		for _, s := range full.Steps {
+			out += fmt.Sprintf("  %d %s %s attempts=%d err=%q out=%s\n", s.Seq, s.Kind, s.State, s.Attempts, s.LastError, s.Output)
+		}
+	}
+	return out
+}
+
+func (h *harness) workflow(employeeID string, kind lifecycle.Kind) store.Workflow {
+	h.t.Helper()
+	ws, _, err := h.db.ListWorkflows(context.Background(), h.org.ID, store.WorkflowFilter{EmployeeID: employeeID, Kind: string(kind)}, store.Page{Limit: 50})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(ws) == 0 {
+		return store.Workflow{}
+	}
+	w, err := h.db.GetWorkflow(context.Background(), h.org.ID, ws[len(ws)-1].ID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return w
+}
+
+func (h *harness) wfState(employeeID string, kind lifecycle.Kind) string {
+	return h.workflow(employeeID, kind).State
+}
+
+func (h *harness) stepState(employeeID string, kind lifecycle.Kind, step lifecycle.StepKind) string {
+	for _, s := range h.workflow(employeeID, kind).Steps {
+		if s.Kind == string(step) {
+			return s.State
+		}
+	}
+	return ""
+}
+
+func (h *harness) getDevice(id string) domain.Device {
+	h.t.Helper()
+	d, err := h.db.GetDevice(context.Background(), h.org.ID, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// checkIn writes device.checked_in, as the agent API does on a device's check-in.
+func (h *harness) checkIn(deviceID string) {
+	h.t.Helper()
+	ctx := context.Background()
+	if err := h.db.InTx(ctx, func(tx *sql.Tx) error {
+		return store.WriteEvent(ctx, tx, domain.Event{OrgID: h.org.ID, Type: domain.EventDeviceCheckedIn, SubjectType: "device", SubjectID: deviceID})
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// openTasks lists a workflow's open tasks.
+func (h *harness) openTasks(workflowID string) []store.LifecycleTask {
+	ts, _, err := h.db.ListTasks(context.Background(), h.org.ID, store.TaskFilter{WorkflowID: workflowID, State: "open"}, store.Page{Limit: 200})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ts
+}
+
+// stepRuns counts audit rows of action for a step.
+func (h *harness) auditCount(action, targetID string) int {
+	es, _, err := h.db.ListAudit(context.Background(), h.org.ID, store.AuditFilter{Action: action, TargetID: targetID}, store.Page{Limit: 200})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return len(es)
+}

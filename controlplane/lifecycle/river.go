@@ -1,0 +1,89 @@
+package lifecycle
+
+import (
+	"context"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/lanyardhq/lanyard/controlplane/jobs"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+// StepArgs is the River job that runs one workflow step. Gen is the step's attempt
+// count when it was enqueued, so a step re-run after a wait or an admin retry gets a
+// fresh unique key while duplicate enqueues of the same run collapse into one job.
+type StepArgs struct {
+	StepID string `json:"step_id"`
+	Gen    int    `json:"gen"`
+}
+
+// Kind implements river.JobArgs.
+func (StepArgs) Kind() string { return "lifecycle.step" }
+
+// InsertOpts makes step jobs unique per (step, generation).
+func (StepArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueName, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// QueueName is the River queue for lifecycle steps, separate from the default queue so
+// HR sync or inventory work never delays a lock.
+const QueueName = "lifecycle"
+
+type stepWorker struct {
+	river.WorkerDefaults[StepArgs]
+	e *Engine
+}
+
+func (w *stepWorker) Work(ctx context.Context, j *river.Job[StepArgs]) error {
+	return w.e.RunStep(ctx, j.Args.StepID, j.Attempt, j.MaxAttempts)
+}
+
+// NextRetry uses the engine's backoff (the step's retry-after time matches it).
+func (w *stepWorker) NextRetry(j *river.Job[StepArgs]) time.Time {
+	return time.Now().Add(w.e.cfg.Backoff(j.Attempt))
+}
+
+// Timeout bounds one step run (a SCIM call, a command queue).
+func (w *stepWorker) Timeout(*river.Job[StepArgs]) time.Duration { return 2 * time.Minute }
+
+// Register adds the step worker and the lifecycle queue to reg. workers is the queue's
+// concurrency (10 when zero).
+func (e *Engine) Register(reg *jobs.Registry, workers int) {
+	if workers <= 0 {
+		workers = 10
+	}
+	jobs.Add(reg, &stepWorker{e: e})
+	reg.Queues[QueueName] = river.QueueConfig{MaxWorkers: workers}
+}
+
+// RiverQueue enqueues steps through the River client held by h.
+type RiverQueue struct {
+	H           *jobs.Handle
+	MaxAttempts int
+	db          *store.DB
+}
+
+// NewRiverQueue returns a StepQueue over h; the engine's MaxAttempts applies per step.
+func (e *Engine) NewRiverQueue(h *jobs.Handle) *RiverQueue {
+	return &RiverQueue{H: h, MaxAttempts: e.cfg.MaxAttempts, db: e.db}
+}
+
+// EnqueueSteps implements StepQueue.
+func (q *RiverQueue) EnqueueSteps(ctx context.Context, steps []store.RunnableStep) error {
+	c := q.H.Client()
+	if c == nil {
+		return nil // not started yet: Tick enqueues once it is
+	}
+	params := make([]river.InsertManyParams, 0, len(steps))
+	for _, s := range steps {
+		st, err := store.GetStep(ctx, q.db.SQL, s.StepID)
+		if err != nil {
+			return err
+		}
+		params = append(params, river.InsertManyParams{Args: StepArgs{StepID: s.StepID, Gen: st.Attempts},
+			InsertOpts: &river.InsertOpts{MaxAttempts: q.MaxAttempts}})
+	}
+	_, err := c.InsertMany(ctx, params)
+	return err
+}

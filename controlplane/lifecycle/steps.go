@@ -1,0 +1,687 @@
+package lifecycle
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lanyardhq/lanyard/controlplane/apps"
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+// runCtx is what a step handler sees.
+type runCtx struct {
+	org   domain.Org
+	w     store.Workflow
+	st    store.WorkflowStep
+	emp   domain.Employee
+	data  wfData
+	tasks []store.LifecycleTask
+}
+
+func (e *Engine) loadRun(ctx context.Context, w store.Workflow, st store.WorkflowStep) (*runCtx, error) {
+	org, err := e.db.GetOrg(ctx, w.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	emp, err := e.db.GetEmployee(ctx, w.OrgID, w.EmployeeID)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := store.TasksOfStep(ctx, e.db.SQL, st.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &runCtx{org: org, w: w, st: st, emp: emp, data: parseData(w.Data), tasks: tasks}, nil
+}
+
+// taskFor returns the step's task about subject, if any.
+func (rc *runCtx) taskFor(kind, subject string) (store.LifecycleTask, bool) {
+	for _, t := range rc.tasks {
+		if t.Kind == kind && t.SubjectID == subject {
+			return t, true
+		}
+	}
+	return store.LifecycleTask{}, false
+}
+
+type handler func(e *Engine, ctx context.Context, rc *runCtx) (outcome, error)
+
+var handlers map[StepKind]handler
+
+func init() {
+	handlers = map[StepKind]handler{
+		StepAllocateDevice: (*Engine).allocateDevice,
+		StepAwaitDelivery:  (*Engine).awaitDelivery,
+		StepAssignDevice:   (*Engine).assignDevice,
+		StepEnrollDevice:   (*Engine).enrollDevice,
+		StepGrantApps:      (*Engine).grantApps,
+		StepAwaitCheckIn:   (*Engine).awaitCheckIn,
+		StepRevokeApps:     (*Engine).revokeApps,
+		StepLockDevices:    (*Engine).lockDevices,
+		StepOpenRetrieval:  (*Engine).openRetrieval,
+		StepAwaitReceipt:   (*Engine).awaitReceipt,
+		StepWipeDevices:    (*Engine).wipeDevices,
+		StepCleanDevices:   (*Engine).cleanDevices,
+	}
+}
+
+func done(output any) (outcome, error) { return outcome{state: StepSucceeded, output: output}, nil }
+
+func displayName(emp domain.Employee) string {
+	return strings.TrimSpace(emp.HR.FirstName + " " + emp.HR.LastName)
+}
+
+func formatAddress(a domain.Address) string {
+	parts := []string{a.Line1, a.Line2, a.City, a.State, a.PostalCode, a.Country}
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return "(no address in HR)"
+	}
+	return strings.Join(out, ", ")
+}
+
+// ---- onboarding ----
+
+func (e *Engine) allocateDevice(ctx context.Context, rc *runCtx) (outcome, error) {
+	d := rc.data
+	typ := d.EquipmentType
+	if typ == "" {
+		typ = e.cfg.DefaultEquipmentType
+	}
+	if d.DeviceID != "" || d.OrderID != "" {
+		return done(map[string]any{"device_id": d.DeviceID, "order_id": d.OrderID, "source": "already_allocated"})
+	}
+	// The employee may already hold one (rehire, manual assignment, a crash after assign).
+	held, err := store.DevicesHeldBy(ctx, e.db.SQL, rc.org.ID, rc.emp.ID)
+	if err != nil {
+		return outcome{}, err
+	}
+	for _, dev := range held {
+		if dev.EquipmentType == typ && (dev.State == domain.StateAssigned || dev.State == domain.StateInUse) {
+			d.DeviceID = dev.ID
+			return outcome{state: StepSucceeded, data: &d,
+				output: map[string]any{"source": "already_held", "device_id": dev.ID, "serial_number": dev.SerialNumber}}, nil
+		}
+	}
+	// An order placed by an earlier attempt of this workflow?
+	orders, _, err := e.db.ListOrders(ctx, rc.org.ID, "", store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		return outcome{}, err
+	}
+	for _, o := range orders {
+		if o.WorkflowID == rc.w.ID {
+			d.OrderID = o.ID
+			return outcome{state: StepSucceeded, data: &d, output: map[string]any{"source": "procurement", "order_id": o.ID}}, nil
+		}
+	}
+	var picked domain.Device
+	err = e.db.InTx(ctx, func(tx *sql.Tx) error {
+		cands, err := store.StockCandidates(ctx, tx, rc.org.ID, typ, 10)
+		if err != nil {
+			return err
+		}
+		for _, c := range cands {
+			dev, err := store.AssignDevice(ctx, tx, rc.org.ID, c.ID, rc.emp.ID)
+			if errors.Is(err, store.ErrConflict) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			picked = dev
+			return store.EndStorage(ctx, tx, rc.org.ID, dev.ID, e.clock.Now())
+		}
+		return nil
+	})
+	if err != nil {
+		return outcome{}, err
+	}
+	if picked.ID != "" {
+		d.DeviceID = picked.ID
+		return outcome{state: StepSucceeded, data: &d, output: map[string]any{"source": "stock", "device_id": picked.ID,
+			"serial_number": picked.SerialNumber}}, nil
+	}
+	// Nothing in stock: order one.
+	o, manual, err := e.placeOrder(ctx, rc.org.ID, store.ProcurementOrder{EmployeeID: rc.emp.ID, WorkflowID: rc.w.ID,
+		Vendor: "manual", Adapter: "manual", EquipmentType: typ, ShipTo: rc.emp.HR.Address})
+	if err != nil {
+		return outcome{}, err
+	}
+	d.OrderID = o.ID
+	out := outcome{state: StepSucceeded, data: &d, output: map[string]any{"source": "procurement", "order_id": o.ID, "adapter": o.Adapter}}
+	if manual {
+		out.tasks = append(out.tasks, store.LifecycleTask{Kind: "place_order", SubjectID: o.ID,
+			Title:  fmt.Sprintf("Order a %s for %s", typ, displayName(rc.emp)),
+			Detail: fmt.Sprintf("No %s in stock. Order one shipped to %s, then record it shipped and delivered on procurement order %s.", typ, formatAddress(rc.emp.HR.Address), o.ID)})
+	}
+	return out, nil
+}
+
+// placeOrder records an order and sends it through its vendor adapter.
+func (e *Engine) placeOrder(ctx context.Context, orgID string, o store.ProcurementOrder) (store.ProcurementOrder, bool, error) {
+	o.OrgID = orgID
+	if o.Adapter == "" {
+		o.Adapter = "manual"
+	}
+	ad, ok := e.vendors[o.Adapter]
+	if !ok {
+		return o, false, Permanent(fmt.Errorf("no vendor adapter %q", o.Adapter))
+	}
+	if err := e.db.InTx(ctx, func(tx *sql.Tx) error { return store.InsertOrder(ctx, tx, &o) }); err != nil {
+		return o, false, err
+	}
+	ref, manual, err := ad.PlaceOrder(ctx, o)
+	if err != nil {
+		return o, false, fmt.Errorf("place order with %s: %w", o.Adapter, err)
+	}
+	if ref != "" {
+		o.VendorRef = ref
+		if err := e.db.InTx(ctx, func(tx *sql.Tx) error { return store.UpdateOrder(ctx, tx, &o, o.State) }); err != nil {
+			return o, manual, err
+		}
+	}
+	return o, manual, nil
+}
+
+func (e *Engine) awaitDelivery(ctx context.Context, rc *runCtx) (outcome, error) {
+	if rc.data.OrderID == "" {
+		return done(map[string]any{"skipped": "device came from stock"})
+	}
+	o, err := store.GetOrder(ctx, e.db.SQL, rc.org.ID, rc.data.OrderID)
+	if err != nil {
+		return outcome{}, err
+	}
+	if o.State == "delivered" && o.DeviceID != "" {
+		d := rc.data
+		d.DeviceID = o.DeviceID
+		return outcome{state: StepSucceeded, data: &d, output: map[string]any{"order_id": o.ID, "device_id": o.DeviceID,
+			"tracking_number": o.TrackingNumber}}, nil
+	}
+	if o.State == "cancelled" {
+		return outcome{}, Permanent(fmt.Errorf("procurement order %s was cancelled", o.ID))
+	}
+	return outcome{state: StepWaiting, recheck: e.clock.Now().Add(e.cfg.Recheck),
+		output: map[string]any{"order_id": o.ID, "order_state": o.State, "tracking_number": o.TrackingNumber}}, nil
+}
+
+func (e *Engine) assignDevice(ctx context.Context, rc *runCtx) (outcome, error) {
+	if rc.data.DeviceID == "" {
+		return outcome{}, Permanent(errors.New("no device allocated"))
+	}
+	dev, err := e.db.GetDevice(ctx, rc.org.ID, rc.data.DeviceID)
+	if err != nil {
+		return outcome{}, err
+	}
+	if dev.AssignedEmployeeID == rc.emp.ID {
+		return done(map[string]any{"device_id": dev.ID, "serial_number": dev.SerialNumber, "state": dev.State})
+	}
+	dev, err = e.db.AssignDevice(ctx, rc.org.ID, dev.ID, rc.emp.ID)
+	if errors.Is(err, store.ErrConflict) {
+		return outcome{}, Permanent(err)
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	return done(map[string]any{"device_id": dev.ID, "serial_number": dev.SerialNumber, "state": dev.State})
+}
+
+func (e *Engine) enrollDevice(ctx context.Context, rc *runCtx) (outcome, error) {
+	dev, err := e.db.GetDevice(ctx, rc.org.ID, rc.data.DeviceID)
+	if err != nil {
+		return outcome{}, err
+	}
+	if e.enroller == nil {
+		if _, ok := rc.taskFor("manual_enroll", dev.ID); ok {
+			return e.tasksDone(rc, "enroll", map[string]any{"method": "manual"})
+		}
+		return outcome{state: StepWaiting, output: map[string]any{"method": "manual"}, tasks: []store.LifecycleTask{{
+			Kind: "manual_enroll", SubjectID: dev.ID, Title: fmt.Sprintf("Enroll %s %s for %s", dev.Model, dev.SerialNumber, displayName(rc.emp)),
+			Detail: "No enrollment provider is configured; install the Lanyard agent or enroll the device in MDM by hand."}}}, nil
+	}
+	if dev.Platform == domain.PlatformMacOS && domain.NormalizeVendor(dev.Vendor) == "apple" {
+		err := e.enroller.AssignADEProfile(ctx, rc.org.ID, dev.SerialNumber)
+		if err == nil {
+			return done(map[string]any{"method": "ade", "serial_number": dev.SerialNumber})
+		}
+		if !errors.Is(err, ErrNoADE) && !errors.Is(err, apps.ErrNotSupported) {
+			return outcome{}, fmt.Errorf("ADE profile for %s: %w", dev.SerialNumber, err)
+		}
+	}
+	link, err := e.enroller.EnrollmentLink(ctx, rc.org.ID, rc.emp.ID, dev.Platform)
+	if err != nil {
+		return outcome{}, fmt.Errorf("enrollment link: %w", err)
+	}
+	return done(map[string]any{"method": "link", "link": link, "platform": dev.Platform, "send_to": rc.emp.HR.WorkEmail})
+}
+
+// tasksDone is the outcome of a step that only waits for its manual tasks.
+func (e *Engine) tasksDone(rc *runCtx, what string, output map[string]any) (outcome, error) {
+	for _, t := range rc.tasks {
+		if t.State == "open" {
+			return outcome{state: StepWaiting, output: output}, nil
+		}
+	}
+	output[what] = "done by hand"
+	return done(output)
+}
+
+func person(emp domain.Employee) apps.Person {
+	email := emp.HR.WorkEmail
+	return apps.Person{ExternalID: emp.ID, UserName: email, Email: email, GivenName: emp.HR.FirstName, FamilyName: emp.HR.LastName,
+		Title: emp.HR.Title, Department: strings.Join(emp.HR.Departments, ", ")}
+}
+
+// AppResult is one app's outcome on a workflow step.
+type AppResult struct {
+	apps.Result
+	Error string `json:"error,omitempty"`
+}
+
+func (e *Engine) grantApps(ctx context.Context, rc *runCtx) (outcome, error) {
+	if !rc.data.AppAccess {
+		return done(map[string]any{"skipped": "the plan did not include app access when this workflow started"})
+	}
+	if e.apps == nil {
+		return done(map[string]any{"skipped": "no app directory configured"})
+	}
+	rules, err := e.apps.Rules(ctx, rc.org.ID)
+	if err != nil {
+		return outcome{}, err
+	}
+	reg, _, err := e.apps.Connectors(ctx, rc.org.ID)
+	if err != nil {
+		return outcome{}, err
+	}
+	grants := apps.Evaluate(rules, apps.Subject{Departments: rc.emp.HR.Departments, Role: rc.emp.HR.Title, MemberType: string(rc.emp.HR.MemberType)})
+	p := person(rc.emp)
+	results, err := runApps(grants, func(g apps.Grant) (apps.Result, error) {
+		c, err := reg.Get(g.App)
+		if err != nil {
+			return apps.Result{App: g.App}, Permanent(err)
+		}
+		return c.Grant(ctx, p, g.Groups)
+	})
+	return outcome{state: StepSucceeded, output: map[string]any{"apps": results}}, err
+}
+
+// runApps runs fn for every grant, collecting per-app results. A transient failure of
+// any app makes the step retry (all connectors are idempotent); otherwise a permanent
+// failure fails the step with every app's result visible.
+func runApps(grants []apps.Grant, fn func(apps.Grant) (apps.Result, error)) ([]AppResult, error) {
+	var out []AppResult
+	var transient, permanent []string
+	for _, g := range grants {
+		r, err := fn(g)
+		if r.App == "" {
+			r.App = g.App
+		}
+		ar := AppResult{Result: r}
+		if err != nil {
+			ar.Error = err.Error()
+			var perm permanentError
+			if errors.Is(err, apps.ErrUnavailable) || (!errors.As(err, &perm) && !isClientError(err)) {
+				transient = append(transient, g.App)
+			} else {
+				permanent = append(permanent, g.App)
+			}
+		}
+		out = append(out, ar)
+	}
+	switch {
+	case len(transient) > 0:
+		return out, fmt.Errorf("apps unavailable: %s", strings.Join(transient, ", "))
+	case len(permanent) > 0:
+		return out, Permanent(fmt.Errorf("apps failed: %s", strings.Join(permanent, ", ")))
+	}
+	return out, nil
+}
+
+func isClientError(err error) bool {
+	var se *apps.SCIMError
+	return errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && se.Status != 429
+}
+
+func (e *Engine) awaitCheckIn(ctx context.Context, rc *runCtx) (outcome, error) {
+	dev, err := e.db.GetDevice(ctx, rc.org.ID, rc.data.DeviceID)
+	if err != nil {
+		return outcome{}, err
+	}
+	if dev.State == domain.StateInUse {
+		return done(map[string]any{"device_id": dev.ID, "state": dev.State})
+	}
+	return outcome{state: StepWaiting, recheck: e.clock.Now().Add(e.cfg.Recheck), output: map[string]any{"device_id": dev.ID, "state": dev.State}}, nil
+}
+
+// ---- offboarding ----
+
+func (e *Engine) revokeApps(ctx context.Context, rc *runCtx) (outcome, error) {
+	if !rc.data.AppAccess {
+		return done(map[string]any{"skipped": "the plan did not include app access when this workflow started"})
+	}
+	if e.apps == nil {
+		return done(map[string]any{"skipped": "no app directory configured"})
+	}
+	reg, modes, err := e.apps.Connectors(ctx, rc.org.ID)
+	if err != nil {
+		return outcome{}, err
+	}
+	var grants []apps.Grant
+	for app := range reg {
+		grants = append(grants, apps.Grant{App: app})
+	}
+	sortGrants(grants)
+	p := person(rc.emp)
+	results, err := runApps(grants, func(g apps.Grant) (apps.Result, error) {
+		mode := modes[g.App]
+		if mode == "" {
+			mode = apps.RevokeDeactivate
+		}
+		return reg[g.App].Revoke(ctx, p, mode)
+	})
+	return outcome{state: StepSucceeded, output: map[string]any{"apps": results}}, err
+}
+
+// deviceResult is one device's outcome on a lock or wipe step.
+type deviceResult struct {
+	DeviceID   string `json:"device_id"`
+	Serial     string `json:"serial_number"`
+	CommandID  string `json:"command_id,omitempty"`
+	State      string `json:"state"`
+	Channel    string `json:"channel,omitempty"`
+	ManualTask string `json:"manual_task,omitempty"`
+}
+
+// heldDevices lists the devices to lock: everything still linked to the employee.
+func (e *Engine) heldDevices(ctx context.Context, orgID, employeeID string) ([]domain.Device, error) {
+	held, err := store.DevicesHeldBy(ctx, e.db.SQL, orgID, employeeID)
+	if err != nil {
+		return nil, err
+	}
+	var out []domain.Device
+	for _, d := range held {
+		if d.State != domain.StateLost {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// commandDevices runs a lock or wipe over devices: queue the command (idempotent by
+// key), and turn a device no channel can reach, or a command that failed, into a
+// manual task. The step is done when every device confirmed or its task is done.
+func (e *Engine) commandDevices(ctx context.Context, rc *runCtx, verb string, devices []string,
+	send func(ctx context.Context, orgID, deviceID, key string) (Command, error)) (outcome, error) {
+	var results []deviceResult
+	var tasks []store.LifecycleTask
+	waiting := false
+	taskKind := "manual_" + verb
+	for _, id := range devices {
+		dev, err := e.db.GetDevice(ctx, rc.org.ID, id)
+		if err != nil {
+			return outcome{}, err
+		}
+		r := deviceResult{DeviceID: id, Serial: dev.SerialNumber}
+		if t, ok := rc.taskFor(taskKind, id); ok {
+			r.ManualTask, r.State = t.ID, "manual_"+t.State
+			if t.State == "open" {
+				waiting = true
+			}
+			results = append(results, r)
+			continue
+		}
+		var cmd Command
+		err = ErrNoChannel
+		if e.commands != nil {
+			cmd, err = send(ctx, rc.org.ID, id, rc.st.ID+":"+id)
+		}
+		reason := ""
+		switch {
+		case errors.Is(err, ErrNoChannel):
+			reason = fmt.Sprintf("%s %s has no agent and no MDM enrollment: %s it by hand", dev.Model, dev.SerialNumber, verb)
+		case err != nil:
+			return outcome{state: StepWaiting, output: map[string]any{"devices": results}}, fmt.Errorf("%s %s: %w", verb, id, err)
+		case cmd.Dead():
+			reason = fmt.Sprintf("%s command %s for %s ended %s: %s it by hand", verb, cmd.ID, dev.SerialNumber, cmd.State, verb)
+		}
+		r.CommandID, r.State, r.Channel = cmd.ID, cmd.State, cmd.Channel
+		if reason != "" {
+			r.State = "manual_open"
+			tasks = append(tasks, store.LifecycleTask{Kind: taskKind, SubjectID: id,
+				Title:  fmt.Sprintf("%s %s (%s) of %s by hand", strings.ToUpper(verb[:1])+verb[1:], dev.Model, dev.SerialNumber, displayName(rc.emp)),
+				Detail: reason})
+			waiting = true
+		} else if !cmd.Acked() {
+			waiting = true
+		}
+		results = append(results, r)
+	}
+	out := map[string]any{"devices": results}
+	if waiting {
+		return outcome{state: StepWaiting, output: out, tasks: tasks, recheck: e.clock.Now().Add(e.cfg.Recheck)}, nil
+	}
+	return outcome{state: StepSucceeded, output: out}, nil
+}
+
+func (e *Engine) lockDevices(ctx context.Context, rc *runCtx) (outcome, error) {
+	d := rc.data
+	if d.Devices == nil {
+		held, err := e.heldDevices(ctx, rc.org.ID, rc.emp.ID)
+		if err != nil {
+			return outcome{}, err
+		}
+		d.Devices = []string{}
+		for _, dev := range held {
+			d.Devices = append(d.Devices, dev.ID)
+		}
+	}
+	var lock func(context.Context, string, string, string) (Command, error)
+	if e.commands != nil {
+		lock = e.commands.Lock
+	}
+	out, err := e.commandDevices(ctx, rc, "lock", d.Devices, lock)
+	out.data = &d
+	return out, err
+}
+
+func (e *Engine) openRetrieval(ctx context.Context, rc *runCtx) (outcome, error) {
+	d := rc.data
+	type res struct {
+		DeviceID    string `json:"device_id"`
+		RetrievalID string `json:"retrieval_id,omitempty"`
+		Skipped     string `json:"skipped,omitempty"`
+	}
+	var results []res
+	var tasks []store.LifecycleTask
+	d.Retrievals = d.Retrievals[:0]
+	for _, id := range d.Devices {
+		var rid, skipped string
+		err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+			open, _, err := store.ListRetrievals(ctx, tx, rc.org.ID, store.RetrievalFilter{DeviceID: id, Open: true}, store.Page{Limit: 5})
+			if err != nil {
+				return err
+			}
+			if len(open) > 0 {
+				rid = open[0].ID
+				return nil
+			}
+			dev, err := store.GetDevice(ctx, tx, rc.org.ID, id)
+			if err != nil {
+				return err
+			}
+			switch dev.State {
+			case domain.StateAssigned, domain.StateInUse:
+				if _, err := store.TransitionDevice(ctx, tx, rc.org.ID, id, domain.StateRetrievalReq); err != nil {
+					return err
+				}
+			case domain.StateRetrievalReq, domain.StateInRetrieval:
+			default:
+				skipped = fmt.Sprintf("device is %s", dev.State)
+				return nil
+			}
+			next := e.clock.Now().Add(e.cfg.ReminderEvery)
+			r := store.Retrieval{OrgID: rc.org.ID, EmployeeID: rc.emp.ID, DeviceID: id, WorkflowID: rc.w.ID,
+				ShipTo: rc.emp.HR.Address, NextReminderAt: &next}
+			if err := store.InsertRetrieval(ctx, tx, &r); err != nil {
+				return err
+			}
+			rid = r.ID
+			tasks = append(tasks, store.LifecycleTask{Kind: "ship_kit", SubjectID: r.ID,
+				Title: fmt.Sprintf("Send a return kit to %s for %s", displayName(rc.emp), dev.SerialNumber),
+				Detail: fmt.Sprintf("Ship a box to %s and record the kit tracking number on retrieval %s.",
+					formatAddress(rc.emp.HR.Address), r.ID)})
+			return nil
+		})
+		if err != nil {
+			return outcome{}, err
+		}
+		if rid != "" {
+			d.Retrievals = append(d.Retrievals, rid)
+		}
+		results = append(results, res{DeviceID: id, RetrievalID: rid, Skipped: skipped})
+	}
+	return outcome{state: StepSucceeded, data: &d, tasks: tasks, output: map[string]any{"retrievals": results}}, nil
+}
+
+func (e *Engine) awaitReceipt(ctx context.Context, rc *runCtx) (outcome, error) {
+	now := e.clock.Now()
+	recheck := now.Add(e.cfg.Recheck)
+	var states []map[string]any
+	waiting := false
+	for _, id := range rc.data.Retrievals {
+		r, err := store.GetRetrieval(ctx, e.db.SQL, rc.org.ID, id)
+		if err != nil {
+			return outcome{}, err
+		}
+		if r.State != "received" && r.State != "cancelled" {
+			waiting = true
+			if r.NextReminderAt != nil && !r.NextReminderAt.After(now) {
+				if err := e.remind(ctx, &r); err != nil {
+					return outcome{}, err
+				}
+			}
+			if r.NextReminderAt != nil && r.NextReminderAt.Before(recheck) {
+				recheck = *r.NextReminderAt
+			}
+		}
+		states = append(states, map[string]any{"retrieval_id": r.ID, "device_id": r.DeviceID, "state": r.State,
+			"reminders_sent": r.RemindersSent, "return_tracking": r.ReturnTracking})
+	}
+	out := map[string]any{"retrievals": states}
+	if waiting {
+		return outcome{state: StepWaiting, recheck: recheck, output: out}, nil
+	}
+	return done(out)
+}
+
+// remind records a retrieval reminder (the notification itself goes out through the
+// audit/outbox consumer for notifications).
+func (e *Engine) remind(ctx context.Context, r *store.Retrieval) error {
+	return e.db.InTx(ctx, func(tx *sql.Tx) error {
+		from := r.State
+		r.RemindersSent++
+		next := e.clock.Now().Add(e.cfg.ReminderEvery)
+		r.NextReminderAt = &next
+		if err := store.UpdateRetrieval(ctx, tx, r, from); err != nil {
+			return err
+		}
+		return store.WriteAudit(ctx, tx, store.AuditFor(ctx, r.OrgID, "retrieval.reminder", "retrieval", r.ID, nil,
+			map[string]any{"employee_id": r.EmployeeID, "reminders_sent": r.RemindersSent, "state": r.State}))
+	})
+}
+
+// receivedDevices lists the devices of the workflow's retrievals that came back.
+func (e *Engine) receivedDevices(ctx context.Context, rc *runCtx) ([]string, error) {
+	var out []string
+	for _, id := range rc.data.Retrievals {
+		r, err := store.GetRetrieval(ctx, e.db.SQL, rc.org.ID, id)
+		if err != nil {
+			return nil, err
+		}
+		if r.State == "received" {
+			out = append(out, r.DeviceID)
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) wipeDevices(ctx context.Context, rc *runCtx) (outcome, error) {
+	devs, err := e.receivedDevices(ctx, rc)
+	if err != nil {
+		return outcome{}, err
+	}
+	var wipe func(context.Context, string, string, string) (Command, error)
+	if e.commands != nil {
+		wipe = e.commands.Wipe
+	}
+	return e.commandDevices(ctx, rc, "wipe", devs, wipe)
+}
+
+func (e *Engine) cleanDevices(ctx context.Context, rc *runCtx) (outcome, error) {
+	devs, err := e.receivedDevices(ctx, rc)
+	if err != nil {
+		return outcome{}, err
+	}
+	var results []map[string]any
+	var tasks []store.LifecycleTask
+	waiting := false
+	for _, id := range devs {
+		var state domain.DeviceState
+		err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+			dev, err := store.GetDevice(ctx, tx, rc.org.ID, id)
+			if err != nil {
+				return err
+			}
+			t, hasTask := rc.taskFor("clean_device", id)
+			switch {
+			case dev.State == domain.StateReceived:
+				if dev, err = store.TransitionDevice(ctx, tx, rc.org.ID, id, domain.StateCleaning); err != nil {
+					return err
+				}
+				if !hasTask {
+					tasks = append(tasks, store.LifecycleTask{Kind: "clean_device", SubjectID: id,
+						Title:  fmt.Sprintf("Clean %s %s", dev.Model, dev.SerialNumber),
+						Detail: "Clean and check the device, then complete this task to make it ready for redeploy."})
+				}
+				waiting = true
+			case dev.State == domain.StateCleaning && hasTask && t.State == "done":
+				if dev, err = store.TransitionDevice(ctx, tx, rc.org.ID, id, domain.StateReadyForRedeploy); err != nil {
+					return err
+				}
+			case dev.State == domain.StateCleaning:
+				waiting = true
+				if !hasTask {
+					tasks = append(tasks, store.LifecycleTask{Kind: "clean_device", SubjectID: id,
+						Title: fmt.Sprintf("Clean %s %s", dev.Model, dev.SerialNumber)})
+				}
+			}
+			state = dev.State
+			return nil
+		})
+		if err != nil {
+			return outcome{}, err
+		}
+		results = append(results, map[string]any{"device_id": id, "state": state})
+	}
+	out := map[string]any{"devices": results}
+	if waiting {
+		return outcome{state: StepWaiting, output: out, tasks: tasks}, nil
+	}
+	return done(out)
+}
+
+func sortGrants(g []apps.Grant) {
+	for i := 1; i < len(g); i++ {
+		for j := i; j > 0 && g[j].App < g[j-1].App; j-- {
+			g[j], g[j-1] = g[j-1], g[j]
+		}
+	}
+}
