@@ -1,0 +1,244 @@
+// Package service exposes installers over the admin API:
+//
+//	GET /api/v1/installers                    platforms and architectures offered
+//	GET /api/v1/installers/builds             the org's past builds (with their secret ids)
+//	GET /api/v1/installers/{platform}?arch=   download: a cached package whose enrollment
+//	                                          secret is still usable, else a fresh build
+//
+// Packages are cached on disk per org under CacheDir and recorded in
+// installer_builds. A cached package is served only while its secret is
+// neither revoked, expired nor used up, so revoking a package's secret
+// (through the enrollment-secret API) also retires it here.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/lanyardhq/lanyard/controlplane/api"
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/installers"
+)
+
+// Store is what the service needs from the database.
+type Store interface {
+	CreateInstallerBuild(ctx context.Context, b *store.InstallerBuild) error
+	LatestInstallerBuilds(ctx context.Context, orgID, platform, arch, version string, limit int) ([]store.InstallerBuild, error)
+	ListInstallerBuilds(ctx context.Context, orgID string, p store.Page) ([]store.InstallerBuild, string, error)
+	GetEnrollmentSecret(ctx context.Context, orgID, id string) (store.EnrollmentSecret, error)
+}
+
+// Service serves installers for the caller's org.
+type Service struct {
+	Builder  *installers.Builder
+	Store    Store
+	CacheDir string
+	Logger   *slog.Logger
+	Now      func() time.Time
+
+	group singleflight.Group
+	sem   chan struct{} // one build at a time: wixl and compression are CPU-heavy
+}
+
+// New returns a Service; cacheDir is created 0700.
+func New(b *installers.Builder, st Store, cacheDir string, logger *slog.Logger) (*Service, error) {
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("installers: cache dir: %w", err)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Service{Builder: b, Store: st, CacheDir: cacheDir, Logger: logger, sem: make(chan struct{}, 1)}, nil
+}
+
+// PlatformInfo lists one platform's architectures.
+type PlatformInfo struct {
+	Platform installers.Platform `json:"platform"`
+	Archs    []string            `json:"archs"`
+	Download string              `json:"download"`
+}
+
+// Platforms is the GET /api/v1/installers response.
+type Platforms struct {
+	Version   string         `json:"version"`
+	Platforms []PlatformInfo `json:"platforms"`
+	Note      string         `json:"note"`
+}
+
+// MacOSStatus is the label the .pkg carries until it is checked on a real Mac.
+const MacOSStatus = "macos-pkg: built and structurally verified on Linux, not yet verified on macOS"
+
+// Routes implements the server's capability hook.
+func (s *Service) Routes() []api.Route {
+	return []api.Route{
+		{Method: http.MethodGet, Path: "/api/v1/installers", Summary: "List the agent installer platforms and architectures",
+			Tag: "installers", Role: domain.RoleIT, Feature: domain.FeatureDeviceTracking, Response: Platforms{}, Handler: s.platforms},
+		{Method: http.MethodGet, Path: "/api/v1/installers/builds", Summary: "List the organization's installer builds and their enrollment secret ids",
+			Tag: "installers", Role: domain.RoleIT, Feature: domain.FeatureDeviceTracking,
+			Query:    []api.Param{{Name: "limit", Description: "page size (default 50, max 200)"}, {Name: "cursor", Description: "from next_cursor"}},
+			Response: api.List[store.InstallerBuild]{}, Handler: s.listBuilds},
+		{Method: http.MethodGet, Path: "/api/v1/installers/{platform}",
+			Summary: "Download the agent installer (linux-deb, linux-rpm, windows-msi, macos-pkg) with the org's enrollment config baked in",
+			Tag:     "installers", Role: domain.RoleIT, Feature: domain.FeatureDeviceTracking,
+			Query: []api.Param{
+				{Name: "arch", Description: "amd64, arm64 or universal (macos-pkg); default amd64 (arm64 for macos-pkg)"},
+				{Name: "fresh", Description: "true builds a new package with a new enrollment secret instead of serving the cached one"},
+			},
+			Handler: s.download},
+	}
+}
+
+func (s *Service) platforms(w http.ResponseWriter, r *http.Request) error {
+	out := Platforms{Version: s.Builder.Version, Note: MacOSStatus}
+	for _, p := range installers.Platforms() {
+		out.Platforms = append(out.Platforms, PlatformInfo{Platform: p, Archs: installers.Archs(p), Download: "/api/v1/installers/" + string(p)})
+	}
+	return api.JSON(w, http.StatusOK, out)
+}
+
+func (s *Service) listBuilds(w http.ResponseWriter, r *http.Request) error {
+	p, err := api.PageFrom(r)
+	if err != nil {
+		return err
+	}
+	items, next, err := s.Store.ListInstallerBuilds(r.Context(), api.PrincipalFrom(r.Context()).OrgID, p)
+	if err != nil {
+		return err
+	}
+	return api.JSON(w, http.StatusOK, api.NewList(items, next))
+}
+
+func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	orgID := api.PrincipalFrom(ctx).OrgID
+	tg, err := installers.ParseTarget(r.PathValue("platform"), r.URL.Query().Get("arch"))
+	if err != nil {
+		return api.NotFound(err.Error())
+	}
+	fresh, _ := strconv.ParseBool(r.URL.Query().Get("fresh"))
+	b, err := s.Get(ctx, orgID, tg, fresh)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(b.CachePath)
+	if err != nil {
+		return fmt.Errorf("installers: open cached package: %w", err)
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", b.FileName))
+	w.Header().Set("X-Checksum-Sha256", b.SHA256)
+	w.Header().Set("X-Lanyard-Installer-Build", b.ID)
+	w.Header().Set("X-Lanyard-Enrollment-Secret-Id", b.SecretID)
+	w.Header().Set("Cache-Control", "no-store")
+	http.ServeContent(w, r, b.FileName, b.CreatedAt, f)
+	return nil
+}
+
+// Get returns a usable package for the org and target: the newest cached
+// build whose file exists and whose secret is still usable, else a new one.
+func (s *Service) Get(ctx context.Context, orgID string, tg installers.Target, fresh bool) (store.InstallerBuild, error) {
+	if !fresh {
+		if b, ok, err := s.cached(ctx, orgID, tg); err != nil || ok {
+			return b, err
+		}
+	}
+	key := orgID + "|" + string(tg.Platform) + "|" + tg.Arch
+	if fresh {
+		key += "|fresh|" + domain.NewID()
+	}
+	v, err, _ := s.group.Do(key, func() (any, error) {
+		if !fresh { // another request may have built it while we waited
+			if b, ok, err := s.cached(ctx, orgID, tg); err != nil || ok {
+				return b, err
+			}
+		}
+		return s.build(ctx, orgID, tg)
+	})
+	if err != nil {
+		return store.InstallerBuild{}, err
+	}
+	return v.(store.InstallerBuild), nil
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) cached(ctx context.Context, orgID string, tg installers.Target) (store.InstallerBuild, bool, error) {
+	builds, err := s.Store.LatestInstallerBuilds(ctx, orgID, string(tg.Platform), tg.Arch, s.Builder.Version, 5)
+	if err != nil {
+		return store.InstallerBuild{}, false, err
+	}
+	for _, b := range builds {
+		if _, err := os.Stat(b.CachePath); err != nil {
+			continue
+		}
+		sec, err := s.Store.GetEnrollmentSecret(ctx, orgID, b.SecretID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return store.InstallerBuild{}, false, err
+		}
+		if Usable(sec, s.now()) {
+			return b, true, nil
+		}
+	}
+	return store.InstallerBuild{}, false, nil
+}
+
+// Usable reports whether a package's secret can still enroll a device:
+// not revoked, not expired (with a day's margin so a fresh download does
+// not expire before it is installed) and not used up.
+func Usable(sec store.EnrollmentSecret, now time.Time) bool {
+	switch {
+	case sec.RevokedAt != nil:
+		return false
+	case sec.ExpiresAt != nil && !now.Add(24*time.Hour).Before(*sec.ExpiresAt):
+		return false
+	case sec.MaxUses > 0 && sec.Uses >= sec.MaxUses:
+		return false
+	}
+	return true
+}
+
+func (s *Service) build(ctx context.Context, orgID string, tg installers.Target) (store.InstallerBuild, error) {
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	case <-ctx.Done():
+		return store.InstallerBuild{}, ctx.Err()
+	}
+	id := domain.NewID()
+	dir := filepath.Join(s.CacheDir, orgID, id)
+	a, err := s.Builder.Build(ctx, installers.Request{OrgID: orgID, Target: tg}, dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		if errors.Is(err, installers.ErrPlan) {
+			return store.InstallerBuild{}, api.Forbidden(err.Error())
+		}
+		return store.InstallerBuild{}, err
+	}
+	b := store.InstallerBuild{ID: id, OrgID: orgID, Platform: string(tg.Platform), Arch: tg.Arch, Version: a.Version,
+		FileName: a.FileName, SHA256: a.SHA256, Size: a.Size, SecretID: a.SecretID, Signed: a.Signed,
+		CachePath: a.Path, CreatedAt: a.BuiltAt}
+	if err := s.Store.CreateInstallerBuild(ctx, &b); err != nil {
+		_ = os.RemoveAll(dir)
+		return store.InstallerBuild{}, err
+	}
+	return b, nil
+}

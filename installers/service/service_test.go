@@ -1,0 +1,164 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanyardhq/lanyard/controlplane/api"
+	"github.com/lanyardhq/lanyard/controlplane/api/apitest"
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
+	"github.com/lanyardhq/lanyard/installers"
+	"github.com/lanyardhq/lanyard/installers/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.Cleanup()
+	os.Exit(code)
+}
+
+// dbMinter stores real enrollment_secrets rows so revocation is visible.
+type dbMinter struct{ db *store.DB }
+
+func (m dbMinter) MintPackageSecret(ctx context.Context, orgID string, o installers.SecretOptions) (installers.MintedSecret, error) {
+	plain := "lyes_" + domain.NewID()
+	s := store.EnrollmentSecret{OrgID: orgID, Name: o.Name, Prefix: plain[:10], ExpiresAt: o.ExpiresAt, MaxUses: o.MaxUses}
+	if err := m.db.CreateEnrollmentSecret(ctx, &s, store.HashToken(plain)); err != nil {
+		return installers.MintedSecret{}, err
+	}
+	return installers.MintedSecret{ID: s.ID, Plaintext: plain}, nil
+}
+
+type fixedCA struct{}
+
+func (fixedCA) CAFingerprint(context.Context, string) (string, error) {
+	return strings.Repeat("ab", 32), nil
+}
+
+type bins struct{ t testing.TB }
+
+func (b bins) AgentBinary(_ context.Context, goos, goarch string) (string, error) {
+	return testutil.GoBinary(b.t, goos, goarch), nil
+}
+
+func TestDownloadCacheAndRevoke(t *testing.T) {
+	testutil.Need(t, "dpkg-deb")
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := domain.WithActor(context.Background(), domain.Actor{ID: "test"})
+		pro := domain.Org{Name: "Acme", Plan: domain.PlanPro}
+		ess := domain.Org{Name: "Small", Plan: domain.PlanEssentials}
+		if err := db.InTx(ctx, func(tx *sql.Tx) error {
+			if err := store.CreateOrg(ctx, tx, &pro); err != nil {
+				return err
+			}
+			return store.CreateOrg(ctx, tx, &ess)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		b := &installers.Builder{ControlPlaneURL: "https://lanyard.example.com", Version: "1.0.0",
+			Secrets: dbMinter{db}, CA: fixedCA{}, Orgs: db, Agents: bins{t}}
+		svc, err := New(b, db, t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := apitest.New(t, db, api.Options{}, svc.Routes())
+		it := h.Token(pro.ID, domain.RoleIT)
+
+		r := h.Do("GET", "/api/v1/installers", it, nil)
+		if r.Status != 200 || !strings.Contains(string(r.Body), `"windows-msi"`) || !strings.Contains(string(r.Body), "not yet verified on macOS") {
+			t.Fatalf("platforms: %d %s", r.Status, r.Body)
+		}
+
+		first := h.Do("GET", "/api/v1/installers/linux-deb?arch=amd64", it, nil)
+		if first.Status != 200 {
+			t.Fatalf("download: %d %s", first.Status, first.Body)
+		}
+		sum := sha256.Sum256(first.Body)
+		if got := first.Header.Get("X-Checksum-Sha256"); got != hex.EncodeToString(sum[:]) {
+			t.Errorf("checksum header %q does not match the body", got)
+		}
+		if cd := first.Header.Get("Content-Disposition"); !strings.Contains(cd, "lanyard-agent_1.0.0_linux-deb_amd64.deb") {
+			t.Errorf("Content-Disposition = %q", cd)
+		}
+		if first.Body[0] != '!' || !strings.HasPrefix(string(first.Body), "!<arch>") {
+			t.Errorf("body is not a .deb (ar archive)")
+		}
+
+		second := h.Do("GET", "/api/v1/installers/linux-deb", it, nil)
+		if second.Header.Get("X-Lanyard-Installer-Build") != first.Header.Get("X-Lanyard-Installer-Build") {
+			t.Error("second download was rebuilt instead of served from the cache")
+		}
+
+		// Revoking the package's secret retires the cached package.
+		secretID := first.Header.Get("X-Lanyard-Enrollment-Secret-Id")
+		if _, err := db.RevokeEnrollmentSecret(ctx, pro.ID, secretID, false); err != nil {
+			t.Fatal(err)
+		}
+		third := h.Do("GET", "/api/v1/installers/linux-deb", it, nil)
+		if third.Status != 200 || third.Header.Get("X-Lanyard-Enrollment-Secret-Id") == secretID {
+			t.Errorf("after revoke: status %d, secret %q (old %q)", third.Status, third.Header.Get("X-Lanyard-Enrollment-Secret-Id"), secretID)
+		}
+		fresh := h.Do("GET", "/api/v1/installers/linux-deb?fresh=true", it, nil)
+		if fresh.Header.Get("X-Lanyard-Installer-Build") == third.Header.Get("X-Lanyard-Installer-Build") {
+			t.Error("fresh=true served the cached build")
+		}
+
+		list := h.Do("GET", "/api/v1/installers/builds", it, nil)
+		var page api.List[store.InstallerBuild]
+		list.JSON(t, &page)
+		if len(page.Items) != 3 {
+			t.Fatalf("builds = %d, want 3: %s", len(page.Items), list.Body)
+		}
+		for _, ib := range page.Items {
+			if ib.SecretID == "" || ib.SHA256 == "" || ib.OrgID != pro.ID || strings.Contains(string(list.Body), "cache_path") {
+				t.Errorf("build record %+v", ib)
+			}
+		}
+
+		for path, want := range map[string]int{
+			"/api/v1/installers/linux-apk":              404,
+			"/api/v1/installers/windows-msi?arch=arm64": 404,
+		} {
+			r := h.Do("GET", path, it, nil)
+			if r.Status != want || !strings.Contains(string(r.Body), "valid:") {
+				t.Errorf("%s: %d %s", path, r.Status, r.Body)
+			}
+		}
+		if r := h.Do("GET", "/api/v1/installers/linux-deb", h.Token(pro.ID, domain.RoleViewer), nil); r.Status != http.StatusForbidden {
+			t.Errorf("viewer: %d", r.Status)
+		}
+		if r := h.Do("GET", "/api/v1/installers/linux-deb", h.Token(ess.ID, domain.RoleOwner), nil); r.Status != http.StatusPaymentRequired {
+			t.Errorf("essentials plan: %d %s", r.Status, r.Body)
+		}
+		apitest.CheckIsolation(t, h, h.Token(ess.ID, domain.RoleOwner), apitest.Fixtures{})
+	})
+}
+
+func TestUsable(t *testing.T) {
+	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	later, soon := now.Add(72*time.Hour), now.Add(time.Hour)
+	for name, c := range map[string]struct {
+		s    store.EnrollmentSecret
+		want bool
+	}{
+		"fresh":         {store.EnrollmentSecret{}, true},
+		"revoked":       {store.EnrollmentSecret{RevokedAt: &now}, false},
+		"expires later": {store.EnrollmentSecret{ExpiresAt: &later}, true},
+		"expires soon":  {store.EnrollmentSecret{ExpiresAt: &soon}, false},
+		"used up":       {store.EnrollmentSecret{MaxUses: 2, Uses: 2}, false},
+		"uses left":     {store.EnrollmentSecret{MaxUses: 2, Uses: 1}, true},
+	} {
+		if got := Usable(c.s, now); got != c.want {
+			t.Errorf("%s: Usable = %v", name, got)
+		}
+	}
+}
