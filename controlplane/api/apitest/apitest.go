@@ -106,3 +106,12 @@ func (h *Harness) Do(method, path, token string, body any) Response {
 	b, _ := io.ReadAll(resp.Body)
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
+
+// Wrap builds a harness around an already-built API server (e.g. the fully wired control
+// plane), serving handler on 127.0.0.1.
+func Wrap(t testing.TB, db *store.DB, s *api.Server, handler http.Handler) *Harness {
+	t.Helper()
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+	return &Harness{T: t, DB: db, API: s, Server: srv}
+}
