@@ -147,7 +147,9 @@ func TestDeviceLifecycleOverAPI(t *testing.T) {
 func TestPlanGate(t *testing.T) {
 	db := storetest.NewSQLite(t)
 	gated := []api.Route{{Method: "GET", Path: "/api/v1/test/mdm", Role: domain.RoleViewer, Feature: domain.FeatureMDM,
-		Handler: func(w http.ResponseWriter, r *http.Request) error { return api.JSON(w, 200, map[string]bool{"ok": true}) }}}
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			return api.JSON(w, 200, map[string]bool{"ok": true})
+		}}}
 	h := apitest.New(t, db, api.Options{}, gated)
 	for _, plan := range []domain.Plan{domain.PlanHR, domain.PlanEssentials, domain.PlanPro} {
 		t.Run(string(plan), func(t *testing.T) {
