@@ -30,7 +30,7 @@ func TestParseMember(t *testing.T) {
 				want := hris.Member{ExternalID: "mem_1", CompanyID: "co_1", FirstName: "Ada", LastName: "Lovelace",
 					WorkEmail: "ada@acme.com", PersonalEmail: "ada@example.org", Phone: "+12125550100",
 					Address: hris.Address{Line1: "1 Main St", City: "New York", State: "NY", PostalCode: "10001", Country: "US"},
-					Title: "Engineer", Active: true, DepartmentID: "dep_1", DepartmentName: "Engineering", ManagerID: "mem_0",
+					Title:   "Engineer", Active: true, DepartmentID: "dep_1", DepartmentName: "Engineering", ManagerID: "mem_0",
 					StartDate: "2026-09-01", MemberType: hris.TypeFullTime, ProviderType: "employee",
 					CreatedAt: time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC), UpdatedAt: time.Date(2026, 8, 2, 9, 30, 0, 0, time.UTC)}
 				if *m != want {

@@ -1,0 +1,157 @@
+package hrsync
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/hris"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+// outcome of applying one member.
+type outcome int
+
+const (
+	outUnchanged outcome = iota
+	outCreated
+	outUpdated
+	outTerminated
+	outSkipped        // not imported (policy, e.g. international excluded); reason given
+	outWouldTerminate // a termination not applied yet (scan: confirm and breaker first)
+)
+
+// applyOpts say how far apply may go.
+type applyOpts struct {
+	allowTerminate bool
+	org            domain.Org
+	source         string
+	today          string
+}
+
+// applyMember writes one member's current state in tx: create, update or
+// nothing, with audit rows and outbox events for real changes only.
+func (e *Engine) applyMember(ctx context.Context, tx *sql.Tx, m hris.Member, o applyOpts) (outcome, string, error) {
+	old, err := e.db.LockEmployeeByExternalID(ctx, tx, o.org.ID, o.source, m.ExternalID)
+	relinked := false
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		hr := desired(nil, m, o.today)
+		if hr.Status == domain.StatusTerminated {
+			return outUnchanged, "", nil // a former member we never knew: nothing to do
+		}
+		if m.International && !o.org.Settings.IncludeInternational {
+			return outSkipped, "international member excluded by the organization's setting", nil
+		}
+		// Rehire under a new member id: reactivate the old employee instead of
+		// creating a duplicate (EDGE_CASES 4).
+		cand, cerr := e.db.FindRehireCandidate(ctx, tx, o.org.ID, o.source, m.WorkID, normEmail(m.WorkEmail))
+		if cerr == nil {
+			old, relinked = cand, true
+			break
+		}
+		if !errors.Is(cerr, store.ErrNotFound) {
+			return 0, "", cerr
+		}
+		emp := domain.Employee{OrgID: o.org.ID, Source: o.source, ExternalID: m.ExternalID, HR: hr}
+		if err := store.InsertEmployee(ctx, tx, &emp); err != nil {
+			return 0, "", err
+		}
+		if err := e.writeSideEffects(ctx, tx, nil, emp, m, eventsFor(nil, hr)); err != nil {
+			return 0, "", err
+		}
+		return outCreated, "", nil
+	case err != nil:
+		return 0, "", err
+	}
+
+	// Never apply a record older than the one we have (out-of-order webhooks,
+	// a member seen twice in one scan).
+	if !relinked && old.HR.SourceUpdatedAt != nil && !m.UpdatedAt.IsZero() && m.UpdatedAt.Before(*old.HR.SourceUpdatedAt) {
+		return outUnchanged, "", nil
+	}
+	hr := desired(&old.HR, m, o.today)
+	evs := eventsFor(&old.HR, hr)
+	if relinked {
+		for i := range evs {
+			evs[i].Payload["previous_external_id"] = old.ExternalID
+		}
+	}
+	terminating := old.HR.Status != domain.StatusTerminated && hr.Status == domain.StatusTerminated
+	if terminating && !o.allowTerminate {
+		return outWouldTerminate, "", nil
+	}
+	if len(evs) == 0 && !relinked {
+		if sameSourceTime(old.HR.SourceUpdatedAt, hr.SourceUpdatedAt) {
+			return outUnchanged, "", nil
+		}
+		// Only the provider's updated_at moved: keep it, emit nothing.
+		emp := old
+		emp.HR = hr
+		if err := store.UpdateEmployee(ctx, tx, &emp); err != nil {
+			return 0, "", err
+		}
+		return outUnchanged, "", e.upsertMember(ctx, tx, emp, m)
+	}
+	emp := old
+	emp.HR = hr
+	emp.ExternalID = m.ExternalID
+	if err := store.UpdateEmployee(ctx, tx, &emp); err != nil {
+		return 0, "", err
+	}
+	if err := e.writeSideEffects(ctx, tx, &old, emp, m, evs); err != nil {
+		return 0, "", err
+	}
+	if terminating {
+		return outTerminated, "", nil
+	}
+	return outUpdated, "", nil
+}
+
+func sameSourceTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
+}
+
+func normEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func (e *Engine) upsertMember(ctx context.Context, tx *sql.Tx, emp domain.Employee, m hris.Member) error {
+	return store.UpsertHRMember(ctx, tx, store.HRMember{EmployeeID: emp.ID, OrgID: emp.OrgID, Source: emp.Source,
+		ExternalID: m.ExternalID, WorkID: m.WorkID, DepartmentID: m.DepartmentID, ManagerExternalID: m.ManagerID,
+		ProviderType: m.ProviderType, UpdatedAt: e.now()})
+}
+
+// writeSideEffects writes the provider details, the audit row and the events.
+func (e *Engine) writeSideEffects(ctx context.Context, tx *sql.Tx, before *domain.Employee, emp domain.Employee, m hris.Member, evs []plannedEvent) error {
+	if err := e.upsertMember(ctx, tx, emp, m); err != nil {
+		return err
+	}
+	action := "employee.hr_updated"
+	var b any
+	if before == nil {
+		action = "employee.hr_created"
+	} else {
+		b = before.HR
+	}
+	if err := store.WriteAudit(ctx, tx, store.AuditFor(ctx, emp.OrgID, action, "employee", emp.ID, b, emp.HR)); err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		ev.Payload["employee_id"] = emp.ID
+		ev.Payload["external_id"] = emp.ExternalID
+		ev.Payload["source"] = emp.Source
+		ev.Payload["work_email"] = emp.HR.WorkEmail
+		ev.Payload["name"] = emp.HR.FirstName + " " + emp.HR.LastName
+		if err := store.WriteEvent(ctx, tx, domain.Event{OrgID: emp.OrgID, Type: ev.Type, SubjectType: "employee",
+			SubjectID: emp.ID, Payload: mustJSON(ev.Payload)}); err != nil {
+			return fmt.Errorf("employee %s: %w", emp.ID, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,440 @@
+package hrsync
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/hris"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+// Run kinds.
+const (
+	KindAuto        = ""
+	KindInitial     = "initial"     // first import of all active members (resumable)
+	KindIncremental = "incremental" // updated_at_gte from the checkpoint minus Skew
+	KindFull        = "full"        // every member, to catch what updated_at misses
+)
+
+// SyncOptions tune one run.
+type SyncOptions struct {
+	Kind    string // KindAuto picks initial, full (when due) or incremental
+	Trigger string // connect, schedule, manual, demo
+	// ApproveTerminations lets this run apply terminations over the
+	// mass-termination threshold (an admin's decision).
+	ApproveTerminations bool
+}
+
+var (
+	errConnectionEnded = errors.New("hrsync: connection is no longer active")
+	errBlocked         = errors.New("hrsync: mass-termination breaker tripped; terminations held for an admin")
+)
+
+// StartSync begins a run and works it in the background; the returned run is
+// in state running. ErrConflict when the connection already runs one.
+func (e *Engine) StartSync(ctx context.Context, orgID string, o SyncOptions) (store.HRSyncRun, error) {
+	run, err := e.begin(ctx, orgID, o)
+	if err != nil {
+		return run, err
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		r := run
+		e.execute(e.actorCtx(e.baseCtx), &r, o)
+	}()
+	return run, nil
+}
+
+// SyncNow runs a sync to its end and returns the finished run.
+func (e *Engine) SyncNow(ctx context.Context, orgID string, o SyncOptions) (store.HRSyncRun, error) {
+	run, err := e.begin(ctx, orgID, o)
+	if err != nil {
+		return run, err
+	}
+	e.execute(e.actorCtx(ctx), &run, o)
+	return run, nil
+}
+
+// begin inserts the run row; the unique index on running runs keeps one run
+// per connection across replicas. A run whose heartbeat stopped (its process
+// died) is marked failed and replaced.
+func (e *Engine) begin(ctx context.Context, orgID string, o SyncOptions) (store.HRSyncRun, error) {
+	ctx = e.actorCtx(ctx)
+	conn, err := store.GetLiveHRConnection(ctx, e.db.SQL, orgID)
+	if err != nil {
+		return store.HRSyncRun{}, fmt.Errorf("no HR connection: %w", err)
+	}
+	if conn.State != store.HRStateActive {
+		return store.HRSyncRun{}, fmt.Errorf("HR connection is %s, not active: %w", conn.State, store.ErrConflict)
+	}
+	kind := o.Kind
+	if kind == KindAuto {
+		switch {
+		case !conn.ImportDone:
+			kind = KindInitial
+		case conn.Checkpoint == nil || conn.LastFullAt == nil || e.now().Sub(*conn.LastFullAt) >= e.cfg.FullScanInterval:
+			kind = KindFull
+		default:
+			kind = KindIncremental
+		}
+	}
+	if kind == KindIncremental && conn.Checkpoint == nil {
+		kind = KindFull
+	}
+	if !conn.ImportDone {
+		kind = KindInitial
+	}
+	trigger := o.Trigger
+	if trigger == "" {
+		trigger = "manual"
+	}
+	now := e.now()
+	run := store.HRSyncRun{ID: domain.NewID(), OrgID: orgID, ConnectionID: conn.ID, Kind: kind, Trigger: trigger,
+		Status: store.HRRunRunning, StartedAt: now, HeartbeatAt: now, Errors: []store.HRRunError{}}
+	for attempt := 0; attempt < 2; attempt++ {
+		err = e.db.InTx(ctx, func(tx *sql.Tx) error {
+			if err := store.InsertHRSyncRun(ctx, tx, &run); err != nil {
+				return err
+			}
+			if o.ApproveTerminations {
+				c, err := store.GetHRConnection(ctx, tx, orgID, conn.ID)
+				if err != nil {
+					return err
+				}
+				c.ApproveTerminations = true
+				if err := store.UpdateHRConnection(ctx, tx, &c); err != nil {
+					return err
+				}
+				if err := store.WriteAudit(ctx, tx, store.AuditFor(ctx, orgID, "hr.terminations.approved", "hr_connection", c.ID, nil, map[string]any{"run_id": run.ID})); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+		cur, gerr := store.GetRunningHRSyncRun(ctx, e.db.SQL, conn.ID)
+		if gerr != nil || e.now().Sub(cur.HeartbeatAt) < e.cfg.RunStaleAfter {
+			return cur, err
+		}
+		fin := e.now()
+		cur.Status, cur.Error, cur.FinishedAt = store.HRRunFailed, "abandoned: no heartbeat since "+cur.HeartbeatAt.Format(time.RFC3339), &fin
+		if uerr := store.UpdateHRSyncRun(ctx, e.db.SQL, &cur); uerr != nil {
+			return cur, uerr
+		}
+	}
+	return run, err
+}
+
+// execute works a begun run and records its end.
+func (e *Engine) execute(ctx context.Context, run *store.HRSyncRun, o SyncOptions) {
+	start := e.now()
+	log := e.log.With("org_id", run.OrgID, "connection_id", run.ConnectionID, "run_id", run.ID, "kind", run.Kind)
+	err := e.scan(ctx, run)
+	fin := e.now()
+	run.FinishedAt, run.HeartbeatAt = &fin, fin
+	switch {
+	case err == nil:
+		run.Status = store.HRRunSucceeded
+	case errors.Is(err, errBlocked):
+		run.Status = store.HRRunBlocked
+	case errors.Is(err, hris.ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, hris.ErrStaleCursor):
+		run.Status = store.HRRunPartial
+		run.Error = err.Error()
+	default:
+		run.Status = store.HRRunFailed
+		run.Error = err.Error()
+	}
+	// The run record must be written even when ctx was canceled.
+	wctx := context.WithoutCancel(ctx)
+	if uerr := e.db.InTx(wctx, func(tx *sql.Tx) error {
+		if err := store.UpdateHRSyncRun(wctx, tx, run); err != nil {
+			return err
+		}
+		c, err := store.GetHRConnection(wctx, tx, run.OrgID, run.ConnectionID)
+		if err != nil {
+			return err
+		}
+		c.LastSyncAt = &fin
+		return store.UpdateHRConnection(wctx, tx, &c)
+	}); uerr != nil {
+		log.ErrorContext(ctx, "record sync run", "err", uerr)
+	}
+	if reason := endReason(err); reason != "" {
+		if _, terr := e.terminateConnection(wctx, run.OrgID, run.ConnectionID, reason, ""); terr != nil {
+			log.ErrorContext(ctx, "terminate connection", "err", terr)
+		}
+	}
+	log.InfoContext(ctx, "hr sync finished", "status", run.Status, "pages", run.Pages, "seen", run.Seen, "created", run.Created,
+		"updated", run.Updated, "terminated", run.Terminated, "skipped", run.Skipped, "held", run.Held,
+		"duration", fin.Sub(start).Round(time.Millisecond), "err", err)
+}
+
+// scan reads members and applies them; see the package comment for the rules.
+func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
+	conn, err := store.GetHRConnection(ctx, e.db.SQL, run.OrgID, run.ConnectionID)
+	if err != nil {
+		return err
+	}
+	if conn.State != store.HRStateActive {
+		return errConnectionEnded
+	}
+	org, err := store.GetOrg(ctx, e.db.SQL, run.OrgID)
+	if err != nil {
+		return err
+	}
+	dir, err := e.directory(&conn)
+	if err != nil {
+		return err
+	}
+	start := e.now()
+	candidates := map[string]bool{}
+	var order []string
+	sc := &scanner{e: e, run: run, org: org, conn: conn, dir: dir, onTerminate: func(id string) {
+		if !candidates[id] {
+			candidates[id] = true
+			order = append(order, id)
+		}
+	}}
+	switch run.Kind {
+	case KindInitial:
+		if err := sc.pass(ctx, hris.ListOptions{Status: "active", Cursor: conn.ImportCursor}, true); err != nil {
+			return err
+		}
+		// Catch up what changed while we paged (EDGE_CASES 9).
+		if err := sc.pass(ctx, hris.ListOptions{UpdatedSince: start.Add(-e.cfg.Skew)}, false); err != nil {
+			return err
+		}
+	case KindIncremental:
+		if err := sc.pass(ctx, hris.ListOptions{UpdatedSince: conn.Checkpoint.Add(-e.cfg.Skew)}, false); err != nil {
+			return err
+		}
+	default:
+		if err := sc.pass(ctx, hris.ListOptions{}, false); err != nil {
+			return err
+		}
+	}
+	// The scan is complete: now, and only now, consider terminations.
+	if err := sc.terminations(ctx, order); err != nil {
+		return err
+	}
+	return e.db.InTx(ctx, func(tx *sql.Tx) error {
+		c, err := store.GetHRConnection(ctx, tx, run.OrgID, run.ConnectionID)
+		if err != nil {
+			return err
+		}
+		if c.State != store.HRStateActive {
+			return errConnectionEnded
+		}
+		c.Checkpoint = &start
+		if run.Kind == KindInitial || run.Kind == KindFull {
+			c.LastFullAt = &start
+		}
+		c.ImportDone, c.ImportCursor = true, ""
+		return store.UpdateHRConnection(ctx, tx, &c)
+	})
+}
+
+type scanner struct {
+	e           *Engine
+	run         *store.HRSyncRun
+	org         domain.Org
+	conn        store.HRConnection
+	dir         hris.Directory
+	onTerminate func(id string)
+}
+
+func (sc *scanner) opts() applyOpts {
+	return applyOpts{org: sc.org, source: sc.conn.Provider, today: todayIn(sc.e.now(), sc.org.Location())}
+}
+
+func (sc *scanner) addError(kind, id, msg string) {
+	if len(sc.run.Errors) < store.MaxHRRunErrors {
+		sc.run.Errors = append(sc.run.Errors, store.HRRunError{ExternalID: id, Kind: kind, Message: msg})
+	}
+}
+
+// pass pages through one listing. With persistImport the cursor is saved with
+// each page, in the page's transaction, so a crashed import resumes there.
+func (sc *scanner) pass(ctx context.Context, opt hris.ListOptions, persistImport bool) error {
+	e := sc.e
+	opt.Limit = e.cfg.PageSize
+	restarts := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		page, err := sc.dir.ListMembers(ctx, opt)
+		if errors.Is(err, hris.ErrStaleCursor) && opt.Cursor != "" && restarts < 3 {
+			// The cursor expired or the data moved: restart this listing.
+			// Upserts are idempotent, so pages seen twice change nothing.
+			restarts++
+			sc.addError("stale_cursor", "", "provider rejected the cursor; scan restarted")
+			opt.Cursor = ""
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		snapshot := *sc.run
+		snapshot.Errors = append([]store.HRRunError(nil), sc.run.Errors...)
+		o := sc.opts()
+		err = e.db.InTx(ctx, func(tx *sql.Tx) error {
+			c, err := store.GetHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
+			if err != nil {
+				return err
+			}
+			if c.State != store.HRStateActive {
+				return errConnectionEnded
+			}
+			for _, sk := range page.Skipped {
+				sc.run.Skipped++
+				sc.addError("malformed", sk.ExternalID, sk.Reason)
+			}
+			for _, m := range page.Items {
+				sc.run.Seen++
+				out, reason, err := e.applyMember(ctx, tx, m, o)
+				if err != nil {
+					return fmt.Errorf("member %s: %w", m.ExternalID, err)
+				}
+				sc.count(out, m.ExternalID, reason)
+			}
+			sc.run.Pages++
+			sc.run.Cursor = page.NextCursor
+			sc.run.HeartbeatAt = e.now()
+			if err := store.UpdateHRSyncRun(ctx, tx, sc.run); err != nil {
+				return err
+			}
+			if persistImport {
+				c.ImportCursor = page.NextCursor
+				return store.UpdateHRConnection(ctx, tx, &c)
+			}
+			return nil
+		})
+		if err != nil {
+			*sc.run = snapshot
+			return err
+		}
+		if page.NextCursor == "" {
+			return nil
+		}
+		opt.Cursor = page.NextCursor
+	}
+}
+
+func (sc *scanner) count(out outcome, id, reason string) {
+	switch out {
+	case outCreated:
+		sc.run.Created++
+	case outUpdated:
+		sc.run.Updated++
+	case outTerminated:
+		sc.run.Terminated++
+	case outSkipped:
+		sc.run.Skipped++
+		sc.addError("excluded", id, reason)
+	case outWouldTerminate:
+		sc.onTerminate(id)
+	default:
+		sc.run.Unchanged++
+	}
+}
+
+// terminations applies the terminations a complete scan found, each confirmed
+// by GET /v1/members/{id}, unless there are more than the org allows in one
+// run: then none is applied and an admin must approve (circuit breaker).
+func (sc *scanner) terminations(ctx context.Context, ids []string) error {
+	e := sc.e
+	if len(ids) == 0 {
+		return sc.clearApproval(ctx)
+	}
+	active, err := store.CountEmployeesByStatus(ctx, e.db.SQL, sc.org.ID, sc.conn.Provider, domain.StatusActive)
+	if err != nil {
+		return err
+	}
+	pending, err := store.CountEmployeesByStatus(ctx, e.db.SQL, sc.org.ID, sc.conn.Provider, domain.StatusPending)
+	if err != nil {
+		return err
+	}
+	pct := sc.org.Settings.MassTerminationThresholdPct
+	if pct <= 0 {
+		pct = 20
+	}
+	limit := max(e.cfg.MassTerminationMin, (active+pending)*pct/100)
+	if len(ids) > limit && !sc.conn.ApproveTerminations {
+		return sc.block(ctx, len(ids), active+pending, pct)
+	}
+	for _, id := range ids {
+		m, err := sc.dir.GetMember(ctx, id)
+		if errors.Is(err, hris.ErrNotFound) {
+			sc.addError("not_confirmed", id, "termination not applied: member not found on re-fetch")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		o := sc.opts()
+		o.allowTerminate = true
+		err = e.db.InTx(ctx, func(tx *sql.Tx) error {
+			out, reason, err := e.applyMember(ctx, tx, *m, o)
+			if err != nil {
+				return err
+			}
+			sc.count(out, id, reason)
+			sc.run.HeartbeatAt = e.now()
+			return store.UpdateHRSyncRun(ctx, tx, sc.run)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return sc.clearApproval(ctx)
+}
+
+func (sc *scanner) block(ctx context.Context, n, active, pct int) error {
+	e := sc.e
+	sc.run.Held = n
+	msg := fmt.Sprintf("mass termination held: %d of %d active employees would be terminated in one sync (threshold %d%%); "+
+		"check Justworks, then approve with `lanyardctl hr sync --approve-terminations`", n, active, pct)
+	sc.addError("mass_termination", "", msg)
+	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+		c, err := store.GetHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
+		if err != nil {
+			return err
+		}
+		before := c
+		c.Attention = msg
+		if err := store.UpdateHRConnection(ctx, tx, &c); err != nil {
+			return err
+		}
+		return store.WriteAudit(ctx, tx, store.AuditFor(ctx, c.OrgID, "hr.sync.blocked", "hr_connection", c.ID, connView(before), connView(c)))
+	})
+	if err != nil {
+		return err
+	}
+	e.log.WarnContext(ctx, "mass-termination breaker tripped", "org_id", sc.org.ID, "would_terminate", n, "active", active)
+	return errBlocked
+}
+
+// clearApproval consumes a one-shot approval and clears the attention flag
+// once a complete scan handled its terminations (none left over the threshold).
+func (sc *scanner) clearApproval(ctx context.Context) error {
+	if !sc.conn.ApproveTerminations && sc.conn.Attention == "" {
+		return nil
+	}
+	return sc.e.db.InTx(ctx, func(tx *sql.Tx) error {
+		c, err := store.GetHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
+		if err != nil {
+			return err
+		}
+		c.ApproveTerminations, c.Attention = false, ""
+		return store.UpdateHRConnection(ctx, tx, &c)
+	})
+}

@@ -1,0 +1,485 @@
+package store
+
+// SQL of the HR sync (controlplane/hris/hrsync): connections, sync runs, webhook
+// events and per-member provider details. Tables: migration 00100_hrsync.
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+)
+
+// HR connection states.
+const (
+	HRStatePending    = "pending"
+	HRStateActive     = "active"
+	HRStateTerminated = "terminated"
+)
+
+// HRConnection is an organization's link to an HR provider.
+type HRConnection struct {
+	ID                  string     `json:"id"`
+	OrgID               string     `json:"org_id"`
+	Provider            string     `json:"provider"`
+	State               string     `json:"state"`
+	Reason              string     `json:"reason,omitempty"`    // why it was terminated
+	Attention           string     `json:"attention,omitempty"` // needs an admin (e.g. mass termination held)
+	CompanyID           string     `json:"company_id,omitempty"`
+	CompanyName         string     `json:"company_name,omitempty"`
+	Scopes              string     `json:"scopes,omitempty"`
+	GrantSealed         string     `json:"-"`
+	WebhookSecretSealed string     `json:"-"`
+	OAuthState          string     `json:"-"`
+	OAuthStateExpires   *time.Time `json:"-"`
+	ImportDone          bool       `json:"import_done"`
+	ImportCursor        string     `json:"-"`
+	Checkpoint          *time.Time `json:"checkpoint,omitempty"`
+	LastFullAt          *time.Time `json:"last_full_at,omitempty"`
+	LastSyncAt          *time.Time `json:"last_sync_at,omitempty"`
+	LastWebhookAt       *time.Time `json:"last_webhook_at,omitempty"`
+	ApproveTerminations bool       `json:"approve_terminations"`
+	CreatedBy           string     `json:"created_by,omitempty"`
+	CreatedAt           time.Time  `json:"created_at"`
+	UpdatedAt           time.Time  `json:"updated_at"`
+	TerminatedAt        *time.Time `json:"terminated_at,omitempty"`
+}
+
+const hrConnCols = `id, org_id, provider, state, reason, attention, company_id, company_name, scopes, grant_sealed,
+	webhook_secret_sealed, oauth_state, oauth_state_expires, import_done, import_cursor, checkpoint, last_full_at,
+	last_sync_at, last_webhook_at, approve_terminations, created_by, created_at, updated_at, terminated_at`
+
+func scanHRConn(s interface{ Scan(...any) error }) (HRConnection, error) {
+	var c HRConnection
+	var exp, cp, full, last, wh, term sql.NullTime
+	err := s.Scan(&c.ID, &c.OrgID, &c.Provider, &c.State, &c.Reason, &c.Attention, &c.CompanyID, &c.CompanyName, &c.Scopes,
+		&c.GrantSealed, &c.WebhookSecretSealed, &c.OAuthState, &exp, &c.ImportDone, &c.ImportCursor, &cp, &full, &last, &wh,
+		&c.ApproveTerminations, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &term)
+	c.OAuthStateExpires, c.Checkpoint, c.LastFullAt = nullTimePtr(exp), nullTimePtr(cp), nullTimePtr(full)
+	c.LastSyncAt, c.LastWebhookAt, c.TerminatedAt = nullTimePtr(last), nullTimePtr(wh), nullTimePtr(term)
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	return c, err
+}
+
+func (c *HRConnection) args() []any {
+	return []any{c.ID, c.OrgID, c.Provider, c.State, c.Reason, c.Attention, c.CompanyID, c.CompanyName, c.Scopes,
+		c.GrantSealed, c.WebhookSecretSealed, c.OAuthState, utcPtr(c.OAuthStateExpires), c.ImportDone, c.ImportCursor,
+		utcPtr(c.Checkpoint), utcPtr(c.LastFullAt), utcPtr(c.LastSyncAt), utcPtr(c.LastWebhookAt), c.ApproveTerminations,
+		c.CreatedBy, c.CreatedAt.UTC(), c.UpdatedAt.UTC(), utcPtr(c.TerminatedAt)}
+}
+
+// InsertHRConnection creates a connection; ErrConflict when the org already has a
+// live (non-terminated) one.
+func InsertHRConnection(ctx context.Context, q Querier, c *HRConnection) error {
+	if c.ID == "" {
+		c.ID = domain.NewID()
+	}
+	now := domain.Now()
+	c.CreatedAt, c.UpdatedAt = now, now
+	_, err := q.ExecContext(ctx, `INSERT INTO hr_connections (`+hrConnCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`, c.args()...)
+	if IsUniqueViolation(err) {
+		return fmt.Errorf("org %s already has an HR connection: %w", c.OrgID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert hr connection: %w", err)
+	}
+	return nil
+}
+
+// UpdateHRConnection rewrites a connection row.
+func UpdateHRConnection(ctx context.Context, q Querier, c *HRConnection) error {
+	c.UpdatedAt = domain.Now()
+	a := c.args()
+	res, err := q.ExecContext(ctx, `UPDATE hr_connections SET provider = $3, state = $4, reason = $5, attention = $6,
+		company_id = $7, company_name = $8, scopes = $9, grant_sealed = $10, webhook_secret_sealed = $11, oauth_state = $12,
+		oauth_state_expires = $13, import_done = $14, import_cursor = $15, checkpoint = $16, last_full_at = $17,
+		last_sync_at = $18, last_webhook_at = $19, approve_terminations = $20, created_by = $21, updated_at = $22,
+		terminated_at = $23 WHERE id = $1 AND org_id = $2`, append(a[:21:21], a[22], a[23])...)
+	if IsUniqueViolation(err) {
+		return fmt.Errorf("hr connection %s: %w", c.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("update hr connection %s: %w", c.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("hr connection %s: %w", c.ID, ErrNotFound)
+	}
+	return nil
+}
+
+func getHRConn(ctx context.Context, q Querier, where string, args ...any) (HRConnection, error) {
+	c, err := scanHRConn(q.QueryRowContext(ctx, `SELECT `+hrConnCols+` FROM hr_connections WHERE `+where, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("hr connection: %w", ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("get hr connection: %w", err)
+	}
+	return c, nil
+}
+
+// GetHRConnection reads a connection by id (any org when orgID is "").
+func GetHRConnection(ctx context.Context, q Querier, orgID, id string) (HRConnection, error) {
+	if orgID == "" {
+		return getHRConn(ctx, q, `id = $1`, id)
+	}
+	return getHRConn(ctx, q, `id = $1 AND org_id = $2`, id, orgID)
+}
+
+// GetLiveHRConnection returns the org's pending or active connection.
+func GetLiveHRConnection(ctx context.Context, q Querier, orgID string) (HRConnection, error) {
+	return getHRConn(ctx, q, `org_id = $1 AND state <> 'terminated'`, orgID)
+}
+
+// GetLatestHRConnection returns the org's newest connection, whatever its state.
+func GetLatestHRConnection(ctx context.Context, q Querier, orgID string) (HRConnection, error) {
+	return getHRConn(ctx, q, `org_id = $1 ORDER BY id DESC LIMIT 1`, orgID)
+}
+
+// GetHRConnectionByOAuthState finds the pending connection an OAuth callback belongs to.
+func GetHRConnectionByOAuthState(ctx context.Context, q Querier, state string) (HRConnection, error) {
+	if state == "" {
+		return HRConnection{}, fmt.Errorf("hr connection: empty state: %w", ErrNotFound)
+	}
+	return getHRConn(ctx, q, `oauth_state = $1 AND state = 'pending'`, state)
+}
+
+// ListActiveHRConnections returns every active connection (the reconcile job's work list).
+func ListActiveHRConnections(ctx context.Context, q Querier) ([]HRConnection, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+hrConnCols+` FROM hr_connections WHERE state = 'active' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list hr connections: %w", err)
+	}
+	defer rows.Close()
+	var out []HRConnection
+	for rows.Next() {
+		c, err := scanHRConn(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// HR sync run statuses.
+const (
+	HRRunRunning   = "running"
+	HRRunSucceeded = "succeeded"
+	HRRunPartial   = "partial" // stopped early (rate limit, outage): not a full roster
+	HRRunFailed    = "failed"
+	HRRunBlocked   = "blocked" // mass-termination breaker held terminations for an admin
+)
+
+// HRRunError is one problem recorded on a run (a skipped record, a held termination...).
+type HRRunError struct {
+	ExternalID string `json:"external_id,omitempty"`
+	Kind       string `json:"kind"`
+	Message    string `json:"message"`
+}
+
+// HRSyncRun is one sync pass.
+type HRSyncRun struct {
+	ID           string       `json:"id"`
+	OrgID        string       `json:"org_id"`
+	ConnectionID string       `json:"connection_id"`
+	Kind         string       `json:"kind"`    // initial, incremental, full, webhook
+	Trigger      string       `json:"trigger"` // connect, schedule, manual, demo
+	Status       string       `json:"status"`
+	Pages        int          `json:"pages"`
+	Seen         int          `json:"seen"`
+	Created      int          `json:"created"`
+	Updated      int          `json:"updated"`
+	Terminated   int          `json:"terminated"`
+	Skipped      int          `json:"skipped"`
+	Unchanged    int          `json:"unchanged"`
+	Held         int          `json:"held"`
+	Cursor       string       `json:"-"`
+	Errors       []HRRunError `json:"errors"`
+	Error        string       `json:"error,omitempty"`
+	StartedAt    time.Time    `json:"started_at"`
+	HeartbeatAt  time.Time    `json:"heartbeat_at"`
+	FinishedAt   *time.Time   `json:"finished_at,omitempty"`
+}
+
+const hrRunCols = `id, org_id, connection_id, kind, trigger_source, status, pages, seen, created, updated, terminated, skipped,
+	unchanged, held, cursor, errors, error, started_at, heartbeat_at, finished_at`
+
+func scanHRRun(s interface{ Scan(...any) error }) (HRSyncRun, error) {
+	var r HRSyncRun
+	var errs string
+	var fin sql.NullTime
+	err := s.Scan(&r.ID, &r.OrgID, &r.ConnectionID, &r.Kind, &r.Trigger, &r.Status, &r.Pages, &r.Seen, &r.Created, &r.Updated,
+		&r.Terminated, &r.Skipped, &r.Unchanged, &r.Held, &r.Cursor, &errs, &r.Error, &r.StartedAt, &r.HeartbeatAt, &fin)
+	if err != nil {
+		return r, err
+	}
+	r.FinishedAt = nullTimePtr(fin)
+	r.StartedAt, r.HeartbeatAt = r.StartedAt.UTC(), r.HeartbeatAt.UTC()
+	if err := json.Unmarshal([]byte(errs), &r.Errors); err != nil {
+		return r, fmt.Errorf("hr run %s errors: %w", r.ID, err)
+	}
+	if r.Errors == nil {
+		r.Errors = []HRRunError{}
+	}
+	return r, nil
+}
+
+// MaxHRRunErrors caps the errors kept on one run.
+const MaxHRRunErrors = 200
+
+func (r *HRSyncRun) errorsJSON() string {
+	if len(r.Errors) > MaxHRRunErrors {
+		r.Errors = r.Errors[:MaxHRRunErrors]
+	}
+	if r.Errors == nil {
+		return "[]"
+	}
+	b, _ := json.Marshal(r.Errors)
+	return string(b)
+}
+
+// InsertHRSyncRun starts a run; ErrConflict when the connection already has a running one.
+func InsertHRSyncRun(ctx context.Context, q Querier, r *HRSyncRun) error {
+	if r.ID == "" {
+		r.ID = domain.NewID()
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO hr_sync_runs (`+hrRunCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		r.ID, r.OrgID, r.ConnectionID, r.Kind, r.Trigger, r.Status, r.Pages, r.Seen, r.Created, r.Updated, r.Terminated,
+		r.Skipped, r.Unchanged, r.Held, r.Cursor, r.errorsJSON(), r.Error, r.StartedAt.UTC(), r.HeartbeatAt.UTC(), utcPtr(r.FinishedAt))
+	if IsUniqueViolation(err) {
+		return fmt.Errorf("a sync is already running for connection %s: %w", r.ConnectionID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert hr sync run: %w", err)
+	}
+	return nil
+}
+
+// UpdateHRSyncRun writes a run's progress.
+func UpdateHRSyncRun(ctx context.Context, q Querier, r *HRSyncRun) error {
+	_, err := q.ExecContext(ctx, `UPDATE hr_sync_runs SET status = $2, pages = $3, seen = $4, created = $5, updated = $6,
+		terminated = $7, skipped = $8, unchanged = $9, held = $10, cursor = $11, errors = $12, error = $13, heartbeat_at = $14,
+		finished_at = $15, kind = $16 WHERE id = $1`,
+		r.ID, r.Status, r.Pages, r.Seen, r.Created, r.Updated, r.Terminated, r.Skipped, r.Unchanged, r.Held, r.Cursor,
+		r.errorsJSON(), r.Error, r.HeartbeatAt.UTC(), utcPtr(r.FinishedAt), r.Kind)
+	if err != nil {
+		return fmt.Errorf("update hr sync run %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// GetHRSyncRun reads a run of an org.
+func GetHRSyncRun(ctx context.Context, q Querier, orgID, id string) (HRSyncRun, error) {
+	r, err := scanHRRun(q.QueryRowContext(ctx, `SELECT `+hrRunCols+` FROM hr_sync_runs WHERE id = $1 AND org_id = $2`, id, orgID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("sync run %s: %w", id, ErrNotFound)
+	}
+	return r, err
+}
+
+// GetRunningHRSyncRun returns the connection's running run, if any.
+func GetRunningHRSyncRun(ctx context.Context, q Querier, connID string) (HRSyncRun, error) {
+	r, err := scanHRRun(q.QueryRowContext(ctx, `SELECT `+hrRunCols+` FROM hr_sync_runs WHERE connection_id = $1 AND status = 'running'`, connID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("running sync: %w", ErrNotFound)
+	}
+	return r, err
+}
+
+// ListHRSyncRuns returns one page of an org's runs, newest first.
+func (db *DB) ListHRSyncRuns(ctx context.Context, orgID string, p Page) ([]HRSyncRun, string, error) {
+	before, err := DecodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	args := []any{orgID}
+	cond := `org_id = $1`
+	if before != "" {
+		args = append(args, before)
+		cond += ` AND id < $2`
+	}
+	rows, err := db.SQL.QueryContext(ctx, fmt.Sprintf(`SELECT `+hrRunCols+` FROM hr_sync_runs WHERE %s ORDER BY id DESC LIMIT %d`, cond, p.limit()+1), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list hr sync runs: %w", err)
+	}
+	defer rows.Close()
+	var out []HRSyncRun
+	for rows.Next() {
+		r, err := scanHRRun(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	out, next := trimPage(out, p, func(r HRSyncRun) string { return r.ID })
+	return out, next, nil
+}
+
+// HRWebhookEvent is a received (verified) webhook.
+type HRWebhookEvent struct {
+	ID           string
+	OrgID        string
+	ConnectionID string
+	EventID      string
+	EventType    string
+	MemberID     string
+	DepartmentID string
+	Status       string // received, processed, failed, ignored
+	Error        string
+	ReceivedAt   time.Time
+	ProcessedAt  *time.Time
+}
+
+// InsertHRWebhookEvent records a webhook; ErrConflict when the event id was seen
+// before on this connection (a duplicate delivery).
+func InsertHRWebhookEvent(ctx context.Context, q Querier, e *HRWebhookEvent) error {
+	if e.ID == "" {
+		e.ID = domain.NewID()
+	}
+	if e.Status == "" {
+		e.Status = "received"
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO hr_webhook_events (id, org_id, connection_id, event_id, event_type, member_id,
+		department_id, status, error, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		e.ID, e.OrgID, e.ConnectionID, e.EventID, e.EventType, e.MemberID, e.DepartmentID, e.Status, e.Error, e.ReceivedAt.UTC())
+	if IsUniqueViolation(err) {
+		return fmt.Errorf("webhook event %s: %w", e.EventID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert webhook event: %w", err)
+	}
+	return nil
+}
+
+// FinishHRWebhookEvent marks an event processed (or failed/ignored).
+func FinishHRWebhookEvent(ctx context.Context, q Querier, id, status, msg string, at time.Time) error {
+	_, err := q.ExecContext(ctx, `UPDATE hr_webhook_events SET status = $2, error = $3, processed_at = $4 WHERE id = $1`,
+		id, status, msg, at.UTC())
+	if err != nil {
+		return fmt.Errorf("finish webhook event %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListPendingHRWebhookEvents returns received events not processed yet, oldest first.
+func ListPendingHRWebhookEvents(ctx context.Context, q Querier, connID string, olderThan time.Time, limit int) ([]HRWebhookEvent, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, org_id, connection_id, event_id, event_type, member_id, department_id, status,
+		error, received_at FROM hr_webhook_events WHERE connection_id = $1 AND status = 'received' AND received_at <= $2
+		ORDER BY received_at LIMIT $3`, connID, olderThan.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list pending webhook events: %w", err)
+	}
+	defer rows.Close()
+	var out []HRWebhookEvent
+	for rows.Next() {
+		var e HRWebhookEvent
+		if err := rows.Scan(&e.ID, &e.OrgID, &e.ConnectionID, &e.EventID, &e.EventType, &e.MemberID, &e.DepartmentID,
+			&e.Status, &e.Error, &e.ReceivedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// HRMember holds provider details of a synced employee that domain.Employee does
+// not carry (department id for renames, work id for rehire matching, manager).
+type HRMember struct {
+	EmployeeID        string
+	OrgID             string
+	Source            string
+	ExternalID        string
+	WorkID            string
+	DepartmentID      string
+	ManagerExternalID string
+	ProviderType      string
+	UpdatedAt         time.Time
+}
+
+// UpsertHRMember writes the provider details of an employee.
+func UpsertHRMember(ctx context.Context, q Querier, m HRMember) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO hr_members (employee_id, org_id, source, external_id, work_id, department_id,
+		manager_external_id, provider_type, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (employee_id) DO UPDATE SET external_id = excluded.external_id, work_id = excluded.work_id,
+		department_id = excluded.department_id, manager_external_id = excluded.manager_external_id,
+		provider_type = excluded.provider_type, updated_at = excluded.updated_at`,
+		m.EmployeeID, m.OrgID, m.Source, m.ExternalID, m.WorkID, m.DepartmentID, m.ManagerExternalID, m.ProviderType, m.UpdatedAt.UTC())
+	if err != nil {
+		return fmt.Errorf("upsert hr member %s: %w", m.EmployeeID, err)
+	}
+	return nil
+}
+
+// ListHRMemberIDsByDepartment returns the external ids of an org's members in a department.
+func ListHRMemberIDsByDepartment(ctx context.Context, q Querier, orgID, source, departmentID string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT external_id FROM hr_members WHERE org_id = $1 AND source = $2 AND department_id = $3 ORDER BY external_id`,
+		orgID, source, departmentID)
+	if err != nil {
+		return nil, fmt.Errorf("list members of department: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// LockEmployeeByExternalID reads an employee by HR identity inside tx, locking
+// the row on Postgres (SQLite transactions already hold the write lock), so two
+// writers of one member serialize and an event is emitted once.
+func (db *DB) LockEmployeeByExternalID(ctx context.Context, tx *sql.Tx, orgID, source, externalID string) (domain.Employee, error) {
+	lock := ""
+	if db.Dialect == Postgres {
+		lock = " FOR UPDATE"
+	}
+	e, err := scanEmployee(tx.QueryRowContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND source = $2 AND external_id = $3`+lock,
+		orgID, source, externalID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("employee %s/%s: %w", source, externalID, ErrNotFound)
+	}
+	return e, err
+}
+
+// FindRehireCandidate finds a terminated employee of the same source whose work
+// id or work email matches (a rehire Justworks gave a new member id).
+func (db *DB) FindRehireCandidate(ctx context.Context, tx *sql.Tx, orgID, source, workID, workEmail string) (domain.Employee, error) {
+	lock := ""
+	if db.Dialect == Postgres {
+		lock = " FOR UPDATE OF e"
+	}
+	e, err := scanEmployee(tx.QueryRowContext(ctx, `SELECT e.id, e.org_id, e.source, e.external_id, e.hr, e.equipment_type, e.notes,
+		e.created_at, e.updated_at FROM employees e LEFT JOIN hr_members m ON m.employee_id = e.id
+		WHERE e.org_id = $1 AND e.source = $2 AND e.status = 'terminated'
+		AND (($3 <> '' AND m.work_id = $3) OR ($4 <> '' AND e.work_email = $4))
+		ORDER BY e.id DESC LIMIT 1`+lock, orgID, source, workID, workEmail))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("rehire candidate: %w", ErrNotFound)
+	}
+	return e, err
+}
+
+// CountEmployeesByStatus counts an org's employees of one source and status.
+func CountEmployeesByStatus(ctx context.Context, q Querier, orgID, source string, status domain.EmploymentStatus) (int, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM employees WHERE org_id = $1 AND source = $2 AND status = $3`,
+		orgID, source, string(status)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count employees: %w", err)
+	}
+	return n, nil
+}
