@@ -173,11 +173,14 @@ type AgentBinaries interface {
 type Builder struct {
 	ControlPlaneURL string // baked into the config, e.g. https://lanyard.example.com
 	GRPCAddress     string // agent API host:port when not the URL's host:8443
-	Version         string // agent version, part of the file name
-	Secrets         SecretMinter
-	CA              CAFingerprinter
-	Orgs            OrgGetter
-	Agents          AgentBinaries
+	// EnrollmentAddress is the enrollment endpoint host:port; empty lets the agent
+	// derive it (agent/config's default).
+	EnrollmentAddress string
+	Version           string // agent version, part of the file name
+	Secrets           SecretMinter
+	CA                CAFingerprinter
+	Orgs              OrgGetter
+	Agents            AgentBinaries
 	// Authenticode signs the exe and the MSI when set.
 	Authenticode *msi.Authenticode
 	MSITools     msi.Tools
@@ -273,6 +276,7 @@ func (b *Builder) Build(ctx context.Context, req Request, outDir string) (Artifa
 	cfg, err := config.Marshal(config.Config{
 		ControlPlaneURL:     b.ControlPlaneURL,
 		GRPCAddress:         b.GRPCAddress,
+		EnrollmentAddress:   b.EnrollmentAddress,
 		CAFingerprintSHA256: fp,
 		EnrollmentSecret:    sec.Plaintext,
 		KeepSecret:          org.Settings.KeepEnrollmentSecret,
