@@ -119,6 +119,9 @@ func (d depStore) RetrieveConfig(ctx context.Context, name string) (*depclient.C
 		return nil, err
 	}
 	if dep.BaseURL == "" {
+		if d.s.cfg.DEPURL != "" {
+			return &depclient.Config{BaseURL: d.s.cfg.DEPURL}, nil
+		}
 		return nil, nil
 	}
 	return &depclient.Config{BaseURL: dep.BaseURL}, nil

@@ -383,7 +383,7 @@ func baselineRef(payload []byte) (string, bool) {
 }
 
 type baselineCache struct {
-	mu   sync.Mutex
+	mu    sync.Mutex
 	byOrg map[string][]PolicyProfile
 }
 
@@ -424,4 +424,10 @@ func (s *Service) baselineProfile(ctx context.Context, udid, identifier string) 
 		}
 	}
 	return nil, fmt.Errorf("unknown baseline profile %q", identifier)
+}
+
+// CancelCommand cancels an open command of an org (the Mac will not get it: a queued copy
+// is skipped when fetched).
+func (s *Service) CancelCommand(ctx context.Context, orgID, id string) (store.MDMCommand, error) {
+	return s.db.MDMCancelCommand(ctx, orgID, id)
 }

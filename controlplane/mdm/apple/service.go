@@ -70,6 +70,8 @@ type Config struct {
 	ProfileCheckInterval time.Duration
 	// CAKeyBits for a newly generated MDM CA (default 3072; tests use 2048).
 	CAKeyBits int
+	// DEPURL is the default Apple DEP/ABM API base URL (per-org overrides are stored).
+	DEPURL string
 	// DEPClient, when set, is the HTTP client for the ABM/DEP API (tests trust the fake).
 	DEPClient *http.Client
 	// Now is the clock (default time.Now).

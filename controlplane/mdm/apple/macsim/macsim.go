@@ -25,9 +25,9 @@ import (
 
 	kitlog "github.com/go-kit/kit/log"
 	"github.com/google/uuid"
+	"github.com/micromdm/plist"
 	scepclient "github.com/micromdm/scep/v2/client"
 	"github.com/micromdm/scep/v2/cryptoutil/x509util"
-	"github.com/micromdm/plist"
 	"github.com/smallstep/pkcs7"
 	"github.com/smallstep/scep"
 
@@ -152,7 +152,11 @@ func (m *Mac) Received() []Received {
 }
 
 // Errors returns errors from background sessions.
-func (m *Mac) Errors() []error { m.wakeMu.Lock(); defer m.wakeMu.Unlock(); return append([]error(nil), m.errs...) }
+func (m *Mac) Errors() []error {
+	m.wakeMu.Lock()
+	defer m.wakeMu.Unlock()
+	return append([]error(nil), m.errs...)
+}
 
 // FetchProfile downloads an enrollment profile from an enrollment link.
 func (m *Mac) FetchProfile(ctx context.Context, url string) ([]byte, error) {
