@@ -36,7 +36,7 @@ func (a *app) orgCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "orgs", Aliases: []string{"org"}, Short: "Show or change your organization"}
 	cmd.AddCommand(&cobra.Command{
 		Use: "get", Short: "Show the organization", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client) error {
+		RunE: a.run(func(ctx context.Context, c *Client, _ []string) error {
 			var o domain.Org
 			if err := c.Do(ctx, http.MethodGet, "/api/v1/org", nil, nil, &o); err != nil {
 				return err
@@ -48,7 +48,7 @@ func (a *app) orgCmd() *cobra.Command {
 	var name, plan, tz string
 	set := &cobra.Command{
 		Use: "set", Short: "Change name, plan (owner) or time zone", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client) error {
+		RunE: a.run(func(ctx context.Context, c *Client, _ []string) error {
 			body := map[string]string{}
 			for k, v := range map[string]string{"name": name, "plan": plan, "time_zone": tz} {
 				if v != "" {
@@ -76,7 +76,7 @@ func (a *app) tokensCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "tokens", Short: "Manage API tokens"}
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List tokens", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client) error {
+		RunE: a.run(func(ctx context.Context, c *Client, _ []string) error {
 			items, err := listAll[token](ctx, c, "/api/v1/tokens", nil, 0)
 			if err != nil {
 				return err
@@ -96,33 +96,29 @@ func (a *app) tokensCmd() *cobra.Command {
 	var days int
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a token (the secret is printed once)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.run(func(ctx context.Context, c *Client) error {
-				var out struct {
-					Token  token  `json:"token"`
-					Secret string `json:"secret"`
-				}
-				if err := c.Do(ctx, http.MethodPost, "/api/v1/tokens", nil, map[string]any{"name": args[0], "role": role, "expires_in_days": days}, &out); err != nil {
-					return err
-				}
-				return a.printKV(out, [][2]string{{"id", out.Token.ID}, {"role", out.Token.Role}, {"secret (shown once)", out.Secret}})
-			})(cmd, args)
-		},
+		RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
+			var out struct {
+				Token  token  `json:"token"`
+				Secret string `json:"secret"`
+			}
+			if err := c.Do(ctx, http.MethodPost, "/api/v1/tokens", nil, map[string]any{"name": args[0], "role": role, "expires_in_days": days}, &out); err != nil {
+				return err
+			}
+			return a.printKV(out, [][2]string{{"id", out.Token.ID}, {"role", out.Token.Role}, {"secret (shown once)", out.Secret}})
+		}),
 	}
 	create.Flags().StringVar(&role, "role", "viewer", "owner, admin, it or viewer")
 	create.Flags().IntVar(&days, "expires-in-days", 90, "0 for no expiry")
 	cmd.AddCommand(create, &cobra.Command{
 		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.run(func(ctx context.Context, c *Client) error {
-				var t token
-				if err := c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(args[0]), nil, nil, &t); err != nil {
-					return err
-				}
-				fmt.Fprintf(a.out, "revoked %s (%s)\n", t.ID, t.Name)
-				return nil
-			})(cmd, args)
-		},
+		RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
+			var t token
+			if err := c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(args[0]), nil, nil, &t); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "revoked %s (%s)\n", t.ID, t.Name)
+			return nil
+		}),
 	})
 	return cmd
 }
@@ -137,7 +133,7 @@ func (a *app) employeesCmd() *cobra.Command {
 	var limit int
 	list := &cobra.Command{
 		Use: "list", Short: "List employees", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client) error {
+		RunE: a.run(func(ctx context.Context, c *Client, _ []string) error {
 			q := url.Values{}
 			for k, v := range map[string]string{"status": status, "department": dept, "member_type": mtype} {
 				if v != "" {
@@ -162,25 +158,23 @@ func (a *app) employeesCmd() *cobra.Command {
 	list.Flags().IntVar(&limit, "limit", 0, "stop after this many (0: all)")
 	cmd.AddCommand(list, &cobra.Command{
 		Use: "get ID", Short: "Show an employee", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.run(func(ctx context.Context, c *Client) error {
-				var e domain.Employee
-				if err := c.Do(ctx, http.MethodGet, "/api/v1/employees/"+url.PathEscape(args[0]), nil, nil, &e); err != nil {
-					return err
-				}
-				start, term := "-", "-"
-				if e.HR.StartDate != nil {
-					start = e.HR.StartDate.String()
-				}
-				if e.HR.TerminationDate != nil {
-					term = e.HR.TerminationDate.String()
-				}
-				return a.printKV(e, [][2]string{{"id", e.ID}, {"name", employeeName(e)}, {"work email", orDash(e.HR.WorkEmail)},
-					{"title", orDash(e.HR.Title)}, {"status", string(e.HR.Status)}, {"departments", orDash(strings.Join(e.HR.Departments, ", "))},
-					{"type", orDash(string(e.HR.MemberType))}, {"start date", start}, {"termination date", term},
-					{"source", e.Source + " " + e.ExternalID}, {"equipment type", orDash(e.EquipmentType)}})
-			})(cmd, args)
-		},
+		RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
+			var e domain.Employee
+			if err := c.Do(ctx, http.MethodGet, "/api/v1/employees/"+url.PathEscape(args[0]), nil, nil, &e); err != nil {
+				return err
+			}
+			start, term := "-", "-"
+			if e.HR.StartDate != nil {
+				start = e.HR.StartDate.String()
+			}
+			if e.HR.TerminationDate != nil {
+				term = e.HR.TerminationDate.String()
+			}
+			return a.printKV(e, [][2]string{{"id", e.ID}, {"name", employeeName(e)}, {"work email", orDash(e.HR.WorkEmail)},
+				{"title", orDash(e.HR.Title)}, {"status", string(e.HR.Status)}, {"departments", orDash(strings.Join(e.HR.Departments, ", "))},
+				{"type", orDash(string(e.HR.MemberType))}, {"start date", start}, {"termination date", term},
+				{"source", e.Source + " " + e.ExternalID}, {"equipment type", orDash(e.EquipmentType)}})
+		}),
 	})
 	return cmd
 }
@@ -191,7 +185,7 @@ func (a *app) devicesCmd() *cobra.Command {
 	var limit int
 	list := &cobra.Command{
 		Use: "list", Short: "List devices", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client) error {
+		RunE: a.run(func(ctx context.Context, c *Client, _ []string) error {
 			q := url.Values{}
 			for k, v := range map[string]string{"state": state, "platform": platform, "equipment_type": etype, "employee_id": emp, "serial": serial} {
 				if v != "" {
@@ -219,30 +213,28 @@ func (a *app) devicesCmd() *cobra.Command {
 
 	get := &cobra.Command{
 		Use: "get ID", Short: "Show a device with tracking and MDM details", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.run(func(ctx context.Context, c *Client) error {
-				var d struct {
-					domain.Device
-					Details map[string]json.RawMessage `json:"details"`
-				}
-				if err := c.Do(ctx, http.MethodGet, "/api/v1/devices/"+url.PathEscape(args[0]), nil, nil, &d); err != nil {
-					return err
-				}
-				pairs := [][2]string{{"id", d.ID}, {"serial", d.SerialNumber}, {"vendor", d.Vendor}, {"model", orDash(d.Model)},
-					{"platform", orDash(string(d.Platform))}, {"type", d.EquipmentType}, {"state", string(d.State)},
-					{"employee", orDash(d.AssignedEmployeeID)}, {"notes", orDash(d.Notes)}}
-				for k, v := range d.Details {
-					pairs = append(pairs, [2]string{k, string(v)})
-				}
-				return a.printKV(d, pairs)
-			})(cmd, args)
-		},
+		RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
+			var d struct {
+				domain.Device
+				Details map[string]json.RawMessage `json:"details"`
+			}
+			if err := c.Do(ctx, http.MethodGet, "/api/v1/devices/"+url.PathEscape(args[0]), nil, nil, &d); err != nil {
+				return err
+			}
+			pairs := [][2]string{{"id", d.ID}, {"serial", d.SerialNumber}, {"vendor", d.Vendor}, {"model", orDash(d.Model)},
+				{"platform", orDash(string(d.Platform))}, {"type", d.EquipmentType}, {"state", string(d.State)},
+				{"employee", orDash(d.AssignedEmployeeID)}, {"notes", orDash(d.Notes)}}
+			for k, v := range d.Details {
+				pairs = append(pairs, [2]string{k, string(v)})
+			}
+			return a.printKV(d, pairs)
+		}),
 	}
 
 	var cSerial, cVendor, cModel, cPlatform, cType, cState, cPurchase string
 	create := &cobra.Command{
 		Use: "create", Short: "Add a device to inventory", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client) error {
+		RunE: a.run(func(ctx context.Context, c *Client, _ []string) error {
 			body := map[string]any{"serial_number": cSerial, "vendor": cVendor, "model": cModel, "platform": cPlatform,
 				"equipment_type": cType, "state": cState}
 			if cPurchase != "" {
@@ -266,15 +258,13 @@ func (a *app) devicesCmd() *cobra.Command {
 	deviceAction := func(use, short, path string, nargs int, body func(args []string) any) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Args: cobra.ExactArgs(nargs),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return a.run(func(ctx context.Context, c *Client) error {
-					var d domain.Device
-					if err := c.Do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(args[0])+"/"+path, nil, body(args), &d); err != nil {
-						return err
-					}
-					return a.printKV(d, [][2]string{{"id", d.ID}, {"serial", d.SerialNumber}, {"state", string(d.State)}, {"employee", orDash(d.AssignedEmployeeID)}})
-				})(cmd, args)
-			},
+			RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
+				var d domain.Device
+				if err := c.Do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(args[0])+"/"+path, nil, body(args), &d); err != nil {
+					return err
+				}
+				return a.printKV(d, [][2]string{{"id", d.ID}, {"serial", d.SerialNumber}, {"state", string(d.State)}, {"employee", orDash(d.AssignedEmployeeID)}})
+			}),
 		}
 	}
 	assign := deviceAction("assign DEVICE_ID EMPLOYEE_ID", "Assign a device to an employee", "assign", 2,
@@ -306,7 +296,7 @@ func (a *app) auditCmd() *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use: "audit", Short: "Read the audit log", Args: cobra.NoArgs,
-		RunE: a.run(func(ctx context.Context, c *Client) error {
+		RunE: a.run(func(ctx context.Context, c *Client, _ []string) error {
 			q := url.Values{}
 			for k, v := range map[string]string{"actor": actor, "target_type": ttype, "target_id": target, "action": action} {
 				if v != "" {

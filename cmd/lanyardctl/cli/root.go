@@ -123,13 +123,14 @@ func (a *app) printKV(v any, pairs [][2]string) error {
 	return tw.Flush()
 }
 
-func (a *app) run(fn func(ctx context.Context, c *Client) error) func(cmd *cobra.Command, args []string) error {
+// run adapts an API call to cobra: it loads the saved login first.
+func (a *app) run(fn func(ctx context.Context, c *Client, args []string) error) func(cmd *cobra.Command, args []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		c, err := a.client()
 		if err != nil {
 			return err
 		}
-		return fn(cmd.Context(), c)
+		return fn(cmd.Context(), c, args)
 	}
 }
 
