@@ -1,0 +1,162 @@
+package client
+
+import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lanyardhq/lanyard/agent/actions"
+	"github.com/lanyardhq/lanyard/agent/inventory"
+	"github.com/lanyardhq/lanyard/agent/posture"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
+)
+
+// Wire conversion: the generated types stop here (agent/inventory and
+// agent/actions have their own types).
+
+func postureState(s posture.State) agentv1.PostureState {
+	switch s {
+	case posture.On:
+		return agentv1.PostureState_POSTURE_STATE_ON
+	case posture.Off:
+		return agentv1.PostureState_POSTURE_STATE_OFF
+	}
+	return agentv1.PostureState_POSTURE_STATE_UNKNOWN
+}
+
+// inventoryProto converts inv; with sections non-nil only those sections
+// are set (a delta report).
+func inventoryProto(inv *inventory.Inventory, sections []string) *agentv1.Inventory {
+	want := func(string) bool { return true }
+	if sections != nil {
+		set := map[string]bool{}
+		for _, s := range sections {
+			set[s] = true
+		}
+		want = func(s string) bool { return set[s] }
+	}
+	out := &agentv1.Inventory{}
+	if want("hostname") {
+		out.Hostname = inv.Hostname
+	}
+	if want("os") {
+		o := inv.OS
+		out.Os = &agentv1.OperatingSystem{Platform: o.Platform, Name: o.Name, Version: o.Version, Build: o.Build,
+			KernelVersion: o.KernelVersion, Arch: o.Arch, Family: o.Family}
+	}
+	if want("hardware") {
+		h := inv.Hardware
+		out.Hardware = &agentv1.Hardware{SerialNumber: h.SerialNumber, HardwareUuid: h.HardwareUUID,
+			Vendor: h.Vendor, Model: h.Model, HostId: h.HostID}
+	}
+	if want("cpu") {
+		out.Cpu = &agentv1.Cpu{Model: inv.CPU.Model, PhysicalCores: inv.CPU.PhysicalCores, LogicalCores: inv.CPU.LogicalCores}
+	}
+	if want("memory_bytes") {
+		out.MemoryBytes = inv.MemoryBytes
+	}
+	if want("disks") {
+		for _, d := range inv.Disks {
+			out.Disks = append(out.Disks, &agentv1.Disk{Device: d.Device, Mountpoint: d.Mountpoint, Fstype: d.FSType,
+				TotalBytes: d.TotalBytes, FreeBytes: d.FreeBytes, SerialNumber: d.Serial,
+				Encrypted: agentv1.PostureState_POSTURE_STATE_UNKNOWN})
+		}
+	}
+	if want("network_interfaces") {
+		for _, n := range inv.NetworkInterfaces {
+			out.NetworkInterfaces = append(out.NetworkInterfaces, &agentv1.NetworkInterface{Name: n.Name,
+				MacAddress: n.MACAddress, IpAddresses: n.IPAddresses, Up: n.Up, Loopback: n.Loopback})
+		}
+	}
+	if want("users") {
+		for _, u := range inv.Users {
+			out.Users = append(out.Users, &agentv1.User{Username: u.Username, Uid: u.UID, FullName: u.FullName,
+				Home: u.Home, Admin: u.Admin, LoggedIn: u.LoggedIn})
+		}
+	}
+	// uptime is not a hashed section; it travels with every report.
+	out.UptimeSeconds = inv.UptimeSeconds
+	if want("boot_time") && !inv.BootTime.IsZero() {
+		out.BootTime = timestamppb.New(inv.BootTime)
+	}
+	if want("posture") {
+		p := inv.Posture
+		out.Posture = &agentv1.Posture{
+			DiskEncryption: postureState(p.DiskEncryption), Firewall: postureState(p.Firewall),
+			ScreenLock: postureState(p.ScreenLock), AutoUpdates: postureState(p.AutoUpdates),
+			OsVersion: p.OSVersion, OsBuild: p.OSBuild, Details: p.Details,
+		}
+	}
+	if want("agent_version") {
+		out.AgentVersion = inv.AgentVersion
+	}
+	return out
+}
+
+var stepStatus = map[actions.StepStatus]agentv1.StepStatus{
+	actions.StepOK:      agentv1.StepStatus_STEP_STATUS_OK,
+	actions.StepFailed:  agentv1.StepStatus_STEP_STATUS_FAILED,
+	actions.StepSkipped: agentv1.StepStatus_STEP_STATUS_SKIPPED,
+	actions.StepDryRun:  agentv1.StepStatus_STEP_STATUS_DRY_RUN,
+}
+
+func resultProto(r actions.Result) *agentv1.CommandResult {
+	out := &agentv1.CommandResult{CommandId: r.CommandID, Error: r.Error, Message: r.Message}
+	switch r.State {
+	case actions.Done:
+		out.State = agentv1.CommandState_COMMAND_STATE_DONE
+	case actions.Acknowledged:
+		out.State = agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED
+	default:
+		out.State = agentv1.CommandState_COMMAND_STATE_FAILED
+	}
+	if !r.Finished.IsZero() {
+		out.FinishedAt = timestamppb.New(r.Finished)
+	}
+	for _, s := range r.Steps {
+		argv := s.Step.Argv
+		if s.Step.Write != nil {
+			argv = []string{"write", s.Step.Write.Path}
+		}
+		out.Steps = append(out.Steps, &agentv1.CommandStep{Name: s.Step.Name, Argv: argv, Status: stepStatus[s.Status],
+			Output: s.Output, Error: s.Error, Destructive: s.Step.Destructive})
+	}
+	return out
+}
+
+// commandKind maps the wire type; collect-inventory is handled by the agent.
+func commandKind(t agentv1.CommandType) (actions.Kind, bool) {
+	switch t {
+	case agentv1.CommandType_COMMAND_TYPE_LOCK:
+		return actions.Lock, true
+	case agentv1.CommandType_COMMAND_TYPE_WIPE:
+		return actions.Wipe, true
+	case agentv1.CommandType_COMMAND_TYPE_MESSAGE:
+		return actions.Message, true
+	}
+	return "", false
+}
+
+func actionCommand(c *agentv1.Command) actions.Command {
+	kind, _ := commandKind(c.GetType())
+	ac := actions.Command{ID: c.GetId(), Kind: kind, TargetSerial: c.GetTargetSerial()}
+	if c.GetExpiresAt() != nil {
+		ac.ExpiresAt = c.GetExpiresAt().AsTime()
+	}
+	p := c.GetParams()
+	switch kind {
+	case actions.Lock:
+		ac.Message = first(c.GetLock().GetMessage(), p["message"])
+	case actions.Message:
+		ac.Title = first(c.GetMessage().GetTitle(), p["title"])
+		ac.Message = first(c.GetMessage().GetBody(), p["body"], p["message"])
+	}
+	return ac
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,5 @@
+package client
+
+import "os"
+
+func pid() int { return os.Getpid() }

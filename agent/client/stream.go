@@ -1,0 +1,338 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lanyardhq/lanyard/agent/actions"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
+)
+
+// activeStream is the open Connect stream. grpc streams allow one sender at
+// a time, so every Send goes through mu.
+type activeStream struct {
+	mu      sync.Mutex
+	s       agentv1.AgentService_ConnectClient
+	hbSent  uint64
+	hbAcked uint64
+	// sent: result id → (state sent, heartbeats sent before it). A result is
+	// delivered once a heartbeat sent after it is acknowledged.
+	sent map[string]sentResult
+	// lastRecv is when the server last sent anything.
+	lastRecv time.Time
+	interval time.Duration
+}
+
+type sentResult struct {
+	state agentv1.CommandState
+	hbSeq uint64
+}
+
+func (st *activeStream) send(m *agentv1.ConnectRequest) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.s.Send(m)
+}
+
+func (a *Agent) heartbeat(st *activeStream) error {
+	a.mu.Lock()
+	hash := a.invHash
+	var uptime uint64
+	if a.inv != nil {
+		uptime = uint64(time.Since(a.inv.BootTime).Seconds())
+	}
+	a.mu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.hbSent++
+	return st.s.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{
+		SentAt: timestamppb.Now(), InventoryHash: hash, UptimeSeconds: uptime,
+	}}})
+}
+
+func (a *Agent) sendResultOn(st *activeStream, r *agentv1.CommandResult) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := st.s.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_CommandResult{CommandResult: r}}); err != nil {
+		return err
+	}
+	st.sent[r.GetCommandId()] = sentResult{state: r.GetState(), hbSeq: st.hbSent}
+	return nil
+}
+
+// deliver stores r (pending) and sends it on the open stream, if any,
+// followed by a heartbeat whose acknowledgement confirms delivery.
+func (a *Agent) deliver(r *agentv1.CommandResult) {
+	if err := a.queue.Put(r); err != nil {
+		a.log.Error("could not queue command result", "command_id", r.GetCommandId(), "err", err)
+	}
+	a.updatePending()
+	a.mu.Lock()
+	st := a.stream
+	a.mu.Unlock()
+	if st == nil {
+		return // sent after the next Hello
+	}
+	if err := a.sendResultOn(st, r); err != nil {
+		a.log.Warn("sending command result failed; kept for the next connection", "command_id", r.GetCommandId(), "err", err)
+		return
+	}
+	_ = a.heartbeat(st)
+}
+
+func (a *Agent) updatePending() {
+	p, _ := a.queue.Pending()
+	a.status.update(func(s *Status) { s.PendingResults = len(p) })
+}
+
+func (a *Agent) connectLoop(ctx context.Context) {
+	bo := backoff{base: a.o.BackoffBase, max: a.o.BackoffMax}
+	for {
+		started := time.Now()
+		welcomed, err := a.runStream(ctx)
+		a.mu.Lock()
+		a.stream = nil
+		a.mu.Unlock()
+		if ctx.Err() != nil {
+			a.status.update(func(s *Status) { s.Connected = false })
+			return
+		}
+		a.status.update(func(s *Status) {
+			s.Connected = false
+			if err != nil {
+				s.LastError, s.LastErrorAt = err.Error(), time.Now().UTC()
+			}
+		})
+		if welcomed && time.Since(started) > time.Minute {
+			bo.reset()
+		}
+		if status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.PermissionDenied {
+			a.log.Error("control plane refused this agent (revoked or unknown certificate)", "err", err)
+			bo.n = max(bo.n, 6) // do not hammer the server with a revoked identity
+		} else {
+			a.log.Warn("control stream ended", "err", err)
+		}
+		if !sleep(ctx, bo.next()) {
+			return
+		}
+	}
+}
+
+// runStream runs one Connect stream until it fails. It reports whether the
+// server welcomed the agent.
+func (a *Agent) runStream(ctx context.Context) (bool, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := a.api.Connect(sctx)
+	if err != nil {
+		return false, fmt.Errorf("client: connect: %w", err)
+	}
+	st := &activeStream{s: s, sent: map[string]sentResult{}, lastRecv: time.Now(), interval: a.o.HeartbeatInterval}
+	pending, err := a.queue.Pending()
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	hash := a.invHash
+	a.mu.Unlock()
+	hello := &agentv1.Hello{AgentVersion: a.o.Version, InventoryHash: hash, SerialNumber: a.serial()}
+	for _, r := range pending {
+		hello.PendingResultIds = append(hello.PendingResultIds, r.GetCommandId())
+	}
+	if err := st.send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Hello{Hello: hello}}); err != nil {
+		return false, fmt.Errorf("client: hello: %w", err)
+	}
+	for _, r := range pending {
+		if err := a.sendResultOn(st, r); err != nil {
+			return false, fmt.Errorf("client: resend result: %w", err)
+		}
+	}
+	if err := a.heartbeat(st); err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	a.stream = st
+	a.mu.Unlock()
+
+	recvErr := make(chan error, 1)
+	welcomed := make(chan struct{}, 1)
+	go func() { recvErr <- a.receive(sctx, st, welcomed) }()
+
+	gotWelcome := false
+	tick := time.NewTicker(st.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return gotWelcome, ctx.Err()
+		case err := <-recvErr:
+			return gotWelcome, err
+		case <-welcomed:
+			gotWelcome = true
+			st.mu.Lock()
+			iv := st.interval
+			st.mu.Unlock()
+			tick.Reset(iv)
+			a.status.update(func(s *Status) { s.Connected, s.ConnectedSince, s.LastError = true, time.Now().UTC(), "" })
+			a.log.Info("connected to the control plane")
+		case <-tick.C:
+			st.mu.Lock()
+			silent := time.Since(st.lastRecv)
+			iv := st.interval
+			st.mu.Unlock()
+			if silent > 3*iv+5*time.Second {
+				return gotWelcome, fmt.Errorf("client: no message from the server for %s", silent.Round(time.Second))
+			}
+			if err := a.heartbeat(st); err != nil {
+				return gotWelcome, fmt.Errorf("client: heartbeat: %w", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) receive(ctx context.Context, st *activeStream, welcomed chan<- struct{}) error {
+	for {
+		m, err := st.s.Recv()
+		if err != nil {
+			return err
+		}
+		st.mu.Lock()
+		st.lastRecv = time.Now()
+		st.mu.Unlock()
+		switch msg := m.GetMsg().(type) {
+		case *agentv1.ConnectResponse_Welcome:
+			w := msg.Welcome
+			if sec := w.GetHeartbeatIntervalSeconds(); sec > 0 {
+				st.mu.Lock()
+				st.interval = time.Duration(sec) * time.Second
+				st.mu.Unlock()
+			}
+			a.status.update(func(s *Status) {
+				if w.GetDeviceId() != "" {
+					s.DeviceID = w.GetDeviceId()
+				}
+			})
+			if w.GetFullInventoryRequired() {
+				a.triggerFull()
+			}
+			select {
+			case welcomed <- struct{}{}:
+			default:
+			}
+		case *agentv1.ConnectResponse_HeartbeatAck:
+			a.onHeartbeatAck(st, msg.HeartbeatAck)
+		case *agentv1.ConnectResponse_Command:
+			a.onCommand(ctx, msg.Command)
+		}
+	}
+}
+
+func (a *Agent) onHeartbeatAck(st *activeStream, ack *agentv1.HeartbeatAck) {
+	st.mu.Lock()
+	st.hbAcked++
+	var done []string
+	states := map[string]agentv1.CommandState{}
+	for id, r := range st.sent {
+		if r.hbSeq < st.hbAcked {
+			done = append(done, id)
+			states[id] = r.state
+			delete(st.sent, id)
+		}
+	}
+	st.mu.Unlock()
+	for _, id := range done {
+		if err := a.queue.MarkDelivered(id, states[id]); err != nil {
+			a.log.Warn("queue", "err", err)
+		}
+	}
+	if len(done) > 0 {
+		a.updatePending()
+	}
+	a.status.update(func(s *Status) { s.LastHeartbeatAck = time.Now().UTC() })
+	if ack.GetFullInventoryRequired() {
+		a.triggerFull()
+	}
+}
+
+// onCommand answers a redelivered command from the queue, handles
+// collect-inventory itself and hands lock/wipe/message to the worker after
+// acknowledging them.
+func (a *Agent) onCommand(ctx context.Context, c *agentv1.Command) {
+	log := a.log.With("command_id", c.GetId(), "type", c.GetType().String())
+	if c.GetId() == "" {
+		log.Warn("command without id ignored")
+		return
+	}
+	if prev, ok := a.queue.Get(c.GetId()); ok {
+		log.Info("command already seen; resending its last result", "state", prev.GetState().String())
+		a.deliver(prev)
+		return
+	}
+	a.status.update(func(s *Status) { s.CommandsHandled++ })
+	if c.GetType() == agentv1.CommandType_COMMAND_TYPE_COLLECT_INVENTORY {
+		res := actions.Result{CommandID: c.GetId(), State: actions.Done, Finished: time.Now().UTC(),
+			Message: "full inventory report scheduled"}
+		if !actions.SameSerial(c.GetTargetSerial(), a.serial()) {
+			res.State, res.Error, res.Message = actions.Failed, actions.ErrSerialMismatch.Error(), "refused: command is for another device"
+		} else {
+			a.triggerFull()
+		}
+		a.deliver(resultProto(res))
+		return
+	}
+	if _, ok := commandKind(c.GetType()); !ok {
+		a.deliver(resultProto(actions.Result{CommandID: c.GetId(), State: actions.Failed, Finished: time.Now().UTC(),
+			Error: fmt.Sprintf("unsupported command type %s", c.GetType())}))
+		return
+	}
+	a.deliver(&agentv1.CommandResult{CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED,
+		Message: "received"})
+	select {
+	case a.work <- c:
+	case <-ctx.Done():
+	default:
+		a.deliver(resultProto(actions.Result{CommandID: c.GetId(), State: actions.Failed, Finished: time.Now().UTC(),
+			Error: "agent command queue full"}))
+	}
+}
+
+// commandWorker executes commands one at a time, independent of the
+// stream: a result produced while offline waits in the queue.
+func (a *Agent) commandWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-a.work:
+			a.execute(ctx, c)
+		}
+	}
+}
+
+func (a *Agent) execute(ctx context.Context, c *agentv1.Command) {
+	cmd := actionCommand(c)
+	if c.GetConfirmation() != nil {
+		a.mu.Lock()
+		roots := a.roots
+		a.mu.Unlock()
+		if err := VerifyConfirmation(c, roots, time.Now()); err != nil {
+			a.log.Warn("command confirmation rejected", "command_id", c.GetId(), "err", err)
+		} else {
+			cmd.Confirmed = true
+		}
+	}
+	ex := &actions.Executor{Serial: a.serial(), Planner: a.o.Planner, Runner: a.o.Runner}
+	res := ex.Execute(ctx, cmd)
+	if errors.Is(ctx.Err(), context.Canceled) && res.State == actions.Failed {
+		return // shutting down: recoverInterrupted reports it on the next start
+	}
+	a.log.Info("command finished", "command_id", c.GetId(), "state", res.State, "error", res.Error, "steps", len(res.Steps))
+	a.deliver(resultProto(res))
+}
