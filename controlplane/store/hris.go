@@ -483,3 +483,24 @@ func CountEmployeesByStatus(ctx context.Context, q Querier, orgID, source string
 	}
 	return n, nil
 }
+
+// ListPendingStartedExternalIDs returns external ids of pending employees whose
+// start date is on or before today (their start date passed without the
+// provider's updated_at moving, so an incremental read would not see them).
+func ListPendingStartedExternalIDs(ctx context.Context, q Querier, orgID, source, today string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT external_id FROM employees WHERE org_id = $1 AND source = $2 AND status = 'pending'
+		AND start_date IS NOT NULL AND start_date <= $3 ORDER BY id`, orgID, source, today)
+	if err != nil {
+		return nil, fmt.Errorf("list started pending employees: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

@@ -221,6 +221,10 @@ func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
 			return err
 		}
 	}
+	// Start dates that passed: pending -> active (no updated_at change at the provider).
+	if err := sc.started(ctx); err != nil {
+		return err
+	}
 	// The scan is complete: now, and only now, consider terminations.
 	if err := sc.terminations(ctx, order); err != nil {
 		return err
@@ -396,6 +400,36 @@ func (sc *scanner) terminations(ctx context.Context, ids []string) error {
 		}
 	}
 	return sc.clearApproval(ctx)
+}
+
+// started re-fetches pending employees whose start date has come.
+func (sc *scanner) started(ctx context.Context) error {
+	ids, err := store.ListPendingStartedExternalIDs(ctx, sc.e.db.SQL, sc.org.ID, sc.conn.Provider, sc.opts().today)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		m, err := sc.dir.GetMember(ctx, id)
+		if errors.Is(err, hris.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		o := sc.opts()
+		err = sc.e.db.InTx(ctx, func(tx *sql.Tx) error {
+			out, reason, err := sc.e.applyMember(ctx, tx, *m, o)
+			if err != nil {
+				return err
+			}
+			sc.count(out, id, reason)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (sc *scanner) block(ctx context.Context, n, active, pct int) error {

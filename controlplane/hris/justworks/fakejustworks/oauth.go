@@ -55,9 +55,11 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		back.Set("error", "access_denied")
 	} else {
 		scopes := strings.Fields(q.Get("scope"))
+		s.mu.Lock()
 		if len(s.opts.GrantScopes) > 0 {
 			scopes = slices.Clone(s.opts.GrantScopes)
 		}
+		s.mu.Unlock()
 		code := randID("code_")
 		s.mu.Lock()
 		s.codes[code] = &authCode{redirectURI: redirect, scopes: scopes, expires: s.nowLocked().Add(5 * time.Minute)}
@@ -68,14 +70,21 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
+// SetGrantScopes changes the scopes granted at the next consents (nil: what is asked).
+func (s *Server) SetGrantScopes(scopes []string) {
+	s.mu.Lock()
+	s.opts.GrantScopes = slices.Clone(scopes)
+	s.mu.Unlock()
+}
+
 // Authorize runs the consent step in-process and returns the code, as a
 // browser following the redirect would see it.
 func (s *Server) Authorize(redirectURI string, scopes []string) string {
+	code := randID("code_")
+	s.mu.Lock()
 	if len(s.opts.GrantScopes) > 0 {
 		scopes = slices.Clone(s.opts.GrantScopes)
 	}
-	code := randID("code_")
-	s.mu.Lock()
 	s.codes[code] = &authCode{redirectURI: redirectURI, scopes: scopes, expires: s.nowLocked().Add(5 * time.Minute)}
 	s.mu.Unlock()
 	return code
