@@ -405,7 +405,9 @@ func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.Workflow
 		switch {
 		case runErr != nil:
 			var perm permanentError
-			final := errors.As(runErr, &perm) || attempt >= maxAttempts
+			// The step's own attempt count decides: River's resets when the sweeper
+			// enqueues a fresh job for the same step.
+			final := errors.As(runErr, &perm) || st.Failures+1 >= e.cfg.MaxAttempts
 			u.LastError = runErr.Error()
 			if out.output != nil {
 				u.Output = mustJSON(out.output)
@@ -437,10 +439,18 @@ func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.Workflow
 			return nil
 		}
 		if u.State == string(StepPending) && retErr != nil {
-			retry := domain.Now().Add(e.cfg.Backoff(attempt))
+			retry := domain.Now().Add(e.cfg.Backoff(st.Failures + 1))
 			if _, err := tx.ExecContext(ctx, `UPDATE lifecycle_steps SET lease_until = $1 WHERE id = $2`, retry.UTC(), st.ID); err != nil {
 				return err
 			}
+		}
+		// Consecutive failures decide when a step gives up; any progress resets them.
+		failures := 0
+		if runErr != nil {
+			failures = st.Failures + 1
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE lifecycle_steps SET failures = $1 WHERE id = $2`, failures, st.ID); err != nil {
+			return err
 		}
 		if out.data != nil {
 			if err := store.SetWorkflowData(ctx, tx, w.ID, mustJSON(out.data)); err != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/lanyardhq/lanyard/controlplane/jobs"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -23,7 +24,10 @@ func (StepArgs) Kind() string { return "lifecycle.step" }
 
 // InsertOpts makes step jobs unique per (step, generation).
 func (StepArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueName, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	// Completed jobs do not block: a step re-runs after a wait with the same Gen.
+	return river.InsertOpts{Queue: QueueName, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable,
+		rivertype.JobStateScheduled}}}
 }
 
 // QueueName is the River queue for lifecycle steps, separate from the default queue so
@@ -41,7 +45,7 @@ func (w *stepWorker) Work(ctx context.Context, j *river.Job[StepArgs]) error {
 
 // NextRetry uses the engine's backoff (the step's retry-after time matches it).
 func (w *stepWorker) NextRetry(j *river.Job[StepArgs]) time.Time {
-	return time.Now().Add(w.e.cfg.Backoff(j.Attempt))
+	return time.Now().Add(w.e.cfg.Backoff(j.Attempt) + 10*time.Millisecond)
 }
 
 // Timeout bounds one step run (a SCIM call, a command queue).

@@ -40,6 +40,7 @@ type WorkflowStep struct {
 	Kind       string          `json:"kind"`
 	State      string          `json:"state"`
 	Attempts   int             `json:"attempts"`
+	Failures   int             `json:"failures"`
 	NotBefore  *time.Time      `json:"not_before,omitempty"`
 	LeaseUntil *time.Time      `json:"-"`
 	RunToken   string          `json:"-"`
@@ -98,13 +99,13 @@ func scanWorkflow(s interface{ Scan(...any) error }) (Workflow, error) {
 	return w, err
 }
 
-const stepCols = `id, org_id, workflow_id, seq, kind, state, attempts, not_before, lease_until, run_token, last_error, output,
+const stepCols = `id, org_id, workflow_id, seq, kind, state, attempts, failures, not_before, lease_until, run_token, last_error, output,
 	reason, started_at, finished_at, updated_at`
 
 func scanStep(s interface{ Scan(...any) error }) (WorkflowStep, error) {
 	var st WorkflowStep
 	var out string
-	err := s.Scan(&st.ID, &st.OrgID, &st.WorkflowID, &st.Seq, &st.Kind, &st.State, &st.Attempts, &st.NotBefore, &st.LeaseUntil,
+	err := s.Scan(&st.ID, &st.OrgID, &st.WorkflowID, &st.Seq, &st.Kind, &st.State, &st.Attempts, &st.Failures, &st.NotBefore, &st.LeaseUntil,
 		&st.RunToken, &st.LastError, &out, &st.Reason, &st.StartedAt, &st.FinishedAt, &st.UpdatedAt)
 	st.Output = json.RawMessage(out)
 	return st, err
@@ -404,7 +405,7 @@ func SetStepState(ctx context.Context, q Querier, stepID string, from []string, 
 	}
 	ph, args := inList(9, from)
 	res, err := q.ExecContext(ctx, `UPDATE lifecycle_steps SET state = $1, output = COALESCE($2, output), last_error = $3,
-		not_before = $4, reason = $5, finished_at = $6, updated_at = $7, lease_until = NULL, run_token = ''
+		not_before = $4, reason = $5, finished_at = $6, updated_at = $7, lease_until = NULL, run_token = '', failures = 0
 		WHERE id = $8 AND state IN (`+ph+`)`,
 		append([]any{u.State, out, u.LastError, utcOrNil(u.NotBefore), u.Reason, finished, now, stepID}, args...)...)
 	if err != nil {

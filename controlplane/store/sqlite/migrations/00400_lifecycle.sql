@@ -30,6 +30,7 @@ CREATE TABLE lifecycle_steps (
     kind TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
     not_before TIMESTAMP,
     lease_until TIMESTAMP,
     run_token TEXT NOT NULL DEFAULT '',
