@@ -32,6 +32,10 @@ type EnqueueOptions struct {
 	Source         string // admin (default), baseline, enroll, system
 	// NoPush queues without an APNs push (the Mac is online in this very request).
 	NoPush bool
+	// ID reuses an existing id (a device_commands row); a new UUID otherwise.
+	ID string
+	// ExpiresAt overrides the command TTL.
+	ExpiresAt time.Time
 }
 
 // EnqueueResult is the command plus the outcome of the push that announced it.
@@ -61,11 +65,17 @@ func (s *Service) Enqueue(ctx context.Context, e store.MDMEnrollment, spec Comma
 		}
 		spec.PIN = pin
 	}
-	id := uuid.NewString()
+	id := opt.ID
+	if id == "" {
+		id = uuid.NewString()
+	}
 	c := store.MDMCommand{
 		UUID: id, OrgID: e.OrgID, DeviceID: e.DeviceID, UDID: e.UDID, RequestType: spec.RequestType,
 		Source: opt.Source, IdempotencyKey: opt.IdempotencyKey,
 		ExpiresAt: s.cfg.Now().Add(s.cfg.CommandTTL),
+	}
+	if !opt.ExpiresAt.IsZero() {
+		c.ExpiresAt = opt.ExpiresAt
 	}
 	p := cmdParams{Message: spec.Message, Identifier: spec.Identifier, ManifestURL: spec.ManifestURL}
 	if spec.RequestType == ReqInstallProfile {
@@ -95,6 +105,8 @@ func (s *Service) Enqueue(ctx context.Context, e store.MDMEnrollment, spec Comma
 	}
 	if err := s.queue(ctx, c.UDID, c.WireUUID, spec); err != nil {
 		_ = s.db.MDMFailCommand(ctx, c.UUID, "could not queue: "+err.Error())
+		c.State, c.Error = store.MDMCmdFailed, "could not queue: "+err.Error()
+		s.syncDeviceCommand(ctx, c)
 		return res, err
 	}
 	if !opt.NoPush {
@@ -224,6 +236,7 @@ func (s *Service) handleResult(ctx context.Context, udid string, res *mdm.Comman
 	if err != nil {
 		return fmt.Errorf("record command result: %w", err)
 	}
+	s.syncDeviceCommand(ctx, c)
 	if res.Status != "Acknowledged" {
 		if res.Status != "NotNow" {
 			s.log.Warn("command failed on the Mac", "udid", udid, "request_type", c.RequestType, "error", c.Error)

@@ -130,9 +130,20 @@ func (l *listener) CommandAndReportResults(r *mdm.Request, res *mdm.CommandResul
 	// the Mac's behalf so one dead command never blocks the queue (pitfall 6).
 	for i := 0; err == nil && cmd != nil && i < 16; i++ {
 		c, gerr := l.s.db.MDMGetCommandByWire(ctx, cmd.CommandUUID)
+		if gerr == nil && c.Source == SourceDeviceCommand && !store.MDMTerminal(c.State) {
+			// Canceled or expired through the shared command API: end our intent too.
+			if dc, err := l.s.db.GetDeviceCommandByID(ctx, c.UUID); err == nil && dc.Terminal() {
+				if cc, err := l.s.db.MDMCancelCommand(ctx, c.OrgID, c.UUID); err == nil {
+					c = cc
+				}
+			}
+		}
 		if gerr != nil || !store.MDMTerminal(c.State) {
-			if gerr == nil {
-				_ = l.s.db.MDMMarkSent(ctx, cmd.CommandUUID)
+			if gerr == nil && c.State == store.MDMCmdQueued {
+				if err := l.s.db.MDMMarkSent(ctx, cmd.CommandUUID); err == nil {
+					c.State = store.MDMCmdSent
+					l.s.syncDeviceCommand(ctx, c)
+				}
 			}
 			break
 		}

@@ -74,6 +74,7 @@ func (s *Service) RepushOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("expire commands: %w", err)
 	}
 	for _, c := range expired {
+		s.syncDeviceCommand(ctx, c)
 		s.log.Warn("command expired: the Mac never answered", "command_id", c.UUID, "request_type", c.RequestType, "udid", c.UDID)
 	}
 	total := 0
