@@ -27,6 +27,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/smallstep/certificates/authority"
@@ -469,7 +470,8 @@ func (ca *CA) IssueServerCert(dnsNames []string, ips []net.IP, lifetime time.Dur
 		return nil, fmt.Errorf("pki: server cert: %w", err)
 	}
 	leaf, _ := x509.ParseCertificate(der)
-	return &tls.Certificate{Certificate: [][]byte{der, ca.inter.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	// The root is included so an enrolling agent can pin its fingerprint.
+	return &tls.Certificate{Certificate: [][]byte{der, ca.inter.Raw, ca.root.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // SignPayload signs data with the intermediate key (ECDSA P-256, SHA-256, ASN.1), for the
@@ -486,4 +488,30 @@ func (ca *CA) SignPayload(data []byte) ([]byte, [][]byte, error) {
 // VerifyPayload checks a SignPayload signature against roots (see identity.VerifySignature).
 func VerifyPayload(data, sig []byte, chain [][]byte, roots *x509.CertPool) error {
 	return identity.VerifySignature(data, sig, chain, roots)
+}
+
+// PeekToken reads the identity a one-time token was minted for, without verifying it
+// (Sign verifies). It lets the enrollment endpoint refuse a revoked agent before signing.
+func PeekToken(token string) (identity.Agent, error) {
+	jwt, err := jose.ParseSigned(token)
+	if err != nil {
+		return identity.Agent{}, fmt.Errorf("%w: %v", ErrTokenRejected, err)
+	}
+	var claims struct {
+		jose.Claims
+		SANs []string `json:"sans"`
+	}
+	if err := jwt.UnsafeClaimsWithoutVerification(&claims); err != nil {
+		return identity.Agent{}, fmt.Errorf("%w: %v", ErrTokenRejected, err)
+	}
+	for _, s := range claims.SANs {
+		u, err := url.Parse(s)
+		if err != nil {
+			continue
+		}
+		if a, err := identity.ParseURI(u); err == nil && a.AgentID == claims.Subject {
+			return a, nil
+		}
+	}
+	return identity.Agent{}, fmt.Errorf("%w: no agent identity", ErrTokenRejected)
 }

@@ -343,3 +343,12 @@ func (db *DB) RevokeDeviceAgents(ctx context.Context, orgID, deviceID, reason st
 	})
 	return ids, err
 }
+
+// GetAgentByID reads an agent without an org (the enrollment endpoint knows only the id).
+func (db *DB) GetAgentByID(ctx context.Context, id string) (Agent, error) {
+	a, err := scanAgent(db.SQL.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, fmt.Errorf("agent %s: %w", id, ErrNotFound)
+	}
+	return a, err
+}

@@ -149,6 +149,9 @@ func (db *DB) ApplyInventory(ctx context.Context, orgID, agentID string, r Inven
 		if ag.RevokedAt != nil {
 			return fmt.Errorf("agent %s is revoked: %w", agentID, ErrConflict)
 		}
+		if r.Serial == "" && !r.Full {
+			r.Serial = ag.SerialNumber // a delta without the hardware section
+		}
 		serial := ""
 		if r.Serial != "" {
 			if s, err := domain.NormalizeSerial(r.Serial); err == nil {
@@ -326,12 +329,14 @@ func applyInventorySections(ctx context.Context, tx *sql.Tx, orgID, deviceID, ag
 	if posture == "" {
 		posture = "{}"
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET agent_id = $1, last_seen_at = $2, hostname = $3, os_name = $4, os_version = $5, os_build = $6,
+	// A delta leaves out unchanged sections: keep the identity columns it does not carry.
+	if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET agent_id = $1, last_seen_at = $2, hostname = COALESCE(NULLIF($3, ''), hostname),
+		os_name = COALESCE(NULLIF($4, ''), os_name), os_version = COALESCE(NULLIF($5, ''), os_version), os_build = COALESCE(NULLIF($6, ''), os_build),
 		posture = $7, inventory = $8, inventory_hash = $9, inventory_updated_at = $2, updated_at = $2 WHERE device_id = $10`,
 		agentID, r.At, r.Hostname, r.OSName, r.OSVersion, r.OSBuild, posture, string(inv), r.Hash, deviceID); err != nil {
 		return fmt.Errorf("update tracking of %s: %w", deviceID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = $2, serial_number = $3, inventory_hash = $4, updated_at = $1 WHERE id = $5`,
+	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = COALESCE(NULLIF($2, ''), hostname), serial_number = $3, inventory_hash = $4, updated_at = $1 WHERE id = $5`,
 		r.At, r.Hostname, serial, r.Hash, agentID); err != nil {
 		return fmt.Errorf("update agent %s: %w", agentID, err)
 	}

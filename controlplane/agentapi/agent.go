@@ -1,0 +1,263 @@
+package agentapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/pki"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
+)
+
+type agentService struct {
+	agentv1.UnimplementedAgentServiceServer
+	s *Server
+}
+
+func (a *agentService) Renew(ctx context.Context, req *agentv1.RenewRequest) (*agentv1.RenewResponse, error) {
+	c := callerFrom(ctx)
+	iss, err := a.s.ca.Renew(ctx, c.Leaf, req.GetCsrDer())
+	switch {
+	case errors.Is(err, pki.ErrBadCSR):
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, pki.ErrRevoked):
+		return nil, errRevoked
+	case err != nil:
+		return nil, a.s.internal("renew", err)
+	}
+	if iss.Identity != c.Agent {
+		return nil, status.Error(codes.Internal, "renewed certificate has another identity")
+	}
+	return &agentv1.RenewResponse{Certificate: a.s.bundle(iss)}, nil
+}
+
+// inventorySections lists the sections a report may name, as protojson field names.
+var inventorySections = map[string]bool{
+	"hostname": true, "os": true, "hardware": true, "cpu": true, "memory_bytes": true, "disks": true,
+	"network_interfaces": true, "users": true, "uptime_seconds": true, "boot_time": true, "posture": true, "agent_version": true,
+}
+
+var sectionJSON = protojson.MarshalOptions{UseProtoNames: true}
+
+// toReport converts a proto report to the store's form: one JSON document per section.
+func toReport(req *agentv1.ReportInventoryRequest) (store.InventoryReport, error) {
+	inv := req.GetInventory()
+	if inv == nil {
+		return store.InventoryReport{}, status.Error(codes.InvalidArgument, "inventory is required")
+	}
+	raw, err := sectionJSON.Marshal(inv)
+	if err != nil {
+		return store.InventoryReport{}, status.Error(codes.InvalidArgument, "inventory does not encode: "+err.Error())
+	}
+	all := map[string]json.RawMessage{}
+	if err := json.Unmarshal(raw, &all); err != nil {
+		return store.InventoryReport{}, status.Error(codes.Internal, "inventory encoding")
+	}
+	r := store.InventoryReport{Full: req.GetFull(), Hash: req.GetInventoryHash(), Sections: map[string]json.RawMessage{}, At: domain.Now()}
+	if r.Full {
+		r.Sections = all
+	} else {
+		if len(req.GetChangedSections()) == 0 {
+			return r, status.Error(codes.InvalidArgument, "a delta report names its changed_sections")
+		}
+		for _, name := range req.GetChangedSections() {
+			if !inventorySections[name] {
+				return r, status.Error(codes.InvalidArgument, fmt.Sprintf("unknown inventory section %q", name))
+			}
+			if v, ok := all[name]; ok {
+				r.Sections[name] = v
+			} else {
+				r.Sections[name] = json.RawMessage("null")
+			}
+		}
+	}
+	if len(r.Hash) > 128 {
+		return r, status.Error(codes.InvalidArgument, "inventory_hash too long")
+	}
+	hw, os := inv.GetHardware(), inv.GetOs()
+	if r.Full || hasSection(req, "hardware") {
+		r.Serial, r.Vendor, r.Model, r.HardwareUUID = hw.GetSerialNumber(), hw.GetVendor(), hw.GetModel(), hw.GetHardwareUuid()
+	}
+	if r.Full || hasSection(req, "hostname") {
+		r.Hostname = inv.GetHostname()
+	}
+	if r.Full || hasSection(req, "os") {
+		r.OSName, r.OSVersion, r.OSBuild = os.GetName(), os.GetVersion(), os.GetBuild()
+		r.Platform = platformOf(os.GetPlatform())
+	}
+	return r, nil
+}
+
+func hasSection(req *agentv1.ReportInventoryRequest, name string) bool {
+	for _, s := range req.GetChangedSections() {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+func platformOf(goos string) domain.Platform {
+	switch strings.ToLower(goos) {
+	case "darwin", "macos":
+		return domain.PlatformMacOS
+	case "windows":
+		return domain.PlatformWindows
+	case "linux":
+		return domain.PlatformLinux
+	case "":
+		return ""
+	}
+	return domain.PlatformOther
+}
+
+func (a *agentService) ReportInventory(ctx context.Context, req *agentv1.ReportInventoryRequest) (*agentv1.ReportInventoryResponse, error) {
+	c := callerFrom(ctx)
+	r, err := toReport(req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.s.db.ApplyInventory(ctx, c.OrgID, c.AgentID, r)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Error(codes.Unauthenticated, "unknown agent")
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return nil, errRevoked
+	}
+	if err != nil {
+		return nil, a.s.internal("report inventory", err)
+	}
+	if out.DeviceID != "" {
+		a.s.hub.linked(ctx, c.AgentID, out.DeviceID)
+	}
+	return &agentv1.ReportInventoryResponse{DeviceId: out.DeviceID, FullInventoryRequired: out.NeedFull,
+		NeedsReview: out.NeedsReview, SerialConflict: out.SerialConflict}, nil
+}
+
+func (s *Server) internal(op string, err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return grpcError(err)
+	}
+	s.cfg.Logger.Error(op+" failed", "err", err)
+	return grpcError(err)
+}
+
+// Connect holds an agent's control stream.
+func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error {
+	ctx := stream.Context()
+	c := callerFrom(ctx)
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "the first message on a stream must be hello")
+	}
+	ag, err := a.s.db.GetAgent(ctx, c.OrgID, c.AgentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return status.Error(codes.Unauthenticated, "unknown agent")
+	}
+	if err != nil {
+		return a.s.internal("connect", err)
+	}
+	if ag.RevokedAt != nil {
+		return errRevoked
+	}
+	conn := a.s.hub.register(ctx, c.Agent, ag.DeviceID)
+	defer a.s.hub.unregister(conn)
+	go conn.sendLoop(stream)
+
+	conn.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_Welcome{Welcome: &agentv1.Welcome{
+		AgentId: c.AgentID, DeviceId: ag.DeviceID, HeartbeatIntervalSeconds: uint32(a.s.cfg.HeartbeatInterval / time.Second),
+		FullInventoryRequired: hello.GetInventoryHash() == "" || hello.GetInventoryHash() != ag.InventoryHash,
+	}}})
+	if err := a.s.db.TouchAgents(ctx, []string{c.AgentID}, true, time.Now()); err != nil {
+		a.s.cfg.Logger.Warn("mark agent online failed", "agent_id", c.AgentID, "err", err)
+	}
+	if ag.DeviceID != "" {
+		a.s.hub.deliverOpen(ctx, conn)
+	}
+	invHash := ag.InventoryHash
+	type recvd struct {
+		msg *agentv1.ConnectRequest
+		err error
+	}
+	// Recv blocks on the stream, not on conn.ctx: read in a goroutine so a revocation (or a
+	// newer stream of the same agent) ends the handler at once. It exits when the handler
+	// returns and gRPC cancels the stream.
+	in := make(chan recvd, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			select {
+			case in <- recvd{m, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		var r recvd
+		select {
+		case <-conn.ctx.Done():
+			return causeStatus(context.Cause(conn.ctx))
+		case r = <-in:
+		}
+		if r.err != nil {
+			if errors.Is(r.err, io.EOF) {
+				return nil
+			}
+			return r.err
+		}
+		if a.s.revoked.has(c.AgentID) {
+			return errRevoked
+		}
+		switch m := r.msg.GetMsg().(type) {
+		case *agentv1.ConnectRequest_Heartbeat:
+			a.s.hub.seen(c.AgentID)
+			need := m.Heartbeat.GetInventoryHash() != "" && m.Heartbeat.GetInventoryHash() != invHash
+			if need {
+				// The agent may have reported since the stream opened; check the stored hash.
+				if cur, err := a.s.db.GetAgent(ctx, c.OrgID, c.AgentID); err == nil {
+					invHash = cur.InventoryHash
+					need = m.Heartbeat.GetInventoryHash() != invHash
+				}
+			}
+			conn.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
+				ServerTime: timestamppb.Now(), FullInventoryRequired: need}}})
+		case *agentv1.ConnectRequest_CommandResult:
+			if err := a.s.Commands.applyResult(ctx, c.Agent, conn.deviceID(), m.CommandResult); err != nil {
+				return err
+			}
+		case *agentv1.ConnectRequest_Hello:
+			return status.Error(codes.InvalidArgument, "hello sent twice")
+		default:
+			return status.Error(codes.InvalidArgument, "empty message")
+		}
+	}
+}
+
+func causeStatus(cause error) error {
+	if _, ok := status.FromError(cause); ok {
+		return cause
+	}
+	return status.Error(codes.Unavailable, cause.Error())
+}

@@ -1,0 +1,292 @@
+package agentapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/pki"
+	"github.com/lanyardhq/lanyard/pki/identity"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
+)
+
+// Channel carries device commands to devices. The agent channel is built in; the Apple MDM
+// capability registers its own with Commands.RegisterChannel. A channel that reports
+// Supports(device) wins over the agent channel (so Macs enrolled in MDM get MDM commands).
+//
+// Dispatch is called after the command row exists in state queued (channel = Name()). The
+// channel then owns delivery and reports progress with store.DB.TransitionDeviceCommand
+// (queued → sent → acknowledged → done | failed), which audits each transition.
+type Channel interface {
+	Name() string
+	Supports(ctx context.Context, d domain.Device) bool
+	Dispatch(ctx context.Context, cmd store.DeviceCommand) error
+}
+
+// Commands is the shared device command service for every channel.
+type Commands struct {
+	db       *store.DB
+	ca       *pki.CA
+	hub      *hub
+	cfg      Config
+	mu       sync.RWMutex
+	channels []Channel
+	agent    Channel
+}
+
+func newCommands(db *store.DB, ca *pki.CA, h *hub, cfg Config) *Commands {
+	return &Commands{db: db, ca: ca, hub: h, cfg: cfg, agent: agentChannel{h: h}}
+}
+
+// RegisterChannel adds a channel that takes precedence over the agent channel for the
+// devices it supports.
+func (c *Commands) RegisterChannel(ch Channel) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.channels = append(c.channels, ch)
+}
+
+func (c *Commands) channelFor(ctx context.Context, d domain.Device) Channel {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, ch := range c.channels {
+		if ch.Supports(ctx, d) {
+			return ch
+		}
+	}
+	return c.agent
+}
+
+func (c *Commands) channelNamed(name string) Channel {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, ch := range c.channels {
+		if ch.Name() == name {
+			return ch
+		}
+	}
+	return c.agent
+}
+
+// agentChannel delivers over agent streams: a NOTIFY (sent at commit) wakes the replica
+// holding the stream; the in-process kick covers SQLite and this replica.
+type agentChannel struct{ h *hub }
+
+func (agentChannel) Name() string                                { return store.ChannelAgent }
+func (agentChannel) Supports(context.Context, domain.Device) bool { return true }
+func (a agentChannel) Dispatch(ctx context.Context, cmd store.DeviceCommand) error {
+	a.h.kick(ctx, cmd)
+	return nil
+}
+
+// SubmitRequest is one admin action on a device.
+type SubmitRequest struct {
+	Type           string
+	Params         map[string]string
+	Confirm        string
+	IdempotencyKey string
+	TTL            time.Duration
+}
+
+// Errors the admin API maps to 4xx.
+var (
+	ErrBadCommand      = fmt.Errorf("%w: bad command", store.ErrInvalidInput)
+	ErrConfirmMismatch = errors.New("wipe confirmation does not match the device serial number")
+	ErrSelfApproval    = errors.New("a wipe must be approved by a different admin")
+)
+
+var commandTypes = map[string]agentv1.CommandType{
+	store.CommandLock: agentv1.CommandType_COMMAND_TYPE_LOCK, store.CommandWipe: agentv1.CommandType_COMMAND_TYPE_WIPE,
+	store.CommandMessage: agentv1.CommandType_COMMAND_TYPE_MESSAGE, store.CommandCollectInventory: agentv1.CommandType_COMMAND_TYPE_COLLECT_INVENTORY,
+}
+
+var allowedParams = map[string][]string{
+	store.CommandLock: {"message"}, store.CommandWipe: {}, store.CommandMessage: {"title", "body"}, store.CommandCollectInventory: {},
+}
+
+// Submit creates a command for a device and hands it to its channel. A repeated
+// idempotency key returns the first command (created == false) and dispatches nothing.
+func (c *Commands) Submit(ctx context.Context, org domain.Org, deviceID string, req SubmitRequest) (store.DeviceCommand, bool, error) {
+	if _, ok := commandTypes[req.Type]; !ok {
+		return store.DeviceCommand{}, false, fmt.Errorf("%w: type must be one of lock, wipe, message, collect_inventory", ErrBadCommand)
+	}
+	for k, v := range req.Params {
+		ok := false
+		for _, a := range allowedParams[req.Type] {
+			ok = ok || a == k
+		}
+		if !ok {
+			return store.DeviceCommand{}, false, fmt.Errorf("%w: %s takes no parameter %q", ErrBadCommand, req.Type, k)
+		}
+		if len(v) > 1024 {
+			return store.DeviceCommand{}, false, fmt.Errorf("%w: parameter %q is longer than 1024 characters", ErrBadCommand, k)
+		}
+	}
+	if req.Type == store.CommandMessage && strings.TrimSpace(req.Params["body"]) == "" {
+		return store.DeviceCommand{}, false, fmt.Errorf("%w: message needs params.body", ErrBadCommand)
+	}
+	if len(req.IdempotencyKey) > 128 {
+		return store.DeviceCommand{}, false, fmt.Errorf("%w: idempotency_key is longer than 128 characters", ErrBadCommand)
+	}
+	d, err := c.db.GetDevice(ctx, org.ID, deviceID)
+	if err != nil {
+		return store.DeviceCommand{}, false, err
+	}
+	if req.Type == store.CommandWipe {
+		want := strings.ToUpper(strings.TrimSpace(req.Confirm))
+		if want == "" || want != d.SerialNumber {
+			return store.DeviceCommand{}, false, ErrConfirmMismatch
+		}
+	}
+	ttl := req.TTL
+	if ttl <= 0 {
+		ttl = c.cfg.CommandTTL
+	}
+	ch := c.channelFor(ctx, d)
+	cmd := store.DeviceCommand{OrgID: org.ID, DeviceID: d.ID, Type: req.Type, Params: req.Params, IdempotencyKey: req.IdempotencyKey,
+		Channel: ch.Name(), TargetSerial: d.SerialNumber, ExpiresAt: time.Now().Add(ttl), State: store.CommandQueued}
+	if req.Type == store.CommandWipe && org.Settings.WipeRequiresApproval {
+		cmd.State = store.CommandAwaitingApproval
+	}
+	created, err := c.db.CreateDeviceCommand(ctx, &cmd)
+	if err != nil || !created {
+		return cmd, created, err
+	}
+	if cmd.State == store.CommandQueued {
+		c.dispatch(ctx, ch, cmd)
+	}
+	return cmd, true, nil
+}
+
+func (c *Commands) dispatch(ctx context.Context, ch Channel, cmd store.DeviceCommand) {
+	if err := ch.Dispatch(ctx, cmd); err != nil {
+		// The command stays queued; a failed dispatch is recorded on it so an admin sees it.
+		c.cfg.Logger.Error("dispatch failed", "command_id", cmd.ID, "channel", ch.Name(), "err", err)
+		if _, terr := c.db.TransitionDeviceCommand(ctx, cmd.OrgID, cmd.ID, store.CommandUpdate{
+			From: []string{store.CommandQueued}, To: store.CommandFailed, Error: "dispatch: " + err.Error()}); terr != nil {
+			c.cfg.Logger.Error("record dispatch failure", "command_id", cmd.ID, "err", terr)
+		}
+	}
+}
+
+// Approve releases a wipe waiting for a second admin; the approver must not be its creator.
+func (c *Commands) Approve(ctx context.Context, orgID, id string) (store.DeviceCommand, error) {
+	cmd, err := c.db.GetDeviceCommand(ctx, orgID, id)
+	if err != nil {
+		return cmd, err
+	}
+	approver := domain.ActorFrom(ctx).ID
+	if approver == cmd.CreatedBy {
+		return cmd, ErrSelfApproval
+	}
+	cmd, err = c.db.TransitionDeviceCommand(ctx, orgID, id, store.CommandUpdate{
+		From: []string{store.CommandAwaitingApproval}, To: store.CommandQueued, Approver: approver})
+	if err != nil {
+		return cmd, err
+	}
+	c.dispatch(ctx, c.channelNamed(cmd.Channel), cmd)
+	return cmd, nil
+}
+
+// Cancel stops a command that has not been sent yet.
+func (c *Commands) Cancel(ctx context.Context, orgID, id string) (store.DeviceCommand, error) {
+	return c.db.TransitionDeviceCommand(ctx, orgID, id, store.CommandUpdate{
+		From: []string{store.CommandAwaitingApproval, store.CommandQueued}, To: store.CommandCanceled, Error: "canceled by " + domain.ActorFrom(ctx).ID})
+}
+
+var resultJSON = protojson.MarshalOptions{UseProtoNames: true}
+
+// applyResult records an agent's result for a command. A result for a command of another
+// org or another device is refused with PermissionDenied and writes nothing; a repeated
+// result for a finished command is ignored.
+func (c *Commands) applyResult(ctx context.Context, agent identity.Agent, deviceID string, r *agentv1.CommandResult) error {
+	cmd, err := c.db.GetDeviceCommand(ctx, agent.OrgID, r.GetCommandId())
+	if errors.Is(err, store.ErrNotFound) {
+		return status.Error(codes.PermissionDenied, "no such command for this agent")
+	}
+	if err != nil {
+		return grpcError(err)
+	}
+	if cmd.Channel != store.ChannelAgent || (cmd.AgentID != agent.AgentID && cmd.DeviceID != deviceID) {
+		return status.Error(codes.PermissionDenied, "no such command for this agent")
+	}
+	ctx = domain.WithActor(ctx, domain.Actor{ID: "agent:" + agent.AgentID})
+	u := store.CommandUpdate{AgentID: agent.AgentID, Error: truncate(r.GetError(), 2000)}
+	switch r.GetState() {
+	case agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED:
+		u.From, u.To = []string{store.CommandQueued, store.CommandSent}, store.CommandAcknowledged
+	case agentv1.CommandState_COMMAND_STATE_DONE:
+		u.From, u.To = []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, store.CommandDone
+	case agentv1.CommandState_COMMAND_STATE_FAILED:
+		u.From, u.To = []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, store.CommandFailed
+		if u.Error == "" {
+			u.Error = "failed on the device"
+		}
+	default:
+		return status.Error(codes.InvalidArgument, "command result needs a state")
+	}
+	if u.To != store.CommandAcknowledged {
+		b, err := resultJSON.Marshal(r)
+		if err != nil {
+			return status.Error(codes.InvalidArgument, "result does not encode")
+		}
+		if len(b) > 64<<10 {
+			return status.Error(codes.ResourceExhausted, "command result larger than 64 KiB")
+		}
+		u.Result = b
+	}
+	_, err = c.db.TransitionDeviceCommand(ctx, agent.OrgID, cmd.ID, u)
+	if errors.Is(err, store.ErrCommandState) {
+		return nil // duplicate or late result: the command already moved on
+	}
+	if err != nil {
+		return grpcError(err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// toProto renders a command for the agent; a wipe carries a signed second confirmation.
+func (c *Commands) toProto(cmd store.DeviceCommand) (*agentv1.Command, error) {
+	t := commandTypes[cmd.Type]
+	m := &agentv1.Command{Id: cmd.ID, Type: t, TargetSerial: cmd.TargetSerial, Params: cmd.Params, IdempotencyKey: cmd.IdempotencyKey,
+		IssuedAt: timestamppb.New(cmd.CreatedAt), ExpiresAt: timestamppb.New(cmd.ExpiresAt)}
+	switch cmd.Type {
+	case store.CommandLock:
+		m.TypedParams = &agentv1.Command_Lock{Lock: &agentv1.LockParams{Message: cmd.Params["message"]}}
+	case store.CommandMessage:
+		m.TypedParams = &agentv1.Command_Message{Message: &agentv1.MessageParams{Title: cmd.Params["title"], Body: cmd.Params["body"]}}
+	case store.CommandWipe:
+		m.TypedParams = &agentv1.Command_Wipe{Wipe: &agentv1.WipeParams{ConfirmSerial: cmd.TargetSerial}}
+		nonce := make([]byte, 16)
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, err
+		}
+		n := hex.EncodeToString(nonce)
+		payload := identity.ConfirmationPayload(cmd.ID, t.String(), cmd.TargetSerial, n, cmd.ExpiresAt)
+		sig, chain, err := c.ca.SignPayload(payload)
+		if err != nil {
+			return nil, err
+		}
+		m.Confirmation = &agentv1.Confirmation{Nonce: n, ExpiresAt: timestamppb.New(cmd.ExpiresAt), Signature: sig, SignerChainDer: chain}
+	}
+	return m, nil
+}

@@ -1,0 +1,342 @@
+package agentapi
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/pki/identity"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
+)
+
+// revokeNotifyChannel announces revoked agent ids to every replica.
+const revokeNotifyChannel = "lanyard_agent_revoked"
+
+// hub holds this replica's open agent streams and delivers commands to them.
+type hub struct {
+	s        *Server
+	mu       sync.Mutex
+	byAgent  map[string]*conn
+	byDevice map[string]*conn
+	seenMu   sync.Mutex
+	seenIDs  map[string]struct{}
+}
+
+func newHub(s *Server) *hub {
+	return &hub{s: s, byAgent: map[string]*conn{}, byDevice: map[string]*conn{}, seenIDs: map[string]struct{}{}}
+}
+
+// conn is one open Connect stream. Only sendLoop calls stream.Send.
+type conn struct {
+	h      *hub
+	id     identity.Agent
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	out    chan *agentv1.ConnectResponse
+	done   chan struct{}
+	mu     sync.Mutex
+	device string
+}
+
+func (c *conn) deviceID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.device
+}
+
+// send queues a message for the stream; it gives up when the stream ends.
+func (c *conn) send(m *agentv1.ConnectResponse) bool {
+	select {
+	case c.out <- m:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func (c *conn) sendLoop(stream agentv1.AgentService_ConnectServer) {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case m := <-c.out:
+			if err := stream.Send(m); err != nil {
+				c.cancel(err)
+				return
+			}
+		}
+	}
+}
+
+func (h *hub) register(ctx context.Context, id identity.Agent, deviceID string) *conn {
+	cctx, cancel := context.WithCancelCause(ctx)
+	c := &conn{h: h, id: id, ctx: cctx, cancel: cancel, out: make(chan *agentv1.ConnectResponse, 16), done: make(chan struct{}), device: deviceID}
+	h.mu.Lock()
+	old := h.byAgent[id.AgentID]
+	h.byAgent[id.AgentID] = c
+	if deviceID != "" {
+		h.byDevice[deviceID] = c
+	}
+	h.mu.Unlock()
+	if old != nil {
+		old.cancel(status.Error(codes.Aborted, "replaced by a newer stream of the same agent"))
+	}
+	return c
+}
+
+func (h *hub) unregister(c *conn) {
+	c.cancel(errors.New("stream closed"))
+	select {
+	case <-c.done:
+	case <-time.After(time.Second):
+	}
+	h.mu.Lock()
+	current := h.byAgent[c.id.AgentID] == c
+	if current {
+		delete(h.byAgent, c.id.AgentID)
+	}
+	if d := c.deviceID(); d != "" && h.byDevice[d] == c {
+		delete(h.byDevice, d)
+	}
+	h.mu.Unlock()
+	if current {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.s.db.TouchAgents(ctx, []string{c.id.AgentID}, false, time.Now()); err != nil {
+			h.s.cfg.Logger.Warn("mark agent offline failed", "agent_id", c.id.AgentID, "err", err)
+		}
+	}
+}
+
+// linked records that an agent's reports now belong to deviceID and delivers that
+// device's open commands.
+func (h *hub) linked(ctx context.Context, agentID, deviceID string) {
+	h.mu.Lock()
+	c := h.byAgent[agentID]
+	changed := false
+	if c != nil {
+		c.mu.Lock()
+		if c.device != deviceID {
+			if h.byDevice[c.device] == c {
+				delete(h.byDevice, c.device)
+			}
+			c.device, changed = deviceID, true
+		}
+		c.mu.Unlock()
+		h.byDevice[deviceID] = c
+	}
+	h.mu.Unlock()
+	if changed {
+		h.deliverOpen(ctx, c)
+	}
+}
+
+func (h *hub) connFor(deviceID string) *conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byDevice[deviceID]
+}
+
+// cutOff ends the streams of revoked agents with Unauthenticated.
+func (h *hub) cutOff(ids []string) {
+	h.mu.Lock()
+	var cs []*conn
+	for _, id := range ids {
+		if c := h.byAgent[id]; c != nil {
+			cs = append(cs, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		h.s.cfg.Logger.Info("cutting off revoked agent", "agent_id", c.id.AgentID)
+		c.cancel(errRevoked)
+	}
+}
+
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	cs := make([]*conn, 0, len(h.byAgent))
+	for _, c := range h.byAgent {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.cancel(status.Error(codes.Unavailable, "server shutting down"))
+	}
+}
+
+func (h *hub) seen(agentID string) {
+	h.seenMu.Lock()
+	h.seenIDs[agentID] = struct{}{}
+	h.seenMu.Unlock()
+}
+
+// flushSeen writes the heartbeats seen since the last flush in batches.
+func (h *hub) flushSeen(ctx context.Context) {
+	h.seenMu.Lock()
+	ids := make([]string, 0, len(h.seenIDs))
+	for id := range h.seenIDs {
+		ids = append(ids, id)
+	}
+	h.seenIDs = map[string]struct{}{}
+	h.seenMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	if err := h.s.db.TouchAgents(ctx, ids, true, time.Now()); err != nil {
+		h.s.cfg.Logger.Warn("record heartbeats failed", "count", len(ids), "err", err)
+	}
+}
+
+// deliverOpen sends a device's queued and unacknowledged commands on a (new) stream.
+func (h *hub) deliverOpen(ctx context.Context, c *conn) {
+	dev := c.deviceID()
+	if dev == "" {
+		return
+	}
+	cmds, err := h.s.db.OpenAgentCommands(ctx, c.id.OrgID, dev)
+	if err != nil {
+		h.s.cfg.Logger.Warn("load open commands failed", "device_id", dev, "err", err)
+		return
+	}
+	for _, cmd := range cmds {
+		h.deliver(ctx, c, cmd)
+	}
+}
+
+// deliver claims a queued command for this replica (queued → sent is a conditional
+// update, so exactly one replica wins) and sends it. A command already sent is sent again:
+// the stream that carried it may have died before the agent read it; agents dedupe by id.
+func (h *hub) deliver(ctx context.Context, c *conn, cmd store.DeviceCommand) {
+	if cmd.OrgID != c.id.OrgID || cmd.Channel != store.ChannelAgent {
+		return
+	}
+	from := []string{store.CommandQueued}
+	if cmd.State == store.CommandSent {
+		from = []string{store.CommandSent}
+	} else if cmd.State != store.CommandQueued {
+		return
+	}
+	sent, err := h.s.db.TransitionDeviceCommand(ctx, cmd.OrgID, cmd.ID, store.CommandUpdate{From: from, To: store.CommandSent, AgentID: c.id.AgentID})
+	if errors.Is(err, store.ErrCommandState) {
+		return // another replica or an earlier delivery claimed it
+	}
+	if err != nil {
+		h.s.cfg.Logger.Warn("claim command failed", "command_id", cmd.ID, "err", err)
+		return
+	}
+	msg, err := h.s.Commands.toProto(sent)
+	if err != nil {
+		h.s.cfg.Logger.Error("encode command failed", "command_id", cmd.ID, "err", err)
+		return
+	}
+	if !c.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_Command{Command: msg}}) {
+		h.s.cfg.Logger.Info("stream ended before the command was sent; it is resent at next connect", "command_id", cmd.ID)
+	}
+}
+
+// kick delivers a command that was just queued, when this replica holds its device's stream.
+func (h *hub) kick(ctx context.Context, cmd store.DeviceCommand) {
+	if cmd.Channel != store.ChannelAgent || cmd.State != store.CommandQueued {
+		return
+	}
+	if c := h.connFor(cmd.DeviceID); c != nil {
+		h.deliver(ctx, c, cmd)
+	}
+}
+
+func (h *hub) onNotify(ctx context.Context, id string) {
+	cmd, err := h.s.db.GetDeviceCommandByID(ctx, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			h.s.cfg.Logger.Warn("load notified command failed", "command_id", id, "err", err)
+		}
+		return
+	}
+	h.kick(ctx, cmd)
+}
+
+// pollQueued is the backstop for a missed NOTIFY (or SQLite, which has none across processes).
+func (h *hub) pollQueued(ctx context.Context) {
+	h.mu.Lock()
+	n := len(h.byDevice)
+	h.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	cmds, err := h.s.db.QueuedAgentCommandIDs(ctx, 1000)
+	if err != nil {
+		h.s.cfg.Logger.Warn("poll queued commands failed", "err", err)
+		return
+	}
+	for _, cmd := range cmds {
+		h.kick(ctx, cmd)
+	}
+}
+
+func (h *hub) notifyRevoked(ctx context.Context, ids []string) {
+	if h.s.db.Dialect != store.Postgres {
+		return
+	}
+	for _, id := range ids {
+		if _, err := h.s.db.SQL.ExecContext(ctx, `SELECT pg_notify($1, $2)`, revokeNotifyChannel, id); err != nil {
+			h.s.cfg.Logger.Warn("notify revocation failed (the poll catches up)", "agent_id", id, "err", err)
+		}
+	}
+}
+
+// listen follows Postgres notifications until ctx ends, reconnecting with backoff. On
+// SQLite it returns at once: there the poll and in-process kicks do the work.
+func (h *hub) listen(ctx context.Context) {
+	if h.s.db.Pool == nil {
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := h.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		h.s.cfg.Logger.Warn("notification listener stopped; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+		// Anything announced while disconnected is caught by the poll.
+		h.pollQueued(ctx)
+	}
+}
+
+func (h *hub) listenOnce(ctx context.Context) error {
+	pc, err := h.s.db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer pc.Release()
+	for _, ch := range []string{store.CommandNotifyChannel, revokeNotifyChannel} {
+		if _, err := pc.Exec(ctx, "LISTEN "+ch); err != nil {
+			return err
+		}
+	}
+	for {
+		n, err := pc.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		switch n.Channel {
+		case store.CommandNotifyChannel:
+			go h.onNotify(ctx, n.Payload)
+		case revokeNotifyChannel:
+			h.s.revoked.add(n.Payload)
+			h.cutOff([]string{n.Payload})
+		}
+	}
+}

@@ -1,0 +1,302 @@
+// Package agentapi is the control plane's side of the agent channel: two gRPC listeners
+// (enrollment without client certificates, and the mTLS agent API), device tracking from
+// agent reports, the shared device command model with its admin routes, and delivery of
+// commands to agent streams on any replica (Postgres LISTEN/NOTIFY plus a poll backstop).
+// See docs/adr/2026-11-25_agent-enrollment.md.
+//
+// Generated protobuf types stop here: the store and the admin API see store types only.
+package agentapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/pki"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
+)
+
+// Config tunes the agent API. Zero values take the defaults.
+type Config struct {
+	// AgentAddr is the mTLS agent API listener (default 127.0.0.1:8443).
+	AgentAddr string
+	// EnrollAddr is the enrollment listener (default: AgentAddr's host, port + 1).
+	EnrollAddr string
+	// DNSNames and IPs go into the listeners' server certificate; agents dial one of them.
+	DNSNames []string
+	IPs      []net.IP
+	// HeartbeatInterval the agents are told to use (default 30 s).
+	HeartbeatInterval time.Duration
+	// MaxMessageBytes caps one gRPC message, e.g. an inventory report (default 512 KiB);
+	// larger ones are refused with ResourceExhausted before anything is written.
+	MaxMessageBytes int
+	// PollInterval is the backstop for missed notifications: queued commands and
+	// revocations are re-read this often (default 5 s).
+	PollInterval time.Duration
+	// CommandTTL is how long a command may wait for delivery (default 72 h).
+	CommandTTL time.Duration
+	Logger     *slog.Logger
+}
+
+func (c *Config) init() error {
+	if c.AgentAddr == "" {
+		c.AgentAddr = "127.0.0.1:8443"
+	}
+	if c.EnrollAddr == "" {
+		host, port, err := net.SplitHostPort(c.AgentAddr)
+		if err != nil {
+			return fmt.Errorf("agentapi: agent address %q: %w", c.AgentAddr, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return fmt.Errorf("agentapi: agent port %q: %w", port, err)
+		}
+		if p == 0 {
+			c.EnrollAddr = net.JoinHostPort(host, "0")
+		} else {
+			c.EnrollAddr = net.JoinHostPort(host, strconv.Itoa(p+1))
+		}
+	}
+	if len(c.DNSNames) == 0 && len(c.IPs) == 0 {
+		c.DNSNames = []string{"localhost"}
+		if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+			c.DNSNames = append(c.DNSNames, h)
+		}
+		c.IPs = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 30 * time.Second
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 512 << 10
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 5 * time.Second
+	}
+	if c.CommandTTL <= 0 {
+		c.CommandTTL = 72 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "agentapi")
+	return nil
+}
+
+// Server is the agent channel: gRPC servers, stream hub, command service, admin routes.
+type Server struct {
+	cfg      Config
+	db       *store.DB
+	ca       *pki.CA
+	hub      *hub
+	revoked  *revocations
+	Commands *Commands
+
+	serverCert atomic.Pointer[tls.Certificate]
+	agentGRPC  *grpc.Server
+	enrollGRPC *grpc.Server
+	agentLn    net.Listener
+	enrollLn   net.Listener
+}
+
+// New builds the agent channel on db with the CA; it starts nothing (see Listen, Start).
+func New(db *store.DB, ca *pki.CA, cfg Config) (*Server, error) {
+	if err := cfg.init(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, db: db, ca: ca, revoked: newRevocations()}
+	s.hub = newHub(s)
+	s.Commands = newCommands(db, ca, s.hub, cfg)
+	if err := s.rotateServerCert(); err != nil {
+		return nil, err
+	}
+	ka := grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second})
+	kp := grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true})
+	s.agentGRPC = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(s.agentTLS())),
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamAuth),
+		ka, kp,
+		// Smaller per-connection buffers: ~60 KB per idle stream instead of ~75 KB.
+		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10),
+	)
+	agentv1.RegisterAgentServiceServer(s.agentGRPC, &agentService{s: s})
+	s.enrollGRPC = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(s.enrollTLS())),
+		grpc.MaxRecvMsgSize(64<<10),
+		ka, kp,
+	)
+	agentv1.RegisterEnrollmentServiceServer(s.enrollGRPC, &enrollService{s: s})
+	return s, nil
+}
+
+func (s *Server) rotateServerCert() error {
+	c, err := s.ca.IssueServerCert(s.cfg.DNSNames, s.cfg.IPs, 7*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	s.serverCert.Store(c)
+	return nil
+}
+
+func (s *Server) getServerCert(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.serverCert.Load(), nil
+}
+
+func (s *Server) agentTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        s.ca.RootPool(),
+		GetCertificate:   s.getServerCert,
+		VerifyConnection: s.verifyConnection,
+	}
+}
+
+func (s *Server) enrollTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		ClientAuth:     tls.NoClientCert,
+		GetCertificate: s.getServerCert,
+	}
+}
+
+// Listen binds both listeners (so tests and the server can learn the ports before Start).
+func (s *Server) Listen() error {
+	var err error
+	if s.agentLn == nil {
+		if s.agentLn, err = net.Listen("tcp", s.cfg.AgentAddr); err != nil {
+			return fmt.Errorf("agentapi: listen %s: %w", s.cfg.AgentAddr, err)
+		}
+	}
+	if s.enrollLn == nil {
+		if s.enrollLn, err = net.Listen("tcp", s.cfg.EnrollAddr); err != nil {
+			return fmt.Errorf("agentapi: listen %s: %w", s.cfg.EnrollAddr, err)
+		}
+	}
+	return nil
+}
+
+// AgentAddr and EnrollAddr return the bound addresses (after Listen).
+func (s *Server) AgentAddr() net.Addr  { return s.agentLn.Addr() }
+func (s *Server) EnrollAddr() net.Addr { return s.enrollLn.Addr() }
+
+// CA returns the embedded CA (for the installers' fingerprint).
+func (s *Server) CA() *pki.CA { return s.ca }
+
+// Start serves both listeners and runs the delivery, revocation and expiry loops until
+// ctx ends, then stops gracefully.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	if err := s.revoked.load(ctx, s.db); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- s.agentGRPC.Serve(s.agentLn) }()
+	go func() { errc <- s.enrollGRPC.Serve(s.enrollLn) }()
+	go s.hub.listen(ctx)
+	go s.loops(ctx)
+	s.cfg.Logger.Info("agent API serving", "agent_addr", s.agentLn.Addr().String(), "enroll_addr", s.enrollLn.Addr().String(),
+		"ca_sha256", s.ca.RootFingerprint())
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	s.hub.closeAll()
+	stopped := make(chan struct{})
+	go func() {
+		s.agentGRPC.GracefulStop()
+		s.enrollGRPC.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		s.agentGRPC.Stop()
+		s.enrollGRPC.Stop()
+	}
+	if errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	return err
+}
+
+// loops runs the periodic work: revocation refresh, queued-command backstop, expiry,
+// heartbeat flush and server certificate rotation.
+func (s *Server) loops(ctx context.Context) {
+	poll := time.NewTicker(s.cfg.PollInterval)
+	defer poll.Stop()
+	expire := time.NewTicker(time.Minute)
+	defer expire.Stop()
+	certs := time.NewTicker(24 * time.Hour)
+	defer certs.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+			if ids, err := s.revoked.refresh(ctx, s.db); err != nil {
+				s.cfg.Logger.Warn("revocation refresh failed", "err", err)
+			} else {
+				s.hub.cutOff(ids)
+			}
+			s.hub.pollQueued(ctx)
+			s.hub.flushSeen(ctx)
+		case <-expire.C:
+			if n, err := s.db.ExpireDeviceCommands(ctx, time.Now()); err != nil {
+				s.cfg.Logger.Warn("command expiry failed", "err", err)
+			} else if n > 0 {
+				s.cfg.Logger.Info("commands expired", "count", n)
+			}
+		case <-certs.C:
+			if err := s.rotateServerCert(); err != nil {
+				s.cfg.Logger.Error("server certificate rotation failed", "err", err)
+			}
+		}
+	}
+}
+
+// RevokeDevice revokes every agent (and certificate) of a device and cuts their open
+// streams on every replica.
+func (s *Server) RevokeDevice(ctx context.Context, orgID, deviceID, reason string) ([]string, error) {
+	ids, err := s.db.RevokeDeviceAgents(ctx, orgID, deviceID, reason)
+	if err != nil {
+		return nil, err
+	}
+	s.revokedLocally(ctx, ids)
+	return ids, nil
+}
+
+// RevokeAgent revokes one agent and cuts its stream.
+func (s *Server) RevokeAgent(ctx context.Context, orgID, agentID, reason string) error {
+	if err := s.db.RevokeAgent(ctx, orgID, agentID, reason); err != nil {
+		return err
+	}
+	s.revokedLocally(ctx, []string{agentID})
+	return nil
+}
+
+func (s *Server) revokedLocally(ctx context.Context, ids []string) {
+	s.revoked.add(ids...)
+	s.hub.cutOff(ids)
+	s.hub.notifyRevoked(ctx, ids)
+}
