@@ -274,12 +274,14 @@ func (s *Server) wrap(rt Route) http.Handler {
 			s.reqs.WithLabelValues(name, strconv.Itoa(sw.status)).Inc()
 			s.latency.WithLabelValues(name).Observe(time.Since(start).Seconds())
 		}()
-		if err := s.authorize(rt, &r); err != nil {
-			WriteProblem(sw, r, err)
-			return
-		}
+		// Readiness first: while the database is down even authentication cannot work,
+		// and the caller should see a retryable 503, not a 401 or 500.
 		if !s.ready.Load() {
 			WriteProblem(sw, r, Unavailable("the database is unavailable; retry shortly"))
+			return
+		}
+		if err := s.authorize(rt, &r); err != nil {
+			WriteProblem(sw, r, err)
 			return
 		}
 		if err := rt.Handler(sw, r); err != nil {

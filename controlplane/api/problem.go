@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -109,11 +110,21 @@ func HRManaged(field string) *Problem {
 		With("field", field)
 }
 
-// IsUnavailable reports whether err means the database (or another dependency) cannot be reached.
+// IsUnavailable reports whether err means the database (or another dependency) cannot be
+// reached: refused or dropped connections, a server shutting down, timeouts.
 func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
 	var netErr *net.OpError
 	var connErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08 is "connection exception"; 57P0x is the server shutting down.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0")
+	}
 	return errors.As(err, &netErr) || errors.As(err, &connErr) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) ||
 		errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) ||
 		(err != nil && strings.Contains(err.Error(), "sql: database is closed"))
 }
