@@ -90,6 +90,7 @@ type Engine struct {
 	enroller Enroller
 	apps     AppDirectory
 	vendors  map[string]VendorAdapter
+	keys     Keyring
 	log      *slog.Logger
 }
 
@@ -244,8 +245,8 @@ func (e *Engine) startTx(ctx context.Context, tx *sql.Tx, org domain.Org, o Star
 	return w, nil
 }
 
-// Start creates a workflow (admin-initiated or from an event) and, if due, starts it.
-func (e *Engine) Start(ctx context.Context, orgID string, o StartOptions) (store.Workflow, error) {
+// StartWorkflow creates a workflow (admin-initiated) and, if due, starts it.
+func (e *Engine) StartWorkflow(ctx context.Context, orgID string, o StartOptions) (store.Workflow, error) {
 	ctx = systemCtx(ctx)
 	var w store.Workflow
 	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -298,6 +299,13 @@ func (e *Engine) Tick(ctx context.Context) (int, error) {
 	}
 	e.enqueue(ctx, steps)
 	return len(steps), nil
+}
+
+// Start runs the engine's loop (outbox + timers) every second until ctx ends; the
+// server runs it as a capability background loop on every replica.
+func (e *Engine) Start(ctx context.Context) error {
+	e.Run(ctx, time.Second)
+	return ctx.Err()
 }
 
 // Run calls Tick and consumes the outbox every interval until ctx ends.

@@ -374,3 +374,10 @@ func (h *harness) auditCount(action, targetID string) int {
 	}
 	return len(es)
 }
+
+// Channel implements lifecycle.ChannelInfo.
+func (f *fakeCommander) Channel(_ context.Context, _, deviceID string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.channel[deviceID], nil
+}
