@@ -13,6 +13,7 @@ import (
 // First connect imports every active member (US only by default, EDGE_CASES 8),
 // emits one employee.hired each, and the REST routes report it.
 func TestConnectImportsActiveMembers(t *testing.T) {
+	t.Parallel()
 	eachDB(t, func(t *testing.T, db *store.DB) {
 		members := gen(60, false)
 		h := newHarness(t, db, hopts{members: members})
@@ -91,6 +92,7 @@ func TestConnectImportsActiveMembers(t *testing.T) {
 }
 
 func TestIncludeInternationalSetting(t *testing.T) {
+	t.Parallel()
 	eachDB(t, func(t *testing.T, db *store.DB) {
 		members := gen(60, false)
 		h := newHarness(t, db, hopts{members: members, settings: domain.OrgSettings{IncludeInternational: true}})
@@ -116,6 +118,7 @@ func TestIncludeInternationalSetting(t *testing.T) {
 // The plan gate: an org on a plan without HR sync gets a problem, not a crash.
 // (Every plan includes hr today; this checks the route declares the feature.)
 func TestRoutesDeclarePlanAndRoles(t *testing.T) {
+	t.Parallel()
 	e, err := hrsync.New(hrsync.Config{DB: &store.DB{}, Keyring: mustKeyring(t)})
 	if err != nil {
 		t.Fatal(err)

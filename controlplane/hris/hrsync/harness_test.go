@@ -25,18 +25,19 @@ import (
 )
 
 type harness struct {
-	t      *testing.T
-	ctx    context.Context
-	db     *store.DB
-	fake   *fakejustworks.Server
-	eng    *hrsync.Engine
-	org    domain.Org
-	srv    *httptest.Server
-	tokens map[domain.Role]string
-	seq    int64 // outbox position already looked at
-	secret []byte
-	mu     sync.Mutex
-	offset time.Duration // engine clock = wall clock + offset
+	t       *testing.T
+	ctx     context.Context
+	db      *store.DB
+	fake    *fakejustworks.Server
+	eng     *hrsync.Engine
+	org     domain.Org
+	srv     *httptest.Server
+	tokens  map[domain.Role]string
+	seq     int64 // outbox position already looked at
+	secret  []byte
+	keyring *secrets.Keyring
+	mu      sync.Mutex
+	offset  time.Duration // engine clock = wall clock + offset
 }
 
 // advance moves both clocks: the fake's and the engine's.
@@ -103,6 +104,7 @@ func newHarness(t *testing.T, db *store.DB, o hopts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.keyring = kr
 	cfg := hrsync.Config{DB: db, Keyring: kr, Providers: map[string]hris.Provider{"justworks": p}, PublicURL: h.srv.URL, PageSize: 25,
 		Logger: slog.New(slog.DiscardHandler), Now: h.now}
 	if o.cfg != nil {
@@ -329,4 +331,19 @@ func mustKeyring(t *testing.T) *secrets.Keyring {
 		t.Fatal(err)
 	}
 	return kr
+}
+
+// demoEngine builds a second engine on the harness database for a demo fake.
+func demoEngine(t *testing.T, h *harness, fake *fakejustworks.Server) *hrsync.Engine {
+	t.Helper()
+	p, err := justworks.New(hrsync.FakeJustworksConfig(fake, h.srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := hrsync.New(hrsync.Config{DB: h.db, Keyring: h.keyring, Providers: map[string]hris.Provider{"justworks": p},
+		PublicURL: h.srv.URL, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

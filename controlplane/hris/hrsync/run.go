@@ -197,7 +197,7 @@ func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
 	start := e.now()
 	candidates := map[string]bool{}
 	var order []string
-	sc := &scanner{e: e, run: run, org: org, conn: conn, dir: dir, onTerminate: func(id string) {
+	sc := &scanner{e: e, run: run, org: org, conn: conn, dir: dir, reported: map[string]bool{}, onTerminate: func(id string) {
 		if !candidates[id] {
 			candidates[id] = true
 			order = append(order, id)
@@ -205,7 +205,15 @@ func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
 	}}
 	switch run.Kind {
 	case KindInitial:
-		if err := sc.pass(ctx, hris.ListOptions{Status: "active", Cursor: conn.ImportCursor}, true); err != nil {
+		// A first import reads active members only; a reconnect reads everyone,
+		// so what ended while disconnected is seen.
+		status := "active"
+		if n, err := store.CountEmployeesBySource(ctx, e.db.SQL, org.ID, conn.Provider); err != nil {
+			return err
+		} else if n > 0 {
+			status = ""
+		}
+		if err := sc.pass(ctx, hris.ListOptions{Status: status, Cursor: conn.ImportCursor}, true); err != nil {
 			return err
 		}
 		// Catch up what changed while we paged (EDGE_CASES 9).
@@ -253,6 +261,7 @@ type scanner struct {
 	conn        store.HRConnection
 	dir         hris.Directory
 	onTerminate func(id string)
+	reported    map[string]bool // malformed ids already counted in this run
 }
 
 func (sc *scanner) opts() applyOpts {
@@ -299,6 +308,10 @@ func (sc *scanner) pass(ctx context.Context, opt hris.ListOptions, persistImport
 				return errConnectionEnded
 			}
 			for _, sk := range page.Skipped {
+				if sk.ExternalID != "" && sc.reported[sk.ExternalID] {
+					continue // the same bad record seen again (catch-up pass, restart)
+				}
+				sc.reported[sk.ExternalID] = true
 				sc.run.Skipped++
 				sc.addError("malformed", sk.ExternalID, sk.Reason)
 			}

@@ -17,6 +17,7 @@ func mid(i int) string { return fakejustworks.MemberID(i) }
 // Webhook-driven EDGE_CASES, in order on one connection per database: 1, 2, 3,
 // 5, 6, 11, 12, 14, 16, 17 (and 1/16 again once the clock passes the dates).
 func TestWebhookEdgeCases(t *testing.T) {
+	t.Parallel()
 	eachDB(t, func(t *testing.T, db *store.DB) {
 		members := gen(30, true)
 		h := newHarness(t, db, hopts{members: members})
