@@ -84,7 +84,7 @@ func (c *Commands) channelNamed(name string) Channel {
 // holding the stream; the in-process kick covers SQLite and this replica.
 type agentChannel struct{ h *hub }
 
-func (agentChannel) Name() string                                { return store.ChannelAgent }
+func (agentChannel) Name() string                                 { return store.ChannelAgent }
 func (agentChannel) Supports(context.Context, domain.Device) bool { return true }
 func (a agentChannel) Dispatch(ctx context.Context, cmd store.DeviceCommand) error {
 	a.h.kick(ctx, cmd)

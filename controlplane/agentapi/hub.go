@@ -41,6 +41,9 @@ type conn struct {
 	done   chan struct{}
 	mu     sync.Mutex
 	device string
+	// started is when the stream opened: a command sent before it was sent on an older
+	// stream and may be lost, one sent after it went out on this stream.
+	started time.Time
 }
 
 func (c *conn) deviceID() string {
@@ -76,7 +79,7 @@ func (c *conn) sendLoop(stream agentv1.AgentService_ConnectServer) {
 
 func (h *hub) register(ctx context.Context, id identity.Agent, deviceID string) *conn {
 	cctx, cancel := context.WithCancelCause(ctx)
-	c := &conn{h: h, id: id, ctx: cctx, cancel: cancel, out: make(chan *agentv1.ConnectResponse, 16), done: make(chan struct{}), device: deviceID}
+	c := &conn{h: h, id: id, ctx: cctx, cancel: cancel, out: make(chan *agentv1.ConnectResponse, 16), done: make(chan struct{}), device: deviceID, started: time.Now()}
 	h.mu.Lock()
 	old := h.byAgent[id.AgentID]
 	h.byAgent[id.AgentID] = c
@@ -206,6 +209,9 @@ func (h *hub) deliverOpen(ctx context.Context, c *conn) {
 		return
 	}
 	for _, cmd := range cmds {
+		if cmd.State == store.CommandSent && cmd.SentAt != nil && !cmd.SentAt.Before(c.started) {
+			continue // already sent on this stream
+		}
 		h.deliver(ctx, c, cmd)
 	}
 }
