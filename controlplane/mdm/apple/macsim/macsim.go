@@ -87,6 +87,7 @@ type Mac struct {
 	wg      sync.WaitGroup
 	errs    []error
 	onDone  func(Received)
+	onAcked func(Received)
 }
 
 // New returns a Mac with a random UDID.
@@ -119,6 +120,10 @@ func (m *Mac) AnswerNext(requestType string, answers ...Answer) {
 
 // OnAnswer calls fn after each answered command (benchmarks measure with it).
 func (m *Mac) OnAnswer(fn func(Received)) { m.mu.Lock(); m.onDone = fn; m.mu.Unlock() }
+
+// OnAcked calls fn after the server has taken the Mac's answer to a command (the answer's
+// HTTP round trip finished); benchmarks measure command latency with it.
+func (m *Mac) OnAcked(fn func(Received)) { m.mu.Lock(); m.onAcked = fn; m.mu.Unlock() }
 
 // RemoveProfile simulates a user or another tool removing an installed profile (drift).
 func (m *Mac) RemoveProfile(identifier string) {
@@ -249,6 +254,12 @@ func (m *Mac) SCEP(ctx context.Context, profile []byte) (*apple.ParsedEnrollment
 	return p, nil
 }
 
+// SetServer points the Mac at MDM URLs without a profile (benchmarks enroll Macs whose
+// identity was issued directly).
+func (m *Mac) SetServer(serverURL, checkInURL, topic string) {
+	m.serverURL, m.checkInURL, m.topic = serverURL, checkInURL, topic
+}
+
 // Checkin sends Authenticate and TokenUpdate with the MDM payload of the profile.
 func (m *Mac) Checkin(ctx context.Context, p *apple.ParsedEnrollmentProfile) error {
 	m.serverURL, m.checkInURL, m.topic = p.MDM.ServerURL, p.MDM.CheckInURL, p.MDM.Topic
@@ -352,6 +363,7 @@ func (m *Mac) Session(ctx context.Context) error {
 	m.sessMu.Lock()
 	defer m.sessMu.Unlock()
 	report := map[string]any{"UDID": m.UDID, "Status": "Idle"}
+	var last *Received
 	for i := 0; i < 1000; i++ {
 		body, err := plist.Marshal(report)
 		if err != nil {
@@ -360,6 +372,15 @@ func (m *Mac) Session(ctx context.Context) error {
 		resp, err := m.Do(ctx, m.serverURL, body, false)
 		if err != nil {
 			return err
+		}
+		if last != nil {
+			m.mu.Lock()
+			fn := m.onAcked
+			m.mu.Unlock()
+			if fn != nil {
+				fn(*last)
+			}
+			last = nil
 		}
 		if len(bytes.TrimSpace(resp)) == 0 {
 			return nil
@@ -371,6 +392,10 @@ func (m *Mac) Session(ctx context.Context) error {
 		if stop {
 			return nil
 		}
+		m.mu.Lock()
+		rec := m.received[len(m.received)-1]
+		m.mu.Unlock()
+		last = &rec
 		report = next
 	}
 	return errors.New("session did not end after 1000 commands")
