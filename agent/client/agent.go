@@ -68,6 +68,10 @@ type Agent struct {
 	api      agentv1.AgentServiceClient
 	inv      *inventory.Inventory
 	invHash  string
+	// reported is the hash of the inventory the server last accepted; Hello
+	// and heartbeats carry it so the server asks for a full report only
+	// when it really lacks one.
+	reported string
 	lastSent map[string]string // section hashes the server has
 	stream   *activeStream
 
@@ -151,6 +155,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	// known when the first command arrives.
 	if err := a.collect(ctx); err != nil {
 		return err
+	}
+	// One synchronous attempt at the full report, so the stream's Hello
+	// already carries the accepted hash; the inventory loop retries.
+	if err := a.report(ctx); err != nil {
+		a.setError(err)
+		a.log.Warn("initial inventory report failed", "err", err)
 	}
 	var wg sync.WaitGroup
 	for _, loop := range []func(context.Context){a.inventoryLoop, a.renewLoop, a.commandWorker, a.connectLoop} {
@@ -296,7 +306,15 @@ func (a *Agent) inventoryLoop(ctx context.Context) {
 				continue
 			}
 		}
-		first = false
+		if first {
+			first = false
+			a.mu.Lock()
+			done := a.lastSent != nil
+			a.mu.Unlock()
+			if done {
+				continue
+			}
+		}
 		if err := a.report(ctx); err != nil && ctx.Err() == nil {
 			a.setError(err)
 			a.log.Warn("inventory report failed", "err", err)
@@ -329,7 +347,7 @@ func (a *Agent) report(ctx context.Context) error {
 		return fmt.Errorf("client: report inventory: %w", err)
 	}
 	a.mu.Lock()
-	a.lastSent = cur
+	a.lastSent, a.reported = cur, hash
 	a.mu.Unlock()
 	a.status.update(func(s *Status) {
 		s.LastInventory = time.Now().UTC()

@@ -43,7 +43,7 @@ func (st *activeStream) send(m *agentv1.ConnectRequest) error {
 
 func (a *Agent) heartbeat(st *activeStream) error {
 	a.mu.Lock()
-	hash := a.invHash
+	hash := a.reported
 	var uptime uint64
 	if a.inv != nil {
 		uptime = uint64(time.Since(a.inv.BootTime).Seconds())
@@ -140,7 +140,7 @@ func (a *Agent) runStream(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	a.mu.Lock()
-	hash := a.invHash
+	hash := a.reported
 	a.mu.Unlock()
 	hello := &agentv1.Hello{AgentVersion: a.o.Version, InventoryHash: hash, SerialNumber: a.serial()}
 	for _, r := range pending {
@@ -163,10 +163,10 @@ func (a *Agent) runStream(ctx context.Context) (bool, error) {
 
 	recvErr := make(chan error, 1)
 	welcomed := make(chan struct{}, 1)
+	tick := time.NewTicker(st.interval)
 	go func() { recvErr <- a.receive(sctx, st, welcomed) }()
 
 	gotWelcome := false
-	tick := time.NewTicker(st.interval)
 	defer tick.Stop()
 	for {
 		select {

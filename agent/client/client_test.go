@@ -1,0 +1,306 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/lanyardhq/lanyard/agent/actions"
+	"github.com/lanyardhq/lanyard/agent/config"
+	"github.com/lanyardhq/lanyard/agent/inventory"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+type harness struct {
+	cp       *fakeCP
+	cfgPath  string
+	stateDir string
+	dry      *actions.DryRunner
+}
+
+func newHarness(t *testing.T) *harness {
+	cp := startFakeCP(t)
+	dir := t.TempDir()
+	h := &harness{cp: cp, cfgPath: filepath.Join(dir, "etc", "agent.json"), stateDir: filepath.Join(dir, "state"), dry: &actions.DryRunner{}}
+	if err := config.Write(h.cfgPath, config.Config{
+		GRPCAddress: cp.agentAddr, EnrollmentAddress: cp.enrollAddr,
+		CAFingerprintSHA256: Fingerprint(cp.root.Raw), EnrollmentSecret: cp.secret,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// start runs an agent until the returned stop function is called.
+func (h *harness) start(t *testing.T) (*Agent, func()) {
+	t.Helper()
+	cfg, err := config.Load(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{Config: cfg, ConfigPath: h.cfgPath, StateDir: h.stateDir,
+		Collector: &inventory.Collector{AgentVersion: "test", SerialOverride: "SER-1"},
+		Planner:   actions.NewPlanner(), Runner: h.dry, Version: "test", Logger: quiet,
+		InventoryInterval: 200 * time.Millisecond, HeartbeatInterval: time.Second,
+		BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return a, func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("agent did not stop")
+		}
+	}
+}
+
+func resultFor(results []*agentv1.CommandResult, id string, state agentv1.CommandState) *agentv1.CommandResult {
+	for _, r := range results {
+		if r.GetCommandId() == id && r.GetState() == state {
+			return r
+		}
+	}
+	return nil
+}
+
+func TestEnrollRunCommandsAndRevocation(t *testing.T) {
+	h := newHarness(t)
+	a, stop := h.start(t)
+	defer stop()
+
+	// Enrolled from the config file; the secret is gone from it, the key is owner-only.
+	waitFor(t, "connected", func() bool { return a.Status().Connected })
+	cfg, _ := config.Load(h.cfgPath)
+	if cfg.EnrollmentSecret != "" || cfg.GRPCAddress != h.cp.agentAddr {
+		t.Fatalf("config after enrollment: %+v", cfg)
+	}
+	st, err := os.Stat(filepath.Join(h.stateDir, identityPEM))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("identity.pem: %v %v", st, err)
+	}
+	if st, _ := os.Stat(h.stateDir); st.Mode().Perm() != 0o700 {
+		t.Fatalf("state dir mode %o", st.Mode().Perm())
+	}
+
+	// The first report is full and carries the serial; no delta follows without a change.
+	reports, _, hellos := h.cp.snapshot()
+	if len(reports) == 0 || !reports[0].GetFull() || reports[0].GetInventory().GetHardware().GetSerialNumber() != "SER-1" {
+		t.Fatalf("first report: %v", reports)
+	}
+	if hellos[0].GetSerialNumber() != "SER-1" || hellos[0].GetInventoryHash() != reports[0].GetInventoryHash() {
+		t.Fatalf("hello %v", hellos[0])
+	}
+	time.Sleep(700 * time.Millisecond) // several inventory intervals
+	reports, _, _ = h.cp.snapshot()
+	for _, r := range reports[1:] {
+		if r.GetFull() || len(r.GetChangedSections()) == 0 {
+			t.Fatalf("unexpected report after the first: full=%v sections=%v", r.GetFull(), r.GetChangedSections())
+		}
+	}
+
+	// A lock for this device: acknowledged, then done through the dry-run executor.
+	exp := timestamppb.New(time.Now().Add(time.Hour))
+	h.cp.cmdCh <- &agentv1.Command{Id: "cmd-lock", Type: agentv1.CommandType_COMMAND_TYPE_LOCK, TargetSerial: "SER-1",
+		ExpiresAt: exp, TypedParams: &agentv1.Command_Lock{Lock: &agentv1.LockParams{Message: "bye"}}}
+	// A lock for another device: refused.
+	h.cp.cmdCh <- &agentv1.Command{Id: "cmd-other", Type: agentv1.CommandType_COMMAND_TYPE_LOCK, TargetSerial: "SER-2", ExpiresAt: exp}
+	// A wipe without a valid confirmation: refused before any step.
+	h.cp.cmdCh <- &agentv1.Command{Id: "cmd-wipe", Type: agentv1.CommandType_COMMAND_TYPE_WIPE, TargetSerial: "SER-1", ExpiresAt: exp,
+		TypedParams: &agentv1.Command_Wipe{Wipe: &agentv1.WipeParams{ConfirmSerial: "SER-1"}},
+		Confirmation: &agentv1.Confirmation{Nonce: "n", ExpiresAt: exp, Signature: []byte("forged"), SignerChainDer: [][]byte{h.cp.inter.Raw}}}
+	waitFor(t, "three terminal results", func() bool {
+		_, res, _ := h.cp.snapshot()
+		return resultFor(res, "cmd-lock", agentv1.CommandState_COMMAND_STATE_DONE) != nil &&
+			resultFor(res, "cmd-other", agentv1.CommandState_COMMAND_STATE_FAILED) != nil &&
+			resultFor(res, "cmd-wipe", agentv1.CommandState_COMMAND_STATE_FAILED) != nil
+	})
+	_, results, _ := h.cp.snapshot()
+	if resultFor(results, "cmd-lock", agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED) == nil {
+		t.Fatal("lock was not acknowledged before it finished")
+	}
+	done := resultFor(results, "cmd-lock", agentv1.CommandState_COMMAND_STATE_DONE)
+	if len(done.GetSteps()) == 0 {
+		t.Fatal("lock result has no steps")
+	}
+	for _, s := range done.GetSteps() {
+		if s.GetStatus() != agentv1.StepStatus_STEP_STATUS_DRY_RUN {
+			t.Fatalf("step %s status %s", s.GetName(), s.GetStatus())
+		}
+	}
+	if got := resultFor(results, "cmd-other", agentv1.CommandState_COMMAND_STATE_FAILED); !strings.Contains(got.GetError(), "serial") {
+		t.Fatalf("serial mismatch error %q", got.GetError())
+	}
+	if got := resultFor(results, "cmd-wipe", agentv1.CommandState_COMMAND_STATE_FAILED); !strings.Contains(got.GetError(), "confirmation") {
+		t.Fatalf("forged wipe error %q", got.GetError())
+	}
+	for _, s := range h.dry.Steps() {
+		if s.Destructive {
+			t.Fatalf("a destructive step was recorded: %v", s)
+		}
+	}
+	waitFor(t, "results confirmed delivered", func() bool { return a.Status().PendingResults == 0 })
+
+	// A redelivered command id is answered from the queue, not run again.
+	before := len(h.dry.Steps())
+	h.cp.cmdCh <- &agentv1.Command{Id: "cmd-lock", Type: agentv1.CommandType_COMMAND_TYPE_LOCK, TargetSerial: "SER-1", ExpiresAt: exp}
+	waitFor(t, "resent result", func() bool {
+		_, res, _ := h.cp.snapshot()
+		n := 0
+		for _, r := range res {
+			if r.GetCommandId() == "cmd-lock" && r.GetState() == agentv1.CommandState_COMMAND_STATE_DONE {
+				n++
+			}
+		}
+		return n == 2
+	})
+	if len(h.dry.Steps()) != before {
+		t.Fatal("redelivered command executed twice")
+	}
+
+	// Revocation cuts the stream, and the agent cannot reconnect.
+	h.cp.revoke()
+	waitFor(t, "disconnected after revocation", func() bool {
+		s := a.Status()
+		return !s.Connected && strings.Contains(s.LastError, "Unauthenticated")
+	})
+	time.Sleep(500 * time.Millisecond)
+	if a.Status().Connected {
+		t.Fatal("reconnected after revocation")
+	}
+}
+
+func TestEnrollPinMismatchStoresNothing(t *testing.T) {
+	cp := startFakeCP(t)
+	dir := t.TempDir()
+	st := Store{Dir: filepath.Join(dir, "state")}
+	_, err := Enroll(context.Background(), EnrollOptions{
+		Config: config.Config{GRPCAddress: cp.agentAddr, EnrollmentAddress: cp.enrollAddr, EnrollmentSecret: cp.secret,
+			CAFingerprintSHA256: strings.Repeat("ab", 32)},
+		Store: st, Collector: &inventory.Collector{SerialOverride: "S"}, Logger: quiet})
+	if !errors.Is(err, ErrPinMismatch) {
+		t.Fatalf("err = %v, want ErrPinMismatch", err)
+	}
+	if _, err := st.LoadCredentials(); !errors.Is(err, ErrNotEnrolled) {
+		t.Fatalf("credentials stored after a pin mismatch: %v", err)
+	}
+	// Wrong secret: Unauthenticated from the server, nothing stored.
+	_, err = Enroll(context.Background(), EnrollOptions{
+		Config: config.Config{GRPCAddress: cp.agentAddr, EnrollmentAddress: cp.enrollAddr, EnrollmentSecret: "wrong",
+			CAFingerprintSHA256: Fingerprint(cp.root.Raw)},
+		Store: st, Collector: &inventory.Collector{SerialOverride: "S"}, Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "Unauthenticated") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+}
+
+// TestResultsSurviveRestartWhileOffline: a result whose delivery was never
+// confirmed (no heartbeat ack) is kept on disk, survives an agent restart
+// and is announced in the next Hello and resent.
+func TestResultsSurviveRestartWhileOffline(t *testing.T) {
+	h := newHarness(t)
+	h.cp.ackHeartbeat = false
+	a, stop := h.start(t)
+	waitFor(t, "connected", func() bool { return a.Status().Connected })
+	h.cp.cmdCh <- &agentv1.Command{Id: "cmd-1", Type: agentv1.CommandType_COMMAND_TYPE_LOCK, TargetSerial: "SER-1",
+		ExpiresAt: timestamppb.New(time.Now().Add(time.Hour))}
+	waitFor(t, "result sent", func() bool {
+		_, res, _ := h.cp.snapshot()
+		return resultFor(res, "cmd-1", agentv1.CommandState_COMMAND_STATE_DONE) != nil
+	})
+	stop()
+	q, err := OpenQueue(filepath.Join(h.stateDir, "results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := q.Pending()
+	if len(pending) != 1 || pending[0].GetCommandId() != "cmd-1" || pending[0].GetState() != agentv1.CommandState_COMMAND_STATE_DONE {
+		t.Fatalf("pending after stop: %v", pending)
+	}
+
+	h.cp.mu.Lock()
+	h.cp.ackHeartbeat = true
+	h.cp.results = nil
+	h.cp.mu.Unlock()
+	a2, stop2 := h.start(t)
+	defer stop2()
+	waitFor(t, "resent after restart and confirmed", func() bool {
+		_, res, hellos := h.cp.snapshot()
+		last := hellos[len(hellos)-1]
+		return len(hellos) >= 2 && len(last.GetPendingResultIds()) == 1 && last.GetPendingResultIds()[0] == "cmd-1" &&
+			resultFor(res, "cmd-1", agentv1.CommandState_COMMAND_STATE_DONE) != nil && a2.Status().PendingResults == 0
+	})
+	if r, ok := q.Get("cmd-1"); !ok || r.GetState() != agentv1.CommandState_COMMAND_STATE_DONE {
+		t.Fatal("delivered result not kept for deduplication")
+	}
+}
+
+func TestQueueInterruptedAckBecomesFailed(t *testing.T) {
+	h := newHarness(t)
+	q, err := OpenQueue(filepath.Join(h.stateDir, "results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Put(&agentv1.CommandResult{CommandId: "x/../y", State: agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{Config: config.Config{}, StateDir: h.stateDir, Collector: &inventory.Collector{},
+		Planner: actions.NewPlanner(), Runner: h.dry, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.recoverInterrupted(); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := q.Get("x/../y")
+	if !ok || r.GetState() != agentv1.CommandState_COMMAND_STATE_FAILED || !strings.Contains(r.GetError(), "restarted") {
+		t.Fatalf("after recovery: %v", r)
+	}
+	entries, _ := os.ReadDir(filepath.Join(h.stateDir, "results", "pending"))
+	if len(entries) != 1 || strings.Contains(entries[0].Name(), "..") {
+		t.Fatalf("unsafe queue file names: %v", entries)
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
+	for i := 0; i < 50; i++ {
+		d := b.next()
+		if d < 50*time.Millisecond || d > 2*time.Second {
+			t.Fatalf("attempt %d: %s out of bounds", i, d)
+		}
+	}
+	b.reset()
+	if d := b.next(); d > 100*time.Millisecond {
+		t.Fatalf("after reset: %s", d)
+	}
+}
