@@ -62,12 +62,12 @@ type Agent struct {
 	status *statusFile
 	holder certHolder
 
-	mu       sync.Mutex
-	roots    *x509.CertPool
-	ident    Identity
-	api      agentv1.AgentServiceClient
-	inv      *inventory.Inventory
-	invHash  string
+	mu      sync.Mutex
+	roots   *x509.CertPool
+	ident   Identity
+	api     agentv1.AgentServiceClient
+	inv     *inventory.Inventory
+	invHash string
 	// reported is the hash of the inventory the server last accepted; Hello
 	// and heartbeats carry it so the server asks for a full report only
 	// when it really lacks one.

@@ -136,7 +136,7 @@ func TestEnrollRunCommandsAndRevocation(t *testing.T) {
 	h.cp.cmdCh <- &agentv1.Command{Id: "cmd-other", Type: agentv1.CommandType_COMMAND_TYPE_LOCK, TargetSerial: "SER-2", ExpiresAt: exp}
 	// A wipe without a valid confirmation: refused before any step.
 	h.cp.cmdCh <- &agentv1.Command{Id: "cmd-wipe", Type: agentv1.CommandType_COMMAND_TYPE_WIPE, TargetSerial: "SER-1", ExpiresAt: exp,
-		TypedParams: &agentv1.Command_Wipe{Wipe: &agentv1.WipeParams{ConfirmSerial: "SER-1"}},
+		TypedParams:  &agentv1.Command_Wipe{Wipe: &agentv1.WipeParams{ConfirmSerial: "SER-1"}},
 		Confirmation: &agentv1.Confirmation{Nonce: "n", ExpiresAt: exp, Signature: []byte("forged"), SignerChainDer: [][]byte{h.cp.inter.Raw}}}
 	waitFor(t, "three terminal results", func() bool {
 		_, res, _ := h.cp.snapshot()

@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
 	"github.com/lanyardhq/lanyard/pki/identity"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
 )
 
 // fakeCP is a minimal control plane for the client's tests: a root and an
