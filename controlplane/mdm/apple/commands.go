@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/micromdm/plist"
 )
@@ -40,8 +41,26 @@ type CommandSpec struct {
 	Payload []byte
 	// Identifier of RemoveProfile.
 	Identifier string
-	// ManifestURL of InstallEnterpriseApplication.
-	ManifestURL string
+	// ManifestURL of InstallEnterpriseApplication, or an inline manifest built from
+	// PackageURL (the installers' signed .pkg download), PackageSHA256 (hex),
+	// PackageSize (bytes hashed: the whole file), BundleID and BundleVersion.
+	ManifestURL   string
+	PackageURL    string
+	PackageSHA256 string
+	PackageSize   int64
+	BundleID      string
+	BundleVersion string
+}
+
+// AgentPackageBundleID is the bundle identifier of Lanyard's agent package.
+const AgentPackageBundleID = "com.lanyard.agent"
+
+// InstallAgentSpec is the InstallEnterpriseApplication that installs Lanyard's agent
+// package (macOS acknowledges before downloading and never reports install errors, so the
+// agent's own first report is the confirmation).
+func InstallAgentSpec(pkgURL, sha256hex string, size int64, version string) CommandSpec {
+	return CommandSpec{RequestType: ReqInstallEntApp, PackageURL: pkgURL, PackageSHA256: sha256hex, PackageSize: size,
+		BundleID: AgentPackageBundleID, BundleVersion: version}
 }
 
 // Validate checks the fields the request type needs.
@@ -65,8 +84,16 @@ func (c CommandSpec) Validate() error {
 		}
 		return nil
 	case ReqInstallEntApp:
-		if c.ManifestURL == "" {
-			return errors.New("InstallEnterpriseApplication needs a manifest URL")
+		if c.ManifestURL == "" && c.PackageURL == "" {
+			return errors.New("InstallEnterpriseApplication needs a manifest URL or a package URL")
+		}
+		for _, u := range []string{c.ManifestURL, c.PackageURL} {
+			if u != "" && !strings.HasPrefix(u, "https://") {
+				return errors.New("InstallEnterpriseApplication URLs must be https")
+			}
+		}
+		if c.PackageURL != "" && (len(c.PackageSHA256) != 64 || c.BundleID == "") {
+			return errors.New("an inline package manifest needs the package SHA-256 and bundle identifier")
 		}
 		return nil
 	}
@@ -101,7 +128,16 @@ func BuildCommand(uuid string, c CommandSpec) ([]byte, error) {
 	case ReqRestartDevice:
 		cmd["NotifyUser"] = true
 	case ReqInstallEntApp:
-		cmd["ManifestURL"] = c.ManifestURL
+		if c.ManifestURL != "" {
+			cmd["ManifestURL"] = c.ManifestURL
+		} else {
+			cmd["Manifest"] = map[string]any{"items": []any{map[string]any{
+				"assets": []any{map[string]any{"kind": "software-package", "url": c.PackageURL,
+					"sha256s": []string{c.PackageSHA256}, "sha256-size": c.PackageSize}},
+				"metadata": map[string]any{"bundle-identifier": c.BundleID, "bundle-version": c.BundleVersion,
+					"kind": "software", "title": "Lanyard agent"},
+			}}}
+		}
 		cmd["InstallAsManaged"] = true
 	}
 	b, err := plist.Marshal(map[string]any{"CommandUUID": uuid, "Command": cmd})

@@ -17,9 +17,14 @@ import (
 
 // cmdParams is what we keep to re-render a command (never the PIN: that is sealed).
 type cmdParams struct {
-	Message     string `json:"message,omitempty"`
-	Identifier  string `json:"identifier,omitempty"`
-	ManifestURL string `json:"manifest_url,omitempty"`
+	Message       string `json:"message,omitempty"`
+	Identifier    string `json:"identifier,omitempty"`
+	ManifestURL   string `json:"manifest_url,omitempty"`
+	PackageURL    string `json:"package_url,omitempty"`
+	PackageSHA256 string `json:"package_sha256,omitempty"`
+	PackageSize   int64  `json:"package_size,omitempty"`
+	BundleID      string `json:"bundle_id,omitempty"`
+	BundleVersion string `json:"bundle_version,omitempty"`
 	// Baseline names the baseline profile an InstallProfile installs (re-rendered on
 	// re-issue); Payload holds any other profile.
 	Baseline string `json:"baseline,omitempty"`
@@ -77,7 +82,8 @@ func (s *Service) Enqueue(ctx context.Context, e store.MDMEnrollment, spec Comma
 	if !opt.ExpiresAt.IsZero() {
 		c.ExpiresAt = opt.ExpiresAt
 	}
-	p := cmdParams{Message: spec.Message, Identifier: spec.Identifier, ManifestURL: spec.ManifestURL}
+	p := cmdParams{Message: spec.Message, Identifier: spec.Identifier, ManifestURL: spec.ManifestURL, PackageURL: spec.PackageURL,
+		PackageSHA256: spec.PackageSHA256, PackageSize: spec.PackageSize, BundleID: spec.BundleID, BundleVersion: spec.BundleVersion}
 	if spec.RequestType == ReqInstallProfile {
 		if b, ok := baselineRef(spec.Payload); ok {
 			p.Baseline = b
@@ -146,7 +152,8 @@ func (s *Service) specOf(c store.MDMCommand) (CommandSpec, error) {
 	if err := json.Unmarshal([]byte(c.Params), &p); err != nil {
 		return CommandSpec{}, fmt.Errorf("command %s params: %w", c.UUID, err)
 	}
-	spec := CommandSpec{RequestType: c.RequestType, Message: p.Message, Identifier: p.Identifier, ManifestURL: p.ManifestURL, Payload: p.Payload}
+	spec := CommandSpec{RequestType: c.RequestType, Message: p.Message, Identifier: p.Identifier, ManifestURL: p.ManifestURL, Payload: p.Payload,
+		PackageURL: p.PackageURL, PackageSHA256: p.PackageSHA256, PackageSize: p.PackageSize, BundleID: p.BundleID, BundleVersion: p.BundleVersion}
 	if p.Baseline != "" {
 		spec.Payload = baselineMarker(p.Baseline)
 	}

@@ -28,10 +28,17 @@ type (
 		// RequestType: DeviceLock, EraseDevice, RestartDevice, DeviceInformation,
 		// SecurityInfo, ProfileList, InstallProfile, RemoveProfile,
 		// InstallEnterpriseApplication.
-		RequestType    string `json:"request_type"`
-		Message        string `json:"message,omitempty"`
-		Identifier     string `json:"identifier,omitempty"`
-		ManifestURL    string `json:"manifest_url,omitempty"`
+		RequestType string `json:"request_type"`
+		Message     string `json:"message,omitempty"`
+		Identifier  string `json:"identifier,omitempty"`
+		ManifestURL string `json:"manifest_url,omitempty"`
+		// PackageURL/PackageSHA256/PackageSize/BundleVersion install a .pkg (e.g. the
+		// agent package from the installers) without a hosted manifest.
+		PackageURL     string `json:"package_url,omitempty"`
+		PackageSHA256  string `json:"package_sha256,omitempty"`
+		PackageSize    int64  `json:"package_size,omitempty"`
+		BundleID       string `json:"bundle_id,omitempty"`
+		BundleVersion  string `json:"bundle_version,omitempty"`
 		ProfileBase64  string `json:"profile_base64,omitempty"`
 		IdempotencyKey string `json:"idempotency_key,omitempty"`
 		// Confirm must be true for EraseDevice and DeviceLock.
@@ -211,7 +218,11 @@ func (s *Service) postCommand(w http.ResponseWriter, r *http.Request) error {
 	if err := api.Decode(r, &req); err != nil {
 		return err
 	}
-	spec := CommandSpec{RequestType: req.RequestType, Message: req.Message, Identifier: req.Identifier, ManifestURL: req.ManifestURL}
+	spec := CommandSpec{RequestType: req.RequestType, Message: req.Message, Identifier: req.Identifier, ManifestURL: req.ManifestURL,
+		PackageURL: req.PackageURL, PackageSHA256: req.PackageSHA256, PackageSize: req.PackageSize, BundleID: req.BundleID, BundleVersion: req.BundleVersion}
+	if spec.PackageURL != "" && spec.BundleID == "" {
+		spec.BundleID = AgentPackageBundleID
+	}
 	if req.ProfileBase64 != "" {
 		b, err := base64.StdEncoding.DecodeString(req.ProfileBase64)
 		if err != nil {
