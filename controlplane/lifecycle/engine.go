@@ -23,6 +23,9 @@ type Config struct {
 	// Recheck is how often a waiting step re-checks reality (commands acked, order
 	// delivered) besides being woken by events. Default 1 min (clock time).
 	Recheck time.Duration
+	// CommandRecheck is how often a lock/wipe step checks its commands' states (agent
+	// acknowledgements raise no event). Default 5 s.
+	CommandRecheck time.Duration
 	// MaxAttempts per step before it fails for an admin. Default 8.
 	MaxAttempts int
 	// Backoff returns the delay before retry n (1-based). Default: 2^n s, capped at 10 min.
@@ -48,6 +51,9 @@ func (c *Config) defaults() {
 	}
 	if c.Recheck == 0 {
 		c.Recheck = time.Minute
+	}
+	if c.CommandRecheck == 0 {
+		c.CommandRecheck = 5 * time.Second
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 8

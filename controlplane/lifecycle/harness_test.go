@@ -101,7 +101,7 @@ type fakeEnroller struct {
 	ade []string
 }
 
-func (f *fakeEnroller) AssignADEProfile(_ context.Context, _, serial string) error {
+func (f *fakeEnroller) AssignADEProfile(_ context.Context, _, serial, _ string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ade = append(f.ade, serial)

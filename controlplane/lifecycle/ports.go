@@ -37,7 +37,9 @@ type Command struct {
 func (c Command) Acked() bool { return c.State == CommandAcknowledged || c.State == CommandDone }
 
 // Dead reports whether the command ended without the device confirming it.
-func (c Command) Dead() bool { return c.State == CommandFailed || c.State == CommandExpired }
+func (c Command) Dead() bool {
+	return c.State == CommandFailed || c.State == CommandExpired || c.State == "canceled"
+}
 
 // ErrNoChannel means a device has neither an agent nor an MDM enrollment, so a command
 // cannot reach it. Lifecycle turns it into a manual task, never a silent success.
@@ -56,7 +58,7 @@ type DeviceCommander interface {
 type Enroller interface {
 	// AssignADEProfile assigns the org's Automated Device Enrollment profile to a Mac by
 	// serial. apps.ErrNotSupported (or ErrNoADE) means ADE is not set up for the org.
-	AssignADEProfile(ctx context.Context, orgID, serial string) error
+	AssignADEProfile(ctx context.Context, orgID, serial, employeeID string) error
 	// EnrollmentLink returns a link (installer download or enrollment profile) the
 	// employee uses to enroll a device of this platform.
 	EnrollmentLink(ctx context.Context, orgID, employeeID string, platform domain.Platform) (string, error)

@@ -248,7 +248,7 @@ func (e *Engine) enrollDevice(ctx context.Context, rc *runCtx) (outcome, error) 
 			Detail: "No enrollment provider is configured; install the Lanyard agent or enroll the device in MDM by hand."}}}, nil
 	}
 	if dev.Platform == domain.PlatformMacOS && domain.NormalizeVendor(dev.Vendor) == "apple" {
-		err := e.enroller.AssignADEProfile(ctx, rc.org.ID, dev.SerialNumber)
+		err := e.enroller.AssignADEProfile(ctx, rc.org.ID, dev.SerialNumber, rc.emp.ID)
 		if err == nil {
 			return done(map[string]any{"method": "ade", "serial_number": dev.SerialNumber})
 		}
@@ -257,6 +257,14 @@ func (e *Engine) enrollDevice(ctx context.Context, rc *runCtx) (outcome, error) 
 		}
 	}
 	link, err := e.enroller.EnrollmentLink(ctx, rc.org.ID, rc.emp.ID, dev.Platform)
+	if errors.Is(err, apps.ErrNotSupported) {
+		if _, ok := rc.taskFor("manual_enroll", dev.ID); ok {
+			return e.tasksDone(rc, "enroll", map[string]any{"method": "manual"})
+		}
+		return outcome{state: StepWaiting, output: map[string]any{"method": "manual", "reason": err.Error()}, tasks: []store.LifecycleTask{{
+			Kind: "manual_enroll", SubjectID: dev.ID, Title: fmt.Sprintf("Enroll %s %s for %s", dev.Model, dev.SerialNumber, displayName(rc.emp)),
+			Detail: "No installer download is configured for " + string(dev.Platform) + "; install the Lanyard agent by hand."}}}, nil
+	}
 	if err != nil {
 		return outcome{}, fmt.Errorf("enrollment link: %w", err)
 	}
@@ -466,7 +474,7 @@ func (e *Engine) commandDevices(ctx context.Context, rc *runCtx, verb string, de
 	}
 	out := map[string]any{"devices": results}
 	if waiting {
-		return outcome{state: StepWaiting, output: out, tasks: tasks, recheck: e.clock.Now().Add(e.cfg.Recheck)}, nil
+		return outcome{state: StepWaiting, output: out, tasks: tasks, recheck: e.clock.Now().Add(e.cfg.CommandRecheck)}, nil
 	}
 	return outcome{state: StepSucceeded, output: out}, nil
 }

@@ -1,0 +1,206 @@
+// Package wiring adapts the other capabilities to the small interfaces lifecycle
+// declares: the shared device command model (agentapi.Commands, with the Apple MDM
+// channel registered on it) for lock and wipe, and the Apple MDM service for ADE profile
+// assignment and enrollment links. It is imported only by controlplane/server (and tests)
+// so that lifecycle itself stays free of the agent and MDM dependencies.
+package wiring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	"github.com/lanyardhq/lanyard/controlplane/apps"
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/jobs"
+	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
+	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+)
+
+// Submitter is the part of agentapi.Commands lifecycle uses.
+type Submitter interface {
+	Submit(ctx context.Context, org domain.Org, deviceID string, req agentapi.SubmitRequest) (store.DeviceCommand, bool, error)
+}
+
+// LockMessage is shown on a device locked at offboarding.
+const LockMessage = "This device has been locked by your organization. Please contact IT to return it."
+
+// Commander implements lifecycle.DeviceCommander and lifecycle.ChannelInfo over the
+// shared command model. A device with neither a live agent nor an MDM enrollment gets
+// lifecycle.ErrNoChannel (a manual task), never a command that would wait forever.
+type Commander struct {
+	DB       *store.DB
+	Commands Submitter
+}
+
+// Channel implements lifecycle.ChannelInfo: "mdm", "agent" or "" (none).
+func (c Commander) Channel(ctx context.Context, orgID, deviceID string) (string, error) {
+	if _, err := c.DB.MDMGetEnrollmentByDevice(ctx, orgID, deviceID); err == nil {
+		return store.ChannelMDM, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	agents, err := c.DB.ListAgentsForDevice(ctx, orgID, deviceID)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range agents {
+		if a.RevokedAt == nil {
+			return store.ChannelAgent, nil
+		}
+	}
+	return "", nil
+}
+
+func (c Commander) submit(ctx context.Context, orgID, deviceID, key string, req agentapi.SubmitRequest) (lifecycle.Command, error) {
+	ch, err := c.Channel(ctx, orgID, deviceID)
+	if err != nil {
+		return lifecycle.Command{}, err
+	}
+	if ch == "" {
+		return lifecycle.Command{}, lifecycle.ErrNoChannel
+	}
+	org, err := c.DB.GetOrg(ctx, orgID)
+	if err != nil {
+		return lifecycle.Command{}, err
+	}
+	req.IdempotencyKey = key
+	cmd, _, err := c.Commands.Submit(ctx, org, deviceID, req)
+	if err != nil {
+		return lifecycle.Command{}, fmt.Errorf("submit %s: %w", req.Type, err)
+	}
+	return toCommand(cmd), nil
+}
+
+func toCommand(cmd store.DeviceCommand) lifecycle.Command {
+	st := cmd.State
+	if st == store.CommandCanceled {
+		st = lifecycle.CommandFailed
+	}
+	return lifecycle.Command{ID: cmd.ID, State: st, Channel: cmd.Channel}
+}
+
+// Lock implements lifecycle.DeviceCommander. The MDM channel generates and escrows the
+// lock PIN; the agent channel locks the session.
+func (c Commander) Lock(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
+	return c.submit(ctx, orgID, deviceID, key, agentapi.SubmitRequest{Type: store.CommandLock,
+		Params: map[string]string{"message": LockMessage}, TTL: 14 * 24 * time.Hour})
+}
+
+// Wipe implements lifecycle.DeviceCommander (the confirmation is the device serial, as
+// the command model requires).
+func (c Commander) Wipe(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
+	d, err := c.DB.GetDevice(ctx, orgID, deviceID)
+	if err != nil {
+		return lifecycle.Command{}, err
+	}
+	return c.submit(ctx, orgID, deviceID, key, agentapi.SubmitRequest{Type: store.CommandWipe, Confirm: d.SerialNumber,
+		TTL: 30 * 24 * time.Hour})
+}
+
+// CommandStatus implements lifecycle.DeviceCommander.
+func (c Commander) CommandStatus(ctx context.Context, orgID, id string) (lifecycle.Command, error) {
+	cmd, err := c.DB.GetDeviceCommand(ctx, orgID, id)
+	if err != nil {
+		return lifecycle.Command{}, err
+	}
+	return toCommand(cmd), nil
+}
+
+// ADE is the part of the Apple MDM service used for enrollment.
+type ADE interface {
+	AssignADEProfile(ctx context.Context, orgID, serial, employeeID string) error
+}
+
+// MDMLinks creates Apple MDM enrollment links.
+type MDMLinks interface {
+	CreateEnrollLink(ctx context.Context, orgID, employeeID, actor string, ttl time.Duration) (string, error)
+}
+
+// Enroller implements lifecycle.Enroller: ADE for Macs when the org has an ABM token, an
+// MDM enrollment link for other Macs, and an agent installer link for everything else.
+type Enroller struct {
+	ADE ADE
+	// Links makes MDM enrollment links for Macs (nil: Macs get the installer link).
+	Links MDMLinks
+	// InstallerURL returns the agent installer download for a platform (nil: enrollment
+	// of non-Macs becomes a manual task).
+	InstallerURL func(ctx context.Context, orgID string, p domain.Platform) (string, error)
+}
+
+// AssignADEProfile implements lifecycle.Enroller.
+func (e Enroller) AssignADEProfile(ctx context.Context, orgID, serial, employeeID string) error {
+	if e.ADE == nil {
+		return lifecycle.ErrNoADE
+	}
+	err := e.ADE.AssignADEProfile(ctx, orgID, serial, employeeID)
+	if err != nil && (errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "no ABM server token")) {
+		return fmt.Errorf("%w: %v", lifecycle.ErrNoADE, err)
+	}
+	return err
+}
+
+// EnrollmentLink implements lifecycle.Enroller.
+func (e Enroller) EnrollmentLink(ctx context.Context, orgID, employeeID string, p domain.Platform) (string, error) {
+	if p == domain.PlatformMacOS && e.Links != nil {
+		return e.Links.CreateEnrollLink(ctx, orgID, employeeID, "system:lifecycle", 14*24*time.Hour)
+	}
+	if e.InstallerURL == nil {
+		return "", fmt.Errorf("no installer download configured for %s: %w", p, apps.ErrNotSupported)
+	}
+	return e.InstallerURL(ctx, orgID, p)
+}
+
+// AppleLinks adapts apple.Service.CreateEnrollLink to MDMLinks.
+type AppleLinks struct{ S *apple.Service }
+
+// CreateEnrollLink implements MDMLinks.
+func (a AppleLinks) CreateEnrollLink(ctx context.Context, orgID, employeeID, actor string, ttl time.Duration) (string, error) {
+	l, err := a.S.CreateEnrollLink(ctx, orgID, employeeID, actor, ttl)
+	return l.URL, err
+}
+
+// Deps is what the server hands the lifecycle capability.
+type Deps struct {
+	DB       *store.DB
+	Keys     lifecycle.Keyring
+	Jobs     *jobs.Handle
+	Registry *jobs.Registry
+	// Built are the capabilities built before lifecycle; the agent API server
+	// (*agentapi.Server) and the Apple MDM service (*apple.Service) are picked from it.
+	Built  []any
+	Logger *slog.Logger
+	// InstallerURL is the agent installer download per platform (optional).
+	InstallerURL func(ctx context.Context, orgID string, p domain.Platform) (string, error)
+	// Workers is the lifecycle queue's concurrency (10 when zero).
+	Workers int
+}
+
+// New builds the lifecycle engine with the real adapters found in d.Built, registers
+// its River worker and queue, and returns it. The engine is the capability: it has
+// Routes() and Start(ctx) (the outbox/timer loop, run on every replica).
+func New(d Deps) *lifecycle.Engine {
+	opts := []lifecycle.Option{lifecycle.WithKeys(d.Keys), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: d.DB, Keys: d.Keys})}
+	if d.Logger != nil {
+		opts = append(opts, lifecycle.WithLogger(d.Logger))
+	}
+	enr := Enroller{InstallerURL: d.InstallerURL}
+	for _, b := range d.Built {
+		switch c := b.(type) {
+		case *agentapi.Server:
+			opts = append(opts, lifecycle.WithCommander(Commander{DB: d.DB, Commands: c.Commands}))
+		case *apple.Service:
+			enr.ADE, enr.Links = c, AppleLinks{S: c}
+		}
+	}
+	opts = append(opts, lifecycle.WithEnroller(enr))
+	e := lifecycle.New(d.DB, opts...)
+	e.Register(d.Registry, d.Workers)
+	e.SetQueue(e.NewRiverQueue(d.Jobs))
+	return e
+}
