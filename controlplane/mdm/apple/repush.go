@@ -99,16 +99,36 @@ func (s *Service) RepushOnce(ctx context.Context) (int, error) {
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.RepushInterval)
 	defer t.Stop()
+	ade := time.NewTicker(s.cfg.ADESyncInterval)
+	defer ade.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-ade.C:
+			s.syncAllADE(ctx)
 		case <-t.C:
 			if n, err := s.RepushOnce(ctx); err != nil {
 				s.log.Error("re-push loop", "err", err)
 			} else if n > 0 {
 				s.log.Info("re-pushed macs with pending commands", "count", n)
 			}
+		}
+	}
+}
+
+// syncAllADE runs one ABM device sync for every org with a server token.
+func (s *Service) syncAllADE(ctx context.Context) {
+	orgs, err := s.db.MDMListDEPOrgs(ctx)
+	if err != nil {
+		s.log.Error("list ABM connections", "err", err)
+		return
+	}
+	for _, org := range orgs {
+		if n, err := s.SyncADE(ctx, org); err != nil {
+			s.log.Warn("ABM sync", "org_id", org, "err", err)
+		} else if n > 0 {
+			s.log.Info("ABM sync", "org_id", org, "devices", n)
 		}
 	}
 }

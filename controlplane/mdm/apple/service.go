@@ -63,6 +63,8 @@ type Config struct {
 	CommandTTL time.Duration
 	// RepushInterval is the re-push loop's base period (default 2 min).
 	RepushInterval time.Duration
+	// ADESyncInterval is how often ABM device lists are synced (default 30 min).
+	ADESyncInterval time.Duration
 	// ChallengeTTL is the life of a SCEP challenge (default 1 h).
 	ChallengeTTL time.Duration
 	// ProfileCheckInterval is how often an Idle check-in triggers a ProfileList to
@@ -129,6 +131,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.RepushInterval <= 0 {
 		cfg.RepushInterval = 2 * time.Minute
+	}
+	if cfg.ADESyncInterval <= 0 {
+		cfg.ADESyncInterval = 30 * time.Minute
 	}
 	if cfg.ChallengeTTL <= 0 {
 		cfg.ChallengeTTL = time.Hour
