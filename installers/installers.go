@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -74,6 +75,8 @@ func Platforms() []Platform {
 
 // Archs returns the valid architectures of p.
 func Archs(p Platform) []string { return slices.Clone(archs[p]) }
+
+var versionRe = regexp.MustCompile(`^[0-9][0-9A-Za-z.+~-]*$`)
 
 // ErrInvalidTarget wraps every unknown platform or arch error.
 var ErrInvalidTarget = errors.New("invalid installer target")
@@ -240,6 +243,9 @@ func (b *Builder) Build(ctx context.Context, req Request, outDir string) (Artifa
 	}
 	if b.Version == "" || b.ControlPlaneURL == "" {
 		return Artifact{}, errors.New("installers: builder needs a version and a control-plane URL")
+	}
+	if !versionRe.MatchString(b.Version) {
+		return Artifact{}, fmt.Errorf("installers: version %q must start with a digit and use only letters, digits and . + ~ - (e.g. 1.4.0 or 0.0.0-dev+abc123)", b.Version)
 	}
 	org, err := b.CheckOrg(ctx, req.OrgID)
 	if err != nil {
