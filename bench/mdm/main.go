@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -79,23 +80,24 @@ func main() {
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	if err := run(ctx, c); err != nil {
+	if _, err := run(ctx, c, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "mdmbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, c config) error {
+func run(ctx context.Context, c config, out io.Writer) (result, error) {
+	var res result
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	schema := "mdmbench_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	admin, err := pgx.Connect(ctx, c.dbURL)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer admin.Close(context.Background())
 	for _, s := range []string{schema, schema + "_bare"} {
 		if _, err := admin.Exec(ctx, `CREATE SCHEMA `+s); err != nil {
-			return err
+			return res, err
 		}
 	}
 	defer func() {
@@ -109,11 +111,11 @@ func run(ctx context.Context, c config) error {
 	u.RawQuery = q.Encode()
 	db, err := postgres.Open(ctx, u.String())
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer db.Close()
 	if err := db.Migrate(ctx); err != nil {
-		return err
+		return res, err
 	}
 
 	apns := fakeapns.New()
@@ -125,7 +127,7 @@ func run(ctx context.Context, c config) error {
 	svc, err := apple.New(ctx, apple.Config{DB: db, Keyring: keys, BaseURL: base, APNsURL: apns.URL(), APNsRootCAs: apns.RootCAs(),
 		CAKeyBits: 2048, PushWorkers: 32, Logger: slog.Default()})
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer svc.Close()
 
@@ -136,17 +138,17 @@ func run(ctx context.Context, c config) error {
 	bareSQL.SetMaxOpenConns(16)
 	defer bareSQL.Close()
 	if _, err := bareSQL.ExecContext(ctx, pgsql.Schema); err != nil {
-		return fmt.Errorf("bare nanomdm schema: %w", err)
+		return res, fmt.Errorf("bare nanomdm schema: %w", err)
 	}
 	bare, err := pgsql.New(pgsql.WithDB(bareSQL), pgsql.WithDeleteCommands())
 	if err != nil {
-		return err
+		return res, err
 	}
 	nlog := apple.NanoLogger(slog.Default())
 	bareCore := nanomdm.New(bare, nanomdm.WithLogger(nlog), nanomdm.WithUserAuthenticate(nanomdm.NewUAService(bare, false)))
 	bareH, err := apple.BuildMDMHandler(certauth.New(bareCore, bare, certauth.WithLogger(nlog)), svc.Identity().CAPEM(), nlog)
 	if err != nil {
-		return err
+		return res, err
 	}
 	mux.Handle("/bare/mdm", bareH)
 	mux.Handle("/", svc.Handler())
@@ -156,31 +158,31 @@ func run(ctx context.Context, c config) error {
 
 	org := domain.Org{Name: "Bench", Plan: domain.PlanPro, TimeZone: "UTC"}
 	if err := store.CreateOrg(ctx, db.SQL, &org); err != nil {
-		return err
+		return res, err
 	}
 	topic := "com.apple.mgmt.External." + uuid.NewString()
 	certPEM, keyPEM, _ := fakeapns.NewPushCert(topic, time.Now().AddDate(1, 0, 0))
 	if _, err := svc.UploadPushCert(ctx, org.ID, "system:bench", certPEM, keyPEM); err != nil {
-		return err
+		return res, err
 	}
 	pool, err := keyPool(8)
 	if err != nil {
-		return err
+		return res, err
 	}
-	fmt.Printf("# Apple MDM benchmark (%s)\n\n", time.Now().UTC().Format(time.DateTime))
+	fmt.Fprintf(out, "# Apple MDM benchmark (%s)\n\n", time.Now().UTC().Format(time.DateTime))
 
 	// 1. Check-in throughput, Lanyard vs bare nanomdm, alternating to share conditions.
 	lanyardMacs, err := enrollMany(ctx, c.checkinMacs, func(i int) (*macsim.Mac, error) {
 		return enrollLanyard(ctx, db, svc, org.ID, base, topic, pool[i%len(pool)], fmt.Sprintf("BENCHL%05d", i), apns, true)
 	})
 	if err != nil {
-		return err
+		return res, err
 	}
 	bareMacs, err := enrollMany(ctx, c.checkinMacs, func(i int) (*macsim.Mac, error) {
 		return enrollBare(ctx, svc, base, topic, pool[i%len(pool)], fmt.Sprintf("BENCHB%05d", i))
 	})
 	if err != nil {
-		return err
+		return res, err
 	}
 	var lRates, bRates []float64
 	for rep := 0; rep < 3; rep++ {
@@ -194,7 +196,7 @@ func run(ctx context.Context, c config) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("bare nanomdm run: %w", err)
+			return res, fmt.Errorf("bare nanomdm run: %w", err)
 		}
 		lr, err := throughput(ctx, lanyardMacs, c.rounds, func(m *macsim.Mac, _ string) error {
 			e, err := db.MDMGetEnrollment(ctx, m.UDID)
@@ -205,24 +207,25 @@ func run(ctx context.Context, c config) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("lanyard run: %w", err)
+			return res, fmt.Errorf("lanyard run: %w", err)
 		}
 		bRates, lRates = append(bRates, br), append(lRates, lr)
 	}
 	lb, bb := median(lRates), median(bRates)
-	fmt.Printf("## Check-ins per second (Idle + one command round trip)\n\n")
-	fmt.Printf("%d concurrent Macs × %d rounds, 3 alternating repetitions, median; a round is 2 signed HTTP requests.\n\n", c.checkinMacs, c.rounds)
-	fmt.Printf("| server | rounds/s | check-in requests/s | runs (rounds/s) |\n|---|---|---|---|\n")
-	fmt.Printf("| bare nanomdm v0.9.0 (certauth + core, pgsql) | %.0f | %.0f | %s |\n", bb, 2*bb, fmtRates(bRates))
-	fmt.Printf("| Lanyard (full chain, intent table) | %.0f | %.0f | %s |\n\n", lb, 2*lb, fmtRates(lRates))
-	fmt.Printf("Overhead (bare / Lanyard time per round): **%.2f×** (target ≤ 1.3×)\n\n", bb/lb)
+	res.LanyardRounds, res.BareRounds = lb, bb
+	fmt.Fprintf(out, "## Check-ins per second (Idle + one command round trip)\n\n")
+	fmt.Fprintf(out, "%d concurrent Macs × %d rounds, 3 alternating repetitions, median; a round is 2 signed HTTP requests.\n\n", c.checkinMacs, c.rounds)
+	fmt.Fprintf(out, "| server | rounds/s | check-in requests/s | runs (rounds/s) |\n|---|---|---|---|\n")
+	fmt.Fprintf(out, "| bare nanomdm v0.9.0 (certauth + core, pgsql) | %.0f | %.0f | %s |\n", bb, 2*bb, fmtRates(bRates))
+	fmt.Fprintf(out, "| Lanyard (full chain, intent table) | %.0f | %.0f | %s |\n\n", lb, 2*lb, fmtRates(lRates))
+	fmt.Fprintf(out, "Overhead (bare / Lanyard time per round): **%.2f×** (target ≤ 1.3×)\n\n", bb/lb)
 
 	// 2. Lock latency with -macs enrolled Macs.
 	fleet, err := enrollMany(ctx, c.macs-c.checkinMacs, func(i int) (*macsim.Mac, error) {
 		return enrollLanyard(ctx, db, svc, org.ID, base, topic, pool[i%len(pool)], fmt.Sprintf("BENCHF%05d", i), apns, true)
 	})
 	if err != nil {
-		return err
+		return res, err
 	}
 	fleet = append(fleet, lanyardMacs...)
 	for _, m := range fleet {
@@ -230,13 +233,30 @@ func run(ctx context.Context, c config) error {
 	}
 	lat, err := lockLatency(ctx, db, svc, org.ID, fleet, c.locks, c.concurrency)
 	if err != nil {
-		return err
+		return res, err
 	}
 	n, _ := db.MDMCountEnrollments(ctx, org.ID)
-	fmt.Printf("## Admin API lock → simulated Mac acknowledged\n\n")
-	fmt.Printf("%d Macs enrolled; %d locks through `POST /api/v1/mdm/devices/{id}/commands` (%d concurrent); each goes API → intent + nanomdm queue → APNs push (fake gateway, HTTP/2 TLS) → Mac Idle → DeviceLock → Acknowledged.\n\n", n, len(lat), c.concurrency)
-	fmt.Printf("| p50 | p95 | p99 | max |\n|---|---|---|---|\n| %s | %s | %s | %s |\n", pct(lat, 50), pct(lat, 95), pct(lat, 99), pct(lat, 100))
-	return nil
+	res.LockP99 = pctDur(lat, 99)
+	fmt.Fprintf(out, "## Admin API lock → simulated Mac acknowledged\n\n")
+	fmt.Fprintf(out, "%d Macs enrolled; %d locks through `POST /api/v1/mdm/devices/{id}/commands` (%d concurrent); each goes API → intent + nanomdm queue → APNs push (fake gateway, HTTP/2 TLS) → Mac Idle → DeviceLock → Acknowledged.\n\n", n, len(lat), c.concurrency)
+	fmt.Fprintf(out, "| p50 | p95 | p99 | max |\n|---|---|---|---|\n| %s | %s | %s | %s |\n", pct(lat, 50), pct(lat, 95), pct(lat, 99), pct(lat, 100))
+	return res, nil
+}
+
+// result is what the Go benchmark reports as metrics.
+type result struct {
+	LanyardRounds, BareRounds float64
+	LockP99                   time.Duration
+}
+
+func pctDur(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := min(max((len(s)*p+99)/100, 1), len(s))
+	return s[i-1]
 }
 
 func keyPool(n int) ([]*rsa.PrivateKey, error) {

@@ -196,6 +196,22 @@ func (db *DB) MDMApplyResult(ctx context.Context, wireUUID string, r MDMCommandR
 	return c, err
 }
 
+// MDMFetchedByWire is called when the Mac fetched a command: a queued command becomes
+// sent (sent=true) in one statement; otherwise the command is read as is.
+func (db *DB) MDMFetchedByWire(ctx context.Context, wireUUID string) (c MDMCommand, sent bool, err error) {
+	now := domain.Now()
+	c, err = scanMDMCommand(db.SQL.QueryRowContext(ctx, `UPDATE mdm_commands SET state = 'sent', sent_at = $2, updated_at = $2
+		WHERE wire_uuid = $1 AND state = 'queued' RETURNING `+mdmCommandCols, wireUUID, now))
+	if err == nil {
+		return c, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return c, false, err
+	}
+	c, err = db.MDMGetCommandByWire(ctx, wireUUID)
+	return c, false, err
+}
+
 // MDMGetCommandByWire reads a command by the CommandUUID the Mac sees.
 func (db *DB) MDMGetCommandByWire(ctx context.Context, wireUUID string) (MDMCommand, error) {
 	c, err := scanMDMCommand(db.SQL.QueryRowContext(ctx, `SELECT `+mdmCommandCols+` FROM mdm_commands WHERE wire_uuid = $1`, wireUUID))

@@ -63,7 +63,9 @@ func (s *Service) Enqueue(ctx context.Context, e store.MDMEnrollment, spec Comma
 	if opt.Source == "" {
 		opt.Source = "admin"
 	}
-	if spec.RequestType == ReqDeviceLock && spec.PIN == "" {
+	// Lanyard generates the PIN (Macs without Apple silicon or T2 need one to unlock or
+	// after an erase) and escrows it sealed; it is never chosen by the caller's client.
+	if (spec.RequestType == ReqDeviceLock || spec.RequestType == ReqEraseDevice) && spec.PIN == "" {
 		pin, err := GeneratePIN()
 		if err != nil {
 			return EnqueueResult{}, err

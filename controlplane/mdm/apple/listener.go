@@ -129,7 +129,10 @@ func (l *listener) CommandAndReportResults(r *mdm.Request, res *mdm.CommandResul
 	// Skip commands whose intent ended (expired or canceled): answer them to the core on
 	// the Mac's behalf so one dead command never blocks the queue (pitfall 6).
 	for i := 0; err == nil && cmd != nil && i < 16; i++ {
-		c, gerr := l.s.db.MDMGetCommandByWire(ctx, cmd.CommandUUID)
+		c, sent, gerr := l.s.db.MDMFetchedByWire(ctx, cmd.CommandUUID)
+		if sent {
+			l.s.syncDeviceCommand(ctx, c)
+		}
 		if gerr == nil && c.Source == SourceDeviceCommand && !store.MDMTerminal(c.State) {
 			// Canceled or expired through the shared command API: end our intent too.
 			if dc, err := l.s.db.GetDeviceCommandByID(ctx, c.UUID); err == nil && dc.Terminal() {
@@ -139,12 +142,6 @@ func (l *listener) CommandAndReportResults(r *mdm.Request, res *mdm.CommandResul
 			}
 		}
 		if gerr != nil || !store.MDMTerminal(c.State) {
-			if gerr == nil && c.State == store.MDMCmdQueued {
-				if err := l.s.db.MDMMarkSent(ctx, cmd.CommandUUID); err == nil {
-					c.State = store.MDMCmdSent
-					l.s.syncDeviceCommand(ctx, c)
-				}
-			}
 			break
 		}
 		cmd, err = l.CheckinAndCommandService.CommandAndReportResults(r, &mdm.CommandResults{
