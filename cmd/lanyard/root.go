@@ -21,7 +21,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	config.RegisterFlags(root.PersistentFlags())
-	root.AddCommand(serveCmd(), migrateCmd(), versionCmd(), adminCmd(), docsCmd())
+	root.AddCommand(serveCmd(), migrateCmd(), versionCmd(), adminCmd(), docsCmd(), installersCmd())
 	return root
 }
 
