@@ -9,16 +9,30 @@ package server
 import (
 	"context"
 
+	"github.com/lanyardhq/lanyard/controlplane/agentapi"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
 )
+
+// The MDM channel plugs into the agent API's shared command model.
+var _ agentapi.Channel = (*apple.Channel)(nil)
 
 func init() {
 	capabilities = append(capabilities, capability{name: "mdm-apple", build: buildAppleMDM})
 }
 
 func buildAppleMDM(ctx context.Context, d *Deps) (any, error) {
-	// One device, two channels: the agent capability's command service should register
-	// svc.Channel() (agentapi.Channel) so Macs enrolled in MDM get lock/wipe over MDM.
-	return apple.New(ctx, apple.Config{DB: d.DB, Keyring: d.Keyring, BaseURL: d.Config.PublicURL, Logger: d.Logger,
+	svc, err := apple.New(ctx, apple.Config{DB: d.DB, Keyring: d.Keyring, BaseURL: d.Config.PublicURL, Logger: d.Logger,
 		APNsURL: d.Config.APNsURL, DEPURL: d.Config.DEPURL})
+	if err != nil {
+		return nil, err
+	}
+	// One device, two channels: Macs enrolled in MDM get lock/wipe/collect_inventory from
+	// POST /api/v1/devices/{id}/actions over MDM. (If the agent API is built after this
+	// capability, its wiring registers svc.Channel() the same way.)
+	for _, b := range d.Built {
+		if a, ok := b.(*agentapi.Server); ok && a.Commands != nil {
+			a.Commands.RegisterChannel(svc.Channel())
+		}
+	}
+	return svc, nil
 }
