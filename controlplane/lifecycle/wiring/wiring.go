@@ -179,6 +179,8 @@ type Deps struct {
 	InstallerURL func(ctx context.Context, orgID string, p domain.Platform) (string, error)
 	// Workers is the lifecycle queue's concurrency (10 when zero).
 	Workers int
+	// Options are extra engine options (clock, config) applied last.
+	Options []lifecycle.Option
 }
 
 // New builds the lifecycle engine with the real adapters found in d.Built, registers
@@ -199,7 +201,7 @@ func New(d Deps) *lifecycle.Engine {
 		}
 	}
 	opts = append(opts, lifecycle.WithEnroller(enr))
-	e := lifecycle.New(d.DB, opts...)
+	e := lifecycle.New(d.DB, append(opts, d.Options...)...)
 	e.Register(d.Registry, d.Workers)
 	e.SetQueue(e.NewRiverQueue(d.Jobs))
 	return e
