@@ -128,7 +128,7 @@ func (a *agentService) ReportInventory(ctx context.Context, req *agentv1.ReportI
 	if err != nil {
 		return nil, err
 	}
-	out, err := a.s.db.ApplyInventory(ctx, c.OrgID, c.AgentID, r)
+	out, err := a.s.batcher.apply(ctx, store.InventoryItem{OrgID: c.OrgID, AgentID: c.AgentID, Report: r})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, status.Error(codes.Unauthenticated, "unknown agent")
 	}

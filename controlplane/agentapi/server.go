@@ -102,6 +102,7 @@ type Server struct {
 	ca       *pki.CA
 	hub      *hub
 	revoked  *revocations
+	batcher  *inventoryBatcher
 	Commands *Commands
 
 	serverCert atomic.Pointer[tls.Certificate]
@@ -118,6 +119,7 @@ func New(db *store.DB, ca *pki.CA, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, db: db, ca: ca, revoked: newRevocations()}
 	s.hub = newHub(s)
+	s.batcher = newInventoryBatcher(db, 4, 64)
 	s.Commands = newCommands(db, ca, s.hub, cfg)
 	if err := s.rotateServerCert(); err != nil {
 		return nil, err

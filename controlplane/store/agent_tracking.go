@@ -135,67 +135,144 @@ func ensureTracking(ctx context.Context, q Querier, orgID, deviceID string, now 
 // flags a serial reported by two different machines as a conflict instead of taking the
 // device over, moves an assigned device to in_use, and keeps the inventory and its history.
 func (db *DB) ApplyInventory(ctx context.Context, orgID, agentID string, r InventoryReport) (InventoryOutcome, error) {
+	out, err := db.ApplyInventoryBatch(ctx, []InventoryItem{{OrgID: orgID, AgentID: agentID, Report: r}})
+	if err != nil {
+		return InventoryOutcome{}, err
+	}
+	return out[0], nil
+}
+
+// InventoryItem is one agent's report in a batch.
+type InventoryItem struct {
+	OrgID, AgentID string
+	Report         InventoryReport
+}
+
+// ApplyInventoryBatch applies several reports in one transaction (one commit for many
+// reports is what makes thousands of reports per second possible). Any failing report fails
+// the whole batch; callers retry its reports one by one. On Postgres the commit does not
+// wait for the WAL flush: a report lost in a crash is re-sent by the agent, whose inventory
+// hash then differs from the stored one.
+func (db *DB) ApplyInventoryBatch(ctx context.Context, items []InventoryItem) ([]InventoryOutcome, error) {
+	outs := make([]InventoryOutcome, len(items))
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		if db.Dialect == Postgres {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
+				return fmt.Errorf("relax commit: %w", err)
+			}
+		}
+		for i, it := range items {
+			actx := domain.WithActor(ctx, domain.Actor{ID: "agent:" + it.AgentID})
+			o, err := db.applyInventoryTx(actx, tx, it.OrgID, it.AgentID, it.Report)
+			if err != nil {
+				return err
+			}
+			outs[i] = o
+		}
+		return nil
+	})
+	return outs, err
+}
+
+func (db *DB) applyInventoryTx(ctx context.Context, tx *sql.Tx, orgID, agentID string, r InventoryReport) (InventoryOutcome, error) {
 	var out InventoryOutcome
 	if r.At.IsZero() {
 		r.At = domain.Now()
 	}
-	ctx = domain.WithActor(ctx, domain.Actor{ID: "agent:" + agentID})
-	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		out = InventoryOutcome{}
-		ag, err := GetAgent(ctx, tx, orgID, agentID)
+	if done, err := db.applyInventoryFast(ctx, tx, orgID, agentID, r, &out); done || err != nil {
+		return out, err
+	}
+	ag, err := GetAgent(ctx, tx, orgID, agentID)
+	if err != nil {
+		return out, err
+	}
+	if ag.RevokedAt != nil {
+		return out, fmt.Errorf("agent %s is revoked: %w", agentID, ErrConflict)
+	}
+	if r.Serial == "" && !r.Full {
+		r.Serial = ag.SerialNumber // a delta without the hardware section
+	}
+	serial := ""
+	if r.Serial != "" {
+		if s, err := domain.NormalizeSerial(r.Serial); err == nil {
+			serial = s
+		}
+	}
+	if serial == "" {
+		// Without a serial nothing can be linked; the agent record still tracks it.
+		_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = $2, inventory_hash = $3, updated_at = $1 WHERE id = $4`,
+			r.At, r.Hostname, r.Hash, agentID)
 		if err != nil {
-			return err
+			return out, fmt.Errorf("update agent %s: %w", agentID, err)
 		}
-		if ag.RevokedAt != nil {
-			return fmt.Errorf("agent %s is revoked: %w", agentID, ErrConflict)
-		}
-		if r.Serial == "" && !r.Full {
-			r.Serial = ag.SerialNumber // a delta without the hardware section
-		}
-		serial := ""
-		if r.Serial != "" {
-			if s, err := domain.NormalizeSerial(r.Serial); err == nil {
-				serial = s
-			}
-		}
-		deviceID := ""
-		if serial == "" {
-			// Without a serial nothing can be linked; the agent record still tracks it.
-			_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = $2, inventory_hash = $3, updated_at = $1 WHERE id = $4`,
-				r.At, r.Hostname, r.Hash, agentID)
-			if err != nil {
-				return fmt.Errorf("update agent %s: %w", agentID, err)
-			}
-			out.NeedsReview = true
-			return nil
-		}
-		if ag.DeviceID != "" {
-			d, err := GetDevice(ctx, tx, orgID, ag.DeviceID)
-			if err == nil && d.SerialNumber == serial {
-				deviceID = d.ID
-			}
-		}
-		if deviceID == "" {
-			deviceID, err = db.linkBySerial(ctx, tx, orgID, ag, serial, r, &out)
-			if err != nil {
-				return err
-			}
-			if deviceID == "" { // conflict: not linked
-				_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, serial_number = $2, serial_conflict = $3, updated_at = $1 WHERE id = $4`,
-					r.At, serial, true, agentID)
-				if err != nil {
-					return fmt.Errorf("update agent %s: %w", agentID, err)
+		out.NeedsReview = true
+		return out, nil
+	}
+	deviceID := ""
+	if ag.DeviceID != "" {
+		d, err := GetDevice(ctx, tx, orgID, ag.DeviceID)
+		if err == nil && d.SerialNumber == serial {
+			deviceID = d.ID
+			if d.State == domain.StateAssigned && d.AssignedEmployeeID != "" {
+				if _, err := TransitionDevice(ctx, tx, orgID, d.ID, domain.StateInUse); err != nil {
+					return out, err
 				}
-				return nil
 			}
 		}
-		out.DeviceID = deviceID
-		if err := db.promoteToInUse(ctx, tx, orgID, deviceID); err != nil {
-			return err
+	}
+	if deviceID == "" {
+		deviceID, err = db.linkBySerial(ctx, tx, orgID, ag, serial, r, &out)
+		if err != nil {
+			return out, err
 		}
-		return applyInventorySections(ctx, tx, orgID, deviceID, agentID, serial, r, &out)
-	})
-	return out, err
+		if deviceID == "" { // conflict: not linked
+			_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, serial_number = $2, serial_conflict = $3, updated_at = $1 WHERE id = $4`,
+				r.At, serial, true, agentID)
+			if err != nil {
+				return out, fmt.Errorf("update agent %s: %w", agentID, err)
+			}
+			return out, nil
+		}
+		if err := db.promoteToInUse(ctx, tx, orgID, deviceID); err != nil {
+			return out, err
+		}
+	}
+	out.DeviceID = deviceID
+	return out, applyInventorySections(ctx, tx, orgID, deviceID, agentID, serial, r, &out, nil)
+}
+
+// applyInventoryFast handles the common report with one read: an agent already linked to
+// a device in use with the same serial. It returns false (and writes nothing) for anything
+// else, which takes the full path.
+func (db *DB) applyInventoryFast(ctx context.Context, tx *sql.Tx, orgID, agentID string, r InventoryReport, out *InventoryOutcome) (bool, error) {
+	var revoked *time.Time
+	var agentSerial, deviceID, devSerial, state, trAgent, inv, conflicts string
+	var emp *string
+	err := tx.QueryRowContext(ctx, `SELECT a.revoked_at, a.serial_number, COALESCE(a.device_id, ''), COALESCE(d.serial_number, ''),
+		COALESCE(d.state, ''), d.assigned_employee_id, COALESCE(t.agent_id, ''), COALESCE(t.inventory, ''), COALESCE(t.conflict_agent_ids, '')
+		FROM agents a LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN device_tracking t ON t.device_id = a.device_id
+		WHERE a.org_id = $1 AND a.id = $2`, orgID, agentID).Scan(&revoked, &agentSerial, &deviceID, &devSerial, &state, &emp, &trAgent, &inv, &conflicts)
+	if err != nil || revoked != nil || deviceID == "" || trAgent != agentID || devSerial == "" {
+		return false, nil // the full path reports errors and handles every other case
+	}
+	serial := r.Serial
+	if serial == "" && !r.Full {
+		serial = agentSerial
+	}
+	if s, err := domain.NormalizeSerial(serial); err != nil || s != devSerial {
+		return false, nil
+	}
+	if domain.DeviceState(state) == domain.StateAssigned && emp != nil {
+		return false, nil // needs the state transition
+	}
+	tr := &trackingRow{exists: true, agentID: trAgent}
+	if inv != "" {
+		if err := json.Unmarshal([]byte(inv), &tr.inventory); err != nil {
+			return false, nil
+		}
+	}
+	out.DeviceID = deviceID
+	return true, applyInventorySections(ctx, tx, orgID, deviceID, agentID, devSerial, r, out, tr)
 }
 
 // linkBySerial finds or creates the device for serial and links the agent to it; it
@@ -286,10 +363,15 @@ func (db *DB) promoteToInUse(ctx context.Context, tx *sql.Tx, orgID, deviceID st
 	return err
 }
 
-func applyInventorySections(ctx context.Context, tx *sql.Tx, orgID, deviceID, agentID, serial string, r InventoryReport, out *InventoryOutcome) error {
-	tr, err := loadTracking(ctx, tx, orgID, deviceID)
-	if err != nil {
-		return err
+func applyInventorySections(ctx context.Context, tx *sql.Tx, orgID, deviceID, agentID, serial string, r InventoryReport, out *InventoryOutcome, pre *trackingRow) error {
+	var tr trackingRow
+	if pre != nil {
+		tr = *pre
+	} else {
+		var err error
+		if tr, err = loadTracking(ctx, tx, orgID, deviceID); err != nil {
+			return err
+		}
 	}
 	if !r.Full && len(tr.inventory) == 0 {
 		out.NeedFull = true

@@ -1,0 +1,497 @@
+// Command agentsim is the load simulator for Lanyard's agent gRPC API. It runs as its own
+// process against one `lanyard serve` and measures, in order:
+//
+//  1. enrollment of N agents (secret → one-time token → certificate),
+//  2. one full inventory report per agent (links or creates N devices),
+//  3. N concurrent Connect streams held open: server memory per stream (from /proc of the
+//     server pid),
+//  4. sustained inventory reports per second with the streams open,
+//  5. lock command latency: admin API POST /devices/{id}/actions → the agent receives the
+//     command on its stream and sends its acknowledgement (p50/p99).
+//
+// Every loop is bounded in count and time and talks only to the addresses given (use
+// 127.0.0.1). See docs/benchmarks.md "Agent gRPC" for how it is run.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/lanyardhq/lanyard/pki/identity"
+	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
+)
+
+type options struct {
+	enrollAddr, agentAddr, secret, caSHA, apiURL, token, out, serial string
+	n, serverPID, enrollConc, dialConc, invWorkers, locks         int
+	invSeconds, lockRate, settle                                    float64
+	heartbeat                                                       time.Duration
+}
+
+type agent struct {
+	idx      int
+	id       string
+	deviceID string
+	cc       *grpc.ClientConn
+	cl       agentv1.AgentServiceClient
+	stream   agentv1.AgentService_ConnectClient
+	sendMu   sync.Mutex
+}
+
+// Result is what the run prints as JSON.
+type Result struct {
+	Agents              int     `json:"agents"`
+	EnrollSeconds       float64 `json:"enroll_seconds"`
+	EnrollPerSecond     float64 `json:"enroll_per_second"`
+	FirstReportsPerSec  float64 `json:"first_reports_per_second"`
+	StreamsOpen         int     `json:"streams_open"`
+	StreamsOpenSeconds  float64 `json:"streams_open_seconds"`
+	ServerRSSBeforeMB   float64 `json:"server_rss_before_streams_mb"`
+	ServerRSSAfterMB    float64 `json:"server_rss_with_streams_mb"`
+	PerStreamKB         float64 `json:"server_memory_per_stream_kb"`
+	InventoryReports    int64   `json:"inventory_reports"`
+	InventoryErrors     int64   `json:"inventory_errors"`
+	InventoryPerSecond  float64 `json:"inventory_reports_per_second"`
+	InventoryP50ms      float64 `json:"inventory_p50_ms"`
+	InventoryP99ms      float64 `json:"inventory_p99_ms"`
+	Locks               int     `json:"locks"`
+	LocksAcked          int     `json:"locks_acked"`
+	LockP50ms           float64 `json:"lock_to_ack_p50_ms"`
+	LockP99ms           float64 `json:"lock_to_ack_p99_ms"`
+	LockMaxms           float64 `json:"lock_to_ack_max_ms"`
+	LockAPIP50ms        float64 `json:"lock_api_p50_ms"`
+	SimulatorRSSMB      float64 `json:"simulator_rss_mb"`
+	StreamErrorsAtClose int64   `json:"stream_errors"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.enrollAddr, "enroll", "127.0.0.1:8444", "enrollment listener")
+	flag.StringVar(&o.agentAddr, "agent", "127.0.0.1:8443", "agent (mTLS) listener")
+	flag.StringVar(&o.secret, "secret", "", "enrollment secret")
+	flag.StringVar(&o.caSHA, "ca-sha256", "", "root fingerprint to pin")
+	flag.StringVar(&o.apiURL, "api", "http://127.0.0.1:8080", "admin API")
+	flag.StringVar(&o.token, "token", "", "admin API token (for the lock phase)")
+	flag.StringVar(&o.out, "out", "", "write the result JSON here too")
+	flag.StringVar(&o.serial, "serial-prefix", "SIM", "serial number prefix")
+	flag.IntVar(&o.n, "n", 1000, "agents")
+	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of lanyard serve (for RSS)")
+	flag.IntVar(&o.enrollConc, "enroll-concurrency", 32, "parallel enrollments and first reports")
+	flag.IntVar(&o.dialConc, "dial-concurrency", 64, "parallel stream opens (caps the handshake storm)")
+	flag.IntVar(&o.invWorkers, "inventory-workers", 64, "concurrent inventory reporters")
+	flag.Float64Var(&o.invSeconds, "inventory-seconds", 20, "length of the inventory phase")
+	flag.IntVar(&o.locks, "locks", 200, "lock commands in the latency phase")
+	flag.Float64Var(&o.lockRate, "lock-rate", 20, "lock commands per second")
+	flag.Float64Var(&o.settle, "settle-seconds", 5, "wait after opening streams before measuring memory")
+	flag.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval")
+	flag.Parse()
+	if o.secret == "" {
+		log.Fatal("-secret is required")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	res, err := run(ctx, o)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	fmt.Println(string(b))
+	if o.out != "" {
+		if err := os.WriteFile(o.out, b, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+func pinnedTLS(pin string) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS13, ServerName: "localhost", InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			for _, der := range raw {
+				sum := sha256.Sum256(der)
+				if pin == "" || hex.EncodeToString(sum[:]) == strings.ToLower(pin) {
+					return nil
+				}
+			}
+			return errors.New("agentsim: root fingerprint mismatch")
+		}}
+}
+
+func parallel(ctx context.Context, n, conc int, fn func(i int) error) error {
+	var next atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+func inventory(o options, i int, uptime uint64) *agentv1.Inventory {
+	serial := fmt.Sprintf("%s-%05d", o.serial, i)
+	return &agentv1.Inventory{
+		Hostname: "sim-" + strconv.Itoa(i), AgentVersion: "agentsim",
+		Os:       &agentv1.OperatingSystem{Platform: "linux", Name: "Debian GNU/Linux", Version: "12.11", KernelVersion: "6.1.0-37-amd64", Arch: "amd64", Family: "debian"},
+		Hardware: &agentv1.Hardware{SerialNumber: serial, HardwareUuid: "uuid-" + serial, Vendor: "Dell Inc.", Model: "Latitude 7440"},
+		Cpu:      &agentv1.Cpu{Model: "13th Gen Intel(R) Core(TM) i7-1365U", PhysicalCores: 10, LogicalCores: 12}, MemoryBytes: 32 << 30,
+		Disks: []*agentv1.Disk{{Device: "/dev/mapper/root", Mountpoint: "/", Fstype: "ext4", TotalBytes: 512 << 30, FreeBytes: 200 << 30,
+			Encrypted: agentv1.PostureState_POSTURE_STATE_ON}},
+		NetworkInterfaces: []*agentv1.NetworkInterface{{Name: "wlp0s20f3", MacAddress: fmt.Sprintf("02:00:00:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff),
+			IpAddresses: []string{"192.0.2.10/24", "fe80::1/64"}, Up: true}},
+		Users:         []*agentv1.User{{Username: "user" + strconv.Itoa(i), Uid: "1000", FullName: "Sim User", Home: "/home/u", Admin: true, LoggedIn: true}},
+		UptimeSeconds: uptime,
+		Posture: &agentv1.Posture{DiskEncryption: agentv1.PostureState_POSTURE_STATE_ON, Firewall: agentv1.PostureState_POSTURE_STATE_ON,
+			ScreenLock: agentv1.PostureState_POSTURE_STATE_UNKNOWN, AutoUpdates: agentv1.PostureState_POSTURE_STATE_ON, OsVersion: "12.11"},
+	}
+}
+
+func rssMB(pid int) float64 {
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func pct(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	i := int(float64(len(d)-1) * p)
+	return float64(d[i].Microseconds()) / 1000
+}
+
+func run(ctx context.Context, o options) (*Result, error) {
+	res := &Result{Agents: o.n}
+	agents := make([]*agent, o.n)
+
+	// 1. Enrollment.
+	encc, err := grpc.NewClient(o.enrollAddr, grpc.WithTransportCredentials(credentials.NewTLS(pinnedTLS(o.caSHA))))
+	if err != nil {
+		return nil, err
+	}
+	defer encc.Close()
+	ec := agentv1.NewEnrollmentServiceClient(encc)
+	start := time.Now()
+	err = parallel(ctx, o.n, o.enrollConc, func(i int) error {
+		serial := fmt.Sprintf("%s-%05d", o.serial, i)
+		ex, err := ec.ExchangeSecret(ctx, &agentv1.ExchangeSecretRequest{EnrollmentSecret: o.secret, Hostname: "sim-" + strconv.Itoa(i),
+			SerialNumber: serial, HardwareUuid: "uuid-" + serial, Platform: "linux", AgentVersion: "agentsim"})
+		if err != nil {
+			return fmt.Errorf("exchange %d: %w", i, err)
+		}
+		key, csr, err := identity.NewKeyAndCSR("sim")
+		if err != nil {
+			return err
+		}
+		en, err := ec.Enroll(ctx, &agentv1.EnrollRequest{Token: ex.GetToken(), CsrDer: csr})
+		if err != nil {
+			return fmt.Errorf("enroll %d: %w", i, err)
+		}
+		roots := x509.NewCertPool()
+		for _, der := range en.GetCertificate().GetRootsDer() {
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return err
+			}
+			roots.AddCert(c)
+		}
+		cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: "localhost", RootCAs: roots,
+			Certificates: []tls.Certificate{{Certificate: en.GetCertificate().GetChainDer(), PrivateKey: key}}}
+		cc, err := grpc.NewClient(o.agentAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+			grpc.WithReadBufferSize(8<<10), grpc.WithWriteBufferSize(8<<10))
+		if err != nil {
+			return err
+		}
+		agents[i] = &agent{idx: i, id: en.GetAgentId(), cc: cc, cl: agentv1.NewAgentServiceClient(cc)}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.EnrollSeconds = time.Since(start).Seconds()
+	res.EnrollPerSecond = float64(o.n) / res.EnrollSeconds
+	log.Printf("enrolled %d agents in %.1fs", o.n, res.EnrollSeconds)
+
+	// 2. First full report: links or creates the device.
+	start = time.Now()
+	err = parallel(ctx, o.n, o.enrollConc, func(i int) error {
+		a := agents[i]
+		r, err := a.cl.ReportInventory(ctx, &agentv1.ReportInventoryRequest{Full: true, Inventory: inventory(o, i, 100), InventoryHash: "h0"})
+		if err != nil {
+			return fmt.Errorf("first report %d: %w", i, err)
+		}
+		a.deviceID = r.GetDeviceId()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.FirstReportsPerSec = float64(o.n) / time.Since(start).Seconds()
+	log.Printf("first reports: %.0f/s", res.FirstReportsPerSec)
+
+	// 3. Streams.
+	runtime.GC()
+	time.Sleep(2 * time.Second)
+	res.ServerRSSBeforeMB = rssMB(o.serverPID)
+	acks := newAckBook()
+	var streamErrs atomic.Int64
+	sctx, stopStreams := context.WithCancel(ctx)
+	defer stopStreams()
+	start = time.Now()
+	err = parallel(ctx, o.n, o.dialConc, func(i int) error {
+		a := agents[i]
+		st, err := a.cl.Connect(sctx)
+		if err != nil {
+			return fmt.Errorf("connect %d: %w", i, err)
+		}
+		if err := st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Hello{Hello: &agentv1.Hello{AgentVersion: "agentsim", InventoryHash: "h0"}}}); err != nil {
+			return err
+		}
+		if m, err := st.Recv(); err != nil || m.GetWelcome() == nil {
+			return fmt.Errorf("welcome %d: %v", i, err)
+		}
+		a.stream = st
+		go a.loop(sctx, acks, &streamErrs, o.heartbeat)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.StreamsOpen = o.n
+	res.StreamsOpenSeconds = time.Since(start).Seconds()
+	log.Printf("%d streams open in %.1fs", o.n, res.StreamsOpenSeconds)
+	time.Sleep(time.Duration(o.settle * float64(time.Second)))
+	res.ServerRSSAfterMB = rssMB(o.serverPID)
+	if o.serverPID != 0 {
+		res.PerStreamKB = (res.ServerRSSAfterMB - res.ServerRSSBeforeMB) * 1024 / float64(o.n)
+	}
+
+	// 4. Inventory throughput with the streams open: deltas (uptime changed).
+	var ok, bad atomic.Int64
+	var latMu sync.Mutex
+	var lats []time.Duration
+	invEnd := time.Now().Add(time.Duration(o.invSeconds * float64(time.Second)))
+	ictx, icancel := context.WithDeadline(ctx, invEnd)
+	var wg sync.WaitGroup
+	start = time.Now()
+	for w := 0; w < o.invWorkers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var local []time.Duration
+			for k := 0; ictx.Err() == nil && time.Now().Before(invEnd); k++ {
+				i := (w + k*o.invWorkers) % o.n
+				t0 := time.Now()
+				_, err := agents[i].cl.ReportInventory(ictx, &agentv1.ReportInventoryRequest{ChangedSections: []string{"uptime_seconds"},
+					Inventory: &agentv1.Inventory{UptimeSeconds: uint64(1000 + k)}, InventoryHash: "h" + strconv.Itoa(k)})
+				if err != nil {
+					if ictx.Err() == nil && time.Now().Before(invEnd) {
+						if bad.Add(1) <= 3 {
+							log.Printf("inventory report failed: %v", err)
+						}
+					}
+					continue
+				}
+				ok.Add(1)
+				local = append(local, time.Since(t0))
+			}
+			latMu.Lock()
+			lats = append(lats, local...)
+			latMu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	icancel()
+	el := time.Since(start).Seconds()
+	res.InventoryReports, res.InventoryErrors = ok.Load(), bad.Load()
+	res.InventoryPerSecond = float64(ok.Load()) / el
+	res.InventoryP50ms, res.InventoryP99ms = pct(lats, 0.5), pct(lats, 0.99)
+	log.Printf("inventory: %.0f reports/s (p50 %.1f ms, p99 %.1f ms, %d errors)", res.InventoryPerSecond, res.InventoryP50ms, res.InventoryP99ms, bad.Load())
+
+	// 5. Lock API call → agent ack.
+	if o.token != "" && o.locks > 0 {
+		var apiLats []time.Duration
+		interval := time.Duration(float64(time.Second) / o.lockRate)
+		hc := &http.Client{Timeout: 30 * time.Second}
+		var lwg sync.WaitGroup
+		var apiMu sync.Mutex
+		for k := 0; k < o.locks && ctx.Err() == nil; k++ {
+			a := agents[rand.IntN(o.n)]
+			if a.deviceID == "" {
+				continue
+			}
+			lwg.Add(1)
+			go func(a *agent, k int) {
+				defer lwg.Done()
+				key := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), k)
+				t0 := time.Now()
+				acks.expect(key, t0)
+				body, _ := json.Marshal(map[string]any{"type": "lock", "idempotency_key": key})
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.apiURL+"/api/v1/devices/"+a.deviceID+"/actions", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+o.token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					log.Printf("lock %d: %v", k, err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					log.Printf("lock %d: HTTP %d %s", k, resp.StatusCode, b)
+					return
+				}
+				apiMu.Lock()
+				apiLats = append(apiLats, time.Since(t0))
+				apiMu.Unlock()
+			}(a, k)
+			time.Sleep(interval)
+		}
+		lwg.Wait()
+		deadline := time.Now().Add(15 * time.Second)
+		for acks.pending() > 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		d := acks.latencies()
+		res.Locks, res.LocksAcked = o.locks, len(d)
+		res.LockP50ms, res.LockP99ms, res.LockMaxms = pct(d, 0.5), pct(d, 0.99), pct(d, 1)
+		res.LockAPIP50ms = pct(apiLats, 0.5)
+		log.Printf("lock → ack: %d/%d acked, p50 %.1f ms, p99 %.1f ms, max %.1f ms", len(d), o.locks, res.LockP50ms, res.LockP99ms, res.LockMaxms)
+	}
+	res.SimulatorRSSMB = rssMB(0)
+	stopStreams()
+	for _, a := range agents {
+		_ = a.cc.Close()
+	}
+	res.StreamErrorsAtClose = streamErrs.Load()
+	return res, nil
+}
+
+// loop reads commands, acknowledges them at once and sends heartbeats.
+func (a *agent) loop(ctx context.Context, acks *ackBook, errs *atomic.Int64, hb time.Duration) {
+	go func() {
+		t := time.NewTicker(hb + time.Duration(rand.Int64N(int64(hb/10)+1)))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.sendMu.Lock()
+				_ = a.stream.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{InventoryHash: ""}}})
+				a.sendMu.Unlock()
+			}
+		}
+	}()
+	for {
+		m, err := a.stream.Recv()
+		if err != nil {
+			if ctx.Err() == nil {
+				errs.Add(1)
+			}
+			return
+		}
+		c := m.GetCommand()
+		if c == nil {
+			continue
+		}
+		a.sendMu.Lock()
+		err = a.stream.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_CommandResult{CommandResult: &agentv1.CommandResult{
+			CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED}}})
+		a.sendMu.Unlock()
+		if err == nil {
+			acks.acked(c.GetIdempotencyKey(), time.Now())
+		}
+	}
+}
+
+type ackBook struct {
+	mu    sync.Mutex
+	start map[string]time.Time
+	lat   []time.Duration
+}
+
+func newAckBook() *ackBook { return &ackBook{start: map[string]time.Time{}} }
+
+func (b *ackBook) expect(key string, t time.Time) {
+	b.mu.Lock()
+	b.start[key] = t
+	b.mu.Unlock()
+}
+
+func (b *ackBook) acked(key string, t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, ok := b.start[key]; ok {
+		b.lat = append(b.lat, t.Sub(s))
+		delete(b.start, key)
+	}
+}
+
+func (b *ackBook) pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.start)
+}
+
+func (b *ackBook) latencies() []time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]time.Duration(nil), b.lat...)
+}
