@@ -46,9 +46,9 @@ import (
 
 type options struct {
 	enrollAddr, agentAddr, secret, caSHA, apiURL, token, out, serial string
-	n, serverPID, enrollConc, dialConc, invWorkers, locks         int
-	invSeconds, lockRate, settle                                    float64
-	heartbeat                                                       time.Duration
+	n, serverPID, enrollConc, dialConc, invWorkers, locks            int
+	invSeconds, lockRate, settle                                     float64
+	heartbeat                                                        time.Duration
 }
 
 type agent struct {
