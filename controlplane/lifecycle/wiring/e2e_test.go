@@ -193,9 +193,9 @@ func (w *world) step(empID string, kind lifecycle.Kind, step lifecycle.StepKind)
 func (w *world) hire(first string, start time.Time) fakejustworks.Member {
 	return w.fake.AddMember(fakejustworks.Member{Name: &fakejustworks.Name{GivenName: first, FamilyName: "Hopper"}, Active: true, Type: "employee",
 		JobTitle: "Engineer", Department: &fakejustworks.Ref{ID: "dep_eng", Name: "Engineering"},
-		CurrentEmployment: map[string]fakejustworks.Employment{"US": {EmploymentType: "full_time"}},
-		Emails:            []fakejustworks.Email{{Type: "WORK", Address: first + "@acme.example.com"}},
-		Addresses:         []fakejustworks.Address{{Line1: "1 Main St", City: "Brooklyn", State: "NY", PostalCode: "11201", Country: "US"}},
+		CurrentEmployment:   map[string]fakejustworks.Employment{"US": {EmploymentType: "full_time"}},
+		Emails:              []fakejustworks.Email{{Type: "WORK", Address: first + "@acme.example.com"}},
+		Addresses:           []fakejustworks.Address{{Line1: "1 Main St", City: "Brooklyn", State: "NY", PostalCode: "11201", Country: "US"}},
 		EmploymentStartDate: start.Format(time.DateOnly)})
 }
 
