@@ -17,7 +17,7 @@ import (
 type GoBuild struct {
 	ModuleDir string // module root containing Package
 	Package   string // default ./cmd/lanyard-agent
-	Version   string // stamped with -X main.version
+	Version   string // stamped into agent/cli.Version
 	OutDir    string // where binaries go; default a temp dir under os.TempDir
 	Tags      string // extra build tags, e.g. grpcnotrace
 
@@ -76,6 +76,9 @@ func (g *GoBuild) Cleanup() {
 	}
 	g.built = nil
 }
+
+// AgentVersionSymbol is the agent's version variable, set with -ldflags -X.
+const AgentVersionSymbol = "github.com/lanyardhq/lanyard/agent/cli.Version"
 
 // Prebuilt serves agent binaries from a directory laid out by
 // `make agent-binaries`: lanyard-agent-<goos>-<goarch>[.exe].

@@ -76,10 +76,37 @@ func Platforms() []Platform {
 // Archs returns the valid architectures of p.
 func Archs(p Platform) []string { return slices.Clone(archs[p]) }
 
-var versionRe = regexp.MustCompile(`^[0-9][0-9A-Za-z.+~-]*$`)
+var (
+	versionRe = regexp.MustCompile(`^[0-9][0-9A-Za-z.+~-]*$`)
+	releaseRe = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*([-+~][0-9A-Za-z.+~-]*)?$`)
+)
+
+// PackageVersion turns a build version (a tag such as v1.4.0, or a git
+// describe string such as 2ba6d02-dirty, or "dev") into one every package
+// format accepts: a leading "v" is dropped, and a version that does not
+// start with a digit becomes 0.0.0-dev+<version>.
+func PackageVersion(v string) string {
+	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
+	if releaseRe.MatchString(v) {
+		return v
+	}
+	clean := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '.' {
+			return r
+		}
+		return '.'
+	}, v)
+	if clean == "" {
+		return "0.0.0-dev"
+	}
+	return "0.0.0-dev+" + clean
+}
 
 // ErrInvalidTarget wraps every unknown platform or arch error.
 var ErrInvalidTarget = errors.New("invalid installer target")
+
+// ErrNoAgentBinary means the agent executable for a target is not available.
+var ErrNoAgentBinary = errors.New("agent binary not available")
 
 // ErrPlan means the org's plan does not include device tracking.
 var ErrPlan = errors.New("plan does not include device tracking")
@@ -363,7 +390,7 @@ func (b *Builder) binaries(ctx context.Context, t Target, scratch string) ([]str
 	for _, a := range goarchs {
 		p, err := b.Agents.AgentBinary(ctx, t.GOOS(), a)
 		if err != nil {
-			return nil, fmt.Errorf("installers: agent binary %s/%s: %w", t.GOOS(), a, err)
+			return nil, fmt.Errorf("installers: %w for %s/%s: %w", ErrNoAgentBinary, t.GOOS(), a, err)
 		}
 		out = append(out, p)
 	}

@@ -135,6 +135,17 @@ func TestParseTarget(t *testing.T) {
 	}
 }
 
+func TestPackageVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"v1.4.0": "1.4.0", "1.4.0-rc.1": "1.4.0-rc.1", "dev": "0.0.0-dev+dev",
+		"2ba6d02-dirty": "0.0.0-dev+2ba6d02.dirty", "1.2.3-4-gabc": "1.2.3-4-gabc", "abc123-dirty": "0.0.0-dev+abc123.dirty", "": "0.0.0-dev",
+	} {
+		if got := PackageVersion(in); got != want {
+			t.Errorf("PackageVersion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestPlanRefused(t *testing.T) {
 	m := &fakeMinter{}
 	b := newBuilder(t, m)

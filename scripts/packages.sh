@@ -13,13 +13,8 @@ BIN=${BIN:-bin}
 DATA_DIR=${DATA_DIR:-.lanyard}
 OUT=${OUT:-dist/packages}
 ORG=${ORG:-Demo Co}
+# lanyard installers build turns a non-release version into 0.0.0-dev+<version>.
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
-# Package formats need a version that starts with a digit.
-case "$VERSION" in
-v[0-9]*) PKG_VERSION=${VERSION#v} ;;
-[0-9]*) PKG_VERSION=$VERSION ;;
-*) PKG_VERSION="0.0.0-dev+${VERSION//[^0-9A-Za-z.]/.}" ;;
-esac
 
 mkdir -p "$BIN"
 go build -trimpath -o "$BIN/lanyard" ./cmd/lanyard
@@ -37,7 +32,7 @@ fi
 
 for target in linux-deb/amd64 linux-deb/arm64 linux-rpm/amd64 linux-rpm/arm64 windows-msi/amd64 macos-pkg/universal; do
 	"${lanyard[@]}" installers build --org "$ORG" --platform "${target%/*}" --arch "${target#*/}" \
-		--agent-bin "$BIN" --version "$PKG_VERSION" --out "$OUT" "${sign[@]}"
+		--agent-bin "$BIN" --version "$VERSION" --out "$OUT" "${sign[@]}"
 done
 echo
 ls -l "$OUT"

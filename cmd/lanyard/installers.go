@@ -61,6 +61,7 @@ verified on macOS.`,
 			if version == "" {
 				version = server.Version
 			}
+			version = installers.PackageVersion(version)
 			var bins installers.AgentBinaries
 			switch {
 			case agentBin != "":

@@ -228,8 +228,13 @@ func (s *Service) build(ctx context.Context, orgID string, tg installers.Target)
 	a, err := s.Builder.Build(ctx, installers.Request{OrgID: orgID, Target: tg}, dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		if errors.Is(err, installers.ErrPlan) {
+		switch {
+		case errors.Is(err, installers.ErrPlan):
 			return store.InstallerBuild{}, api.Forbidden(err.Error())
+		case errors.Is(err, installers.ErrNoAgentBinary):
+			s.Logger.ErrorContext(ctx, "installer build failed", "component", "installers", "err", err)
+			return store.InstallerBuild{}, api.Unavailable(fmt.Sprintf("the %s/%s agent binary is not available on this server "+
+				"(run make build so lanyard-agent-<goos>-<goarch> sits beside the lanyard executable)", tg.GOOS(), tg.Arch))
 		}
 		return store.InstallerBuild{}, err
 	}

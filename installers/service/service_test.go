@@ -162,3 +162,32 @@ func TestUsable(t *testing.T) {
 		}
 	}
 }
+
+type noBins struct{}
+
+func (noBins) AgentBinary(context.Context, string, string) (string, error) {
+	return "", os.ErrNotExist
+}
+
+func TestMissingAgentBinaryIs503(t *testing.T) {
+	db := storetest.NewSQLite(t)
+	ctx := domain.WithActor(context.Background(), domain.Actor{ID: "test"})
+	org := domain.Org{Name: "Acme", Plan: domain.PlanPro}
+	if err := store.CreateOrg(ctx, db.SQL, &org); err != nil {
+		t.Fatal(err)
+	}
+	b := &installers.Builder{ControlPlaneURL: "https://x.example", Version: "1.0.0", Secrets: dbMinter{db}, CA: fixedCA{}, Orgs: db, Agents: noBins{}}
+	svc, err := New(b, db, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := apitest.New(t, db, api.Options{}, svc.Routes())
+	r := h.Do("GET", "/api/v1/installers/windows-msi", h.Token(org.ID, domain.RoleAdmin), nil)
+	if r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "make build") {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	secrets, _, err := db.ListEnrollmentSecrets(ctx, org.ID, store.Page{})
+	if err != nil || len(secrets) != 0 {
+		t.Errorf("a failed build left %d secrets (err %v)", len(secrets), err)
+	}
+}
