@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -447,7 +448,8 @@ func (db *DB) LockEmployeeByExternalID(ctx context.Context, tx *sql.Tx, orgID, s
 	if db.Dialect == Postgres {
 		lock = " FOR UPDATE"
 	}
-	e, err := scanEmployee(tx.QueryRowContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND source = $2 AND external_id = $3`+lock,
+	e, err := scanEmployee(tx.QueryRowContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND source = $2 AND external_id = $3
+		AND external_id <> ''`+lock, // the last clause lets both engines use the partial unique index
 		orgID, source, externalID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("employee %s/%s: %w", source, externalID, ErrNotFound)
@@ -512,4 +514,247 @@ func CountEmployeesBySource(ctx context.Context, q Querier, orgID, source string
 		return 0, fmt.Errorf("count employees: %w", err)
 	}
 	return n, nil
+}
+
+// HasTerminatedEmployees reports whether an org has any terminated employee of
+// a source (no rehire matching is needed when it has none).
+func HasTerminatedEmployees(ctx context.Context, q Querier, orgID, source string) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM employees WHERE org_id = $1 AND status = 'terminated' AND source = $2 LIMIT 1`, orgID, source).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check terminated employees: %w", err)
+	}
+	return true, nil
+}
+
+// ---- multi-row writers for the HR import (one statement per page instead of
+// one per member; same columns as InsertEmployee, WriteAudit and WriteEvent) ----
+
+// placeholders renders (…), (…) for a multi-row VALUES. SQLite gets "?": its
+// numbered parameters are looked up by name, quadratic in their count.
+func (db *DB) placeholders(rows, cols int) string {
+	if db.Dialect == SQLite {
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+		return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+	}
+	var b strings.Builder
+	n := 1
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := 0; c < cols; c++ {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", n)
+			n++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// LockEmployeesByExternalIDs reads the employees of one source with these
+// external ids inside tx (row-locked on Postgres), keyed by external id.
+func (db *DB) LockEmployeesByExternalIDs(ctx context.Context, tx *sql.Tx, orgID, source string, ids []string) (map[string]domain.Employee, error) {
+	out := make(map[string]domain.Employee, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows *sql.Rows
+	var err error
+	if db.Dialect == Postgres {
+		// One array parameter: far cheaper to plan than 100 scalars.
+		rows, err = tx.QueryContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND source = $2
+			AND external_id <> '' AND external_id = ANY($3) ORDER BY id FOR UPDATE`, orgID, source, ids)
+	} else {
+		args := []any{orgID, source}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = ? AND source = ?
+			AND external_id <> '' AND external_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`, args...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock employees: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEmployee(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[e.ExternalID] = e
+	}
+	return out, rows.Err()
+}
+
+// batchPart is one multi-row INSERT of a batch.
+type batchPart struct {
+	head  string // INSERT INTO t (cols) VALUES
+	tail  string // e.g. ON CONFLICT ...
+	cols  int
+	types []string // Postgres type per column ("text" or "timestamptz")
+	args  []any
+}
+
+// columns turns the row-major args into one typed array per column, for
+// Postgres' unnest (NULLs as nil pointers).
+func (p batchPart) columns() ([]any, error) {
+	out := make([]any, p.cols)
+	for c := 0; c < p.cols; c++ {
+		switch p.types[c] {
+		case "text":
+			col := make([]*string, 0, p.rows())
+			for r := 0; r < p.rows(); r++ {
+				switch v := p.args[r*p.cols+c].(type) {
+				case nil:
+					col = append(col, nil)
+				case string:
+					col = append(col, &v)
+				default:
+					return nil, fmt.Errorf("batch column %d: want string, got %T", c, v)
+				}
+			}
+			out[c] = col
+		case "timestamptz":
+			col := make([]*time.Time, 0, p.rows())
+			for r := 0; r < p.rows(); r++ {
+				switch v := p.args[r*p.cols+c].(type) {
+				case nil:
+					col = append(col, nil)
+				case time.Time:
+					col = append(col, &v)
+				default:
+					return nil, fmt.Errorf("batch column %d: want time, got %T", c, v)
+				}
+			}
+			out[c] = col
+		default:
+			return nil, fmt.Errorf("batch column type %q", p.types[c])
+		}
+	}
+	return out, nil
+}
+
+func (p batchPart) rows() int { return len(p.args) / p.cols }
+
+// execBatch runs the parts in order: one statement each on SQLite; one
+// statement of data-modifying CTEs on Postgres (one round trip per page).
+func (db *DB) execBatch(ctx context.Context, q Querier, parts []batchPart) error {
+	var live []batchPart
+	for _, p := range parts {
+		if len(p.args) > 0 {
+			live = append(live, p)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	if db.Dialect == SQLite {
+		for _, p := range live {
+			if _, err := q.ExecContext(ctx, p.head+" "+db.placeholders(p.rows(), p.cols)+" "+p.tail, p.args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Postgres: one statement; each INSERT reads unnest() of one array per
+	// column, so a page costs a handful of parameters, not thousands.
+	var b strings.Builder
+	var args []any
+	b.WriteString("WITH ")
+	for i, p := range live {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		cols, err := p.columns()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "p%d AS (%s SELECT * FROM unnest(", i, strings.TrimSuffix(strings.TrimSpace(p.head), "VALUES"))
+		for c := range cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			args = append(args, cols[c])
+			fmt.Fprintf(&b, "$%d::%s[]", len(args), p.types[c])
+		}
+		b.WriteString(") " + p.tail + ")")
+	}
+	b.WriteString(" SELECT 1")
+	_, err := q.ExecContext(ctx, b.String(), args...)
+	return err
+}
+
+// InsertHRBatch writes new employees with their provider details, audit rows
+// and outbox events (in order) in as few statements as the dialect allows.
+// Columns are those of InsertEmployee, UpsertHRMember, WriteAudit and WriteEvent.
+func (db *DB) InsertHRBatch(ctx context.Context, q Querier, es []*domain.Employee, ms []HRMember, audits []domain.AuditEntry, evs []domain.Event) error {
+	now := domain.Now()
+	emp := batchPart{head: `INSERT INTO employees (id, org_id, source, external_id, hr, first_name, last_name, work_email,
+		status, member_type, departments, start_date, termination_date, source_updated_at, equipment_type, notes, created_at, updated_at) VALUES`, cols: 18,
+		types: []string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "text", "timestamptz",
+			"text", "text", "timestamptz", "timestamptz"}}
+	for _, e := range es {
+		if e.ID == "" {
+			e.ID = domain.NewID()
+		}
+		e.CreatedAt, e.UpdatedAt = now, now
+		a, err := employeeArgs(e)
+		if err != nil {
+			return err
+		}
+		emp.args = append(emp.args, a...)
+	}
+	mem := batchPart{head: `INSERT INTO hr_members (employee_id, org_id, source, external_id, work_id, department_id,
+		manager_external_id, provider_type, updated_at) VALUES`, tail: `ON CONFLICT (employee_id) DO UPDATE SET external_id = excluded.external_id,
+		work_id = excluded.work_id, department_id = excluded.department_id, manager_external_id = excluded.manager_external_id,
+		provider_type = excluded.provider_type, updated_at = excluded.updated_at`, cols: 9,
+		types: []string{"text", "text", "text", "text", "text", "text", "text", "text", "timestamptz"}}
+	for _, m := range ms {
+		mem.args = append(mem.args, m.EmployeeID, m.OrgID, m.Source, m.ExternalID, m.WorkID, m.DepartmentID, m.ManagerExternalID, m.ProviderType, m.UpdatedAt.UTC())
+	}
+	aud := batchPart{head: `INSERT INTO audit_log (id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at) VALUES`, cols: 10,
+		types: []string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "timestamptz"}}
+	for _, e := range audits {
+		if e.ID == "" {
+			e.ID = domain.NewID()
+		}
+		if e.At.IsZero() {
+			e.At = now
+		}
+		if e.Actor == "" {
+			e.Actor = domain.ActorFrom(ctx).ID
+		}
+		aud.args = append(aud.args, e.ID, e.OrgID, e.Actor, e.Action, e.TargetType, e.TargetID, nullJSON(e.Before), nullJSON(e.After), e.RequestID, e.At.UTC())
+	}
+	out := batchPart{head: `INSERT INTO outbox_events (id, org_id, type, subject_type, subject_id, payload, at) VALUES`, cols: 7,
+		types: []string{"text", "text", "text", "text", "text", "text", "timestamptz"}}
+	for _, ev := range evs {
+		if ev.ID == "" {
+			ev.ID = domain.NewID()
+		}
+		if ev.At.IsZero() {
+			ev.At = now
+		}
+		payload := string(ev.Payload)
+		if payload == "" {
+			payload = "{}"
+		}
+		out.args = append(out.args, ev.ID, ev.OrgID, ev.Type, ev.SubjectType, ev.SubjectID, payload, ev.At.UTC())
+	}
+	err := db.execBatch(ctx, q, []batchPart{emp, mem, aud, out})
+	if IsUniqueViolation(err) {
+		return fmt.Errorf("insert hr batch: %w", ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert hr batch: %w", err)
+	}
+	return nil
 }

@@ -31,6 +31,9 @@ type applyOpts struct {
 	org            domain.Org
 	source         string
 	today          string
+	// noRehire: the org has no terminated employee of this source, so a new
+	// member cannot be a rehire (saves a lookup per new member on imports).
+	noRehire bool
 }
 
 // applyMember writes one member's current state in tx: create, update or
@@ -49,7 +52,11 @@ func (e *Engine) applyMember(ctx context.Context, tx *sql.Tx, m hris.Member, o a
 		}
 		// Rehire under a new member id: reactivate the old employee instead of
 		// creating a duplicate (EDGE_CASES 4).
-		cand, cerr := e.db.FindRehireCandidate(ctx, tx, o.org.ID, o.source, m.WorkID, normEmail(m.WorkEmail))
+		cerr := store.ErrNotFound
+		var cand domain.Employee
+		if !o.noRehire {
+			cand, cerr = e.db.FindRehireCandidate(ctx, tx, o.org.ID, o.source, m.WorkID, normEmail(m.WorkEmail))
+		}
 		if cerr == nil {
 			old, relinked = cand, true
 			break
@@ -143,15 +150,89 @@ func (e *Engine) writeSideEffects(ctx context.Context, tx *sql.Tx, before *domai
 		return err
 	}
 	for _, ev := range evs {
-		ev.Payload["employee_id"] = emp.ID
-		ev.Payload["external_id"] = emp.ExternalID
-		ev.Payload["source"] = emp.Source
-		ev.Payload["work_email"] = emp.HR.WorkEmail
-		ev.Payload["name"] = emp.HR.FirstName + " " + emp.HR.LastName
 		if err := store.WriteEvent(ctx, tx, domain.Event{OrgID: emp.OrgID, Type: ev.Type, SubjectType: "employee",
-			SubjectID: emp.ID, Payload: mustJSON(ev.Payload)}); err != nil {
+			SubjectID: emp.ID, Payload: mustJSON(eventPayload(ev, emp))}); err != nil {
 			return fmt.Errorf("employee %s: %w", emp.ID, err)
 		}
 	}
 	return nil
+}
+
+// applyPage applies one page of members in tx. New members (the bulk of an
+// import) are written with one multi-row statement per table; everything else
+// goes through applyMember one by one.
+func (e *Engine) applyPage(ctx context.Context, tx *sql.Tx, ms []hris.Member, o applyOpts) ([]outcome, []string, error) {
+	outs := make([]outcome, len(ms))
+	reasons := make([]string, len(ms))
+	ids := make([]string, 0, len(ms))
+	for _, m := range ms {
+		ids = append(ids, m.ExternalID)
+	}
+	existing, err := e.db.LockEmployeesByExternalIDs(ctx, tx, o.org.ID, o.source, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	type create struct {
+		i   int
+		m   hris.Member
+		emp *domain.Employee
+	}
+	var creates []create
+	inPage := map[string]bool{}
+	for i, m := range ms {
+		_, known := existing[m.ExternalID]
+		if known || inPage[m.ExternalID] || !o.noRehire {
+			out, reason, err := e.applyMember(ctx, tx, m, o)
+			if err != nil {
+				return nil, nil, fmt.Errorf("member %s: %w", m.ExternalID, err)
+			}
+			outs[i], reasons[i] = out, reason
+			continue
+		}
+		inPage[m.ExternalID] = true
+		hr := desired(nil, m, o.today)
+		switch {
+		case hr.Status == domain.StatusTerminated:
+			outs[i] = outUnchanged
+		case m.International && !o.org.Settings.IncludeInternational:
+			outs[i], reasons[i] = outSkipped, "international member excluded by the organization's setting"
+		default:
+			creates = append(creates, create{i: i, m: m, emp: &domain.Employee{ID: domain.NewID(), OrgID: o.org.ID, Source: o.source, ExternalID: m.ExternalID, HR: hr}})
+		}
+	}
+	if len(creates) == 0 {
+		return outs, reasons, nil
+	}
+	emps := make([]*domain.Employee, len(creates))
+	for k, c := range creates {
+		emps[k] = c.emp
+	}
+	now := e.now()
+	members := make([]store.HRMember, 0, len(creates))
+	audits := make([]domain.AuditEntry, 0, len(creates))
+	var events []domain.Event
+	for _, c := range creates {
+		emp := c.emp
+		outs[c.i] = outCreated
+		members = append(members, store.HRMember{EmployeeID: emp.ID, OrgID: emp.OrgID, Source: emp.Source, ExternalID: c.m.ExternalID,
+			WorkID: c.m.WorkID, DepartmentID: c.m.DepartmentID, ManagerExternalID: c.m.ManagerID, ProviderType: c.m.ProviderType, UpdatedAt: now})
+		audits = append(audits, store.AuditFor(ctx, emp.OrgID, "employee.hr_created", "employee", emp.ID, nil, emp.HR))
+		for _, ev := range eventsFor(nil, emp.HR) {
+			events = append(events, domain.Event{OrgID: emp.OrgID, Type: ev.Type, SubjectType: "employee", SubjectID: emp.ID,
+				Payload: mustJSON(eventPayload(ev, *emp))})
+		}
+	}
+	if err := e.db.InsertHRBatch(ctx, tx, emps, members, audits, events); err != nil {
+		return nil, nil, err
+	}
+	return outs, reasons, nil
+}
+
+func eventPayload(ev plannedEvent, emp domain.Employee) map[string]any {
+	ev.Payload["employee_id"] = emp.ID
+	ev.Payload["external_id"] = emp.ExternalID
+	ev.Payload["source"] = emp.Source
+	ev.Payload["work_email"] = emp.HR.WorkEmail
+	ev.Payload["name"] = emp.HR.FirstName + " " + emp.HR.LastName
+	return ev.Payload
 }

@@ -203,6 +203,11 @@ func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
 			order = append(order, id)
 		}
 	}}
+	hasTerm, err := store.HasTerminatedEmployees(ctx, e.db.SQL, org.ID, conn.Provider)
+	if err != nil {
+		return err
+	}
+	sc.noRehire = !hasTerm
 	switch run.Kind {
 	case KindInitial:
 		// A first import reads active members only; a reconnect reads everyone,
@@ -260,12 +265,13 @@ type scanner struct {
 	org         domain.Org
 	conn        store.HRConnection
 	dir         hris.Directory
+	noRehire    bool // no terminated employees when the scan started
 	onTerminate func(id string)
 	reported    map[string]bool // malformed ids already counted in this run
 }
 
 func (sc *scanner) opts() applyOpts {
-	return applyOpts{org: sc.org, source: sc.conn.Provider, today: todayIn(sc.e.now(), sc.org.Location())}
+	return applyOpts{org: sc.org, source: sc.conn.Provider, today: todayIn(sc.e.now(), sc.org.Location()), noRehire: sc.noRehire}
 }
 
 func (sc *scanner) addError(kind, id, msg string) {
@@ -315,13 +321,13 @@ func (sc *scanner) pass(ctx context.Context, opt hris.ListOptions, persistImport
 				sc.run.Skipped++
 				sc.addError("malformed", sk.ExternalID, sk.Reason)
 			}
-			for _, m := range page.Items {
+			outs, reasons, err := e.applyPage(ctx, tx, page.Items, o)
+			if err != nil {
+				return err
+			}
+			for i, m := range page.Items {
 				sc.run.Seen++
-				out, reason, err := e.applyMember(ctx, tx, m, o)
-				if err != nil {
-					return fmt.Errorf("member %s: %w", m.ExternalID, err)
-				}
-				sc.count(out, m.ExternalID, reason)
+				sc.count(outs[i], m.ExternalID, reasons[i])
 			}
 			sc.run.Pages++
 			sc.run.Cursor = page.NextCursor
