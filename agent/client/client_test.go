@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -302,5 +304,47 @@ func TestBackoffBounds(t *testing.T) {
 	b.reset()
 	if d := b.next(); d > 100*time.Millisecond {
 		t.Fatalf("after reset: %s", d)
+	}
+}
+
+// TestRenewalAtTwoThirds: a certificate of 6 s is renewed after 4 s with a
+// new key; key and chain are replaced together and the stream stays usable.
+func TestRenewalAtTwoThirds(t *testing.T) {
+	h := newHarness(t)
+	h.cp.certLife = 6 * time.Second
+	a, stop := h.start(t)
+	defer stop()
+	waitFor(t, "connected", func() bool { return a.Status().Connected })
+	st := Store{Dir: h.stateDir}
+	before, err := st.LoadCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id0, _ := st.LoadIdentity()
+	if d := id0.RenewAfter.Sub(id0.NotBefore); d < 3*time.Second || d > 5*time.Second {
+		t.Fatalf("renew_after %s after not_before", d)
+	}
+	waitFor(t, "renewal", func() bool {
+		h.cp.mu.Lock()
+		defer h.cp.mu.Unlock()
+		return h.cp.renewals > 0
+	})
+	waitFor(t, "renewed identity on disk", func() bool {
+		id, err := st.LoadIdentity()
+		return err == nil && id.NotAfter.Sub(id0.NotAfter) > 30*time.Minute
+	})
+	after, err := st.LoadCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(before.Key.Public()) {
+		t.Fatal("renewal did not rotate the key")
+	}
+	leaf, _ := x509.ParseCertificate(after.Chain[0])
+	if !leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(after.Key.Public()) {
+		t.Fatal("stored key does not match the stored certificate")
+	}
+	if a.Status().CertNotAfter.Before(time.Now().Add(30 * time.Minute)) {
+		t.Fatal("status not updated after renewal")
 	}
 }

@@ -46,6 +46,8 @@ type fakeCP struct {
 	cmdCh     chan *agentv1.Command
 	revokeCh  chan struct{}
 	heartbeat int
+	certLife  time.Duration
+	renewals  int
 }
 
 func newCert(t *testing.T, tmpl *x509.Certificate, parent *x509.Certificate, pub any, key *ecdsa.PrivateKey) *x509.Certificate {
@@ -145,7 +147,11 @@ func (s *fakeEnrollSvc) Enroll(_ context.Context, r *agentv1.EnrollRequest) (*ag
 	if err != nil || csr.CheckSignature() != nil {
 		return nil, status.Error(codes.InvalidArgument, "bad csr")
 	}
-	b := s.f.issue(csr.PublicKey, time.Hour)
+	life := s.f.certLife
+	if life == 0 {
+		life = time.Hour
+	}
+	b := s.f.issue(csr.PublicKey, life)
 	return &agentv1.EnrollResponse{AgentId: "agent-1", OrgId: "org-1", Certificate: b}, nil
 }
 
@@ -153,7 +159,7 @@ func (f *fakeCP) issue(pub any, life time.Duration) *agentv1.CertificateBundle {
 	now := time.Now()
 	id := identity.Agent{OrgID: "org-1", AgentID: "agent-1"}
 	leaf := newCert(f.t, &x509.Certificate{SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: "agent-1"},
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(life), URIs: []*neturl.URL{id.URI()},
+		NotBefore: now.Truncate(time.Second), NotAfter: now.Truncate(time.Second).Add(life), URIs: []*neturl.URL{id.URI()},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, f.inter, pub, f.interKey)
 	return &agentv1.CertificateBundle{ChainDer: [][]byte{leaf.Raw, f.inter.Raw}, RootsDer: [][]byte{f.root.Raw},
 		NotBefore: timestamppb.New(leaf.NotBefore), NotAfter: timestamppb.New(leaf.NotAfter),
@@ -163,6 +169,17 @@ func (f *fakeCP) issue(pub any, life time.Duration) *agentv1.CertificateBundle {
 type fakeAgentSvc struct {
 	agentv1.UnimplementedAgentServiceServer
 	f *fakeCP
+}
+
+func (s *fakeAgentSvc) Renew(_ context.Context, r *agentv1.RenewRequest) (*agentv1.RenewResponse, error) {
+	csr, err := x509.ParseCertificateRequest(r.GetCsrDer())
+	if err != nil || csr.CheckSignature() != nil {
+		return nil, status.Error(codes.InvalidArgument, "bad csr")
+	}
+	s.f.mu.Lock()
+	s.f.renewals++
+	s.f.mu.Unlock()
+	return &agentv1.RenewResponse{Certificate: s.f.issue(csr.PublicKey, time.Hour)}, nil
 }
 
 func (s *fakeAgentSvc) ReportInventory(_ context.Context, r *agentv1.ReportInventoryRequest) (*agentv1.ReportInventoryResponse, error) {
