@@ -104,7 +104,7 @@ func newWorld(t *testing.T, db *store.DB) *world {
 	}
 	reg := jobs.NewRegistry()
 	handle := &jobs.Handle{}
-	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Built: []any{w.agent.API}, Logger: quiet, Workers: 4,
+	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Built: func() []any { return []any{w.agent.API} }, Logger: quiet, Workers: 4,
 		InstallerURL: func(_ context.Context, orgID string, p domain.Platform) (string, error) {
 			return srv.URL + "/downloads/lanyard-agent-" + string(p), nil
 		},

@@ -171,9 +171,10 @@ type Deps struct {
 	Keys     lifecycle.Keyring
 	Jobs     *jobs.Handle
 	Registry *jobs.Registry
-	// Built are the capabilities built before lifecycle; the agent API server
-	// (*agentapi.Server) and the Apple MDM service (*apple.Service) are picked from it.
-	Built  []any
+	// Built returns the capabilities the server has built; the agent API server
+	// (*agentapi.Server) and the Apple MDM service (*apple.Service) are looked up in it
+	// at call time, so the order capabilities are built in does not matter.
+	Built  func() []any
 	Logger *slog.Logger
 	// InstallerURL is the agent installer download per platform (optional).
 	InstallerURL func(ctx context.Context, orgID string, p domain.Platform) (string, error)
@@ -183,24 +184,60 @@ type Deps struct {
 	Options []lifecycle.Option
 }
 
-// New builds the lifecycle engine with the real adapters found in d.Built, registers
-// its River worker and queue, and returns it. The engine is the capability: it has
-// Routes() and Start(ctx) (the outbox/timer loop, run on every replica).
+// lazySubmitter finds the agent API's command service when first needed.
+type lazySubmitter struct{ built func() []any }
+
+func (l lazySubmitter) Submit(ctx context.Context, org domain.Org, deviceID string, req agentapi.SubmitRequest) (store.DeviceCommand, bool, error) {
+	for _, b := range l.built() {
+		if a, ok := b.(*agentapi.Server); ok && a.Commands != nil {
+			return a.Commands.Submit(ctx, org, deviceID, req)
+		}
+	}
+	return store.DeviceCommand{}, false, lifecycle.ErrNoChannel
+}
+
+// lazyApple finds the Apple MDM service when first needed.
+type lazyApple struct{ built func() []any }
+
+func (l lazyApple) svc() *apple.Service {
+	for _, b := range l.built() {
+		if a, ok := b.(*apple.Service); ok {
+			return a
+		}
+	}
+	return nil
+}
+
+func (l lazyApple) AssignADEProfile(ctx context.Context, orgID, serial, employeeID string) error {
+	s := l.svc()
+	if s == nil {
+		return lifecycle.ErrNoADE
+	}
+	return s.AssignADEProfile(ctx, orgID, serial, employeeID)
+}
+
+func (l lazyApple) CreateEnrollLink(ctx context.Context, orgID, employeeID, actor string, ttl time.Duration) (string, error) {
+	s := l.svc()
+	if s == nil {
+		return "", fmt.Errorf("Apple MDM is not running: %w", apps.ErrNotSupported)
+	}
+	return AppleLinks{S: s}.CreateEnrollLink(ctx, orgID, employeeID, actor, ttl)
+}
+
+// New builds the lifecycle engine with the real adapters, registers its River worker and
+// queue, and returns it. The engine is the capability: it has Routes() and Start(ctx)
+// (the outbox/timer loop, run on every replica).
 func New(d Deps) *lifecycle.Engine {
-	opts := []lifecycle.Option{lifecycle.WithKeys(d.Keys), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: d.DB, Keys: d.Keys})}
+	if d.Built == nil {
+		d.Built = func() []any { return nil }
+	}
+	la := lazyApple{built: d.Built}
+	opts := []lifecycle.Option{lifecycle.WithKeys(d.Keys), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: d.DB, Keys: d.Keys}),
+		lifecycle.WithCommander(Commander{DB: d.DB, Commands: lazySubmitter{built: d.Built}}),
+		lifecycle.WithEnroller(Enroller{ADE: la, Links: la, InstallerURL: d.InstallerURL})}
 	if d.Logger != nil {
 		opts = append(opts, lifecycle.WithLogger(d.Logger))
 	}
-	enr := Enroller{InstallerURL: d.InstallerURL}
-	for _, b := range d.Built {
-		switch c := b.(type) {
-		case *agentapi.Server:
-			opts = append(opts, lifecycle.WithCommander(Commander{DB: d.DB, Commands: c.Commands}))
-		case *apple.Service:
-			enr.ADE, enr.Links = c, AppleLinks{S: c}
-		}
-	}
-	opts = append(opts, lifecycle.WithEnroller(enr))
 	e := lifecycle.New(d.DB, append(opts, d.Options...)...)
 	e.Register(d.Registry, d.Workers)
 	e.SetQueue(e.NewRiverQueue(d.Jobs))
