@@ -171,8 +171,8 @@ func (e *Engine) onboardingAt(org domain.Org, emp domain.Employee) time.Time {
 	return emp.HR.StartDate.At(9, org.Location()).AddDate(0, 0, -lead).UTC()
 }
 
-// offboardingAt is the termination date at the org's offboarding hour in its time zone;
-// a date today or in the past means now.
+// offboardingAt is the termination date at the org's offboarding hour (default 17:00)
+// in its time zone; a date today or in the past means now.
 func (e *Engine) offboardingAt(org domain.Org, date domain.Date) time.Time {
 	loc := org.Location()
 	now := e.clock.Now().In(loc)
@@ -180,8 +180,9 @@ func (e *Engine) offboardingAt(org domain.Org, date domain.Date) time.Time {
 	if !date.After(today.Time) {
 		return e.clock.Now()
 	}
+	// 0 (unset) means the default, 17:00 local: the employee's last day ends first.
 	hour := org.Settings.OffboardingHour
-	if hour < 0 || hour > 23 {
+	if hour <= 0 || hour > 23 {
 		hour = 17
 	}
 	return date.At(hour, loc).UTC()
