@@ -285,71 +285,113 @@ func (sc *scanner) addError(kind, id, msg string) {
 func (sc *scanner) pass(ctx context.Context, opt hris.ListOptions, persistImport bool) error {
 	e := sc.e
 	opt.Limit = e.cfg.PageSize
-	restarts := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		page, err := sc.dir.ListMembers(ctx, opt)
-		if errors.Is(err, hris.ErrStaleCursor) && opt.Cursor != "" && restarts < 3 {
-			// The cursor expired or the data moved: restart this listing.
-			// Upserts are idempotent, so pages seen twice change nothing.
-			restarts++
+	// The next page is fetched while the current one is written: with a real
+	// API the request latency, not the database, sets the import time.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan fetched, 1)
+	go sc.fetch(fctx, opt, pages)
+	for f := range pages {
+		if f.restarted {
 			sc.addError("stale_cursor", "", "provider rejected the cursor; scan restarted")
-			opt.Cursor = ""
 			continue
 		}
-		if err != nil {
+		if f.err != nil {
+			return f.err
+		}
+		if err := sc.applyFetched(ctx, f.page, persistImport); err != nil {
 			return err
 		}
-		snapshot := *sc.run
-		snapshot.Errors = append([]store.HRRunError(nil), sc.run.Errors...)
-		o := sc.opts()
-		err = e.db.InTx(ctx, func(tx *sql.Tx) error {
-			c, err := store.GetHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
-			if err != nil {
-				return err
-			}
-			if c.State != store.HRStateActive {
-				return errConnectionEnded
-			}
-			for _, sk := range page.Skipped {
-				if sk.ExternalID != "" && sc.reported[sk.ExternalID] {
-					continue // the same bad record seen again (catch-up pass, restart)
-				}
-				sc.reported[sk.ExternalID] = true
-				sc.run.Skipped++
-				sc.addError("malformed", sk.ExternalID, sk.Reason)
-			}
-			outs, reasons, err := e.applyPage(ctx, tx, page.Items, o)
-			if err != nil {
-				return err
-			}
-			for i, m := range page.Items {
-				sc.run.Seen++
-				sc.count(outs[i], m.ExternalID, reasons[i])
-			}
-			sc.run.Pages++
-			sc.run.Cursor = page.NextCursor
-			sc.run.HeartbeatAt = e.now()
-			if err := store.UpdateHRSyncRun(ctx, tx, sc.run); err != nil {
-				return err
-			}
-			if persistImport {
-				c.ImportCursor = page.NextCursor
-				return store.UpdateHRConnection(ctx, tx, &c)
-			}
+		if f.page.NextCursor == "" {
 			return nil
-		})
-		if err != nil {
-			*sc.run = snapshot
-			return err
 		}
-		if page.NextCursor == "" {
-			return nil
+	}
+	return ctx.Err()
+}
+
+type fetched struct {
+	page      *hris.Page
+	err       error
+	restarted bool
+}
+
+// fetch pages through one listing into out, restarting on a stale cursor
+// (upserts are idempotent, so pages seen twice change nothing).
+func (sc *scanner) fetch(ctx context.Context, opt hris.ListOptions, out chan<- fetched) {
+	defer close(out)
+	send := func(f fetched) bool {
+		select {
+		case out <- f:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	restarts := 0
+	for {
+		page, err := sc.dir.ListMembers(ctx, opt)
+		if errors.Is(err, hris.ErrStaleCursor) && opt.Cursor != "" && restarts < 3 {
+			restarts++
+			opt.Cursor = ""
+			if !send(fetched{restarted: true}) {
+				return
+			}
+			continue
+		}
+		if !send(fetched{page: page, err: err}) || err != nil || page.NextCursor == "" {
+			return
 		}
 		opt.Cursor = page.NextCursor
 	}
+}
+
+// applyFetched writes one page, its progress and (for imports) its cursor in
+// one transaction.
+func (sc *scanner) applyFetched(ctx context.Context, page *hris.Page, persistImport bool) error {
+	e := sc.e
+	snapshot := *sc.run
+	snapshot.Errors = append([]store.HRRunError(nil), sc.run.Errors...)
+	o := sc.opts()
+	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+		c, err := store.GetHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
+		if err != nil {
+			return err
+		}
+		if c.State != store.HRStateActive {
+			return errConnectionEnded
+		}
+		for _, sk := range page.Skipped {
+			if sk.ExternalID != "" && sc.reported[sk.ExternalID] {
+				continue // the same bad record seen again (catch-up pass, restart)
+			}
+			sc.reported[sk.ExternalID] = true
+			sc.run.Skipped++
+			sc.addError("malformed", sk.ExternalID, sk.Reason)
+		}
+		outs, reasons, err := e.applyPage(ctx, tx, page.Items, o)
+		if err != nil {
+			return err
+		}
+		for i, m := range page.Items {
+			sc.run.Seen++
+			sc.count(outs[i], m.ExternalID, reasons[i])
+		}
+		sc.run.Pages++
+		sc.run.Cursor = page.NextCursor
+		sc.run.HeartbeatAt = e.now()
+		if err := store.UpdateHRSyncRun(ctx, tx, sc.run); err != nil {
+			return err
+		}
+		if persistImport {
+			c.ImportCursor = page.NextCursor
+			return store.UpdateHRConnection(ctx, tx, &c)
+		}
+		return nil
+	})
+	if err != nil {
+		*sc.run = snapshot
+	}
+	return err
 }
 
 func (sc *scanner) count(out outcome, id, reason string) {
