@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/enrollment"
@@ -271,5 +273,38 @@ func waitOffline(t *testing.T, db *store.DB, orgID, agentID string) {
 			t.Fatal("agent still online after its stream closed")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRevocationReachesOtherReplica(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	ctx := context.Background()
+	open := func() *store.DB {
+		db, err := postgres.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		return db
+	}
+	dbA, dbB := open(), open()
+	if err := dbA.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, dbA, domain.PlanPro)
+	srvB, _, _ := startServer(t, dbB, e.kr)
+	ag, dev := linkedAgent(t, e, "SN-XREV")
+	onB := &env{t: t, db: dbB, kr: e.kr, ca: e.ca, srv: srvB, org: e.org}
+	sim, stop := onB.connect(t, ag, true)
+	defer stop()
+	// Revoked through replica A; replica B holds the stream.
+	if _, err := e.srv.RevokeDevice(ctx, e.org.ID, dev.ID, "stolen"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sim.done:
+		wantCode(t, sim.err, codes.Unauthenticated)
+	case <-time.After(5 * time.Second):
+		t.Fatal("replica B kept the revoked agent's stream open")
 	}
 }
