@@ -483,4 +483,3 @@ func WriteSection(path, section string) error {
 	}
 	return os.WriteFile(path, []byte(text), 0o644)
 }
-
