@@ -271,3 +271,50 @@ func TestCrashMidImportResumes(t *testing.T) {
 		}
 	})
 }
+
+// EDGE_CASES 3 (late) and 12 (delays): a cancel after the termination took
+// effect, and webhooks racing a scan over the same members.
+func TestLateCancelAndRaces(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, hopts{members: gen(120, true)})
+		h.connect()
+		h.events()
+
+		t.Run("3 canceled after it took effect", func(t *testing.T) {
+			h.fake.ScheduleTermination(mid(2), date(-1))
+			h.deliver()
+			if c := countTypes(h.events()); c[domain.EventEmployeeTerminated] != 1 {
+				t.Fatalf("events %v", c)
+			}
+			h.fake.CancelTermination(mid(2)) // reactivates the same employment
+			h.deliver()
+			evs := h.events()
+			if len(evs) != 1 || evs[0].Type != domain.EventEmployeeTerminationCanceled || !contains(string(evs[0].Payload), `"after_effective":true`) {
+				t.Fatalf("events %v", evs)
+			}
+			if e := h.employee(mid(2)); e.HR.Status != domain.StatusActive {
+				t.Fatalf("status %s", e.HR.Status)
+			}
+		})
+		t.Run("12 delayed webhooks racing a full scan give one event per change", func(t *testing.T) {
+			for i := 10; i < 40; i++ {
+				h.fake.UpdateMember(mid(i), func(m *fakejustworks.Member) { m.JobTitle = "Raced" }, false)
+			}
+			h.fake.SetChaos(fakejustworks.Chaos{Delay: 2 * time.Millisecond, Shuffle: true, Seed: 3, Duplicates: 1})
+			defer h.fake.SetChaos(fakejustworks.Chaos{})
+			done := make(chan store.HRSyncRun)
+			go func() {
+				run, _ := h.eng.SyncNow(context.Background(), h.org.ID, hrsync.SyncOptions{Kind: hrsync.KindFull, Trigger: "test"})
+				done <- run
+			}()
+			h.deliver()
+			run := <-done
+			h.waitProcessed()
+			evs := h.events()
+			if run.Status != store.HRRunSucceeded || len(evs) != 30 || countTypes(evs)[domain.EventEmployeeUpdated] != 30 {
+				t.Fatalf("run %+v events %v", run, countTypes(evs))
+			}
+		})
+	})
+}

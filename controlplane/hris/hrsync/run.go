@@ -348,6 +348,16 @@ func (sc *scanner) fetch(ctx context.Context, opt hris.ListOptions, out chan<- f
 // applyFetched writes one page, its progress and (for imports) its cursor in
 // one transaction.
 func (sc *scanner) applyFetched(ctx context.Context, page *hris.Page, persistImport bool) error {
+	err := sc.applyFetchedOnce(ctx, page, persistImport)
+	if errors.Is(err, store.ErrConflict) {
+		// A webhook created one of these members concurrently (Postgres):
+		// the retry sees the row and updates it instead.
+		err = sc.applyFetchedOnce(ctx, page, persistImport)
+	}
+	return err
+}
+
+func (sc *scanner) applyFetchedOnce(ctx context.Context, page *hris.Page, persistImport bool) error {
 	e := sc.e
 	snapshot := *sc.run
 	snapshot.Errors = append([]store.HRRunError(nil), sc.run.Errors...)
