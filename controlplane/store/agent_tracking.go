@@ -238,7 +238,7 @@ func (db *DB) applyInventoryTx(ctx context.Context, tx *sql.Tx, orgID, agentID s
 		}
 	}
 	out.DeviceID = deviceID
-	return out, applyInventorySections(ctx, tx, orgID, deviceID, agentID, serial, r, &out, nil)
+	return out, applyInventorySections(ctx, db.Dialect, tx, orgID, deviceID, agentID, serial, r, &out, nil)
 }
 
 // applyInventoryFast handles the common report with one read: an agent already linked to
@@ -272,7 +272,7 @@ func (db *DB) applyInventoryFast(ctx context.Context, tx *sql.Tx, orgID, agentID
 		}
 	}
 	out.DeviceID = deviceID
-	return true, applyInventorySections(ctx, tx, orgID, deviceID, agentID, devSerial, r, out, tr)
+	return true, applyInventorySections(ctx, db.Dialect, tx, orgID, deviceID, agentID, devSerial, r, out, tr)
 }
 
 // linkBySerial finds or creates the device for serial and links the agent to it; it
@@ -363,7 +363,7 @@ func (db *DB) promoteToInUse(ctx context.Context, tx *sql.Tx, orgID, deviceID st
 	return err
 }
 
-func applyInventorySections(ctx context.Context, tx *sql.Tx, orgID, deviceID, agentID, serial string, r InventoryReport, out *InventoryOutcome, pre *trackingRow) error {
+func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, orgID, deviceID, agentID, serial string, r InventoryReport, out *InventoryOutcome, pre *trackingRow) error {
 	var tr trackingRow
 	if pre != nil {
 		tr = *pre
@@ -411,6 +411,32 @@ func applyInventorySections(ctx context.Context, tx *sql.Tx, orgID, deviceID, ag
 	if posture == "" {
 		posture = "{}"
 	}
+	hist := ""
+	if len(changes) > 0 {
+		b, err := json.Marshal(changes)
+		if err != nil {
+			return fmt.Errorf("encode changes: %w", err)
+		}
+		hist = string(b)
+	}
+	if dialect == Postgres {
+		// One round trip for the three writes: this is the hot path of every report.
+		_, err := tx.ExecContext(ctx, `WITH a AS (
+			UPDATE agents SET last_seen_at = $2, hostname = COALESCE(NULLIF($3, ''), hostname), serial_number = $11,
+				inventory_hash = $9, updated_at = $2 WHERE id = $1),
+		h AS (
+			INSERT INTO device_inventory_history (id, org_id, device_id, agent_id, changes, at)
+			SELECT $12, $13, $10, $1, $14, $2 WHERE $14 <> '')
+		UPDATE device_tracking SET agent_id = $1, last_seen_at = $2, hostname = COALESCE(NULLIF($3, ''), hostname),
+			os_name = COALESCE(NULLIF($4, ''), os_name), os_version = COALESCE(NULLIF($5, ''), os_version), os_build = COALESCE(NULLIF($6, ''), os_build),
+			posture = $7, inventory = $8, inventory_hash = $9, inventory_updated_at = $2, updated_at = $2 WHERE device_id = $10`,
+			agentID, r.At, r.Hostname, r.OSName, r.OSVersion, r.OSBuild, posture, string(inv), r.Hash, deviceID, serial,
+			domain.NewID(), orgID, hist)
+		if err != nil {
+			return fmt.Errorf("record report of %s: %w", deviceID, err)
+		}
+		return nil
+	}
 	// A delta leaves out unchanged sections: keep the identity columns it does not carry.
 	if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET agent_id = $1, last_seen_at = $2, hostname = COALESCE(NULLIF($3, ''), hostname),
 		os_name = COALESCE(NULLIF($4, ''), os_name), os_version = COALESCE(NULLIF($5, ''), os_version), os_build = COALESCE(NULLIF($6, ''), os_build),
@@ -422,15 +448,11 @@ func applyInventorySections(ctx context.Context, tx *sql.Tx, orgID, deviceID, ag
 		r.At, r.Hostname, serial, r.Hash, agentID); err != nil {
 		return fmt.Errorf("update agent %s: %w", agentID, err)
 	}
-	if len(changes) == 0 {
+	if hist == "" {
 		return nil
 	}
-	b, err := json.Marshal(changes)
-	if err != nil {
-		return fmt.Errorf("encode changes: %w", err)
-	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO device_inventory_history (id, org_id, device_id, agent_id, changes, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		domain.NewID(), orgID, deviceID, agentID, string(b), r.At); err != nil {
+		domain.NewID(), orgID, deviceID, agentID, hist, r.At); err != nil {
 		return fmt.Errorf("record inventory history: %w", err)
 	}
 	return nil
