@@ -113,15 +113,11 @@ func (e *Engine) allocateDevice(ctx context.Context, rc *runCtx) (outcome, error
 		}
 	}
 	// An order placed by an earlier attempt of this workflow?
-	orders, _, err := e.db.ListOrders(ctx, rc.org.ID, "", store.Page{Limit: store.MaxLimit})
-	if err != nil {
+	if o, err := store.OrderOfWorkflow(ctx, e.db.SQL, rc.org.ID, rc.w.ID); err == nil {
+		d.OrderID = o.ID
+		return outcome{state: StepSucceeded, data: &d, output: map[string]any{"source": "procurement", "order_id": o.ID}}, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return outcome{}, err
-	}
-	for _, o := range orders {
-		if o.WorkflowID == rc.w.ID {
-			d.OrderID = o.ID
-			return outcome{state: StepSucceeded, data: &d, output: map[string]any{"source": "procurement", "order_id": o.ID}}, nil
-		}
 	}
 	var picked domain.Device
 	err = e.db.InTx(ctx, func(tx *sql.Tx) error {

@@ -308,3 +308,13 @@ func StockCandidates(ctx context.Context, q Querier, orgID, equipmentType string
 	}
 	return out, rows.Err()
 }
+
+// OrderOfWorkflow returns the order a workflow placed, or ErrNotFound.
+func OrderOfWorkflow(ctx context.Context, q Querier, orgID, workflowID string) (ProcurementOrder, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM procurement_orders WHERE org_id = $1 AND workflow_id = $2
+		ORDER BY id LIMIT 1`, orgID, workflowID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, fmt.Errorf("order of workflow %s: %w", workflowID, ErrNotFound)
+	}
+	return o, err
+}
