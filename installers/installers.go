@@ -16,6 +16,7 @@
 package installers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -213,9 +214,11 @@ type Builder struct {
 	Agents            AgentBinaries
 	// Authenticode signs the exe and the MSI when set.
 	Authenticode *msi.Authenticode
-	MSITools     msi.Tools
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// PkgSigning signs the macOS .pkg (relic) when set.
+	PkgSigning *pkg.Signing
+	MSITools   msi.Tools
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Request is one build.
@@ -351,7 +354,19 @@ func (b *Builder) Build(ctx context.Context, req Request, outDir string) (Artifa
 		}
 		if err == nil {
 			err = writeFile(tmp, func(w io.Writer) error {
-				return pkg.Build(w, pkg.Input{Version: b.Version, Archs: machoArchs, Binary: bin, Config: cfg, Mtime: builtAt})
+				var buf bytes.Buffer
+				if err := pkg.Build(&buf, pkg.Input{Version: b.Version, Archs: machoArchs, Binary: bin, Config: cfg, Mtime: builtAt}); err != nil {
+					return err
+				}
+				out := buf.Bytes()
+				if b.PkgSigning != nil {
+					if out, err = pkg.Sign(ctx, out, *b.PkgSigning); err != nil {
+						return err
+					}
+					signed = true
+				}
+				_, err := w.Write(out)
+				return err
 			})
 		}
 	}

@@ -3,6 +3,7 @@ package installers
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/installers/internal/testutil"
 	"github.com/lanyardhq/lanyard/installers/msi"
+	"github.com/lanyardhq/lanyard/installers/pkg"
 	"github.com/lanyardhq/lanyard/installers/pkg/bom"
 )
 
@@ -92,6 +94,7 @@ func buildAll(t *testing.T) map[Target]Artifact {
 		cert, key := testutil.CodeSigningCert(t, builtDir)
 		signCert = cert
 		b.Authenticode = &msi.Authenticode{CertFile: cert, KeyFile: key}
+		b.PkgSigning = &pkg.Signing{CertFile: cert, KeyFile: key}
 		built = map[Target]Artifact{}
 		for _, tg := range allTargets {
 			a, err := b.Build(context.Background(), Request{OrgID: "org-pro", Target: tg}, filepath.Join(builtDir, "out"))
@@ -183,8 +186,10 @@ func TestArtifacts(t *testing.T) {
 			t.Errorf("%v: sha256sum -c: %v\n%s", tg, err, out)
 		}
 	}
-	if !arts[Target{WindowsMSI, "amd64"}].Signed {
-		t.Error("MSI not marked signed")
+	for _, tg := range []Target{{WindowsMSI, "amd64"}, {MacOSPkg, "arm64"}, {MacOSPkg, Universal}} {
+		if !arts[tg].Signed {
+			t.Errorf("%v not marked signed", tg)
+		}
 	}
 	if minter.minted[0].Name != "installer linux-deb/amd64 1.2.3" {
 		t.Errorf("secret name = %q", minter.minted[0].Name)
@@ -395,5 +400,28 @@ func TestSignedMSI(t *testing.T) {
 	si := run(t, "", "msiinfo", "export", a.Path, "ServiceInstall")
 	if !strings.Contains(si, "lanyard-agent\tLanyard Agent\t16\t2\t") {
 		t.Errorf("ServiceInstall:\n%s", si)
+	}
+}
+
+func TestSignedPkg(t *testing.T) {
+	arts := buildAll(t)
+	pemBytes, err := os.ReadFile(signCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	for _, arch := range []string{"arm64", Universal} {
+		b, err := os.ReadFile(arts[Target{MacOSPkg, arch}].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pkg.Verify(b, roots); err != nil {
+			t.Errorf("%s: signed pkg does not verify: %v", arch, err)
+		}
+		tampered, _ := os.ReadFile(testutil.Tampered(t, arts[Target{MacOSPkg, arch}].Path))
+		if _, err := pkg.Verify(tampered, roots); err == nil {
+			t.Errorf("%s: tampered pkg verified", arch)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/installers"
 	"github.com/lanyardhq/lanyard/installers/msi"
+	"github.com/lanyardhq/lanyard/installers/pkg"
 	"github.com/lanyardhq/lanyard/pki"
 )
 
@@ -26,7 +27,7 @@ func installersCmd() *cobra.Command {
 	var (
 		org, platform, arch, out, version, agentBin, source string
 		signCert, signKey, tsURL, controlURL, agentURL      string
-		enrollAddr                                          string
+		enrollAddr, pkgCert, pkgKey                         string
 		expiresIn                                           time.Duration
 		maxUses                                             int
 	)
@@ -95,6 +96,12 @@ verified on macOS.`,
 					}
 					b.Authenticode = &msi.Authenticode{CertFile: signCert, KeyFile: signKey, TimestampURL: tsURL}
 				}
+				if pkgCert != "" || pkgKey != "" {
+					if pkgCert == "" || pkgKey == "" {
+						return errors.New("--pkg-sign-cert and --pkg-sign-key go together")
+					}
+					b.PkgSigning = &pkg.Signing{CertFile: pkgCert, KeyFile: pkgKey}
+				}
 				req := installers.Request{OrgID: o.ID, Target: tg, SecretMaxUses: maxUses}
 				if expiresIn > 0 {
 					t := domain.Now().Add(expiresIn)
@@ -129,6 +136,8 @@ verified on macOS.`,
 	f.StringVar(&source, "source", ".", "module root to build the agent from when --agent-bin is not set")
 	f.StringVar(&signCert, "sign-cert", "", "Authenticode certificate chain (PEM) to sign the .exe and .msi with osslsigncode")
 	f.StringVar(&signKey, "sign-key", "", "private key (PEM) for --sign-cert")
+	f.StringVar(&pkgCert, "pkg-sign-cert", "", "certificate chain (PEM, e.g. Developer ID Installer) to sign the macOS .pkg with relic")
+	f.StringVar(&pkgKey, "pkg-sign-key", "", "private key (PEM) for --pkg-sign-cert")
 	f.StringVar(&tsURL, "timestamp-url", "", "RFC 3161 timestamp server for Authenticode (release builds)")
 	f.StringVar(&controlURL, "control-plane-url", "", "URL baked into the agent config (default: public-url)")
 	f.StringVar(&agentURL, "agent-address", "", "agent gRPC host:port baked into the config (default: agent-url)")

@@ -22,6 +22,7 @@ package msi
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"embed"
 	"encoding/xml"
 	"fmt"
@@ -32,6 +33,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/sassoftware/relic/v7/lib/authenticode"
 )
 
 // Stable identifiers. Never change them: Windows Installer matches
@@ -268,4 +271,29 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("msi: write %s: %w", dst, err)
 	}
 	return nil
+}
+
+// VerifyGo checks an MSI's Authenticode signature in Go (relic v7.6.2),
+// without osslsigncode: the digest of every stream and the signer's chain
+// to roots. It returns the signing certificate.
+func VerifyGo(path string, roots *x509.CertPool) (*x509.Certificate, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sig, err := authenticode.VerifyMSI(f, false)
+	if err != nil {
+		return nil, fmt.Errorf("msi: verify %s: %w", filepath.Base(path), err)
+	}
+	leaf := sig.Certificate
+	inter := x509.NewCertPool()
+	for _, c := range sig.Intermediates {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}); err != nil {
+		return nil, fmt.Errorf("msi: signer %q: %w", leaf.Subject.CommonName, err)
+	}
+	return leaf, nil
 }

@@ -2,6 +2,7 @@ package msi
 
 import (
 	"context"
+	"crypto/x509"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,6 +165,22 @@ func TestSigned(t *testing.T) {
 	}
 	if err := Verify(ctx, Tools{}, bb.cert, testutil.Tampered(t, bb.signed)); err == nil {
 		t.Error("tampered MSI verified")
+	}
+	// The same checks in Go (relic), for hosts without osslsigncode.
+	pemBytes, _ := os.ReadFile(bb.cert)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	if _, err := VerifyGo(bb.signed, roots); err != nil {
+		t.Errorf("relic: signed MSI does not verify: %v", err)
+	}
+	if _, err := VerifyGo(bb.unsigned, roots); err == nil {
+		t.Error("relic: unsigned MSI verified")
+	}
+	if _, err := VerifyGo(testutil.Tampered(t, bb.signed), roots); err == nil {
+		t.Error("relic: tampered MSI verified")
+	}
+	if _, err := VerifyGo(bb.signed, x509.NewCertPool()); err == nil {
+		t.Error("relic: MSI verified against an unrelated root")
 	}
 	// The exe inside was signed before it was packed.
 	dir := t.TempDir()
