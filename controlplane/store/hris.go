@@ -758,3 +758,23 @@ func (db *DB) InsertHRBatch(ctx context.Context, q Querier, es []*domain.Employe
 	}
 	return nil
 }
+
+// TouchHRWebhook records when a connection last received a verified webhook.
+func TouchHRWebhook(ctx context.Context, q Querier, connID string, at time.Time) error {
+	if _, err := q.ExecContext(ctx, `UPDATE hr_connections SET last_webhook_at = $1 WHERE id = $2`, at.UTC(), connID); err != nil {
+		return fmt.Errorf("touch hr connection %s: %w", connID, err)
+	}
+	return nil
+}
+
+// PruneHRWebhookEvents deletes finished webhook records received before t
+// (their only use is deduplication of late retries).
+func PruneHRWebhookEvents(ctx context.Context, q Querier, connID string, before time.Time) (int64, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM hr_webhook_events WHERE connection_id = $1 AND status <> 'received' AND received_at < $2`,
+		connID, before.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("prune webhook events: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}

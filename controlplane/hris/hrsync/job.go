@@ -91,6 +91,10 @@ func (e *Engine) Reconcile(ctx context.Context, orgID, connID string) error {
 	if err := e.sweepConnection(ctx, c.ID, 10*time.Second); err != nil {
 		e.log.WarnContext(ctx, "sweep webhook events", "connection_id", c.ID, "err", err)
 	}
+	// Event ids only matter for deduplicating late retries; keep 30 days.
+	if _, err := store.PruneHRWebhookEvents(ctx, e.db.SQL, c.ID, e.now().AddDate(0, 0, -30)); err != nil {
+		e.log.WarnContext(ctx, "prune webhook events", "connection_id", c.ID, "err", err)
+	}
 	_, err = e.SyncNow(ctx, orgID, SyncOptions{Trigger: "schedule"})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		return nil // a run is in progress, or the connection ended

@@ -100,6 +100,9 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	if err := store.TouchHRWebhook(ctx, e.db.SQL, conn.ID, rec.ReceivedAt); err != nil {
+		e.log.WarnContext(ctx, "record webhook time", "err", err)
+	}
 	if rec.Status == evIgnored {
 		return api.JSON(w, http.StatusOK, WebhookAck{Status: "ignored", ID: rec.ID})
 	}

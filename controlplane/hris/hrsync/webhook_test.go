@@ -180,6 +180,9 @@ func TestWebhookEdgeCases(t *testing.T) {
 			if d := h.fake.Deliver(h.ctx, url, h.secret, body, fakejustworks.DeliverOptions{}); d.Status != http.StatusOK {
 				t.Fatalf("duplicate delivery %+v", d)
 			}
+			if h.conn().LastWebhookAt == nil {
+				t.Fatal("last_webhook_at not recorded")
+			}
 			h.waitProcessed()
 			if evs := h.events(); len(evs) != 0 {
 				t.Fatalf("unchanged member produced %v", countTypes(evs))
@@ -203,6 +206,9 @@ func TestWebhookEdgeCases(t *testing.T) {
 			}
 			if e := h.employee(mid(10)); e.HR.Status != domain.StatusTerminated {
 				t.Fatalf("mem10 %s", e.HR.Status)
+			}
+			if n, err := store.PruneHRWebhookEvents(h.ctx, db.SQL, h.conn().ID, h.now()); err != nil || n == 0 || h.webhookRows()["processed"] != 0 {
+				t.Fatalf("prune: %d %v", n, err)
 			}
 		})
 	})

@@ -235,3 +235,38 @@ func TestWebhookDelivery(t *testing.T) {
 		t.Fatalf("tampered %+v", d)
 	}
 }
+
+func TestSimulateOnlyInTour(t *testing.T) {
+	var got []string
+	var mu sync.Mutex
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Header.Get(justworks.SignatureHeader)+" "+string(b))
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	for _, tour := range []bool{false, true} {
+		s, err := Start(Options{Tour: tour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := s.Subscribe(recv.URL, []byte("k"))
+		tok := token(t, s)
+		req, _ := http.NewRequest("POST", s.URL()+"/v1/webhooks/"+id+"/simulate", strings.NewReader(`{"payload_override":{"id":"evt_sim","event_type":"member.profile.updated","data":{"id":"mem_x"}}}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := map[bool]int{false: 404, true: 200}[tour]
+		if resp.StatusCode != want {
+			t.Fatalf("tour=%v: status %d", tour, resp.StatusCode)
+		}
+		s.Close()
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "evt_sim") || strings.HasPrefix(got[0], " ") {
+		t.Fatalf("simulated deliveries %q", got)
+	}
+}
