@@ -195,19 +195,24 @@ type MDMEnrollment struct {
 	NextPushAt    *time.Time `json:"next_push_at,omitempty"`
 	LastSeenAt    *time.Time `json:"last_seen_at,omitempty"`
 	EnrolledAt    *time.Time `json:"enrolled_at,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
+	// IdentityNotAfter is the expiry of the Mac's SCEP identity; RenewalAt is when
+	// Lanyard last re-sent the enrollment profile to renew it.
+	IdentityNotAfter *time.Time `json:"identity_not_after,omitempty"`
+	RenewalAt        *time.Time `json:"renewal_at,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 const mdmEnrollmentCols = `udid, org_id, device_id, employee_id, serial_number, model, os_version, device_name, topic, status,
-	posture, drift, push_failures, last_push_error, next_push_at, last_seen_at, enrolled_at, created_at, updated_at`
+	posture, drift, push_failures, last_push_error, next_push_at, last_seen_at, enrolled_at, identity_not_after, renewal_at, created_at, updated_at`
 
 func scanMDMEnrollment(s interface{ Scan(...any) error }) (MDMEnrollment, error) {
 	var e MDMEnrollment
-	var next, seen, enr sql.NullTime
+	var next, seen, enr, idExp, ren sql.NullTime
 	err := s.Scan(&e.UDID, &e.OrgID, &e.DeviceID, &e.EmployeeID, &e.SerialNumber, &e.Model, &e.OSVersion, &e.DeviceName,
-		&e.Topic, &e.Status, &e.Posture, &e.Drift, &e.PushFailures, &e.LastPushError, &next, &seen, &enr, &e.CreatedAt, &e.UpdatedAt)
+		&e.Topic, &e.Status, &e.Posture, &e.Drift, &e.PushFailures, &e.LastPushError, &next, &seen, &enr, &idExp, &ren, &e.CreatedAt, &e.UpdatedAt)
 	e.NextPushAt, e.LastSeenAt, e.EnrolledAt = nullTimePtr(next), nullTimePtr(seen), nullTimePtr(enr)
+	e.IdentityNotAfter, e.RenewalAt = nullTimePtr(idExp), nullTimePtr(ren)
 	return e, err
 }
 
@@ -282,13 +287,14 @@ func (db *DB) MDMAuthenticate(ctx context.Context, e MDMEnrollment) (MDMEnrollme
 			e.EmployeeID = dev.AssignedEmployeeID
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO mdm_enrollments (udid, org_id, device_id, employee_id, serial_number, model, os_version,
-			device_name, topic, status, last_seen_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'authenticated', $10, $10, $10)
+			device_name, topic, status, last_seen_at, identity_not_after, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'authenticated', $10, $11, $10, $10)
 			ON CONFLICT (udid) DO UPDATE SET org_id = excluded.org_id, device_id = excluded.device_id, employee_id = excluded.employee_id,
 			serial_number = excluded.serial_number, model = excluded.model, os_version = excluded.os_version,
 			device_name = excluded.device_name, topic = excluded.topic, status = 'authenticated', push_failures = 0,
-			last_push_error = '', next_push_at = NULL, last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at`,
-			e.UDID, e.OrgID, e.DeviceID, e.EmployeeID, e.SerialNumber, e.Model, e.OSVersion, e.DeviceName, e.Topic, now)
+			last_push_error = '', next_push_at = NULL, last_seen_at = excluded.last_seen_at,
+			identity_not_after = excluded.identity_not_after, renewal_at = NULL, updated_at = excluded.updated_at`,
+			e.UDID, e.OrgID, e.DeviceID, e.EmployeeID, e.SerialNumber, e.Model, e.OSVersion, e.DeviceName, e.Topic, now, timeArg(e.IdentityNotAfter))
 		if err != nil {
 			return fmt.Errorf("record mdm authenticate: %w", err)
 		}
@@ -509,4 +515,31 @@ func (db *DB) MDMCountEnrollments(ctx context.Context, orgID string) (int, error
 	var n int
 	err := db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM mdm_enrollments WHERE org_id = $1 AND status <> 'checked_out'`, orgID).Scan(&n)
 	return n, err
+}
+
+// MDMEnrollmentsToRenew lists enrolled Macs whose identity expires before `before` and
+// that were not sent a renewal in the last day.
+func (db *DB) MDMEnrollmentsToRenew(ctx context.Context, now, before time.Time, limit int) ([]MDMEnrollment, error) {
+	rows, err := db.SQL.QueryContext(ctx, `SELECT `+mdmEnrollmentCols+` FROM mdm_enrollments
+		WHERE status = 'enrolled' AND identity_not_after IS NOT NULL AND identity_not_after < $1
+		AND (renewal_at IS NULL OR renewal_at < $2) ORDER BY identity_not_after LIMIT $3`, before.UTC(), now.Add(-24*time.Hour).UTC(), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []MDMEnrollment
+	for rows.Next() {
+		e, err := scanMDMEnrollment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// MDMMarkRenewal records that the enrollment profile was re-sent to renew the identity.
+func (db *DB) MDMMarkRenewal(ctx context.Context, udid string, at time.Time) error {
+	_, err := db.SQL.ExecContext(ctx, `UPDATE mdm_enrollments SET renewal_at = $2 WHERE udid = $1`, udid, at.UTC())
+	return err
 }

@@ -65,9 +65,10 @@ func (l *listener) Authenticate(r *mdm.Request, m *mdm.Authenticate) error {
 	if employeeID == "" {
 		employeeID = l.s.adeEmployeeForSerial(ctx, orgID, m.SerialNumber)
 	}
+	notAfter := r.Certificate.NotAfter.UTC()
 	_, err = l.s.db.MDMAuthenticate(ctx, store.MDMEnrollment{
 		UDID: m.UDID, OrgID: orgID, EmployeeID: employeeID, SerialNumber: m.SerialNumber, Model: model,
-		OSVersion: extra.OSVersion, DeviceName: extra.DeviceName, Topic: m.Topic,
+		OSVersion: extra.OSVersion, DeviceName: extra.DeviceName, Topic: m.Topic, IdentityNotAfter: &notAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("lanyard authenticate: %w", err)

@@ -77,6 +77,9 @@ func (s *Service) RepushOnce(ctx context.Context) (int, error) {
 		s.syncDeviceCommand(ctx, c)
 		s.log.Warn("command expired: the Mac never answered", "command_id", c.UUID, "request_type", c.RequestType, "udid", c.UDID)
 	}
+	if err := s.renewIdentities(ctx); err != nil {
+		s.log.Error("identity renewal", "err", err)
+	}
 	total := 0
 	for {
 		es, err := s.db.MDMEnrollmentsToRepush(ctx, s.cfg.Now(), 500)
@@ -131,4 +134,33 @@ func (s *Service) syncAllADE(ctx context.Context) {
 			s.log.Info("ABM sync", "org_id", org, "devices", n)
 		}
 	}
+}
+
+// IdentityRenewBefore is how long before its SCEP identity expires a Mac is sent a fresh
+// enrollment profile (macOS does not renew on its own). Installing it makes the Mac run
+// SCEP again and re-Authenticate; open commands are then re-issued.
+const IdentityRenewBefore = 30 * 24 * time.Hour
+
+func (s *Service) renewIdentities(ctx context.Context) error {
+	now := s.cfg.Now()
+	es, err := s.db.MDMEnrollmentsToRenew(ctx, now, now.Add(IdentityRenewBefore), 200)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		prof, err := s.EnrollmentProfile(ctx, e.OrgID, e.EmployeeID, "renewal")
+		if err != nil {
+			s.log.Warn("identity renewal profile", "udid", e.UDID, "err", err)
+			continue
+		}
+		if _, err := s.Enqueue(ctx, e, CommandSpec{RequestType: ReqInstallProfile, Payload: prof}, EnqueueOptions{Source: "system"}); err != nil {
+			s.log.Warn("identity renewal", "udid", e.UDID, "err", err)
+			continue
+		}
+		if err := s.db.MDMMarkRenewal(ctx, e.UDID, now); err != nil {
+			return err
+		}
+		s.log.Info("identity renewal sent", "udid", e.UDID, "identity_not_after", e.IdentityNotAfter)
+	}
+	return nil
 }

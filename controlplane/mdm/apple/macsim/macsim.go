@@ -77,6 +77,8 @@ type Mac struct {
 	received []Received
 	locked   bool
 	lockPIN  string
+	renewal  *apple.ParsedEnrollmentProfile
+	renewals int
 	erased   bool
 	awaiting bool
 
@@ -383,7 +385,7 @@ func (m *Mac) Session(ctx context.Context) error {
 			last = nil
 		}
 		if len(bytes.TrimSpace(resp)) == 0 {
-			return nil
+			return m.renewIfAsked(ctx)
 		}
 		next, stop, err := m.answer(resp)
 		if err != nil {
@@ -400,6 +402,30 @@ func (m *Mac) Session(ctx context.Context) error {
 	}
 	return errors.New("session did not end after 1000 commands")
 }
+
+// renewIfAsked installs a re-sent enrollment profile the way macOS does: a new SCEP
+// identity, then Authenticate and TokenUpdate with it.
+func (m *Mac) renewIfAsked(ctx context.Context) error {
+	m.mu.Lock()
+	p := m.renewal
+	m.renewal = nil
+	m.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	cert, key, err := scepEnroll(ctx, p.SCEP.URL, p.SCEP.Challenge, m.Serial)
+	if err != nil {
+		return fmt.Errorf("identity renewal: %w", err)
+	}
+	m.cert, m.key = cert, key
+	m.mu.Lock()
+	m.renewals++
+	m.mu.Unlock()
+	return m.Checkin(ctx, p)
+}
+
+// Renewals counts identity renewals done through a re-sent enrollment profile.
+func (m *Mac) Renewals() int { m.mu.Lock(); defer m.mu.Unlock(); return m.renewals }
 
 // Wake is what a push does: run a session now, or once more after the current one.
 func (m *Mac) Wake() {
@@ -518,6 +544,12 @@ func (m *Mac) apply(c command, out map[string]any) error {
 		}
 		if err := plist.Unmarshal(inner, &p); err != nil || p.PayloadIdentifier == "" {
 			return fmt.Errorf("bad profile: %v", err)
+		}
+		if ep, err := apple.ParseEnrollmentProfile(inner); err == nil {
+			if ep.MDM.ServerURL != m.serverURL || ep.MDM.Topic != m.topic {
+				return errors.New("an enrollment profile may not change ServerURL or Topic")
+			}
+			m.renewal = ep // applied once this session ends
 		}
 		m.profiles[p.PayloadIdentifier] = p.PayloadUUID
 	case "RemoveProfile":
