@@ -507,15 +507,6 @@ func ListPendingStartedExternalIDs(ctx context.Context, q Querier, orgID, source
 	return out, rows.Err()
 }
 
-// CountEmployeesBySource counts an org's employees that came from one HR source.
-func CountEmployeesBySource(ctx context.Context, q Querier, orgID, source string) (int, error) {
-	var n int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM employees WHERE org_id = $1 AND source = $2`, orgID, source).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count employees: %w", err)
-	}
-	return n, nil
-}
-
 // HasTerminatedEmployees reports whether an org has any terminated employee of
 // a source (no rehire matching is needed when it has none).
 func HasTerminatedEmployees(ctx context.Context, q Querier, orgID, source string) (bool, error) {

@@ -210,15 +210,11 @@ func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
 	sc.noRehire = !hasTerm
 	switch run.Kind {
 	case KindInitial:
-		// A first import reads active members only; a reconnect reads everyone,
-		// so what ended while disconnected is seen.
-		status := "active"
-		if n, err := store.CountEmployeesBySource(ctx, e.db.SQL, org.ID, conn.Provider); err != nil {
-			return err
-		} else if n > 0 {
-			status = ""
-		}
-		if err := sc.pass(ctx, hris.ListOptions{Status: status, Cursor: conn.ImportCursor}, true); err != nil {
+		// Every member is read, not only status=active: whether Justworks
+		// reports a future hire as active before the start date is undocumented,
+		// and a reconnect must see who left while it was disconnected. Former
+		// members we never knew are ignored.
+		if err := sc.pass(ctx, hris.ListOptions{Cursor: conn.ImportCursor}, true); err != nil {
 			return err
 		}
 		// Catch up what changed while we paged (EDGE_CASES 9).
