@@ -73,6 +73,7 @@ type Agent struct {
 	// when it really lacks one.
 	reported string
 	lastSent map[string]string // section hashes the server has
+	resends  map[string]int    // result id → connections that carried it
 	stream   *activeStream
 
 	invTrigger chan struct{}

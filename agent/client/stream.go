@@ -30,6 +30,9 @@ type activeStream struct {
 	interval time.Duration
 }
 
+// maxResends bounds how many connections may carry the same unconfirmed result.
+const maxResends = 20
+
 type sentResult struct {
 	state agentv1.CommandState
 	hbSeq uint64
@@ -150,6 +153,21 @@ func (a *Agent) runStream(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("client: hello: %w", err)
 	}
 	for _, r := range pending {
+		// A result the server never confirms (e.g. it refuses it with
+		// PermissionDenied and ends the stream) must not block every
+		// future connection: give up on it after maxResends connections.
+		a.mu.Lock()
+		if a.resends == nil {
+			a.resends = map[string]int{}
+		}
+		a.resends[r.GetCommandId()]++
+		n := a.resends[r.GetCommandId()]
+		a.mu.Unlock()
+		if n > maxResends {
+			a.log.Error("dropping a command result the server never confirmed", "command_id", r.GetCommandId(), "attempts", n-1)
+			_ = a.queue.MarkDelivered(r.GetCommandId(), r.GetState())
+			continue
+		}
 		if err := a.sendResultOn(st, r); err != nil {
 			return false, fmt.Errorf("client: resend result: %w", err)
 		}
