@@ -498,3 +498,44 @@ func TestCompanyAndWebhookManagement(t *testing.T) {
 		t.Fatalf("status %s", s)
 	}
 }
+
+// Two replicas refresh at once: the loser's invalid_grant is resolved by the
+// winner's token once it lands in the store, not by ending the grant.
+func TestConcurrentReplicaRefreshRace(t *testing.T) {
+	ctx := context.Background()
+	e := setup(t, fakejustworks.Options{}, 3, nil)
+	if _, err := e.dir.GetCompany(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.ExpireAccessTokens()
+	// Replica B reads a stale grant three times before A's save is visible.
+	slow := &delayedStore{memStore: e.store}
+	pB, _ := newProvider(t, e.fake, nil)
+	dirB := pB.Directory("conn1", slow)
+	old := e.store.g
+	if _, err := e.dir.GetCompany(ctx); err != nil { // A refreshes and rotates
+		t.Fatal(err)
+	}
+	slow.stale = &old
+	if _, err := dirB.GetCompany(ctx); err != nil {
+		t.Fatalf("replica B gave up the grant: %v", err)
+	}
+}
+
+// delayedStore returns a stale grant for the first loads after stale is set.
+type delayedStore struct {
+	*memStore
+	mu        sync.Mutex
+	stale     *hris.Grant
+	loads     int
+}
+
+func (d *delayedStore) Load(ctx context.Context) (hris.Grant, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.loads++
+	if d.stale != nil && d.loads <= 3 {
+		return *d.stale, nil
+	}
+	return d.memStore.Load(ctx)
+}

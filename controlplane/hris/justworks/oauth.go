@@ -239,15 +239,21 @@ func (s *tokenSource) invalidate(ctx context.Context, failed string) (hris.Grant
 
 func (s *tokenSource) refreshLocked(ctx context.Context) (hris.Grant, error) {
 	g, err := s.refreshWith(ctx, *s.cur)
-	if errors.Is(err, hris.ErrReauthorize) {
-		// Another replica may have rotated the refresh token: adopt the stored one.
+	// Another replica may have rotated the refresh token a moment ago and not
+	// saved the new one yet: look in the store a few times before giving up on
+	// the grant (giving up ends the connection).
+	for i := 0; errors.Is(err, hris.ErrReauthorize) && i < 4; i++ {
 		stored, lerr := s.store.Load(ctx)
-		if lerr == nil && stored.RefreshToken != s.cur.RefreshToken {
+		if lerr == nil && stored.RefreshToken != "" && stored.RefreshToken != s.cur.RefreshToken {
 			s.cur = &stored
 			if s.fresh(&stored) {
 				return stored, nil
 			}
 			g, err = s.refreshWith(ctx, stored)
+			continue
+		}
+		if serr := s.p.cfg.Sleep(ctx, time.Duration(i+1)*250*time.Millisecond); serr != nil {
+			return hris.Grant{}, serr
 		}
 	}
 	if err != nil {
