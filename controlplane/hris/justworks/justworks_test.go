@@ -525,9 +525,9 @@ func TestConcurrentReplicaRefreshRace(t *testing.T) {
 // delayedStore returns a stale grant for the first loads after stale is set.
 type delayedStore struct {
 	*memStore
-	mu        sync.Mutex
-	stale     *hris.Grant
-	loads     int
+	mu    sync.Mutex
+	stale *hris.Grant
+	loads int
 }
 
 func (d *delayedStore) Load(ctx context.Context) (hris.Grant, error) {
