@@ -176,6 +176,37 @@ func (h *harness) buildDeb(version string) (path, secretID string) {
 	return m[1], s[1]
 }
 
+// download fetches a package from GET /api/v1/installers/{platform} into dir.
+func (h *harness) download(platform, arch string) (path, secretID string) {
+	h.t.Helper()
+	req, _ := http.NewRequest("GET", h.httpURL+"/api/v1/installers/"+platform+"?arch="+arch, nil)
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		h.t.Fatalf("GET /api/v1/installers/%s: %d %s", platform, resp.StatusCode, b)
+	}
+	if sum := sha256.Sum256(b); fmt.Sprintf("%x", sum) != resp.Header.Get("X-Checksum-Sha256") {
+		h.t.Fatal("downloaded package does not match its X-Checksum-Sha256")
+	}
+	m := regexp.MustCompile(`filename="([^"]+)"`).FindStringSubmatch(resp.Header.Get("Content-Disposition"))
+	if m == nil {
+		h.t.Fatalf("Content-Disposition %q", resp.Header.Get("Content-Disposition"))
+	}
+	path = filepath.Join(h.dir, "download", m[1])
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return path, resp.Header.Get("X-Lanyard-Enrollment-Secret-Id")
+}
+
 func (h *harness) api(path string, out any) int {
 	h.t.Helper()
 	req, _ := http.NewRequest("GET", h.httpURL+path, nil)
@@ -232,12 +263,15 @@ func setup(t *testing.T) *harness {
 	h.dataDir = filepath.Join(h.dir, "data")
 	root, _ := filepath.Abs("../..")
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	for _, b := range []struct{ pkg, out string }{
-		{"./cmd/lanyard", "lanyard"},
-		{"./cmd/lanyard-agent", "lanyard-agent-linux-" + runtime.GOARCH},
+	// The server reports version 1.0.1, so the packages it builds for the API are an
+	// upgrade over the 1.0.0 one the CLI builds. Its agent binary sits beside it, where
+	// the server wiring looks for prebuilt agents.
+	for _, b := range []struct{ pkg, out, ldflags string }{
+		{"./cmd/lanyard", "lanyard", "-X github.com/lanyardhq/lanyard/controlplane/server.Version=1.0.1"},
+		{"./cmd/lanyard-agent", "lanyard-agent-linux-" + runtime.GOARCH, "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.0.0"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.0.0", "-o", filepath.Join(h.bin, b.out), b.pkg)
+		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", b.ldflags, "-o", filepath.Join(h.bin, b.out), b.pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
@@ -357,11 +391,19 @@ func TestDebInstallEnrollUpgradePurge(t *testing.T) {
 	}
 	agent.stop()
 
-	// 3. Upgrade in place with a newer package: the device identity survives
-	// and the agent comes back as the same device.
+	// 3. Upgrade in place with a newer package, downloaded from the API this
+	// time: the device identity survives and the agent comes back as the same
+	// device.
 	before := fileSum(t, identity)
-	deb2, _ := h.buildDeb("1.0.1")
+	deb2, secret2 := h.download("linux-deb", runtime.GOARCH)
+	if secret2 == "" || secret2 == secretID || !strings.Contains(deb2, "_1.0.1_linux-deb_") {
+		t.Errorf("API package %s with secret %q (CLI package's secret %s)", filepath.Base(deb2), secret2, secretID)
+	}
 	run(t, "dpkg", "-i", deb2)
+	if cfg, err := config.Load(configPath); err != nil || cfg.ControlPlaneURL != h.httpURL || cfg.GRPCAddress != h.grpc ||
+		cfg.EnrollmentAddress != h.enroll || cfg.CAFingerprintSHA256 == "" || cfg.EnrollmentSecret == "" {
+		t.Errorf("config baked by the server: %+v, %v", cfg, err)
+	}
 	if v := strings.TrimSpace(run(t, "dpkg-query", "-W", "-f=${Version}", "lanyard-agent")); v != "1.0.1-1" {
 		t.Errorf("installed version %q after upgrade", v)
 	}
