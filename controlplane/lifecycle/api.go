@@ -143,6 +143,9 @@ type noteRequest struct {
 
 type offboardRequest struct {
 	DryRun bool `json:"dry_run"`
+	// Confirm must be the employee's id to start a real offboarding (it removes app
+	// access and locks devices).
+	Confirm string `json:"confirm,omitempty"`
 }
 
 type trackingRequest struct {
@@ -335,6 +338,9 @@ func (e *Engine) hOffboard(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return api.JSON(w, http.StatusOK, dr)
+	}
+	if req.Confirm != r.PathValue("id") {
+		return api.Unprocessable("offboarding removes app access and locks every device: set confirm to the employee id, or dry_run to preview")
 	}
 	wf, err := e.StartWorkflow(r.Context(), orgOf(r), StartOptions{Kind: KindOffboarding, EmployeeID: r.PathValue("id"),
 		Reason: "offboarded by " + domain.ActorFrom(r.Context()).ID})

@@ -144,6 +144,10 @@ func TestAPIWorkflowsDryRunAndAdmin(t *testing.T) {
 	}
 	// Offboard now through the API; skip the manual lock with a reason.
 	resp = a.Do("POST", "/api/v1/employees/"+e.ID+"/offboard", tok, map[string]any{})
+	if resp.Status != 422 {
+		t.Fatalf("offboard without confirm = %d %s", resp.Status, resp.Body)
+	}
+	resp = a.Do("POST", "/api/v1/employees/"+e.ID+"/offboard", tok, map[string]any{"confirm": e.ID})
 	if resp.Status != 200 {
 		t.Fatalf("offboard = %d %s", resp.Status, resp.Body)
 	}

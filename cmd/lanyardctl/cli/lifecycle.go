@@ -255,7 +255,7 @@ func (a *app) offboardCmd() *cobra.Command {
 				if err := c.Do(ctx, http.MethodGet, "/api/v1/employees/"+url.PathEscape(args[0])+"/offboard/dry-run", nil, nil, &dr); err != nil {
 					return err
 				}
-			} else if err := c.Do(ctx, http.MethodPost, "/api/v1/employees/"+url.PathEscape(args[0])+"/offboard", nil, map[string]bool{"dry_run": false}, &dr); err != nil {
+			} else if err := c.Do(ctx, http.MethodPost, "/api/v1/employees/"+url.PathEscape(args[0])+"/offboard", nil, map[string]any{"dry_run": false, "confirm": args[0]}, &dr); err != nil {
 				return err
 			}
 			if a.asJSON {
