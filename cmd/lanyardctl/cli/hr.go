@@ -127,8 +127,11 @@ func (a *app) hrCmd() *cobra.Command {
 					switch st.Connection.State {
 					case "active":
 						fmt.Fprintf(a.out, "connected to %s\n", orDash(st.Connection.CompanyName))
-						if st.CurrentRun != nil {
+						switch {
+						case st.CurrentRun != nil:
 							return a.waitRun(ctx, c, st.CurrentRun.ID)
+						case st.LastRun != nil: // the import already finished
+							return a.waitRun(ctx, c, st.LastRun.ID)
 						}
 						return nil
 					case "terminated":

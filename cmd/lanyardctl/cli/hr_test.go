@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,4 +121,45 @@ func TestHRCommandsAgainstRealAPI(t *testing.T) {
 	if _, err = run("hr", "sync"); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
 		t.Fatalf("sync after disconnect: %v", err)
 	}
+
+	// Reconnect with --wait: the command waits for the approval, then follows the import.
+	buf := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, []string{"hr", "connect", "--wait", "--timeout", "30s"}, buf) }()
+	var authURL string
+	for deadline := time.Now().Add(10 * time.Second); authURL == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if strings.HasPrefix(line, "open this URL to approve access:") {
+				authURL = strings.TrimSpace(strings.TrimPrefix(line, "open this URL to approve access:"))
+			}
+		}
+	}
+	if authURL == "" {
+		t.Fatalf("no authorize URL in %q", buf.String())
+	}
+	resp, err = http.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := <-done; err != nil || !strings.Contains(buf.String(), "connected to Acme Fake Co") || !strings.Contains(buf.String(), "sync succeeded") {
+		t.Fatalf("connect --wait: %v\n%s", err, buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
