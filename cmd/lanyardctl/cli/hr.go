@@ -126,14 +126,15 @@ func (a *app) hrCmd() *cobra.Command {
 				if st.Connection != nil && st.Connection.ID == resp.ConnectionID {
 					switch st.Connection.State {
 					case "active":
-						fmt.Fprintf(a.out, "connected to %s\n", orDash(st.Connection.CompanyName))
 						switch {
 						case st.CurrentRun != nil:
+							fmt.Fprintf(a.out, "connected to %s\n", orDash(st.Connection.CompanyName))
 							return a.waitRun(ctx, c, st.CurrentRun.ID)
 						case st.LastRun != nil: // the import already finished
+							fmt.Fprintf(a.out, "connected to %s\n", orDash(st.Connection.CompanyName))
 							return a.waitRun(ctx, c, st.LastRun.ID)
 						}
-						return nil
+						// Approved a moment ago; the import is about to start.
 					case "terminated":
 						return fmt.Errorf("connection ended: %s", st.Connection.Reason)
 					}

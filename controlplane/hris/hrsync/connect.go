@@ -251,12 +251,12 @@ func (e *Engine) GetStatus(ctx context.Context, orgID string) (Status, error) {
 	if run, err := store.GetRunningHRSyncRun(ctx, e.db.SQL, c.ID); err == nil {
 		st.CurrentRun = &run
 	}
-	runs, _, err := e.db.ListHRSyncRuns(ctx, orgID, store.Page{Limit: 2})
+	runs, _, err := e.db.ListHRSyncRuns(ctx, orgID, store.Page{Limit: 5})
 	if err != nil {
 		return st, err
 	}
 	for i := range runs {
-		if runs[i].Status != store.HRRunRunning {
+		if runs[i].Status != store.HRRunRunning && runs[i].ConnectionID == c.ID {
 			st.LastRun = &runs[i]
 			break
 		}
