@@ -271,7 +271,7 @@ func setup(t *testing.T) *harness {
 		{"./cmd/lanyard-agent", "lanyard-agent-linux-" + runtime.GOARCH, "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.0.0"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", b.ldflags, "-o", filepath.Join(h.bin, b.out), b.pkg)
+		cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", b.ldflags, "-o", filepath.Join(h.bin, b.out), b.pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
