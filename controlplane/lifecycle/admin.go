@@ -257,7 +257,7 @@ func (e *Engine) CompleteTask(ctx context.Context, orgID, taskID, note string) (
 			return err
 		}
 		if woke && w.State == string(WorkflowRunning) {
-			run = append(run, store.RunnableStep{OrgID: orgID, StepID: st.ID})
+			run = append(run, store.RunnableStep{OrgID: orgID, StepID: st.ID, Gen: st.Attempts})
 		}
 		t, err = store.GetTask(ctx, tx, orgID, taskID)
 		return err

@@ -283,7 +283,7 @@ func (e *Engine) wakeTx(ctx context.Context, tx *sql.Tx, orgID, employeeID strin
 				return nil, err
 			}
 			if ok && w.State == string(WorkflowRunning) {
-				run = append(run, store.RunnableStep{OrgID: orgID, StepID: s.ID})
+				run = append(run, store.RunnableStep{OrgID: orgID, StepID: s.ID, Gen: s.Attempts})
 			}
 		}
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	// CommandRecheck is how often a lock/wipe step checks its commands' states (agent
 	// acknowledgements raise no event). Default 5 s.
 	CommandRecheck time.Duration
+	// SweepAfter is how long a runnable step may sit unchanged before Tick enqueues it
+	// again (it was enqueued when it became runnable; this catches a lost enqueue).
+	// Default 10 s (wall time).
+	SweepAfter time.Duration
 	// MaxAttempts per step before it fails for an admin. Default 8.
 	MaxAttempts int
 	// Backoff returns the delay before retry n (1-based). Default: 2^n s, capped at 10 min.
@@ -54,6 +58,9 @@ func (c *Config) defaults() {
 	}
 	if c.CommandRecheck == 0 {
 		c.CommandRecheck = 5 * time.Second
+	}
+	if c.SweepAfter == 0 {
+		c.SweepAfter = 10 * time.Second
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 8
@@ -282,29 +289,84 @@ func (e *Engine) Tick(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	var run []store.RunnableStep
 	for _, w := range due {
 		err := e.db.InTx(ctx, func(tx *sql.Tx) error {
 			ok, err := store.SetWorkflowState(ctx, tx, w.ID, []string{string(WorkflowScheduled)}, string(WorkflowRunning), "")
 			if err != nil || !ok {
 				return err
 			}
-			return store.WriteAudit(ctx, tx, store.AuditFor(ctx, w.OrgID, "lifecycle.workflow.started", "workflow", w.ID, nil,
-				map[string]any{"kind": w.Kind, "employee_id": w.EmployeeID}))
+			if err := store.WriteAudit(ctx, tx, store.AuditFor(ctx, w.OrgID, "lifecycle.workflow.started", "workflow", w.ID, nil,
+				map[string]any{"kind": w.Kind, "employee_id": w.EmployeeID})); err != nil {
+				return err
+			}
+			first, err := e.advanceTx(ctx, tx, w.ID)
+			run = append(run, first...)
+			return err
 		})
 		if err != nil {
 			return 0, err
 		}
 	}
-	if _, err := e.db.SQL.ExecContext(ctx, `UPDATE lifecycle_steps SET state = 'pending', updated_at = $1
-		WHERE state = 'waiting' AND not_before IS NOT NULL AND not_before <= $2`, domain.Now(), now.UTC()); err != nil {
-		return 0, fmt.Errorf("wake waiting steps: %w", err)
-	}
-	steps, err := store.DueSteps(ctx, e.db.SQL, now, domain.Now(), 1000)
+	woken, err := e.wakeDue(ctx, now)
 	if err != nil {
 		return 0, err
 	}
-	e.enqueue(ctx, steps)
-	return len(steps), nil
+	run = append(run, woken...)
+	// Backstop: runnable steps nobody enqueued (a crash between commit and enqueue).
+	wall := domain.Now()
+	lost, err := store.DueSteps(ctx, e.db.SQL, now, wall, wall.Add(-e.cfg.SweepAfter), 1000)
+	if err != nil {
+		return 0, err
+	}
+	run = append(run, lost...)
+	e.enqueue(ctx, run)
+	return len(run), nil
+}
+
+// wakeDue moves waiting steps whose re-check time has come back to pending and returns
+// those of running workflows for enqueueing.
+func (e *Engine) wakeDue(ctx context.Context, now time.Time) ([]store.RunnableStep, error) {
+	rows, err := e.db.SQL.QueryContext(ctx, `SELECT s.id FROM lifecycle_steps s WHERE s.state = 'waiting' AND s.not_before IS NOT NULL
+		AND s.not_before <= $1 ORDER BY s.id LIMIT 1000`, now.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("due waiting steps: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var run []store.RunnableStep
+	for _, id := range ids {
+		err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+			st, err := store.GetStep(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			ok, err := e.wakeStep(ctx, tx, st)
+			if err != nil || !ok {
+				return err
+			}
+			w, err := store.GetWorkflow(ctx, tx, "", st.WorkflowID)
+			if err == nil && w.State == string(WorkflowRunning) {
+				run = append(run, store.RunnableStep{OrgID: st.OrgID, StepID: st.ID, Gen: st.Attempts})
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return run, nil
 }
 
 // Start runs the engine's loop (outbox + timers) every second until ctx ends; the
@@ -535,7 +597,7 @@ func (e *Engine) advanceTx(ctx context.Context, tx *sql.Tx, workflowID string) (
 		case StepSucceeded, StepSkipped:
 			continue
 		case StepPending:
-			return []store.RunnableStep{{OrgID: w.OrgID, StepID: s.ID}}, nil
+			return []store.RunnableStep{{OrgID: w.OrgID, StepID: s.ID, Gen: s.Attempts}}, nil
 		default:
 			return nil, nil // running, waiting, failed: nothing to start
 		}

@@ -193,7 +193,7 @@ func TestRestartMidWorkflow(t *testing.T) {
 		w := h.workflow(e.ID, lifecycle.KindOffboarding)
 		// Simulate a replica that died holding revoke_apps: claimed with a lease already expired.
 		if _, err := db.SQL.ExecContext(ctx, `UPDATE lifecycle_steps SET state = 'running', run_token = 'dead', attempts = 1,
-			lease_until = $1 WHERE id = $2`, time.Now().Add(-time.Minute).UTC(), w.Steps[0].ID); err != nil {
+			lease_until = $1, updated_at = $2 WHERE id = $3`, time.Now().Add(-time.Minute).UTC(), time.Now().Add(-6*time.Minute).UTC(), w.Steps[0].ID); err != nil {
 			t.Fatal(err)
 		}
 		// Restart: a new engine and River client.

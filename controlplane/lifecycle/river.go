@@ -65,12 +65,11 @@ func (e *Engine) Register(reg *jobs.Registry, workers int) {
 type RiverQueue struct {
 	H           *jobs.Handle
 	MaxAttempts int
-	db          *store.DB
 }
 
 // NewRiverQueue returns a StepQueue over h; the engine's MaxAttempts applies per step.
 func (e *Engine) NewRiverQueue(h *jobs.Handle) *RiverQueue {
-	return &RiverQueue{H: h, MaxAttempts: e.cfg.MaxAttempts, db: e.db}
+	return &RiverQueue{H: h, MaxAttempts: e.cfg.MaxAttempts}
 }
 
 // EnqueueSteps implements StepQueue.
@@ -81,11 +80,7 @@ func (q *RiverQueue) EnqueueSteps(ctx context.Context, steps []store.RunnableSte
 	}
 	params := make([]river.InsertManyParams, 0, len(steps))
 	for _, s := range steps {
-		st, err := store.GetStep(ctx, q.db.SQL, s.StepID)
-		if err != nil {
-			return err
-		}
-		params = append(params, river.InsertManyParams{Args: StepArgs{StepID: s.StepID, Gen: st.Attempts},
+		params = append(params, river.InsertManyParams{Args: StepArgs{StepID: s.StepID, Gen: s.Gen},
 			InsertOpts: &river.InsertOpts{MaxAttempts: q.MaxAttempts}})
 	}
 	_, err := c.InsertMany(ctx, params)

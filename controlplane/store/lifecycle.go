@@ -309,22 +309,27 @@ func DueWorkflows(ctx context.Context, q Querier, now time.Time, limit int) ([]W
 	return out, rows.Err()
 }
 
-// RunnableStep is a step id with its org, for enqueueing.
+// RunnableStep is a step id with its org, for enqueueing. Gen is the step's attempt
+// count (part of the job's unique key).
 type RunnableStep struct {
 	OrgID, StepID string
+	Gen           int
 }
 
 // DueSteps lists steps that should be running: pending steps of running workflows whose
 // earlier steps are all done and whose not_before has come (clock time), and running steps whose lease expired (wall time,
 // a replica died mid-step).
-func DueSteps(ctx context.Context, q Querier, now, wall time.Time, limit int) ([]RunnableStep, error) {
-	rows, err := q.QueryContext(ctx, `SELECT s.org_id, s.id FROM lifecycle_steps s JOIN lifecycle_workflows w ON w.id = s.workflow_id
-		WHERE w.state = 'running' AND ((s.state = 'pending' AND (s.not_before IS NULL OR s.not_before <= $1)
+//
+// Steps changed after staleBefore are skipped: whoever changed them enqueued them, so
+// the sweeper only picks up what was lost (a crash between commit and enqueue).
+func DueSteps(ctx context.Context, q Querier, now, wall, staleBefore time.Time, limit int) ([]RunnableStep, error) {
+	rows, err := q.QueryContext(ctx, `SELECT s.org_id, s.id, s.attempts FROM lifecycle_steps s JOIN lifecycle_workflows w ON w.id = s.workflow_id
+		WHERE w.state = 'running' AND s.updated_at <= $4 AND ((s.state = 'pending' AND (s.not_before IS NULL OR s.not_before <= $1)
 		      AND (s.lease_until IS NULL OR s.lease_until <= $2))
 		   OR (s.state = 'running' AND s.lease_until < $2))
 		AND NOT EXISTS (SELECT 1 FROM lifecycle_steps p WHERE p.workflow_id = s.workflow_id AND p.seq < s.seq
 		   AND p.state NOT IN ('succeeded', 'skipped'))
-		ORDER BY s.id LIMIT $3`, utc(now), utc(wall), limit)
+		ORDER BY s.id LIMIT $3`, utc(now), utc(wall), limit, utc(staleBefore))
 	if err != nil {
 		return nil, fmt.Errorf("due steps: %w", err)
 	}
@@ -332,7 +337,7 @@ func DueSteps(ctx context.Context, q Querier, now, wall time.Time, limit int) ([
 	var out []RunnableStep
 	for rows.Next() {
 		var r RunnableStep
-		if err := rows.Scan(&r.OrgID, &r.StepID); err != nil {
+		if err := rows.Scan(&r.OrgID, &r.StepID, &r.Gen); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
