@@ -40,7 +40,7 @@ func (e *Engine) cancelTx(ctx context.Context, tx *sql.Tx, w store.Workflow, rea
 			case StepRevokeApps:
 				rep.Reenable = append(rep.Reenable, "app access was removed: start an onboarding (POST /api/v1/workflows with kind onboarding) to grant it again")
 			case StepLockDevices:
-				rep.Reenable = append(rep.Reenable, "devices were locked: unlock them with the escrowed PIN (GET /api/v1/devices/{id}/lock-pin)")
+				rep.Reenable = append(rep.Reenable, "devices were locked: the lock step output lists the commands; a Mac unlocks with its escrowed PIN (GET /api/v1/mdm/commands/{id}/pin)")
 			case StepOpenRetrieval:
 				rep.Reenable = append(rep.Reenable, "retrievals were opened: cancel them (POST /api/v1/retrievals/{id}/cancel) if the device stays with the employee")
 			case StepGrantApps:
