@@ -132,6 +132,23 @@ func GetHRConnection(ctx context.Context, q Querier, orgID, id string) (HRConnec
 	return getHRConn(ctx, q, `id = $1 AND org_id = $2`, id, orgID)
 }
 
+// LockHRConnection reads a connection inside tx for a read-modify-write,
+// locking the row on Postgres (SQLite transactions already hold the write lock).
+func (db *DB) LockHRConnection(ctx context.Context, tx *sql.Tx, orgID, id string) (HRConnection, error) {
+	if db.Dialect == Postgres {
+		return getHRConn(ctx, tx, `id = $1 AND org_id = $2 FOR UPDATE`, id, orgID)
+	}
+	return GetHRConnection(ctx, tx, orgID, id)
+}
+
+// LockLiveHRConnection is GetLiveHRConnection with LockHRConnection's locking.
+func (db *DB) LockLiveHRConnection(ctx context.Context, tx *sql.Tx, orgID string) (HRConnection, error) {
+	if db.Dialect == Postgres {
+		return getHRConn(ctx, tx, `org_id = $1 AND state <> 'terminated' FOR UPDATE`, orgID)
+	}
+	return GetLiveHRConnection(ctx, tx, orgID)
+}
+
 // GetLiveHRConnection returns the org's pending or active connection.
 func GetLiveHRConnection(ctx context.Context, q Querier, orgID string) (HRConnection, error) {
 	return getHRConn(ctx, q, `org_id = $1 AND state <> 'terminated'`, orgID)

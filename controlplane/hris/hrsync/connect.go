@@ -63,7 +63,7 @@ func (e *Engine) Connect(ctx context.Context, orgID string, req ConnectRequest) 
 		c.WebhookSecretSealed = s
 	}
 	err = e.db.InTx(ctx, func(tx *sql.Tx) error {
-		live, err := store.GetLiveHRConnection(ctx, tx, orgID)
+		live, err := e.db.LockLiveHRConnection(ctx, tx, orgID)
 		switch {
 		case err == nil && live.State == store.HRStateActive:
 			return api.Conflict("the organization is already connected to " + live.Provider + "; disconnect first")
@@ -134,7 +134,7 @@ func (e *Engine) Callback(ctx context.Context, state, code, oauthErr string) (Ca
 		return CallbackResult{}, api.Unprocessable("the provider rejected the authorization code; start again")
 	}
 	err = e.db.InTx(ctx, func(tx *sql.Tx) error {
-		cur, err := store.GetHRConnection(ctx, tx, c.OrgID, c.ID)
+		cur, err := e.db.LockHRConnection(ctx, tx, c.OrgID, c.ID)
 		if err != nil {
 			return err
 		}
@@ -183,7 +183,7 @@ func (e *Engine) refreshCompany(ctx context.Context, c *store.HRConnection) erro
 		return err
 	}
 	return e.db.InTx(ctx, func(tx *sql.Tx) error {
-		cur, err := store.GetHRConnection(ctx, tx, c.OrgID, c.ID)
+		cur, err := e.db.LockHRConnection(ctx, tx, c.OrgID, c.ID)
 		if err != nil {
 			return err
 		}

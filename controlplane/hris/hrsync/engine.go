@@ -229,7 +229,7 @@ func (t tokenStore) Load(ctx context.Context) (hris.Grant, error) {
 
 func (t tokenStore) Save(ctx context.Context, g hris.Grant) error {
 	return t.e.db.InTx(ctx, func(tx *sql.Tx) error {
-		c, err := store.GetHRConnection(ctx, tx, t.orgID, t.connID)
+		c, err := t.e.db.LockHRConnection(ctx, tx, t.orgID, t.connID)
 		if err != nil {
 			return err
 		}
@@ -274,7 +274,7 @@ func (e *Engine) terminateConnection(ctx context.Context, orgID, connID, reason,
 	ctx = e.actorCtx(ctx)
 	var out store.HRConnection
 	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
-		c, err := store.GetHRConnection(ctx, tx, orgID, connID)
+		c, err := e.db.LockHRConnection(ctx, tx, orgID, connID)
 		if err != nil {
 			return err
 		}

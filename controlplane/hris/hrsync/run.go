@@ -102,7 +102,7 @@ func (e *Engine) begin(ctx context.Context, orgID string, o SyncOptions) (store.
 				return err
 			}
 			if o.ApproveTerminations {
-				c, err := store.GetHRConnection(ctx, tx, orgID, conn.ID)
+				c, err := e.db.LockHRConnection(ctx, tx, orgID, conn.ID)
 				if err != nil {
 					return err
 				}
@@ -158,7 +158,7 @@ func (e *Engine) execute(ctx context.Context, run *store.HRSyncRun, o SyncOption
 		if err := store.UpdateHRSyncRun(wctx, tx, run); err != nil {
 			return err
 		}
-		c, err := store.GetHRConnection(wctx, tx, run.OrgID, run.ConnectionID)
+		c, err := e.db.LockHRConnection(wctx, tx, run.OrgID, run.ConnectionID)
 		if err != nil {
 			return err
 		}
@@ -239,7 +239,7 @@ func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
 		return err
 	}
 	return e.db.InTx(ctx, func(tx *sql.Tx) error {
-		c, err := store.GetHRConnection(ctx, tx, run.OrgID, run.ConnectionID)
+		c, err := e.db.LockHRConnection(ctx, tx, run.OrgID, run.ConnectionID)
 		if err != nil {
 			return err
 		}
@@ -359,7 +359,7 @@ func (sc *scanner) applyFetchedOnce(ctx context.Context, page *hris.Page, persis
 	snapshot.Errors = append([]store.HRRunError(nil), sc.run.Errors...)
 	o := sc.opts()
 	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
-		c, err := store.GetHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
+		c, err := e.db.LockHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
 		if err != nil {
 			return err
 		}
@@ -506,7 +506,7 @@ func (sc *scanner) block(ctx context.Context, n, active, pct int) error {
 		"check Justworks, then approve with `lanyardctl hr sync --approve-terminations`", n, active, pct)
 	sc.addError("mass_termination", "", msg)
 	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
-		c, err := store.GetHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
+		c, err := e.db.LockHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
 		if err != nil {
 			return err
 		}
@@ -531,7 +531,7 @@ func (sc *scanner) clearApproval(ctx context.Context) error {
 		return nil
 	}
 	return sc.e.db.InTx(ctx, func(tx *sql.Tx) error {
-		c, err := store.GetHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
+		c, err := sc.e.db.LockHRConnection(ctx, tx, sc.run.OrgID, sc.run.ConnectionID)
 		if err != nil {
 			return err
 		}
