@@ -125,6 +125,12 @@ func (e *Engine) handleEvent(ctx context.Context, tx *sql.Tx, ev domain.Event) (
 		}
 		return run, err
 	case domain.EventEmployeeTerminationScheduled, domain.EventEmployeeTerminated:
+		if ev.Type == domain.EventEmployeeTerminated {
+			// Someone who left needs no onboarding (hired, then let go before the start).
+			if _, err := e.cancelOpen(ctx, tx, org.ID, emp.ID, KindOnboarding, "employee terminated"); err != nil {
+				return nil, err
+			}
+		}
 		runAt := e.clock.Now()
 		if ev.Type == domain.EventEmployeeTerminationScheduled && emp.HR.TerminationDate != nil {
 			runAt = e.offboardingAt(org, *emp.HR.TerminationDate)

@@ -293,3 +293,26 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestTerminatedBeforeStart: a hire whose onboarding is still scheduled is terminated;
+// the onboarding is cancelled (nothing had run) and the offboarding runs.
+func TestTerminatedBeforeStart(t *testing.T) {
+	db := storetest.NewSQLite(t)
+	h := newHarness(t, db, harnessOpts{})
+	h.device("SER-TB", domain.PlatformLinux, "agent")
+	e := h.hire("tb", domain.NewDate(2027, 2, 1))
+	h.pump("onboarding scheduled", func() bool { return h.wfState(e.ID, lifecycle.KindOnboarding) == "scheduled" })
+	h.hrEvent(&e, domain.EventEmployeeTerminated, func(e *domain.Employee) { e.HR.Status = domain.StatusTerminated })
+	h.pump("onboarding cancelled, offboarding done", func() bool {
+		return h.wfState(e.ID, lifecycle.KindOnboarding) == "cancelled" && h.wfState(e.ID, lifecycle.KindOffboarding) == "succeeded"
+	})
+	ob := h.workflow(e.ID, lifecycle.KindOnboarding)
+	if ob.Reason != "employee terminated" {
+		t.Fatalf("reason = %q", ob.Reason)
+	}
+	for _, s := range ob.Steps {
+		if s.State != "cancelled" {
+			t.Fatalf("onboarding step %s = %s", s.Kind, s.State)
+		}
+	}
+}
