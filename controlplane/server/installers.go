@@ -2,7 +2,8 @@ package server
 
 // Installers wiring (owned by the installers work, installers/). Registered from init so
 // this file is the whole hook, like hris.go. The service serves GET /api/v1/installers,
-// /api/v1/installers/builds and /api/v1/installers/{platform} (Routes).
+// /api/v1/installers/builds, /api/v1/installers/{platform}, POST /api/v1/installers/links
+// and the public GET /api/v1/installers/download/{token} (Routes).
 //
 // Agent binaries come from the directory of the running lanyard executable, where
 // `make build` puts lanyard-agent-<goos>-<goarch>[.exe] beside bin/lanyard; packages are
@@ -56,7 +57,13 @@ func buildInstallers(_ context.Context, d *Deps) (any, error) {
 		Agents:            installers.Prebuilt{Dir: binDir},
 		Logger:            d.Logger,
 	}
-	return installersvc.New(b, d.DB, filepath.Join(d.Config.DataDir, "installers"), d.Logger)
+	svc, err := installersvc.New(b, d.DB, filepath.Join(d.Config.DataDir, "installers"), d.Logger)
+	if err != nil {
+		return nil, err
+	}
+	// Expiring public download links (onboarding e-mail, MDM InstallEnterpriseApplication).
+	svc.Links = &installersvc.Links{Sealer: d.Keyring, BaseURL: d.Config.PublicURL}
+	return svc, nil
 }
 
 // enrollmentAddress mirrors agentapi's default enrollment listener: the agent address's

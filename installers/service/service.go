@@ -4,6 +4,9 @@
 //	GET /api/v1/installers/builds             the org's past builds (with their secret ids)
 //	GET /api/v1/installers/{platform}?arch=   download: a cached package whose enrollment
 //	                                          secret is still usable, else a fresh build
+//	POST /api/v1/installers/links             an expiring public download URL (onboarding
+//	                                          e-mail, MDM InstallEnterpriseApplication)
+//	GET /api/v1/installers/download/{token}   public: serves the package a link names
 //
 // Packages are cached on disk per org under CacheDir and recorded in
 // installer_builds. A cached package is served only while its secret is
@@ -36,6 +39,7 @@ type Store interface {
 	LatestInstallerBuilds(ctx context.Context, orgID, platform, arch, version string, limit int) ([]store.InstallerBuild, error)
 	ListInstallerBuilds(ctx context.Context, orgID string, p store.Page) ([]store.InstallerBuild, string, error)
 	GetEnrollmentSecret(ctx context.Context, orgID, id string) (store.EnrollmentSecret, error)
+	GetInstallerBuild(ctx context.Context, orgID, id string) (store.InstallerBuild, error)
 }
 
 // Service serves installers for the caller's org.
@@ -43,8 +47,10 @@ type Service struct {
 	Builder  *installers.Builder
 	Store    Store
 	CacheDir string
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Links enables public, expiring download URLs (nil: off).
+	Links  *Links
+	Logger *slog.Logger
+	Now    func() time.Time
 
 	group singleflight.Group
 	sem   chan struct{} // one build at a time: wixl and compression are CPU-heavy
@@ -95,6 +101,13 @@ func (s *Service) Routes() []api.Route {
 				{Name: "fresh", Description: "true builds a new package with a new enrollment secret instead of serving the cached one"},
 			},
 			Handler: s.download},
+		{Method: http.MethodPost, Path: "/api/v1/installers/links",
+			Summary: "Create an expiring public download link for the org's installer (onboarding e-mail, MDM InstallEnterpriseApplication)",
+			Tag:     "installers", Role: domain.RoleIT, Feature: domain.FeatureDeviceTracking,
+			Request: LinkRequest{}, Response: Link{}, Status: http.StatusCreated, Handler: s.createLink},
+		{Method: http.MethodGet, Path: downloadPrefix + "{token}",
+			Summary: "Download an installer through a link from POST /api/v1/installers/links (no API token; the link is the credential)",
+			Tag:     "installers", Public: true, Handler: s.publicDownload},
 	}
 }
 
@@ -135,13 +148,7 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("installers: open cached package: %w", err)
 	}
 	defer f.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", b.FileName))
-	w.Header().Set("X-Checksum-Sha256", b.SHA256)
-	w.Header().Set("X-Lanyard-Installer-Build", b.ID)
-	w.Header().Set("X-Lanyard-Enrollment-Secret-Id", b.SecretID)
-	w.Header().Set("Cache-Control", "no-store")
-	http.ServeContent(w, r, b.FileName, b.CreatedAt, f)
+	serveFile(w, r, b, f)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/api/apitest"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
 	"github.com/lanyardhq/lanyard/installers"
@@ -189,5 +190,73 @@ func TestMissingAgentBinaryIs503(t *testing.T) {
 	secrets, _, err := db.ListEnrollmentSecrets(ctx, org.ID, store.Page{})
 	if err != nil || len(secrets) != 0 {
 		t.Errorf("a failed build left %d secrets (err %v)", len(secrets), err)
+	}
+}
+
+func TestLinks(t *testing.T) {
+	testutil.Need(t, "dpkg-deb")
+	db := storetest.NewSQLite(t)
+	ctx := domain.WithActor(context.Background(), domain.Actor{ID: "test"})
+	org := domain.Org{Name: "Acme", Plan: domain.PlanPro}
+	if err := store.CreateOrg(ctx, db.SQL, &org); err != nil {
+		t.Fatal(err)
+	}
+	b := &installers.Builder{ControlPlaneURL: "https://x.example", Version: "1.0.0", Secrets: dbMinter{db}, CA: fixedCA{}, Orgs: db, Agents: bins{t}}
+	svc, err := New(b, db, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := apitest.New(t, db, api.Options{}, svc.Routes())
+	it := h.Token(org.ID, domain.RoleIT)
+	if r := h.Do("POST", "/api/v1/installers/links", it, LinkRequest{Platform: "linux-deb"}); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("links without a keyring: %d %s", r.Status, r.Body)
+	}
+	kr, err := secrets.New(secrets.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Links = &Links{Sealer: kr, BaseURL: h.Server.URL}
+
+	r := h.Do("POST", "/api/v1/installers/links", it, LinkRequest{Platform: "macos-pkg", Arch: "universal", TTLHours: 48})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create link: %d %s", r.Status, r.Body)
+	}
+	var l Link
+	r.JSON(t, &l)
+	if l.BundleID != BundleID || l.Size == 0 || len(l.SHA256) != 64 || !strings.HasPrefix(l.URL, h.Server.URL+downloadPrefix) ||
+		l.ExpiresAt.Sub(time.Now()) < 47*time.Hour {
+		t.Fatalf("link %+v", l)
+	}
+	path := strings.TrimPrefix(l.URL, h.Server.URL)
+	got := h.Do("GET", path, "", nil) // no API token: the link is the credential
+	sum := sha256.Sum256(got.Body)
+	if got.Status != 200 || hex.EncodeToString(sum[:]) != l.SHA256 || int64(len(got.Body)) != l.Size {
+		t.Fatalf("public download: %d, %d bytes", got.Status, len(got.Body))
+	}
+	tampered := path[:len(path)-3] + "AAA"
+	if r := h.Do("GET", tampered, "", nil); r.Status != http.StatusNotFound {
+		t.Errorf("tampered link: %d", r.Status)
+	}
+	svc.Now = func() time.Time { return time.Now().Add(49 * time.Hour) }
+	if r := h.Do("GET", path, "", nil); r.Status != http.StatusGone || !strings.Contains(string(r.Body), "expired") {
+		t.Errorf("expired link: %d %s", r.Status, r.Body)
+	}
+	svc.Now = nil
+	if _, err := db.RevokeEnrollmentSecret(ctx, org.ID, l.SecretID, false); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.Do("GET", path, "", nil); r.Status != http.StatusGone || !strings.Contains(string(r.Body), "fresh installer") {
+		t.Errorf("link to a revoked package: %d %s", r.Status, r.Body)
+	}
+	for name, req := range map[string]LinkRequest{
+		"too long":     {Platform: "linux-deb", TTLHours: 24 * 31},
+		"bad platform": {Platform: "linux-apk"},
+	} {
+		if r := h.Do("POST", "/api/v1/installers/links", it, req); r.Status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	if r := h.Do("POST", "/api/v1/installers/links", h.Token(org.ID, domain.RoleViewer), LinkRequest{Platform: "linux-deb"}); r.Status != http.StatusForbidden {
+		t.Errorf("viewer: %d", r.Status)
 	}
 }
