@@ -17,7 +17,7 @@ func BenchmarkAppleMDM(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-		res, err := run(ctx, config{dbURL: url, macs: 1000, checkinMacs: 32, rounds: 30, locks: 300, concurrency: 16, timeout: 8 * time.Minute}, os.Stdout)
+		res, err := run(ctx, config{dbURL: url, macs: 1000, checkinMacs: 32, rounds: 30, locks: 300, concurrency: 16, reps: 5, timeout: 8 * time.Minute}, os.Stdout)
 		cancel()
 		if err != nil {
 			b.Fatal(err)

@@ -454,10 +454,11 @@ func rawJSON(s string) any {
 	return json.RawMessage(s)
 }
 
-// MDMTouch records that the Mac talked to us, which also resets the push backoff.
-func (db *DB) MDMTouch(ctx context.Context, udid string, now time.Time) error {
-	_, err := db.SQL.ExecContext(ctx, `UPDATE mdm_enrollments SET last_seen_at = $2, push_failures = 0, next_push_at = NULL, last_push_error = ''
-		WHERE udid = $1`, udid, now.UTC())
+// MDMTouch records that the Mac talked to us, which resets the push backoff; the next
+// re-push (for commands still open, e.g. NotNow) is due at nextPush.
+func (db *DB) MDMTouch(ctx context.Context, udid string, now, nextPush time.Time) error {
+	_, err := db.SQL.ExecContext(ctx, `UPDATE mdm_enrollments SET last_seen_at = $2, push_failures = 0, next_push_at = $3, last_push_error = ''
+		WHERE udid = $1`, udid, now.UTC(), nextPush.UTC())
 	return err
 }
 

@@ -96,6 +96,21 @@ func (db *DB) MDMInsertCommand(ctx context.Context, c *MDMCommand, audit bool) (
 	if c.Actor == "" {
 		c.Actor = domain.ActorFrom(ctx).ID
 	}
+	if c.WireUUID == "" {
+		c.WireUUID = c.UUID
+	}
+	if c.IdempotencyKey == "" && !audit {
+		// One statement: nothing to look up, nothing to audit.
+		_, err = db.SQL.ExecContext(ctx, `INSERT INTO mdm_commands (command_uuid, wire_uuid, org_id, device_id, udid, request_type, state, source,
+			params, secret_sealed, issue_count, actor, created_at, updated_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)`,
+			c.UUID, c.WireUUID, c.OrgID, c.DeviceID, c.UDID, c.RequestType, c.State, c.Source, c.Params,
+			nullString(c.SecretSealed), c.IssueCount, c.Actor, now, c.ExpiresAt.UTC())
+		if IsUniqueViolation(err) {
+			return false, fmt.Errorf("command %s: %w", c.UUID, ErrConflict)
+		}
+		return false, err
+	}
 	err = db.InTx(ctx, func(tx *sql.Tx) error {
 		if c.IdempotencyKey != "" {
 			old, err := scanMDMCommand(tx.QueryRowContext(ctx, `SELECT `+mdmCommandCols+` FROM mdm_commands WHERE org_id = $1 AND idempotency_key = $2`,
@@ -152,8 +167,25 @@ type MDMCommandResult struct {
 // for a terminal command changes nothing. The updated command is returned.
 func (db *DB) MDMApplyResult(ctx context.Context, wireUUID string, r MDMCommandResult) (MDMCommand, error) {
 	now := domain.Now()
-	var c MDMCommand
-	err := db.InTx(ctx, func(tx *sql.Tx) error {
+	switch r.Status {
+	case "Acknowledged", "Error", "CommandFormatError", "NotNow":
+	default:
+		return MDMCommand{}, fmt.Errorf("unknown command status %q", r.Status)
+	}
+	// Fast path, one statement: open commands that need no audit row or event (the
+	// Mac's routine traffic: inventory, baseline, system commands).
+	c, err := scanMDMCommand(db.SQL.QueryRowContext(ctx, `UPDATE mdm_commands SET
+		state = CASE WHEN $2 = 'Acknowledged' THEN 'done' WHEN $2 = 'NotNow' THEN 'sent' ELSE 'failed' END,
+		error = CASE WHEN $2 = 'Error' OR $2 = 'CommandFormatError' THEN $3 ELSE error END,
+		not_now_count = not_now_count + CASE WHEN $2 = 'NotNow' THEN 1 ELSE 0 END,
+		completed_at = CASE WHEN $2 = 'NotNow' THEN completed_at ELSE $4 END,
+		updated_at = $4
+		WHERE wire_uuid = $1 AND state IN ('queued', 'sent') AND source <> 'admin' AND request_type NOT IN ('DeviceLock', 'EraseDevice')
+		RETURNING `+mdmCommandCols, wireUUID, r.Status, r.Error, now))
+	if err == nil || !errors.Is(err, sql.ErrNoRows) {
+		return c, err
+	}
+	err = db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		c, err = scanMDMCommand(tx.QueryRowContext(ctx, `SELECT `+mdmCommandCols+` FROM mdm_commands WHERE wire_uuid = $1`, wireUUID))
 		if errors.Is(err, sql.ErrNoRows) {

@@ -273,7 +273,19 @@ func (s *Service) handleResult(ctx context.Context, udid string, res *mdm.Comman
 		}
 		si := r.SecurityInfo
 		b, _ := json.Marshal(Posture{FileVault: si.FDEEnabled, SIP: si.SystemIntegrityProtectionEnabled, Firewall: si.FirewallSettings.FirewallEnabled})
-		return s.db.MDMSetPosture(ctx, udid, string(b))
+		s.touchMu.Lock()
+		same := s.posture[udid] == string(b)
+		s.touchMu.Unlock()
+		if same {
+			return nil // unchanged since this replica last wrote it
+		}
+		if err := s.db.MDMSetPosture(ctx, udid, string(b)); err != nil {
+			return err
+		}
+		s.touchMu.Lock()
+		s.posture[udid] = string(b)
+		s.touchMu.Unlock()
+		return nil
 	case ReqProfileList:
 		var r ProfileListResult
 		if err := plist.Unmarshal(res.Raw, &r); err != nil {

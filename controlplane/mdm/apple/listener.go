@@ -164,7 +164,7 @@ func (s *Service) touch(ctx context.Context, udid string) {
 	}
 	s.touched[udid] = now
 	s.touchMu.Unlock()
-	if err := s.db.MDMTouch(ctx, udid, now); err != nil {
+	if err := s.db.MDMTouch(ctx, udid, now, now.Add(s.cfg.RepushInterval)); err != nil {
 		s.log.Warn("record mdm contact", "udid", udid, "err", err)
 	}
 }
@@ -173,6 +173,7 @@ func (s *Service) forgetTouch(udid string) {
 	s.touchMu.Lock()
 	delete(s.touched, udid)
 	delete(s.profileChecked, udid)
+	delete(s.posture, udid)
 	s.touchMu.Unlock()
 }
 

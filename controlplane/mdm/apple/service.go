@@ -98,6 +98,7 @@ type Service struct {
 	touchMu        sync.Mutex
 	touched        map[string]time.Time
 	profileChecked map[string]time.Time
+	posture        map[string]string // last posture written per UDID
 	base           baselineCache
 }
 
@@ -144,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, db: cfg.DB, keys: cfg.Keyring, log: cfg.Logger.With("component", "mdm"), touched: map[string]time.Time{}, profileChecked: map[string]time.Time{}}
+	s := &Service{cfg: cfg, db: cfg.DB, keys: cfg.Keyring, log: cfg.Logger.With("component", "mdm"), touched: map[string]time.Time{}, profileChecked: map[string]time.Time{}, posture: map[string]string{}}
 	id, err := s.loadIdentity(ctx)
 	if err != nil {
 		return nil, err
