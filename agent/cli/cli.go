@@ -175,17 +175,22 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 
 func controlCmd(action string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(action, stderr)
+	cfgPath := fs.String("config", config.DefaultPath(), "config file the service reads (install)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	exe := ""
+	var runArgs []string
 	if action == "install" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
 			return err
 		}
+		if *cfgPath != config.DefaultPath() {
+			runArgs = []string{"--config", *cfgPath}
+		}
 	}
-	if err := service.Control(action, exe); err != nil {
+	if err := service.Control(action, exe, runArgs...); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s)\n", action, service.Platform())

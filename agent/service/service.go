@@ -25,14 +25,15 @@ const StopTimeout = 20 * time.Second
 type RunFunc func(ctx context.Context) error
 
 // Config returns the kardianos configuration for this OS. executable is
-// the installed binary (empty: the running one).
-func Config(executable string) *ks.Config {
+// the installed binary (empty: the running one); runArgs follow "run" in
+// the service's command line (e.g. --config for a non-default path).
+func Config(executable string, runArgs ...string) *ks.Config {
 	c := &ks.Config{
 		Name:        serviceName,
 		DisplayName: "Lanyard Device Agent",
 		Description: "Enrolls this computer with the organization's Lanyard control plane and reports inventory and security posture.",
 		Executable:  executable,
-		Arguments:   []string{"run"},
+		Arguments:   append([]string{"run"}, runArgs...),
 		Option:      options(),
 	}
 	c.Dependencies = dependencies()
@@ -97,8 +98,8 @@ func Run(fn RunFunc, log *slog.Logger) error {
 // Control performs install, uninstall, start, stop or restart.
 // Uninstall stops the service first: on Windows, deleting a running
 // service only marks it for deletion and a reinstall then fails.
-func Control(action, executable string) error {
-	s, err := ks.New(&program{log: slog.Default()}, Config(executable))
+func Control(action, executable string, runArgs ...string) error {
+	s, err := ks.New(&program{log: slog.Default()}, Config(executable, runArgs...))
 	if err != nil {
 		return fmt.Errorf("service: %w", err)
 	}

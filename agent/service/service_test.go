@@ -14,6 +14,9 @@ func TestConfigPerOS(t *testing.T) {
 	if len(c.Arguments) != 1 || c.Arguments[0] != "run" {
 		t.Fatalf("Arguments = %v", c.Arguments)
 	}
+	if got := Config("", "--config", "/opt/agent.json").Arguments; strings.Join(got, " ") != "run --config /opt/agent.json" {
+		t.Fatalf("Arguments with a config = %v", got)
+	}
 	switch runtime.GOOS {
 	case "linux":
 		unit, _ := c.Option["SystemdScript"].(string)
