@@ -50,7 +50,8 @@ func buildHRIS(ctx context.Context, d *Deps) (any, error) {
 		providers["justworks"] = p
 	}
 	e, err := hrsync.New(hrsync.Config{DB: d.DB, Keyring: d.Keyring, Providers: providers, PublicURL: cfg.PublicURL,
-		WebhookSecret: cfg.JustworksWebhookKey, ReconcileInterval: cfg.HRReconcileInterval, Logger: d.Logger})
+		WebhookSecret: cfg.JustworksWebhookKey, ReconcileInterval: cfg.HRReconcileInterval, Logger: d.Logger,
+		Registerer: d.Registry})
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris"
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks"
@@ -77,13 +79,16 @@ type Config struct {
 	// MassTerminationMin: the breaker never trips at or below this many
 	// terminations in one run, whatever the percentage (default 3).
 	MassTerminationMin int
-	// RunStaleAfter: a running run without heartbeat this long is abandoned (default 2 min).
+	// RunStaleAfter: a running run without heartbeat this long is abandoned (default 10 min;
+	// longer than a page can spend in Retry-After waits).
 	RunStaleAfter time.Duration
 	// WebhookWorkers process received webhooks (default 4).
 	WebhookWorkers int
 
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Registerer receives the sync's Prometheus metrics (optional).
+	Registerer prometheus.Registerer
 }
 
 // Engine is the HR sync capability.
@@ -91,6 +96,7 @@ type Engine struct {
 	cfg Config
 	db  *store.DB
 	log *slog.Logger
+	met *metrics
 
 	queue   chan store.HRWebhookEvent
 	baseCtx context.Context
@@ -135,7 +141,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.MassTerminationMin = 3
 	}
 	if cfg.RunStaleAfter <= 0 {
-		cfg.RunStaleAfter = 2 * time.Minute
+		cfg.RunStaleAfter = 10 * time.Minute
 	}
 	if cfg.WebhookWorkers <= 0 {
 		cfg.WebhookWorkers = 4
@@ -147,7 +153,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Now = domain.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{cfg: cfg, db: cfg.DB, log: cfg.Logger.With("component", "hrsync"),
+	return &Engine{cfg: cfg, db: cfg.DB, log: cfg.Logger.With("component", "hrsync"), met: newMetrics(cfg.Registerer),
 		queue: make(chan store.HRWebhookEvent, 4096), baseCtx: ctx, cancel: cancel}, nil
 }
 

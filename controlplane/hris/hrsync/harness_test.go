@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris"
@@ -36,6 +38,7 @@ type harness struct {
 	seq     int64 // outbox position already looked at
 	secret  []byte
 	keyring *secrets.Keyring
+	metrics *prometheus.Registry
 	mu      sync.Mutex
 	offset  time.Duration // engine clock = wall clock + offset
 }
@@ -105,7 +108,8 @@ func newHarness(t *testing.T, db *store.DB, o hopts) *harness {
 		t.Fatal(err)
 	}
 	h.keyring = kr
-	cfg := hrsync.Config{DB: db, Keyring: kr, Providers: map[string]hris.Provider{"justworks": p}, PublicURL: h.srv.URL, PageSize: 25,
+	h.metrics = prometheus.NewRegistry()
+	cfg := hrsync.Config{DB: db, Keyring: kr, Registerer: h.metrics, Providers: map[string]hris.Provider{"justworks": p}, PublicURL: h.srv.URL, PageSize: 25,
 		Logger: slog.New(slog.DiscardHandler), Now: h.now}
 	if o.cfg != nil {
 		o.cfg(&cfg)
@@ -346,4 +350,28 @@ func demoEngine(t *testing.T, h *harness, fake *fakejustworks.Server) *hrsync.En
 		t.Fatal(err)
 	}
 	return e
+}
+
+// metric sums a metric family's values (counter or histogram sample count).
+func (h *harness) metric(name string) float64 {
+	h.t.Helper()
+	fams, err := h.metrics.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return sum
 }

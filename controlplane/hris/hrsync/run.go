@@ -172,6 +172,7 @@ func (e *Engine) execute(ctx context.Context, run *store.HRSyncRun, o SyncOption
 			log.ErrorContext(ctx, "terminate connection", "err", terr)
 		}
 	}
+	e.met.run(run.Kind, run.Status, run.Created, run.Updated, run.Terminated, run.Skipped, run.Held)
 	log.InfoContext(ctx, "hr sync finished", "status", run.Status, "pages", run.Pages, "seen", run.Seen, "created", run.Created,
 		"updated", run.Updated, "terminated", run.Terminated, "skipped", run.Skipped, "held", run.Held,
 		"duration", fin.Sub(start).Round(time.Millisecond), "err", err)

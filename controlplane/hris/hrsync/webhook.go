@@ -77,6 +77,7 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := e.cfg.NewVerifier(secrets).Verify(r.Header, body, e.now()); err != nil {
+		e.met.webhooks.WithLabelValues("rejected").Inc()
 		e.log.WarnContext(ctx, "webhook rejected", "connection_id", conn.ID, "err", err)
 		return api.Unauthorized("webhook signature or timestamp check failed")
 	}
@@ -96,6 +97,7 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := store.InsertHRWebhookEvent(ctx, e.db.SQL, &rec); err != nil {
 		if errors.Is(err, store.ErrConflict) {
+			e.met.webhooks.WithLabelValues("duplicate").Inc()
 			return api.JSON(w, http.StatusOK, WebhookAck{Status: "duplicate"})
 		}
 		return err
@@ -104,8 +106,10 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) error {
 		e.log.WarnContext(ctx, "record webhook time", "err", err)
 	}
 	if rec.Status == evIgnored {
+		e.met.webhooks.WithLabelValues("ignored").Inc()
 		return api.JSON(w, http.StatusOK, WebhookAck{Status: "ignored", ID: rec.ID})
 	}
+	e.met.webhooks.WithLabelValues("accepted").Inc()
 	select {
 	case e.queue <- rec:
 	default: // full: the sweeper picks it up
@@ -183,7 +187,9 @@ func (e *Engine) sweepConnection(ctx context.Context, connID string, age time.Du
 // processEvent handles one recorded event.
 func (e *Engine) processEvent(ctx context.Context, rec store.HRWebhookEvent) {
 	err := e.process(ctx, rec)
-	if err != nil {
+	if err == nil {
+		e.met.webhookTime.Observe(e.now().Sub(rec.ReceivedAt).Seconds())
+	} else {
 		e.log.WarnContext(ctx, "webhook processing failed; will retry", "event_id", rec.EventID, "err", err)
 	}
 	e.mu.Lock()

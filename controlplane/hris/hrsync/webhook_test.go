@@ -183,6 +183,10 @@ func TestWebhookEdgeCases(t *testing.T) {
 			if h.conn().LastWebhookAt == nil {
 				t.Fatal("last_webhook_at not recorded")
 			}
+			if h.metric("lanyard_hr_webhooks_total") < 8 || h.metric("lanyard_hr_webhook_processing_seconds") == 0 || h.metric("lanyard_hr_sync_runs_total") == 0 {
+				t.Fatalf("metrics: webhooks %v processed %v runs %v", h.metric("lanyard_hr_webhooks_total"),
+					h.metric("lanyard_hr_webhook_processing_seconds"), h.metric("lanyard_hr_sync_runs_total"))
+			}
 			h.waitProcessed()
 			if evs := h.events(); len(evs) != 0 {
 				t.Fatalf("unchanged member produced %v", countTypes(evs))
