@@ -362,6 +362,24 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatal("agent did not run with the dry-run executor")
 	}
 
+	// 4b. A wipe carries the control plane's signed confirmation; the agent
+	// verifies it and records the destructive plan (dry run).
+	var wipe command
+	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/actions", map[string]any{"type": "wipe", "confirm": testSerial,
+		"idempotency_key": "e2e-wipe-1"}, &wipe)
+	if wipe.State == "awaiting_approval" {
+		t.Log("wipe waits for a second admin in this org; confirmation path not exercised")
+	} else {
+		e.waitFor("the wipe to finish", 30*time.Second, func() bool {
+			e.mustAPI("GET", "/api/v1/device-actions/"+wipe.ID, nil, &wipe)
+			return wipe.State == "done" || wipe.State == "failed"
+		})
+		if wipe.State != "done" || !strings.Contains(string(wipe.Result), `"destructive":true`) ||
+			!strings.Contains(string(wipe.Result), "STEP_STATUS_DRY_RUN") {
+			t.Fatalf("wipe command %+v %s", wipe, wipe.Result)
+		}
+	}
+
 	// 5. Revocation cuts the open stream; the agent cannot come back.
 	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/revoke-agents", map[string]any{"reason": "e2e"}, nil)
 	e.waitFor("the stream to be cut", 30*time.Second, func() bool {
