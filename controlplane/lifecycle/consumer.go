@@ -38,6 +38,8 @@ func (e *Engine) ConsumeOutbox(ctx context.Context) (int, error) {
 	}
 	n := 0
 	var run []store.RunnableStep
+	var firstErr error
+	failed := map[int64]bool{}
 	for _, ev := range events {
 		if handledBefore[ev.Seq] {
 			continue
@@ -52,15 +54,25 @@ func (e *Engine) ConsumeOutbox(ctx context.Context) (int, error) {
 			return err
 		})
 		if err != nil {
-			return n, fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, err)
+			// Keep going with the other events; this one is retried next pass, and
+			// after PoisonAfter failures recorded as failed so it cannot block the rest.
+			failed[ev.Seq] = true
+			if firstErr == nil {
+				firstErr = fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, err)
+			}
+			e.poison(ctx, ev, err)
+			continue
 		}
 		run = append(run, steps...)
 		n++
 	}
-	// Advance over the contiguous prefix.
+	// Advance over the contiguous prefix of handled events.
 	wall := domain.Now()
 	next := cursor
 	for _, ev := range events {
+		if failed[ev.Seq] {
+			break
+		}
 		if ev.Seq != next+1 && ev.At.After(wall.Add(-e.cfg.GapGrace)) {
 			break // a younger gap: an earlier transaction may still commit
 		}
@@ -77,7 +89,38 @@ func (e *Engine) ConsumeOutbox(ctx context.Context) (int, error) {
 			return n, err
 		}
 	}
-	return n, nil
+	return n, firstErr
+}
+
+// poison counts an event's failures; at PoisonAfter it is marked handled with an audit
+// row (lifecycle.event.failed) an admin can see, so one bad event never stalls the rest.
+func (e *Engine) poison(ctx context.Context, ev domain.Event, cause error) {
+	e.mu.Lock()
+	if e.failures == nil {
+		e.failures = map[string]int{}
+	}
+	e.failures[ev.ID]++
+	n := e.failures[ev.ID]
+	e.mu.Unlock()
+	e.log.Warn("event handling failed", "event", ev.ID, "type", ev.Type, "attempt", n, "err", cause)
+	if n < e.cfg.PoisonAfter {
+		return
+	}
+	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+		fresh, err := store.MarkEventHandled(ctx, tx, e.cfg.Consumer, ev)
+		if err != nil || !fresh {
+			return err
+		}
+		return store.WriteAudit(ctx, tx, store.AuditFor(ctx, ev.OrgID, "lifecycle.event.failed", ev.SubjectType, ev.SubjectID, nil,
+			map[string]any{"event_id": ev.ID, "type": ev.Type, "error": cause.Error(), "attempts": n}))
+	})
+	if err != nil {
+		e.log.Error("record failed event", "event", ev.ID, "err", err)
+		return
+	}
+	e.mu.Lock()
+	delete(e.failures, ev.ID)
+	e.mu.Unlock()
 }
 
 // handleEvent turns one event into workflow changes inside tx.

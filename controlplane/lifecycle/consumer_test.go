@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
@@ -83,5 +84,42 @@ func TestOutboxGapFromLateCommit(t *testing.T) {
 	ws, _, _ := db.ListWorkflows(ctx, h.org.ID, store.WorkflowFilter{Kind: "onboarding"}, store.Page{})
 	if len(ws) != 4 {
 		t.Fatalf("workflows = %d", len(ws))
+	}
+}
+
+// TestPoisonEventDoesNotStall: an event that cannot be handled does not stop the ones
+// after it; the cursor waits at it until it is recorded as failed (audited), then moves on.
+func TestPoisonEventDoesNotStall(t *testing.T) {
+	db := storetest.NewSQLite(t)
+	ctx := context.Background()
+	h := newHarness(t, db, harnessOpts{noRiver: true, cfg: lifecycle.Config{PoisonAfter: 2}})
+	if _, err := h.eng.ConsumeOutbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := store.ConsumerCursor(ctx, db.SQL, "lifecycle")
+	bad := domain.Event{ID: domain.NewID(), OrgID: "no-such-org", Type: domain.EventEmployeeHired, SubjectType: "employee", SubjectID: "x"}
+	if err := db.InTx(ctx, func(tx *sql.Tx) error { return store.WriteEvent(ctx, tx, bad) }); err != nil {
+		t.Fatal(err)
+	}
+	good := h.hire("po", domain.NewDate(2027, 1, 4))
+	if _, err := h.eng.ConsumeOutbox(ctx); err == nil {
+		t.Fatal("no error for the bad event")
+	}
+	if w := h.workflow(good.ID, lifecycle.KindOnboarding); w.ID == "" {
+		t.Fatal("the good event behind the bad one was not handled")
+	}
+	if c, _ := store.ConsumerCursor(ctx, db.SQL, "lifecycle"); c != before {
+		t.Fatalf("cursor moved past a failing event: %d → %d", before, c)
+	}
+	_, _ = h.eng.ConsumeOutbox(ctx) // second failure: recorded and skipped
+	es, _, _ := db.ListAudit(ctx, "no-such-org", store.AuditFilter{Action: "lifecycle.event.failed"}, store.Page{})
+	if len(es) != 1 {
+		t.Fatalf("failed-event audits = %d", len(es))
+	}
+	if _, err := h.eng.ConsumeOutbox(ctx); err != nil {
+		t.Fatalf("after poison: %v", err)
+	}
+	if c, _ := store.ConsumerCursor(ctx, db.SQL, "lifecycle"); c <= before+1 {
+		t.Fatalf("cursor stuck at %d", c)
 	}
 }

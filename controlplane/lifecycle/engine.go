@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -37,6 +38,9 @@ type Config struct {
 	// GapGrace is how long an outbox gap (a seq not yet visible) blocks the cursor
 	// before it is taken as a rolled-back transaction. Default 2 min (wall time).
 	GapGrace time.Duration
+	// PoisonAfter is how many times an outbox event may fail to be handled before it is
+	// recorded as failed (audit lifecycle.event.failed) and skipped. Default 5.
+	PoisonAfter int
 	// TaskDue is the default due time of manual tasks. Default 48 h.
 	TaskDue time.Duration
 	// ReminderEvery is the retrieval reminder interval. Default 72 h.
@@ -76,6 +80,9 @@ func (c *Config) defaults() {
 	if c.GapGrace == 0 {
 		c.GapGrace = 2 * time.Minute
 	}
+	if c.PoisonAfter == 0 {
+		c.PoisonAfter = 5
+	}
 	if c.TaskDue == 0 {
 		c.TaskDue = 48 * time.Hour
 	}
@@ -105,6 +112,9 @@ type Engine struct {
 	vendors  map[string]VendorAdapter
 	keys     Keyring
 	log      *slog.Logger
+
+	mu       sync.Mutex
+	failures map[string]int // outbox event id → failed handling attempts
 }
 
 // Option configures an Engine.
