@@ -40,6 +40,13 @@ type applyOpts struct {
 // nothing, with audit rows and outbox events for real changes only.
 func (e *Engine) applyMember(ctx context.Context, tx *sql.Tx, m hris.Member, o applyOpts) (outcome, string, error) {
 	old, err := e.db.LockEmployeeByExternalID(ctx, tx, o.org.ID, o.source, m.ExternalID)
+	return e.applyWith(ctx, tx, m, o, old, err)
+}
+
+// applyWith is applyMember with the stored employee already read (and locked);
+// lookupErr is store.ErrNotFound for a member we do not have.
+func (e *Engine) applyWith(ctx context.Context, tx *sql.Tx, m hris.Member, o applyOpts, old domain.Employee, lookupErr error) (outcome, string, error) {
+	err := lookupErr
 	relinked := false
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -180,7 +187,16 @@ func (e *Engine) applyPage(ctx context.Context, tx *sql.Tx, ms []hris.Member, o 
 	var creates []create
 	inPage := map[string]bool{}
 	for i, m := range ms {
-		_, known := existing[m.ExternalID]
+		stored, known := existing[m.ExternalID]
+		if known && !inPage[m.ExternalID] {
+			inPage[m.ExternalID] = true
+			out, reason, err := e.applyWith(ctx, tx, m, o, stored, nil)
+			if err != nil {
+				return nil, nil, fmt.Errorf("member %s: %w", m.ExternalID, err)
+			}
+			outs[i], reasons[i] = out, reason
+			continue
+		}
 		if known || inPage[m.ExternalID] || !o.noRehire {
 			out, reason, err := e.applyMember(ctx, tx, m, o)
 			if err != nil {
