@@ -1,6 +1,6 @@
 // Command lifecycle benchmarks offboarding end to end with the real pieces: the fake
 // Justworks server sends a signed webhook, HR sync turns it into an outbox event, the
-// lifecycle engine (outbox loop every 1 s, steps on River) removes app access on a fake
+// lifecycle engine (outbox loop every 250 ms, steps on River) removes app access on a fake
 // SCIM server and locks the laptop through the agent API's command model, and a
 // simulated agent holding its mTLS gRPC stream acknowledges the lock (as the real agent
 // does with its dry-run executor). On SQLite and (with -pg or LANYARD_TEST_DATABASE_URL)
@@ -227,7 +227,7 @@ func setup(ctx context.Context, db *store.DB, members []fakejustworks.Member) (*
 	if _, err := hrsync.ConnectDemo(ctx, hr, w.org.ID, w.fake); err != nil {
 		return nil, err
 	}
-	// The production loop: outbox and timers every second on this replica.
+	// The production loop: outbox and timers every 250 ms on this replica.
 	go func() { _ = w.eng.Start(rctx) }()
 	return w, nil
 }
@@ -446,7 +446,7 @@ func Markdown(cfg Config, res []Result) string {
 	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s, %s/%s), `go run ./bench/lifecycle -write`. One process runs\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&b, "the fake Justworks (signed webhooks over loopback HTTP), HR sync, the lifecycle engine with its production\n")
-	fmt.Fprintf(&b, "settings (outbox loop every 1 s, River poll 200 ms), a fake SCIM app, the agent API (mTLS gRPC) and one\n")
+	fmt.Fprintf(&b, "settings (outbox loop every 250 ms, River poll 200 ms), a fake SCIM app, the agent API (mTLS gRPC) and one\n")
 	fmt.Fprintf(&b, "simulated agent per laptop holding its command stream and acknowledging at once. An offboarding removes\n")
 	fmt.Fprintf(&b, "app access first (SCIM `active=false`), then locks. Target: webhook → lock acknowledged < 5 s.\n\n")
 	fmt.Fprintf(&b, "| store | termination webhook → lock acknowledged (n=%d) p50 / p99 / max | layoff: %d terminated at once, all locks acknowledged | locks sent | steps run twice | devices locked twice |\n", cfg.Webhooks, cfg.Layoff)
@@ -455,7 +455,7 @@ func Markdown(cfg Config, res []Result) string {
 		fmt.Fprintf(&b, "| %s | %s / %s / %s | %.1f s | %d | %d | %d |\n", r.Store, ms(r.P50), ms(r.P99), ms(r.Max),
 			r.LayoffAllAcked.Seconds(), r.LayoffLocks, r.StepsTwice, r.DevicesTwice)
 	}
-	fmt.Fprintf(&b, "\nThe latency is dominated by the 1 s outbox poll (the engine does not LISTEN yet) and River's 200 ms\n")
+	fmt.Fprintf(&b, "\nThe latency is the sum of HR sync's webhook handling, the 250 ms outbox poll (no LISTEN yet) and River's 200 ms\n")
 	fmt.Fprintf(&b, "fetch interval per step (revoke_apps, then lock_devices).\n\n")
 	return b.String()
 }

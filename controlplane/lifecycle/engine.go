@@ -379,10 +379,15 @@ func (e *Engine) wakeDue(ctx context.Context, now time.Time) ([]store.RunnableSt
 	return run, nil
 }
 
-// Start runs the engine's loop (outbox + timers) every second until ctx ends; the
-// server runs it as a capability background loop on every replica.
+// PollInterval is how often Start reads the outbox and runs timers. Both are a few
+// indexed queries, cheap enough to run four times a second on every replica; it bounds
+// how long an HR event waits before its workflow starts.
+const PollInterval = 250 * time.Millisecond
+
+// Start runs the engine's loop (outbox + timers) until ctx ends; the server runs it as a
+// capability background loop on every replica.
 func (e *Engine) Start(ctx context.Context) error {
-	e.Run(ctx, time.Second)
+	e.Run(ctx, PollInterval)
 	return ctx.Err()
 }
 
