@@ -178,6 +178,10 @@ func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error 
 	if ag.RevokedAt != nil {
 		return errRevoked
 	}
+	// Online before the welcome: once the agent hears back, the API shows it online.
+	if err := a.s.db.TouchAgents(ctx, []string{c.AgentID}, true, time.Now()); err != nil {
+		a.s.cfg.Logger.Warn("mark agent online failed", "agent_id", c.AgentID, "err", err)
+	}
 	conn := a.s.hub.register(ctx, c.Agent, ag.DeviceID)
 	defer a.s.hub.unregister(conn)
 	go conn.sendLoop(stream)
@@ -186,9 +190,6 @@ func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error 
 		AgentId: c.AgentID, DeviceId: ag.DeviceID, HeartbeatIntervalSeconds: uint32(a.s.cfg.HeartbeatInterval / time.Second),
 		FullInventoryRequired: hello.GetInventoryHash() == "" || hello.GetInventoryHash() != ag.InventoryHash,
 	}}})
-	if err := a.s.db.TouchAgents(ctx, []string{c.AgentID}, true, time.Now()); err != nil {
-		a.s.cfg.Logger.Warn("mark agent online failed", "agent_id", c.AgentID, "err", err)
-	}
 	if ag.DeviceID != "" {
 		a.s.hub.deliverOpen(ctx, conn)
 	}

@@ -3,6 +3,7 @@ package agentapi
 import (
 	"context"
 	"sort"
+	"sync"
 
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
@@ -11,9 +12,10 @@ import (
 // thousands of reports per second the commit, not the RPC, is the cost (performance.md).
 // A few workers keep batches flowing; a full queue applies back-pressure to the RPCs.
 type inventoryBatcher struct {
-	db    *store.DB
-	queue chan *invJob
-	max   int
+	db      *store.DB
+	queue   chan *invJob
+	max     int
+	workers int
 }
 
 type invJob struct {
@@ -25,11 +27,20 @@ type invJob struct {
 }
 
 func newInventoryBatcher(db *store.DB, workers, maxBatch int) *inventoryBatcher {
-	b := &inventoryBatcher{db: db, queue: make(chan *invJob, workers*maxBatch), max: maxBatch}
-	for i := 0; i < workers; i++ {
-		go b.work()
+	return &inventoryBatcher{db: db, queue: make(chan *invJob, workers*maxBatch), max: maxBatch, workers: workers}
+}
+
+// run applies batches until ctx ends (Server.Start runs it).
+func (b *inventoryBatcher) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < b.workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.work(ctx)
+		}()
 	}
-	return b
+	wg.Wait()
 }
 
 // apply queues a report and waits for its batch to commit.
@@ -48,8 +59,14 @@ func (b *inventoryBatcher) apply(ctx context.Context, it store.InventoryItem) (s
 	}
 }
 
-func (b *inventoryBatcher) work() {
-	for first := range b.queue {
+func (b *inventoryBatcher) work(ctx context.Context) {
+	for {
+		var first *invJob
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-b.queue:
+		}
 		batch := []*invJob{first}
 	fill:
 		for len(batch) < b.max {

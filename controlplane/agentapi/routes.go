@@ -327,31 +327,11 @@ func (s *Server) revokeSecret(w http.ResponseWriter, r *http.Request) error {
 // revokeSecretAndAgents revokes a secret and, with agents, the agents enrolled with it,
 // cutting their streams on every replica.
 func (s *Server) revokeSecretAndAgents(ctx context.Context, orgID, id string, agents bool) error {
-	before, _, err := s.db.RevokedAgentsSince(ctx, time.Now().Add(-time.Second))
+	_, ids, err := s.db.RevokeEnrollmentSecretAgents(ctx, orgID, id, agents)
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.RevokeEnrollmentSecret(ctx, orgID, id, agents); err != nil {
-		return err
-	}
-	if !agents {
-		return nil
-	}
-	after, _, err := s.db.RevokedAgentsSince(ctx, time.Now().Add(-time.Minute))
-	if err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	for _, id := range before {
-		seen[id] = true
-	}
-	var fresh []string
-	for _, id := range after {
-		if !seen[id] {
-			fresh = append(fresh, id)
-		}
-	}
-	s.revokedLocally(ctx, fresh)
+	s.revokedLocally(ctx, ids)
 	return nil
 }
 

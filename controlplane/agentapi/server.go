@@ -215,6 +215,7 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() { errc <- s.enrollGRPC.Serve(s.enrollLn) }()
 	go s.hub.listen(ctx)
 	go s.loops(ctx)
+	go s.batcher.run(ctx)
 	s.cfg.Logger.Info("agent API serving", "agent_addr", s.agentLn.Addr().String(), "enroll_addr", s.enrollLn.Addr().String(),
 		"ca_sha256", s.ca.RootFingerprint())
 	var err error

@@ -131,56 +131,64 @@ func (db *DB) ListEnrollmentSecrets(ctx context.Context, orgID string, p Page) (
 }
 
 // RevokeEnrollmentSecret revokes a secret inside q. With revokeAgents, every agent that
-// enrolled with it is revoked too (certificates included).
-func RevokeEnrollmentSecret(ctx context.Context, q Querier, orgID, id string, revokeAgents bool) (EnrollmentSecret, error) {
+// enrolled with it is revoked too (certificates included); their ids are returned.
+func RevokeEnrollmentSecret(ctx context.Context, q Querier, orgID, id string, revokeAgents bool) (EnrollmentSecret, []string, error) {
 	before, err := GetEnrollmentSecret(ctx, q, orgID, id)
 	if err != nil {
-		return before, err
+		return before, nil, err
 	}
 	now := domain.Now()
 	after := before
 	if before.RevokedAt == nil {
 		after.RevokedAt = &now
 		if _, err := q.ExecContext(ctx, `UPDATE enrollment_secrets SET revoked_at = $1 WHERE org_id = $2 AND id = $3`, now, orgID, id); err != nil {
-			return before, fmt.Errorf("revoke enrollment secret %s: %w", id, err)
+			return before, nil, fmt.Errorf("revoke enrollment secret %s: %w", id, err)
 		}
 		if err := WriteAudit(ctx, q, AuditFor(ctx, orgID, "enrollment_secret.revoked", "enrollment_secret", id, before, after)); err != nil {
-			return before, err
+			return before, nil, err
 		}
 	}
+	var ids []string
 	if revokeAgents {
 		rows, err := q.QueryContext(ctx, `SELECT id FROM agents WHERE org_id = $1 AND secret_id = $2 AND revoked_at IS NULL`, orgID, id)
 		if err != nil {
-			return before, fmt.Errorf("list agents of secret %s: %w", id, err)
+			return before, nil, fmt.Errorf("list agents of secret %s: %w", id, err)
 		}
-		var ids []string
 		for rows.Next() {
 			var a string
 			if err := rows.Scan(&a); err != nil {
 				rows.Close()
-				return before, err
+				return before, nil, err
 			}
 			ids = append(ids, a)
 		}
 		rows.Close()
 		for _, a := range ids {
 			if err := RevokeAgent(ctx, q, orgID, a, "enrollment secret "+id+" revoked"); err != nil {
-				return before, err
+				return before, nil, err
 			}
 		}
 	}
-	return after, nil
+	return after, ids, nil
 }
 
 // RevokeEnrollmentSecret is the DB method form.
 func (db *DB) RevokeEnrollmentSecret(ctx context.Context, orgID, id string, revokeAgents bool) (EnrollmentSecret, error) {
+	s, _, err := db.RevokeEnrollmentSecretAgents(ctx, orgID, id, revokeAgents)
+	return s, err
+}
+
+// RevokeEnrollmentSecretAgents is RevokeEnrollmentSecret returning the revoked agent ids
+// (so the agent API can cut their streams).
+func (db *DB) RevokeEnrollmentSecretAgents(ctx context.Context, orgID, id string, revokeAgents bool) (EnrollmentSecret, []string, error) {
 	var s EnrollmentSecret
+	var ids []string
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		s, err = RevokeEnrollmentSecret(ctx, tx, orgID, id, revokeAgents)
+		s, ids, err = RevokeEnrollmentSecret(ctx, tx, orgID, id, revokeAgents)
 		return err
 	})
-	return s, err
+	return s, ids, err
 }
 
 // ExchangeEnrollmentSecret checks a secret by hash and, when it is usable, counts one use
