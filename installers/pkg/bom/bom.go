@@ -50,10 +50,21 @@ type Entry struct {
 }
 
 const (
-	headerSize   = 512
-	leafCapacity = 256 // entries per Paths leaf, as Apple's tools write them
-	pathsBlock   = 4096
+	headerSize    = 512
+	leafCapacity  = 256 // entries per Paths leaf, as Apple's tools write them
+	pathsBlock    = 4096
+	vindexBlock   = 128
+	metadataFlags = 0x000f
 )
+
+// pad extends a tree node to the tree's block size, as Apple's BOMs store
+// them.
+func pad(b []byte, size int) []byte {
+	if len(b) < size {
+		b = append(b, make([]byte, size-len(b))...)
+	}
+	return b
+}
 
 type storage struct {
 	data []byte   // block contents, starting at file offset headerSize
@@ -183,13 +194,21 @@ func Write(w io.Writer, entries []Entry) error {
 
 	s := newStorage()
 	{
+		// One statistics entry for cpu type 0 (we do not classify Mach-O
+		// files): the number of paths and the total size of the files.
+		var total uint32
+		for _, n := range order {
+			if uint32(n.Mode)&modeType != ModeDir {
+				total += n.Size
+			}
+		}
 		var b be
-		b.u32(1)                      // version
-		b.u32(uint32(len(order) + 1)) // number of paths (as mkbom counts them)
-		b.u32(1)                      // one info entry
-		b.u32(0)                      // cpu type
+		b.u32(1) // version
+		b.u32(uint32(len(order)))
+		b.u32(1) // entries
+		b.u32(0) // cpu type
 		b.u32(0)
-		b.u32(0)
+		b.u32(total)
 		b.u32(0)
 		s.addVar("BomInfo", b.Bytes())
 	}
@@ -200,8 +219,13 @@ func Write(w io.Writer, entries []Entry) error {
 			end := min(start+leafCapacity, len(order))
 			var pairs [][2]uint32
 			for _, n := range order[start:end] {
+				// Metadata as Apple's mkbom writes it (checked against macOS by
+				// the stuckliste project): type, 1, flags 0x000f (full metadata,
+				// not a Mach-O), mode, uid, gid, mtime, size, 1, then per type
+				// the checksum / link target, and 8 zero bytes.
 				var info2 be
-				switch uint32(n.Mode) & modeType {
+				kind := uint32(n.Mode) & modeType
+				switch kind {
 				case ModeDir:
 					info2.u8(typeDir)
 				case ModeSymlink:
@@ -210,24 +234,26 @@ func Write(w io.Writer, entries []Entry) error {
 					info2.u8(typeFile)
 				}
 				info2.u8(1)
-				info2.u16(3) // "architecture"/flags: the value Apple-compatible writers use
+				info2.u16(metadataFlags)
 				info2.u16(n.Mode)
 				info2.u32(n.UID)
 				info2.u32(n.GID)
 				info2.u32(n.Mtime)
 				size := n.Size
-				if uint32(n.Mode)&modeType == ModeDir {
+				if kind == ModeDir {
 					size = 0
 				}
 				info2.u32(size)
 				info2.u8(1)
-				info2.u32(n.Checksum)
-				if uint32(n.Mode)&modeType == ModeSymlink {
+				switch kind {
+				case ModeRegular:
+					info2.u32(n.Checksum)
+				case ModeSymlink:
+					info2.u32(n.Checksum)
 					info2.u32(uint32(len(n.Linkname) + 1))
 					info2.cstr(n.Linkname)
-				} else {
-					info2.u32(0)
 				}
+				info2.Write(make([]byte, 8))
 				var info1 be
 				info1.u32(n.id)
 				info1.u32(s.add(info2.Bytes()))
@@ -240,7 +266,7 @@ func Write(w io.Writer, entries []Entry) error {
 			if len(leaves) > 0 {
 				back = leaves[len(leaves)-1]
 			}
-			leaf := s.add(node(true, len(pairs), 0, back, pairs))
+			leaf := s.add(pad(node(true, len(pairs), 0, back, pairs), pathsBlock))
 			if len(leaves) > 0 { // link the previous leaf forward
 				prev := leaves[len(leaves)-1]
 				p := s.ptrs[prev]
@@ -255,21 +281,21 @@ func Write(w io.Writer, entries []Entry) error {
 			for i, l := range leaves {
 				pairs = append(pairs, [2]uint32{l, lastKeys[i]})
 			}
-			rootNode = s.add(node(false, len(pairs), 0, 0, pairs))
+			rootNode = s.add(pad(node(false, len(pairs), 0, 0, pairs), pathsBlock))
 		}
 		s.addVar("Paths", tree(rootNode, pathsBlock, uint32(len(order))))
 	}
-	s.addVar("HLIndex", tree(s.add(node(true, 0, 0, 0, nil)), pathsBlock, 0))
+	s.addVar("HLIndex", tree(s.add(pad(node(true, 0, 0, 0, nil), pathsBlock)), pathsBlock, 0))
 	{
-		vtree := s.add(tree(s.add(node(true, 0, 0, 0, nil)), 128, 0))
+		vtree := s.add(tree(s.add(pad(node(true, 0, 0, 0, nil), vindexBlock)), vindexBlock, 0))
 		var b be
 		b.u32(1)
 		b.u32(vtree)
 		b.u32(0)
-		b.u8(0)
+		b.u8(1) // 1: the tree is empty
 		s.addVar("VIndex", b.Bytes())
 	}
-	s.addVar("Size64", tree(s.add(node(true, 0, 0, 0, nil)), pathsBlock, 0))
+	s.addVar("Size64", tree(s.add(pad(node(true, 0, 0, 0, nil), pathsBlock)), pathsBlock, 0))
 
 	// Layout: header, blocks, variables, then the block table and free list.
 	var vars be
@@ -443,7 +469,10 @@ func Read(b []byte) ([]Entry, error) {
 			if wantType == 0 || uint32(e.Mode)&modeType != wantType {
 				return nil, fmt.Errorf("bom: path %d: entry type %d does not match mode %o", id, i2[0], e.Mode)
 			}
-			if ll := binary.BigEndian.Uint32(i2[27:]); ll > 0 {
+			if uint32(e.Mode)&modeType == ModeDir {
+				e.Checksum = 0
+			}
+			if ll := binary.BigEndian.Uint32(i2[27:]); uint32(e.Mode)&modeType == ModeSymlink && ll > 0 {
 				if len(i2) < 31+int(ll) {
 					return nil, errors.New("bom: truncated link name")
 				}

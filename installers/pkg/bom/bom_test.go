@@ -130,3 +130,44 @@ func TestReadRejectsCorrupt(t *testing.T) {
 		}
 	}
 }
+
+// TestAppleLayout pins the byte layout Apple's own mkbom produces (31-byte
+// directory and 35-byte file metadata, flags 0x000f, 4096-byte Paths,
+// HLIndex and Size64 nodes, a 128-byte VIndex node).
+func TestAppleLayout(t *testing.T) {
+	var buf bytes.Buffer
+	es := []Entry{
+		{Path: ".", Mode: ModeDir | 0o755},
+		{Path: "./Applications", Mode: ModeDir | 0o775, GID: 80},
+		{Path: "./Applications/hello.txt", Mode: ModeRegular | 0o644, GID: 80, Size: 6, Checksum: Cksum([]byte("hello\n"))},
+	}
+	if err := Write(&buf, es); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	be := func(off int) int { return int(b[off])<<24 | int(b[off+1])<<16 | int(b[off+2])<<8 | int(b[off+3]) }
+	indexOff := be(16)
+	n := be(indexOff)
+	lengths := map[int]int{}
+	var metas [][]byte
+	for i := 1; i < n; i++ {
+		a, l := be(indexOff+4+8*i), be(indexOff+8+8*i)
+		lengths[l]++
+		if l == 31 || l == 35 {
+			metas = append(metas, b[a:a+l])
+		}
+	}
+	if lengths[4096] != 3 || lengths[128] != 1 || lengths[31] != 2 || lengths[35] != 1 {
+		t.Errorf("block lengths %v: want three 4096-byte nodes, one 128, two 31-byte dirs, one 35-byte file", lengths)
+	}
+	for _, m := range metas {
+		if m[1] != 1 || m[2] != 0 || m[3] != 0x0f || !bytes.Equal(m[len(m)-8:], make([]byte, 8)) {
+			t.Errorf("metadata block % x", m)
+		}
+	}
+	// BomInfo: version 1, 3 paths, one entry with the files' total size.
+	got, err := Read(b)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("read back: %v, %d entries", err, len(got))
+	}
+}
