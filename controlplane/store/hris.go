@@ -567,9 +567,10 @@ func (db *DB) placeholders(rows, cols int) string {
 	return b.String()
 }
 
-// LockEmployeesByExternalIDs reads the employees of one source with these
-// external ids inside tx (row-locked on Postgres), keyed by external id.
-func (db *DB) LockEmployeesByExternalIDs(ctx context.Context, tx *sql.Tx, orgID, source string, ids []string) (map[string]domain.Employee, error) {
+// EmployeesByExternalIDs reads the employees of one source with these
+// external ids inside tx, keyed by external id. Rows are not locked: callers
+// re-read with LockEmployeeByExternalID before changing one.
+func (db *DB) EmployeesByExternalIDs(ctx context.Context, tx *sql.Tx, orgID, source string, ids []string) (map[string]domain.Employee, error) {
 	out := make(map[string]domain.Employee, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -579,7 +580,7 @@ func (db *DB) LockEmployeesByExternalIDs(ctx context.Context, tx *sql.Tx, orgID,
 	if db.Dialect == Postgres {
 		// One array parameter: far cheaper to plan than 100 scalars.
 		rows, err = tx.QueryContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND source = $2
-			AND external_id <> '' AND external_id = ANY($3) ORDER BY id FOR UPDATE`, orgID, source, ids)
+			AND external_id <> '' AND external_id = ANY($3)`, orgID, source, ids)
 	} else {
 		args := []any{orgID, source}
 		for _, id := range ids {

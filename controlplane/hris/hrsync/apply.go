@@ -43,7 +43,7 @@ func (e *Engine) applyMember(ctx context.Context, tx *sql.Tx, m hris.Member, o a
 	return e.applyWith(ctx, tx, m, o, old, err)
 }
 
-// applyWith is applyMember with the stored employee already read (and locked);
+// applyWith is applyMember with the stored employee already read and locked;
 // lookupErr is store.ErrNotFound for a member we do not have.
 func (e *Engine) applyWith(ctx context.Context, tx *sql.Tx, m hris.Member, o applyOpts, old domain.Employee, lookupErr error) (outcome, string, error) {
 	err := lookupErr
@@ -126,6 +126,15 @@ func (e *Engine) applyWith(ctx context.Context, tx *sql.Tx, m hris.Member, o app
 	return outUpdated, "", nil
 }
 
+// unchanged reports whether applying m to stored would write nothing.
+func unchanged(stored domain.Employee, m hris.Member, today string) bool {
+	if stored.HR.SourceUpdatedAt != nil && !m.UpdatedAt.IsZero() && m.UpdatedAt.Before(*stored.HR.SourceUpdatedAt) {
+		return true // older record: ignored anyway
+	}
+	hr := desired(&stored.HR, m, today)
+	return len(eventsFor(&stored.HR, hr)) == 0 && sameSourceTime(stored.HR.SourceUpdatedAt, hr.SourceUpdatedAt)
+}
+
 func sameSourceTime(a, b *time.Time) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
@@ -175,7 +184,7 @@ func (e *Engine) applyPage(ctx context.Context, tx *sql.Tx, ms []hris.Member, o 
 	for _, m := range ms {
 		ids = append(ids, m.ExternalID)
 	}
-	existing, err := e.db.LockEmployeesByExternalIDs(ctx, tx, o.org.ID, o.source, ids)
+	existing, err := e.db.EmployeesByExternalIDs(ctx, tx, o.org.ID, o.source, ids)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -188,13 +197,10 @@ func (e *Engine) applyPage(ctx context.Context, tx *sql.Tx, ms []hris.Member, o 
 	inPage := map[string]bool{}
 	for i, m := range ms {
 		stored, known := existing[m.ExternalID]
-		if known && !inPage[m.ExternalID] {
-			inPage[m.ExternalID] = true
-			out, reason, err := e.applyWith(ctx, tx, m, o, stored, nil)
-			if err != nil {
-				return nil, nil, fmt.Errorf("member %s: %w", m.ExternalID, err)
-			}
-			outs[i], reasons[i] = out, reason
+		if known && unchanged(stored, m, o.today) {
+			// Nothing to write: no lock needed (a full scan of an unchanged
+			// roster costs one read per page).
+			outs[i] = outUnchanged
 			continue
 		}
 		if known || inPage[m.ExternalID] || !o.noRehire {
