@@ -316,3 +316,30 @@ func TestTerminatedBeforeStart(t *testing.T) {
 		}
 	}
 }
+
+// TestRetrievalReminders: an open retrieval gets a reminder every ReminderEvery until the
+// box arrives.
+func TestRetrievalReminders(t *testing.T) {
+	db := storetest.NewSQLite(t)
+	ctx := context.Background()
+	h := newHarness(t, db, harnessOpts{})
+	e, _ := h.onboarded("re", "SER-RE", "agent")
+	h.hrEvent(&e, domain.EventEmployeeTerminated, nil)
+	h.pump("retrieval open", func() bool {
+		return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepAwaitReceipt) == "waiting"
+	})
+	rs, _, _ := store.ListRetrievals(ctx, db.SQL, h.org.ID, store.RetrievalFilter{EmployeeID: e.ID}, store.Page{})
+	for want := 1; want <= 2; want++ {
+		h.clock.Advance(72*time.Hour + time.Minute)
+		h.pump("reminder", func() bool {
+			r, _ := store.GetRetrieval(ctx, db.SQL, h.org.ID, rs[0].ID)
+			return r.RemindersSent == want
+		})
+	}
+	if n := h.auditCount("retrieval.reminder", rs[0].ID); n != 2 {
+		t.Fatalf("reminder audits = %d", n)
+	}
+	if s := h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepAwaitReceipt); s != "waiting" {
+		t.Fatalf("await_receipt = %s", s)
+	}
+}
