@@ -234,7 +234,9 @@ func TestMassTerminationBreaker(t *testing.T) {
 func TestCrashMidImportResumes(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db *store.DB) {
-		h := newHarness(t, db, hopts{members: gen(120, true)})
+		// Offset ordering: a member edited after its page was read does not
+		// move to the end of the listing, so only the catch-up can see it.
+		h := newHarness(t, db, hopts{members: gen(120, true), fake: fakejustworks.Options{Ordering: "offset"}})
 		// The import dies after two pages (25 each): the server keeps failing.
 		h.fake.InjectFault(fakejustworks.Fault{Path: "/v1/members", Skip: 2, Status: 503, Times: 1000})
 		_, run := h.connect()
@@ -252,6 +254,9 @@ func TestCrashMidImportResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.fake.ClearFaults()
+		// A member already imported changes before the resume: the catch-up sees it.
+		h.fake.UpdateMember(mid(3), func(m *fakejustworks.Member) { m.JobTitle = "Changed during the outage" }, true)
+		h.advance(10 * time.Minute) // longer than the catch-up skew
 		n := len(h.fake.Requests())
 		run2 := h.sync("")
 		if run2.Status != store.HRRunSucceeded || run2.Kind != hrsync.KindInitial || run2.Created != 70 {
@@ -260,8 +265,11 @@ func TestCrashMidImportResumes(t *testing.T) {
 		if first := h.fake.Requests()[n]; !contains(first.Query, "cursor=") {
 			t.Fatalf("resume did not start at the cursor: %+v", first)
 		}
-		if c := countTypes(h.events()); c[domain.EventEmployeeHired] != 120 {
-			t.Fatalf("hired events %v", c)
+		if c := countTypes(h.events()); c[domain.EventEmployeeHired] != 120 || c[domain.EventEmployeeUpdated] != 1 {
+			t.Fatalf("events %v", c)
+		}
+		if e := h.employee(mid(3)); e.HR.Title != "Changed during the outage" {
+			t.Fatalf("title %q", e.HR.Title)
 		}
 		if got, _ := store.GetHRSyncRun(context.Background(), db.SQL, h.org.ID, stale.ID); got.Status != store.HRRunFailed {
 			t.Fatalf("stale run %+v", got)

@@ -218,8 +218,13 @@ func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
 		if err := sc.pass(ctx, hris.ListOptions{Cursor: conn.ImportCursor}, true); err != nil {
 			return err
 		}
-		// Catch up what changed while we paged (EDGE_CASES 9).
-		if err := sc.pass(ctx, hris.ListOptions{UpdatedSince: start.Add(-e.cfg.Skew)}, false); err != nil {
+		// Catch up what changed while we paged (EDGE_CASES 9); a resumed
+		// import catches up from the connect, when its first pages were read.
+		since := start
+		if conn.ImportCursor != "" {
+			since = conn.CreatedAt
+		}
+		if err := sc.pass(ctx, hris.ListOptions{UpdatedSince: since.Add(-e.cfg.Skew)}, false); err != nil {
 			return err
 		}
 	case KindIncremental:
