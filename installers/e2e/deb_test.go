@@ -261,25 +261,22 @@ func setup(t *testing.T) *harness {
 	h := &harness{t: t, dir: t.TempDir()}
 	h.bin = filepath.Join(h.dir, "bin")
 	h.dataDir = filepath.Join(h.dir, "data")
-	root, _ := filepath.Abs("../..")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	// The server reports version 1.0.1, so the packages it builds for the API are an
-	// upgrade over the 1.0.0 one the CLI builds. Its agent binary sits beside it, where
-	// the server wiring looks for prebuilt agents.
-	for _, b := range []struct{ pkg, out, ldflags string }{
-		{"./cmd/lanyard", "lanyard", "-X github.com/lanyardhq/lanyard/controlplane/server.Version=1.0.1"},
-		{"./cmd/lanyard-agent", "lanyard-agent-linux-" + runtime.GOARCH, "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.0.0"},
-	} {
+	build := func(pkg, out, ldflags string) {
+		t.Helper()
+		root, _ := filepath.Abs("../..")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", b.ldflags, "-o", filepath.Join(h.bin, b.out), b.pkg)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-ldflags", ldflags,
+			"-o", filepath.Join(h.bin, out), pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", b.pkg, err, out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, b)
 		}
 	}
+	// The server reports version 1.0.1, so the packages it builds for the API are an
+	// upgrade over the 1.0.0 one the CLI builds.
+	build("./cmd/lanyard", "lanyard", "-X github.com/lanyardhq/lanyard/controlplane/server.Version=1.0.1")
 	hp, gp := freePorts(t)
 	h.httpURL = fmt.Sprintf("http://127.0.0.1:%d", hp)
 	h.grpc = fmt.Sprintf("127.0.0.1:%d", gp)
@@ -309,6 +306,8 @@ func setup(t *testing.T) *harness {
 	if !listening {
 		t.Skipf("lanyard serve does not listen for agent enrollment on %s (agent API not wired into controlplane/server yet)", h.enroll)
 	}
+	// The agent sits beside lanyard, where the server wiring looks for prebuilt agents.
+	build("./cmd/lanyard-agent", "lanyard-agent-linux-"+runtime.GOARCH, "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.0.0")
 	return h
 }
 
