@@ -161,6 +161,13 @@ func (e *Engine) handleEvent(ctx context.Context, tx *sql.Tx, ev domain.Event) (
 		if !automated {
 			return run, e.auditSkip(ctx, tx, org, ev)
 		}
+		if ev.Type == domain.EventEmployeeHired && emp.HR.StartDate != nil &&
+			emp.HR.StartDate.Before(e.clock.Now().Add(-e.cfg.OnboardingGrace)) {
+			// Staff who started long before Lanyard was connected (the first HR import)
+			// already have their equipment: record them, do not order laptops.
+			return run, store.WriteAudit(ctx, tx, store.AuditFor(ctx, org.ID, "lifecycle.onboarding.skipped", "employee", emp.ID, nil,
+				map[string]any{"reason": "start date " + emp.HR.StartDate.String() + " is in the past; assign existing equipment by hand or by CSV import"}))
+		}
 		_, err := e.startTx(ctx, tx, org, StartOptions{Kind: KindOnboarding, EmployeeID: emp.ID, RunAt: e.onboardingAt(org, emp),
 			TriggerID: ev.ID, Reason: ev.Type})
 		if errors.Is(err, store.ErrConflict) {

@@ -123,3 +123,20 @@ func TestPoisonEventDoesNotStall(t *testing.T) {
 		t.Fatalf("cursor stuck at %d", c)
 	}
 }
+
+// TestExistingStaffNotOnboarded: the first HR import reports every current employee as
+// hired; someone who started months ago gets no onboarding (no laptop ordered), a recent
+// or future start does.
+func TestExistingStaffNotOnboarded(t *testing.T) {
+	db := storetest.NewSQLite(t)
+	h := newHarness(t, db, harnessOpts{noRiver: true})
+	old := h.hire("veteran", domain.NewDate(2024, 3, 1))
+	recent := h.hire("recent", domain.NewDate(2026, 11, 25)) // six days before the fake clock
+	h.pump("events consumed", func() bool { return h.auditCount("lifecycle.onboarding.skipped", old.ID) == 1 })
+	if w := h.workflow(old.ID, lifecycle.KindOnboarding); w.ID != "" {
+		t.Fatalf("veteran got an onboarding: %s", w.State)
+	}
+	if w := h.workflow(recent.ID, lifecycle.KindOnboarding); w.ID == "" {
+		t.Fatal("recent hire got no onboarding")
+	}
+}

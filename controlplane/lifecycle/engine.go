@@ -38,6 +38,9 @@ type Config struct {
 	// GapGrace is how long an outbox gap (a seq not yet visible) blocks the cursor
 	// before it is taken as a rolled-back transaction. Default 2 min (wall time).
 	GapGrace time.Duration
+	// OnboardingGrace: a hire whose start date is further in the past than this is an
+	// existing employee seen at the first HR import, and gets no onboarding. Default 14 days.
+	OnboardingGrace time.Duration
 	// PoisonAfter is how many times an outbox event may fail to be handled before it is
 	// recorded as failed (audit lifecycle.event.failed) and skipped. Default 5.
 	PoisonAfter int
@@ -79,6 +82,9 @@ func (c *Config) defaults() {
 	}
 	if c.GapGrace == 0 {
 		c.GapGrace = 2 * time.Minute
+	}
+	if c.OnboardingGrace == 0 {
+		c.OnboardingGrace = 14 * 24 * time.Hour
 	}
 	if c.PoisonAfter == 0 {
 		c.PoisonAfter = 5

@@ -135,7 +135,8 @@ func TestMacADEEndToEnd(t *testing.T) {
 		}
 
 		// Hire (as HR sync writes it).
-		start := domain.NewDate(2026, 1, 5)
+		soon := time.Now().UTC().AddDate(0, 0, 3)
+		start := domain.NewDate(soon.Year(), soon.Month(), soon.Day())
 		emp := domain.Employee{OrgID: org.ID, Source: "justworks", ExternalID: "mem_mac", EquipmentType: "laptop", HR: domain.HRFields{
 			FirstName: "Mae", LastName: "Jemison", WorkEmail: "mae@acme.test", Status: domain.StatusActive, Departments: []string{"Design"}, StartDate: &start}}
 		writeHR := func(typ string, mutate func(*domain.Employee)) {
