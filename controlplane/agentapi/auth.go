@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,6 +26,9 @@ type revocations struct {
 	mu    sync.RWMutex
 	ids   map[string]struct{}
 	since time.Time
+	// loaded is false until the first successful read: until then no agent is let in, so
+	// a database outage at start never admits a revoked agent.
+	loaded atomic.Bool
 }
 
 func newRevocations() *revocations { return &revocations{ids: map[string]struct{}{}} }
@@ -59,6 +63,7 @@ func (r *revocations) refresh(ctx context.Context, db *store.DB) ([]string, erro
 	if latest.After(r.since) {
 		r.since = latest
 	}
+	r.loaded.Store(true)
 	return fresh, nil
 }
 
@@ -88,6 +93,9 @@ func (s *Server) verifyConnection(cs tls.ConnectionState) error {
 	id, err := identity.FromCertificate(cs.VerifiedChains[0][0])
 	if err != nil {
 		return err
+	}
+	if !s.revoked.loaded.Load() {
+		return errors.New("agentapi: revocation list not loaded yet (database unavailable)")
 	}
 	if s.revoked.has(id.AgentID) {
 		return errors.New("agentapi: agent certificate revoked")
@@ -125,6 +133,9 @@ func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
 	}
 	if time.Now().After(leaf.NotAfter) {
 		return ctx, status.Error(codes.Unauthenticated, "client certificate expired")
+	}
+	if !s.revoked.loaded.Load() {
+		return ctx, status.Error(codes.Unavailable, "revocation list not loaded yet")
 	}
 	if s.revoked.has(id.AgentID) {
 		return ctx, errRevoked

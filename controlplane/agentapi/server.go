@@ -206,7 +206,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	if err := s.revoked.load(ctx, s.db); err != nil {
-		return err
+		// Agents are refused until a refresh succeeds (the poll retries every few seconds);
+		// the rest of the control plane keeps serving.
+		s.cfg.Logger.Warn("revocation list not loaded; refusing agents until the database answers", "err", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

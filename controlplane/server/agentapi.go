@@ -1,0 +1,36 @@
+package server
+
+// Agent API wiring (owned by the agent-channel work, controlplane/agentapi). Registered from
+// init so this file is the whole hook, like hris.go. The capability opens the embedded agent
+// CA (keys sealed by the keyring) and serves the mTLS agent API on grpc-addr and enrollment
+// on the next port (Start), the admin routes for device actions, tracking and enrollment
+// secrets (Routes) and the "tracking" view of GET /devices/{id} (DeviceDetails). The Apple
+// MDM capability registers its command channel on it (see mdm_apple.go); installers and
+// lifecycle find it in d.Built.
+
+import (
+	"context"
+	"net"
+
+	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+)
+
+func init() {
+	capabilities = append(capabilities, capability{name: "agentapi", build: buildAgentAPI})
+}
+
+func buildAgentAPI(ctx context.Context, d *Deps) (any, error) {
+	// The server certificate names what agents dial (agent-url) plus loopback.
+	names := []string{"localhost"}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if host, _, err := net.SplitHostPort(d.Config.AgentURL); err == nil && host != "" && host != "localhost" {
+		if ip := net.ParseIP(host); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			names = append(names, host)
+		}
+	}
+	// The Apple MDM capability, built after this one, registers its channel on
+	// srv.Commands (mdm_apple.go).
+	return agentapi.Open(ctx, d.DB, d.Keyring, agentapi.Config{AgentAddr: d.Config.GRPCAddr, DNSNames: names, IPs: ips, Logger: d.Logger})
+}
