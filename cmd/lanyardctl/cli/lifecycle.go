@@ -244,9 +244,23 @@ type dryRun struct {
 
 func (a *app) offboardCmd() *cobra.Command {
 	var dry, yes bool
-	cmd := &cobra.Command{Use: "offboard EMPLOYEE", Short: "Offboard an employee now (--yes), or show what it would do (--dry-run)",
+	cmd := &cobra.Command{Use: "offboard EMPLOYEE", Short: "Offboard an employee (id or work email) now (--yes), or show what it would do (--dry-run)",
 		Args: cobra.ExactArgs(1),
 		RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
+			if strings.Contains(args[0], "@") {
+				var l struct {
+					Items []struct {
+						ID string `json:"id"`
+					} `json:"items"`
+				}
+				if err := c.Do(ctx, http.MethodGet, "/api/v1/employees", url.Values{"email": {args[0]}}, nil, &l); err != nil {
+					return err
+				}
+				if len(l.Items) != 1 {
+					return fmt.Errorf("no employee with work email %s", args[0])
+				}
+				args = []string{l.Items[0].ID}
+			}
 			if !dry && !yes {
 				return fmt.Errorf("offboarding removes app access and locks devices: pass --yes to run it, or --dry-run to preview")
 			}

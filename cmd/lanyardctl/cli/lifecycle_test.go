@@ -40,7 +40,7 @@ func TestLifecycleCommands(t *testing.T) {
 	}
 	auditBefore, _, _ := db.ListAudit(ctx, o.ID, store.AuditFilter{}, store.Page{Limit: 200})
 
-	out, err := run("offboard", emp.ID, "--dry-run")
+	out, err := run("offboard", emp.HR.WorkEmail, "--dry-run")
 	if err != nil || !strings.Contains(out, "Nothing was changed") || !strings.Contains(out, "lock_devices") ||
 		!strings.Contains(out, "C02CTL0001") || !strings.Contains(out, "no agent and no MDM") {
 		t.Fatalf("dry-run: %q %v", out, err)
