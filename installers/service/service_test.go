@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -258,5 +259,45 @@ func TestLinks(t *testing.T) {
 	}
 	if r := h.Do("POST", "/api/v1/installers/links", h.Token(org.ID, domain.RoleViewer), LinkRequest{Platform: "linux-deb"}); r.Status != http.StatusForbidden {
 		t.Errorf("viewer: %d", r.Status)
+	}
+}
+
+// TestConcurrentDownloadsBuildOnce: simultaneous first downloads share one
+// build (and one secret).
+func TestConcurrentDownloadsBuildOnce(t *testing.T) {
+	testutil.Need(t, "dpkg-deb")
+	db := storetest.NewSQLite(t)
+	ctx := domain.WithActor(context.Background(), domain.Actor{ID: "test"})
+	org := domain.Org{Name: "Acme", Plan: domain.PlanPro}
+	if err := store.CreateOrg(ctx, db.SQL, &org); err != nil {
+		t.Fatal(err)
+	}
+	b := &installers.Builder{ControlPlaneURL: "https://x.example", Version: "1.0.0", Secrets: dbMinter{db}, CA: fixedCA{}, Orgs: db, Agents: bins{t}}
+	svc, err := New(b, db, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := apitest.New(t, db, api.Options{}, svc.Routes())
+	tok := h.Token(org.ID, domain.RoleIT)
+	const n = 4
+	ids := make(chan string, n)
+	for range n {
+		go func() {
+			r := h.Do("GET", "/api/v1/installers/linux-rpm?arch=arm64", tok, nil)
+			ids <- fmt.Sprint(r.Status, " ", r.Header.Get("X-Lanyard-Installer-Build"))
+		}()
+	}
+	first := <-ids
+	for range n - 1 {
+		if got := <-ids; got != first {
+			t.Errorf("concurrent downloads got %q and %q", first, got)
+		}
+	}
+	if !strings.HasPrefix(first, "200 ") {
+		t.Fatalf("download: %s", first)
+	}
+	builds, _, err := db.ListInstallerBuilds(ctx, org.ID, store.Page{})
+	if err != nil || len(builds) != 1 {
+		t.Errorf("%d builds recorded (err %v), want 1", len(builds), err)
 	}
 }
