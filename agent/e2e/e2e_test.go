@@ -391,4 +391,42 @@ func TestAgentEndToEnd(t *testing.T) {
 	if statusField(e.agentStatus(cfgPath), "connected") == true {
 		t.Fatal("the revoked agent reconnected")
 	}
+
+	// 6. `lanyard-agent enroll --url --secret` on a second machine writes its
+	// config without the secret and an owner-only identity.
+	var secret struct {
+		Plaintext     string `json:"plaintext"`
+		CAFingerprint string `json:"ca_fingerprint_sha256"`
+	}
+	e.mustAPI("POST", "/api/v1/enrollment-secrets", map[string]any{"name": "e2e-cli"}, &secret)
+	host, port, _ := net.SplitHostPort(e.grpcAddr)
+	p, _ := strconv.Atoi(port)
+	cfg2 := filepath.Join(e.dir, "agent2", "agent.json")
+	state2 := filepath.Join(e.dir, "agent2", "state")
+	enroll := exec.Command(filepath.Join(e.bin, "lanyard-agent"), "enroll", "--url", e.httpURL, "--secret", secret.Plaintext,
+		"--grpc-address", e.grpcAddr, "--enroll-address", net.JoinHostPort(host, strconv.Itoa(p+1)),
+		"--ca-fingerprint", secret.CAFingerprint, "--config", cfg2, "--state-dir", state2)
+	enroll.Env = append(os.Environ(), "LANYARD_AGENT_TEST_SERIAL=E2E-SERIAL-0002")
+	if out, err := enroll.CombinedOutput(); err != nil || !strings.Contains(string(out), "enrolled: agent") {
+		t.Fatalf("lanyard-agent enroll: %v\n%s", err, out)
+	}
+	c2, err := config.Load(cfg2)
+	if err != nil || c2.EnrollmentSecret != "" || c2.GRPCAddress != e.grpcAddr || c2.StateDir != state2 {
+		t.Fatalf("config written by enroll: %+v %v", c2, err)
+	}
+	if st := e.agentStatus(cfg2); st["enrolled"] != true {
+		t.Fatalf("status after enroll: %v", st)
+	}
+	// The same secret cannot be replayed with a wrong pin.
+	bad := exec.Command(filepath.Join(e.bin, "lanyard-agent"), "enroll", "--url", e.httpURL, "--secret", secret.Plaintext,
+		"--grpc-address", e.grpcAddr, "--enroll-address", net.JoinHostPort(host, strconv.Itoa(p+1)),
+		"--ca-fingerprint", strings.Repeat("0", 64), "--config", filepath.Join(e.dir, "agent3", "agent.json"),
+		"--state-dir", filepath.Join(e.dir, "agent3", "state"))
+	bad.Env = append(os.Environ(), "LANYARD_AGENT_TEST_SERIAL=E2E-SERIAL-0003")
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "ca_fingerprint_sha256") {
+		t.Fatalf("enroll with a wrong pin: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "agent3", "state", "identity.pem")); err == nil {
+		t.Fatal("identity stored despite a pin mismatch")
+	}
 }
