@@ -45,7 +45,7 @@ const (
 type EnrollmentServiceClient interface {
 	// ExchangeSecret trades an enrollment secret for a one-time enrollment token (valid 5
 	// minutes, single use). Errors: Unauthenticated (unknown, revoked, expired or used-up secret),
-	// InvalidArgument (missing fields), ResourceExhausted (rate limited).
+	// InvalidArgument (missing or oversized fields).
 	ExchangeSecret(ctx context.Context, in *ExchangeSecretRequest, opts ...grpc.CallOption) (*ExchangeSecretResponse, error)
 	// Enroll trades a one-time token and a CSR for a client certificate chain.
 	// Errors: Unauthenticated (bad, expired or already used token), InvalidArgument (malformed
@@ -89,7 +89,7 @@ func (c *enrollmentServiceClient) Enroll(ctx context.Context, in *EnrollRequest,
 type EnrollmentServiceServer interface {
 	// ExchangeSecret trades an enrollment secret for a one-time enrollment token (valid 5
 	// minutes, single use). Errors: Unauthenticated (unknown, revoked, expired or used-up secret),
-	// InvalidArgument (missing fields), ResourceExhausted (rate limited).
+	// InvalidArgument (missing or oversized fields).
 	ExchangeSecret(context.Context, *ExchangeSecretRequest) (*ExchangeSecretResponse, error)
 	// Enroll trades a one-time token and a CSR for a client certificate chain.
 	// Errors: Unauthenticated (bad, expired or already used token), InvalidArgument (malformed
