@@ -29,6 +29,8 @@ const (
 	configPath = "/etc/lanyard/agent.json"
 	stateDir   = "/var/lib/lanyard"
 	unitPath   = "/usr/lib/systemd/system/lanyard-agent.service"
+	// wantsLink is what an offline `systemctl enable` creates; removal must drop it.
+	wantsLink = "/etc/systemd/system/multi-user.target.wants/lanyard-agent.service"
 )
 
 type proc struct {
@@ -418,8 +420,8 @@ func TestDebInstallEnrollUpgradePurge(t *testing.T) {
 
 	// 4. Purge removes the package, its configuration and the device identity.
 	run(t, "dpkg", "-P", "lanyard-agent")
-	for _, p := range []string{agentBin, configPath, "/etc/lanyard", stateDir, unitPath} {
-		if _, err := os.Stat(p); err == nil {
+	for _, p := range []string{agentBin, configPath, "/etc/lanyard", stateDir, unitPath, wantsLink} {
+		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s is still there after purge", p)
 		}
 	}

@@ -96,8 +96,8 @@ func TestDebLifecycle(t *testing.T) {
 	}
 
 	run(t, "dpkg", "-P", "lanyard-agent")
-	for _, p := range []string{stateDir, "/etc/lanyard", agentBin, unitPath} {
-		if _, err := os.Stat(p); err == nil {
+	for _, p := range []string{stateDir, "/etc/lanyard", agentBin, unitPath, wantsLink} {
+		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s left after purge", p)
 		}
 	}

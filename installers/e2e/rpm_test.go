@@ -97,8 +97,8 @@ func TestRPMLifecycle(t *testing.T) {
 	}
 
 	rpm("-e", "--nodeps", "lanyard-agent")
-	for _, p := range []string{stateDir, "/etc/lanyard", agentBin, unitPath} {
-		if _, err := os.Stat(p); err == nil {
+	for _, p := range []string{stateDir, "/etc/lanyard", agentBin, unitPath, wantsLink} {
+		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s left after erase", p)
 		}
 	}
