@@ -175,12 +175,16 @@ type toolAnswer struct {
 var aptPeriodic = regexp.MustCompile(`APT::Periodic::Unattended-Upgrade "(\d+)"`)
 
 // parseAptConfig reads `apt-config dump`; installed says whether
-// unattended-upgrades is installed.
-func parseAptConfig(out string, installed bool) result {
+// unattended-upgrades is installed, packagekit whether PackageKit (which
+// desktop software centers use for automatic updates) is.
+func parseAptConfig(out string, installed, packagekit bool) result {
 	m := aptPeriodic.FindStringSubmatch(out)
 	if m == nil {
+		if !installed && packagekit {
+			return unknown("unattended-upgrades not installed; PackageKit may update automatically")
+		}
 		if !installed {
-			return result{Off, "unattended-upgrades not installed"}
+			return result{Off, "neither unattended-upgrades nor PackageKit installed"}
 		}
 		return unknown("APT::Periodic::Unattended-Upgrade not set")
 	}

@@ -62,7 +62,13 @@ func screenLock(context.Context) result { return dconfScreenLock("/") }
 func autoUpdates(ctx context.Context) result {
 	if a := run(ctx, []string{"/usr/bin/apt-config", "/bin/apt-config"}, "dump"); a != nil && a.err == nil {
 		_, err := os.Stat("/usr/bin/unattended-upgrade")
-		return parseAptConfig(a.out, err == nil)
+		pk := false
+		for _, p := range []string{"/usr/libexec/packagekitd", "/usr/lib/packagekit/packagekitd"} {
+			if _, err := os.Stat(p); err == nil {
+				pk = true
+			}
+		}
+		return parseAptConfig(a.out, err == nil, pk)
 	}
 	for _, t := range []string{
 		"/etc/systemd/system/timers.target.wants/dnf-automatic.timer",
