@@ -26,8 +26,8 @@ func WithKeys(k Keyring) Option { return func(e *Engine) { e.keys = k } }
 
 // Routes returns the lifecycle admin API. Plan gates: procurement and asset routes need
 // `hr`; workflows, tasks, retrievals and offboarding need `essentials` (automation); app
-// rules and connectors need `essentials` (app_access); warehouses, intake and receipt
-// need `pro` (warehousing).
+// rules and connectors need `essentials` (app_access); warehouses, intake, stock counts
+// and receiving a retrieval at a warehouse need `pro` (warehousing).
 func (e *Engine) Routes() []api.Route {
 	wf, tk, pr, rt, wh, as, ap := "Workflows", "Tasks", "Procurement", "Retrievals", "Warehousing", "Assets", "App access"
 	auto, proc, assets, wares, appAcc := domain.FeatureAutomation, domain.FeatureProcurement, domain.FeatureAssets, domain.FeatureWarehousing, domain.FeatureAppAccess
@@ -84,8 +84,8 @@ func (e *Engine) Routes() []api.Route {
 			Feature: auto, Resource: "retrieval", Request: trackingRequest{}, Response: store.Retrieval{}, Handler: e.hInTransit},
 		{Method: "POST", Path: "/api/v1/retrievals/{id}/cancel", Summary: "Cancel an open retrieval", Tag: rt, Role: domain.RoleIT,
 			Feature: auto, Resource: "retrieval", Response: store.Retrieval{}, Handler: e.hCancelRetrieval},
-		{Method: "POST", Path: "/api/v1/retrievals/{id}/receive", Summary: "Receive the device at a warehouse (intake)", Tag: rt,
-			Role: domain.RoleIT, Feature: wares, Resource: "retrieval", Request: IntakeInput{}, Response: store.Retrieval{}, Handler: e.hReceive},
+		{Method: "POST", Path: "/api/v1/retrievals/{id}/receive", Summary: "Receive the device, at a warehouse with an intake record (pro) or at the office",
+			Tag: rt, Role: domain.RoleIT, Feature: auto, Resource: "retrieval", Request: IntakeInput{}, Response: store.Retrieval{}, Handler: e.hReceive},
 
 		{Method: "GET", Path: "/api/v1/warehouses", Summary: "List storage locations", Tag: wh, Role: domain.RoleViewer, Feature: wares,
 			Response: api.List[store.Warehouse]{}, Handler: e.hListWarehouses},
@@ -471,8 +471,11 @@ func refused(err error) error {
 
 func (e *Engine) hReceive(w http.ResponseWriter, r *http.Request) error {
 	var req IntakeInput
-	if err := api.Decode(r, &req); err != nil {
+	if err := decodeOptional(r, &req); err != nil {
 		return err
+	}
+	if p := api.PrincipalFrom(r.Context()); req.WarehouseID != "" && !p.Org.Plan.Allows(domain.FeatureWarehousing) {
+		return api.PlanRequired(domain.FeatureWarehousing, p.Org.Plan)
 	}
 	rt, err := e.Receive(r.Context(), orgOf(r), r.PathValue("id"), req)
 	if err != nil {

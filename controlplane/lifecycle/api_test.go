@@ -95,6 +95,40 @@ func TestDowngradeStopsFutureAutomationOnly(t *testing.T) {
 		h.pump("half-finished work continues", func() bool {
 			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepAwaitReceipt) == "waiting"
 		})
+		// Without warehousing the box is received at the office (no intake record)...
+		a := apiHarness(t, h)
+		tok := a.Token(h.org.ID, domain.RoleIT)
+		rid := mustRetrieval(t, db, h.org.ID, e.ID)
+		if resp := a.Do("POST", "/api/v1/retrievals/"+rid+"/receive", tok, map[string]any{"warehouse_id": "wh", "condition": "good"}); resp.Status != 402 {
+			t.Fatalf("warehouse receipt on hr = %d %s", resp.Status, resp.Body)
+		}
+		h.org.Plan = domain.PlanEssentials
+		if _, err := db.UpdateOrg(ctx, h.org); err != nil {
+			t.Fatal(err)
+		}
+		if resp := a.Do("POST", "/api/v1/retrievals/"+rid+"/receive", tok, nil); resp.Status != 200 {
+			t.Fatalf("office receipt = %d %s", resp.Status, resp.Body)
+		}
+		// ...and, with no agent or MDM on it, wiped by hand.
+		var wipeTask string
+		h.pump("manual wipe", func() bool {
+			for _, tk := range h.openTasks(w.ID) {
+				if tk.Kind == "manual_wipe" {
+					wipeTask = tk.ID
+				}
+			}
+			return wipeTask != ""
+		})
+		if _, err := h.eng.CompleteTask(ctx, h.org.ID, wipeTask, "wiped with the vendor tool"); err != nil {
+			t.Fatal(err)
+		}
+		h.pump("cleaning", func() bool {
+			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepCleanDevices) == "waiting"
+		})
+		h.org.Plan = domain.PlanHR
+		if _, err := db.UpdateOrg(ctx, h.org); err != nil {
+			t.Fatal(err)
+		}
 		f := h.hire("iv", domain.NewDate(2026, 12, 1))
 		h.pump("event consumed", func() bool { return h.auditCount("lifecycle.automation.skipped", f.ID) == 1 })
 		if got := h.workflow(f.ID, lifecycle.KindOnboarding); got.ID != "" {

@@ -237,8 +237,9 @@ func (e *Engine) InTransit(ctx context.Context, orgID, retrievalID, tracking str
 	})
 }
 
-// Receive records the box's arrival at a warehouse with its intake. A refused intake
-// is recorded and returned as *IntakeRefusedError; the retrieval stays open.
+// Receive records the box's arrival, at a warehouse with its intake (pro plan), or at
+// the office without one (WarehouseID empty). A refused intake is recorded and returned
+// as *IntakeRefusedError; the retrieval stays open.
 func (e *Engine) Receive(ctx context.Context, orgID, retrievalID string, in IntakeInput) (store.Retrieval, error) {
 	var reasons []string
 	var rec store.Intake
@@ -247,9 +248,11 @@ func (e *Engine) Receive(ctx context.Context, orgID, retrievalID string, in Inta
 		if err != nil {
 			return err
 		}
-		rec, reasons, err = e.recordIntake(ctx, tx, orgID, dev, r.ID, in)
-		if err != nil || len(reasons) > 0 {
-			return err
+		if in.WarehouseID != "" {
+			rec, reasons, err = e.recordIntake(ctx, tx, orgID, dev, r.ID, in)
+			if err != nil || len(reasons) > 0 {
+				return err
+			}
 		}
 		r.WarehouseID = in.WarehouseID
 		if _, err := store.TransitionDevice(ctx, tx, orgID, dev.ID, domain.StateReceived); err != nil {
