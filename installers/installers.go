@@ -59,7 +59,7 @@ var archs = map[Platform][]string{
 	LinuxDeb:   {"amd64", "arm64"},
 	LinuxRPM:   {"amd64", "arm64"},
 	WindowsMSI: {"amd64"},
-	MacOSPkg:   {"arm64", "amd64", Universal},
+	MacOSPkg:   {Universal, "arm64", "amd64"}, // universal first: the default runs on every Mac
 }
 
 var extensions = map[Platform]string{LinuxDeb: "deb", LinuxRPM: "rpm", WindowsMSI: "msi", MacOSPkg: "pkg"}
@@ -119,7 +119,7 @@ type Target struct {
 }
 
 // ParseTarget validates platform and arch; an empty arch picks the first
-// valid one (amd64, or arm64 for macOS). Errors list the valid values.
+// valid one (amd64, or universal for macOS). Errors list the valid values.
 func ParseTarget(platform, arch string) (Target, error) {
 	p := Platform(strings.ToLower(strings.TrimSpace(platform)))
 	valid, ok := archs[p]

@@ -120,7 +120,7 @@ func TestMain(m *testing.M) {
 func TestParseTarget(t *testing.T) {
 	for _, c := range []struct{ p, a, want string }{
 		{"linux-deb", "", "linux-deb/amd64"}, {"linux-rpm", "aarch64", "linux-rpm/arm64"},
-		{"windows-msi", "x64", "windows-msi/amd64"}, {"macos-pkg", "", "macos-pkg/arm64"},
+		{"windows-msi", "x64", "windows-msi/amd64"}, {"macos-pkg", "", "macos-pkg/universal"},
 		{"MACOS-PKG", "universal", "macos-pkg/universal"},
 	} {
 		tg, err := ParseTarget(c.p, c.a)

@@ -129,7 +129,7 @@ verified on macOS.`,
 	f := build.Flags()
 	f.StringVar(&org, "org", "", "organization id or name (required)")
 	f.StringVar(&platform, "platform", "", "linux-deb, linux-rpm, windows-msi or macos-pkg (required)")
-	f.StringVar(&arch, "arch", "", "amd64, arm64, or universal for macos-pkg (default amd64; arm64 for macos-pkg)")
+	f.StringVar(&arch, "arch", "", "amd64, arm64, or universal for macos-pkg (default amd64; universal for macos-pkg)")
 	f.StringVar(&out, "out", "dist/packages", "output directory")
 	f.StringVar(&version, "version", "", "agent version in the package and file name (default: this lanyard's version)")
 	f.StringVar(&agentBin, "agent-bin", "", "directory of prebuilt agents (lanyard-agent-<goos>-<goarch>[.exe], as make build-agents writes); default: go build ./cmd/lanyard-agent from --source")

@@ -97,7 +97,7 @@ func (s *Service) Routes() []api.Route {
 			Summary: "Download the agent installer (linux-deb, linux-rpm, windows-msi, macos-pkg) with the org's enrollment config baked in",
 			Tag:     "installers", Role: domain.RoleIT, Feature: domain.FeatureDeviceTracking,
 			Query: []api.Param{
-				{Name: "arch", Description: "amd64, arm64 or universal (macos-pkg); default amd64 (arm64 for macos-pkg)"},
+				{Name: "arch", Description: "amd64, arm64 or universal (macos-pkg); default amd64 (universal for macos-pkg)"},
 				{Name: "fresh", Description: "true builds a new package with a new enrollment secret instead of serving the cached one"},
 			},
 			Handler: s.download},
