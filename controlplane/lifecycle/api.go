@@ -332,7 +332,8 @@ func (e *Engine) hOffboard(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeOptional(r, &req); err != nil {
 		return err
 	}
-	dr, err := e.DryRunOffboarding(r.Context(), orgOf(r), r.PathValue("id"))
+	// A real offboarding answers with the plan too, without asking the apps first.
+	dr, err := e.dryRun(r.Context(), orgOf(r), r.PathValue("id"), req.DryRun)
 	if err != nil || req.DryRun {
 		if err != nil {
 			return err

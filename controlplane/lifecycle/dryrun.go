@@ -52,6 +52,11 @@ type DryRunTarget struct {
 // apps and devices it would touch. It only reads (including a read-only account lookup
 // on app targets that support it).
 func (e *Engine) DryRunOffboarding(ctx context.Context, orgID, employeeID string) (DryRun, error) {
+	return e.dryRun(ctx, orgID, employeeID, true)
+}
+
+// dryRun computes the plan; lookup asks app targets whether the account exists.
+func (e *Engine) dryRun(ctx context.Context, orgID, employeeID string, lookup bool) (DryRun, error) {
 	org, err := e.db.GetOrg(ctx, orgID)
 	if err != nil {
 		return DryRun{}, err
@@ -69,7 +74,7 @@ func (e *Engine) DryRunOffboarding(ctx context.Context, orgID, employeeID string
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return dr, err
 	}
-	appTargets, err := e.dryRunApps(ctx, org, emp)
+	appTargets, err := e.dryRunApps(ctx, org, emp, lookup)
 	if err != nil {
 		return dr, err
 	}
@@ -112,7 +117,7 @@ func (e *Engine) DryRunOffboarding(ctx context.Context, orgID, employeeID string
 	return dr, nil
 }
 
-func (e *Engine) dryRunApps(ctx context.Context, org domain.Org, emp domain.Employee) ([]DryRunTarget, error) {
+func (e *Engine) dryRunApps(ctx context.Context, org domain.Org, emp domain.Employee, lookup bool) ([]DryRunTarget, error) {
 	out := []DryRunTarget{}
 	if !org.Plan.Allows(domain.FeatureAppAccess) || e.apps == nil {
 		return out, nil
@@ -133,7 +138,7 @@ func (e *Engine) dryRunApps(ctx context.Context, org domain.Org, emp domain.Empl
 			mode = apps.RevokeDeactivate
 		}
 		t := DryRunTarget{Type: "app", Name: n, Action: string(mode)}
-		if lk, ok := reg[n].(apps.Lookup); ok {
+		if lk, ok := reg[n].(apps.Lookup); ok && lookup {
 			id, active, err := lk.Lookup(ctx, p)
 			switch {
 			case err != nil:
