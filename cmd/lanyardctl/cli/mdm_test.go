@@ -76,7 +76,7 @@ func TestMDMCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	var devID string
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for devID == "" && time.Now().Before(deadline) {
 		if e, err := db.MDMGetEnrollment(ctx, mac.UDID); err == nil && e.Status == "enrolled" {
 			devID = e.DeviceID
@@ -95,6 +95,7 @@ func TestMDMCommands(t *testing.T) {
 	}
 	id := out[strings.Index(out, `"id": "`)+7:]
 	id = id[:strings.Index(id, `"`)]
+	deadline = time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if l, _ := mac.Locked(); l {
 			break
