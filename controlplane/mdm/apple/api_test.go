@@ -107,6 +107,20 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("device view: %d %s", r.Status, r.Body)
 	}
 
+	// ABM: not connected yet → 404; after the keypair the view holds no secret.
+	if r := a.Do("GET", "/api/v1/mdm/ade", viewer, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("ade before setup: %d", r.Status)
+	}
+	if r := a.Do("POST", "/api/v1/mdm/ade/keypair", admin, nil); r.Status != http.StatusCreated || !strings.Contains(string(r.Body), "BEGIN CERTIFICATE") {
+		t.Fatalf("ade keypair: %d %s", r.Status, r.Body)
+	}
+	if r := a.Do("GET", "/api/v1/mdm/ade", viewer, nil); r.Status != http.StatusOK || strings.Contains(string(r.Body), "PRIVATE KEY") || strings.Contains(string(r.Body), "v1:") {
+		t.Fatalf("ade view: %d %s", r.Status, r.Body)
+	}
+	if r := a.Do("PUT", "/api/v1/mdm/ade/token", admin, apple.ADETokenUpload{TokenP7M: "not a token"}); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("bad ABM token: %d %s", r.Status, r.Body)
+	}
+
 	// Plan gate: MDM is a pro feature.
 	small := storetest.Org(t, db, domain.PlanEssentials)
 	if r := a.Do("GET", "/api/v1/mdm/enrollments", a.Token(small.ID, domain.RoleOwner), nil); r.Status == http.StatusOK {

@@ -118,10 +118,10 @@ func (h *harness) enroll(m *macsim.Mac, employeeID string) {
 	}
 }
 
-// eventually polls cond for up to 15 s.
+// eventually polls cond for up to 30 s (CI runs every package at once on 2 cores).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return

@@ -107,6 +107,8 @@ func (s *Service) Routes() []api.Route {
 			Tag: "mdm", Role: domain.RoleIT, Feature: f, Resource: "mdm_command", Response: store.MDMCommand{}, Handler: s.cancelCommand},
 		{Method: "GET", Path: "/api/v1/mdm/commands/{id}/pin", Summary: "Reveal the PIN of a DeviceLock or EraseDevice (audited)",
 			Tag: "mdm", Role: domain.RoleAdmin, Feature: f, Resource: "mdm_command", Response: PINView{}, Handler: s.getPIN},
+		{Method: "GET", Path: "/api/v1/mdm/ade", Summary: "Apple Business Manager connection: token expiry, profile, last sync",
+			Tag: "mdm", Role: domain.RoleViewer, Feature: f, Response: store.MDMDEP{}, Handler: s.getADE},
 		{Method: "POST", Path: "/api/v1/mdm/ade/keypair", Summary: "Create the keypair whose certificate is uploaded to Apple Business Manager",
 			Tag: "mdm", Role: domain.RoleAdmin, Feature: f, Response: ADEKeypairView{}, Status: http.StatusCreated, Handler: s.postADEKeypair},
 		{Method: "PUT", Path: "/api/v1/mdm/ade/token", Summary: "Upload the ABM server token (.p7m), decrypted with Lanyard's key",
@@ -325,6 +327,17 @@ func (s *Service) getPIN(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return api.JSON(w, http.StatusOK, PINView{CommandID: c.UUID, PIN: pin})
+}
+
+func (s *Service) getADE(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.db.MDMGetDEP(r.Context(), api.PrincipalFrom(r.Context()).OrgID)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.NotFound("Apple Business Manager is not connected")
+	}
+	if err != nil {
+		return err
+	}
+	return api.JSON(w, http.StatusOK, d)
 }
 
 func (s *Service) postADEKeypair(w http.ResponseWriter, r *http.Request) error {
