@@ -47,6 +47,9 @@ type Config struct {
 	PollInterval time.Duration
 	// CommandTTL is how long a command may wait for delivery (default 72 h).
 	CommandTTL time.Duration
+	// InventoryWorkers is how many inventory batches are written at once, each on its own
+	// database connection (default 4; keep it below the pool size).
+	InventoryWorkers int
 	Logger     *slog.Logger
 }
 
@@ -88,6 +91,9 @@ func (c *Config) init() error {
 	if c.CommandTTL <= 0 {
 		c.CommandTTL = 72 * time.Hour
 	}
+	if c.InventoryWorkers <= 0 {
+		c.InventoryWorkers = 4
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -119,7 +125,7 @@ func New(db *store.DB, ca *pki.CA, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, db: db, ca: ca, revoked: newRevocations()}
 	s.hub = newHub(s)
-	s.batcher = newInventoryBatcher(db, 4, 64)
+	s.batcher = newInventoryBatcher(db, cfg.InventoryWorkers, 64)
 	s.Commands = newCommands(db, ca, s.hub, cfg)
 	if err := s.rotateServerCert(); err != nil {
 		return nil, err
