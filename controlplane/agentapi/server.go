@@ -50,7 +50,7 @@ type Config struct {
 	// InventoryWorkers is how many inventory batches are written at once, each on its own
 	// database connection (default 4; keep it below the pool size).
 	InventoryWorkers int
-	Logger     *slog.Logger
+	Logger           *slog.Logger
 }
 
 func (c *Config) init() error {
