@@ -138,6 +138,27 @@ func TestLifecycleEndToEnd(t *testing.T) {
 		if err != nil || len(months) != 2 || months[0].Devices != 1 || months[1].Month != "2027-01" {
 			t.Fatalf("storage by month = %+v %v", months, err)
 		}
+		// The step metrics count what ran.
+		mfs, err := h.metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		succeeded := 0.0
+		for _, mf := range mfs {
+			if mf.GetName() != "lanyard_lifecycle_step_runs_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "outcome" && l.GetValue() == "succeeded" {
+						succeeded += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		if succeeded < 12 {
+			t.Fatalf("step_runs_total{outcome=succeeded} = %v, want ≥ 12", succeeded)
+		}
 		// Every step of both of ada's workflows succeeded exactly once.
 		for _, k := range []lifecycle.Kind{lifecycle.KindOnboarding, lifecycle.KindOffboarding} {
 			for _, s := range h.workflow(ada.ID, k).Steps {

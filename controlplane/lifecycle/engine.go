@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -121,6 +124,21 @@ type Engine struct {
 
 	mu       sync.Mutex
 	failures map[string]int // outbox event id → failed handling attempts
+
+	stepRuns *prometheus.CounterVec // kind, outcome
+	stepSecs *prometheus.HistogramVec
+}
+
+// WithMetrics registers the engine's metrics (step runs by kind and outcome, step run
+// duration) on reg.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(e *Engine) {
+		e.stepRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lanyard_lifecycle_step_runs_total",
+			Help: "Lifecycle step runs by step kind and outcome (succeeded, waiting, retrying, failed)."}, []string{"kind", "outcome"})
+		e.stepSecs = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lanyard_lifecycle_step_run_seconds",
+			Help: "Duration of one lifecycle step run.", Buckets: prometheus.DefBuckets}, []string{"kind"})
+		reg.MustRegister(e.stepRuns, e.stepSecs)
+	}
 }
 
 // Option configures an Engine.
@@ -472,7 +490,11 @@ func (e *Engine) RunStep(ctx context.Context, stepID string, attempt, maxAttempt
 	if !claimed {
 		return nil
 	}
+	began := time.Now()
 	out, runErr := e.execute(ctx, w, st)
+	if e.stepSecs != nil {
+		e.stepSecs.WithLabelValues(st.Kind).Observe(time.Since(began).Seconds())
+	}
 	return e.finish(ctx, w, st, token, out, runErr, attempt, maxAttempts)
 }
 
@@ -496,9 +518,9 @@ func (e *Engine) execute(ctx context.Context, w store.Workflow, st store.Workflo
 func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.WorkflowStep, token string, out outcome, runErr error, attempt, maxAttempts int) error {
 	var next []store.RunnableStep
 	var retErr error
+	action := ""
 	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
 		var u store.StepUpdate
-		action := ""
 		switch {
 		case runErr != nil:
 			var perm permanentError
@@ -532,7 +554,7 @@ func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.Workflow
 		}
 		if !ok {
 			// Lease lost to another replica: it owns the outcome now.
-			retErr = nil
+			retErr, action = nil, ""
 			return nil
 		}
 		if u.State == string(StepPending) && retErr != nil {
@@ -598,6 +620,9 @@ func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.Workflow
 	})
 	if err != nil {
 		return err
+	}
+	if e.stepRuns != nil && action != "" {
+		e.stepRuns.WithLabelValues(st.Kind, strings.TrimPrefix(action, "lifecycle.step.")).Inc()
 	}
 	e.enqueue(ctx, next)
 	return retErr

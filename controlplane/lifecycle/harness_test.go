@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/jobs"
@@ -113,16 +115,17 @@ func (f *fakeEnroller) EnrollmentLink(_ context.Context, orgID, employeeID strin
 }
 
 type harness struct {
-	t     *testing.T
-	db    *store.DB
-	eng   *lifecycle.Engine
-	clock *lifecycle.FakeClock
-	cmd   *fakeCommander
-	enr   *fakeEnroller
-	scim  *fakescim.Server
-	keys  *secrets.Keyring
-	river *jobs.Client
-	org   domain.Org
+	t       *testing.T
+	db      *store.DB
+	eng     *lifecycle.Engine
+	clock   *lifecycle.FakeClock
+	cmd     *fakeCommander
+	enr     *fakeEnroller
+	scim    *fakescim.Server
+	keys    *secrets.Keyring
+	river   *jobs.Client
+	org     domain.Org
+	metrics *prometheus.Registry
 }
 
 type harnessOpts struct {
@@ -153,8 +156,9 @@ func newHarness(t *testing.T, db *store.DB, o harnessOpts) *harness {
 	if cfg.Backoff == nil {
 		cfg.Backoff = func(int) time.Duration { return 20 * time.Millisecond }
 	}
+	h.metrics = prometheus.NewRegistry()
 	h.eng = lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithConfig(cfg), lifecycle.WithCommander(h.cmd),
-		lifecycle.WithEnroller(h.enr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr}))
+		lifecycle.WithEnroller(h.enr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr}), lifecycle.WithMetrics(h.metrics))
 	h.org = domain.Org{Name: "Acme", Plan: o.plan, TimeZone: "America/New_York",
 		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5}}
 	if err := store.CreateOrg(ctx, db.SQL, &h.org); err != nil {

@@ -20,7 +20,7 @@ func init() {
 }
 
 func buildLifecycle(_ context.Context, d *Deps) (any, error) {
-	return wiring.New(wiring.Deps{DB: d.DB, Keys: d.Keyring, Jobs: d.Jobs, Registry: d.JobRegistry, Logger: d.Logger,
+	return wiring.New(wiring.Deps{DB: d.DB, Keys: d.Keyring, Jobs: d.Jobs, Registry: d.JobRegistry, Logger: d.Logger, Metrics: d.Registry,
 		Built: func() []any { return d.Built },
 		// Non-Mac enrollment: IT downloads the org's agent installer (enrollment secret
 		// baked in) and sends it to the employee.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
 	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -180,6 +182,8 @@ type Deps struct {
 	InstallerURL func(ctx context.Context, orgID string, p domain.Platform) (string, error)
 	// Workers is the lifecycle queue's concurrency (10 when zero).
 	Workers int
+	// Metrics, when set, gets the engine's Prometheus metrics.
+	Metrics prometheus.Registerer
 	// Options are extra engine options (clock, config) applied last.
 	Options []lifecycle.Option
 }
@@ -237,6 +241,9 @@ func New(d Deps) *lifecycle.Engine {
 		lifecycle.WithEnroller(Enroller{ADE: la, Links: la, InstallerURL: d.InstallerURL})}
 	if d.Logger != nil {
 		opts = append(opts, lifecycle.WithLogger(d.Logger))
+	}
+	if d.Metrics != nil {
+		opts = append(opts, lifecycle.WithMetrics(d.Metrics))
 	}
 	e := lifecycle.New(d.DB, append(opts, d.Options...)...)
 	e.Register(d.Registry, d.Workers)
