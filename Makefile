@@ -4,7 +4,7 @@ GO ?= go
 export GOFLAGS := -tags=nobadger,nobbolt,nomysql
 export CGO_ENABLED ?= 0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/lanyardhq/lanyard/controlplane/server.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/lanyardhq/lanyard/controlplane/server.Version=$(VERSION) -X github.com/lanyardhq/lanyard/agent/cli.Version=$(VERSION)
 BIN := bin
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 
