@@ -395,7 +395,7 @@ func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, or
 	}
 	for k := range keys {
 		before, after := tr.inventory[k], merged[k]
-		if !bytes.Equal(compactJSON(before), compactJSON(after)) {
+		if !bytes.Equal(before, after) && !bytes.Equal(compactJSON(before), compactJSON(after)) {
 			changes[k] = SectionChange{Before: before, After: after}
 		}
 	}
@@ -403,7 +403,7 @@ func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, or
 		out.Changed = append(out.Changed, k)
 	}
 	sort.Strings(out.Changed)
-	inv, err := json.Marshal(merged)
+	inv, err := encodeSections(merged)
 	if err != nil {
 		return fmt.Errorf("encode inventory: %w", err)
 	}
@@ -456,6 +456,38 @@ func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, or
 		return fmt.Errorf("record inventory history: %w", err)
 	}
 	return nil
+}
+
+// encodeSections writes the section map as one JSON object with sorted keys. Sections are
+// already valid JSON (protojson output or stored JSON), so they are copied as they are;
+// json.Marshal would re-validate and re-compact every one on each report.
+func encodeSections(m map[string]json.RawMessage) ([]byte, error) {
+	keys := make([]string, 0, len(m))
+	n := 2
+	for k, v := range m {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 4
+	}
+	sort.Strings(keys)
+	buf := make([]byte, 0, n)
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		kb, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, kb...)
+		buf = append(buf, ':')
+		v := m[k]
+		if len(v) == 0 {
+			v = json.RawMessage("null")
+		}
+		buf = append(buf, v...)
+	}
+	return append(buf, '}'), nil
 }
 
 func compactJSON(b json.RawMessage) []byte {
