@@ -20,7 +20,12 @@ import (
 func TestEndToEnd(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		h := newHarness(t, db)
+		pkgURL := "https://downloads.example.com/lanyard-agent-2.0.0.pkg"
+		h := newHarness(t, db, func(c *apple.Config) {
+			c.AgentPackage = func(context.Context, string) (*apple.AgentPackage, error) {
+				return &apple.AgentPackage{URL: pkgURL, SHA256: strings.Repeat("ab", 32), Size: 4096, Version: "2.0.0"}, nil
+			}
+		})
 		mac := h.newMac("C02E2E00001")
 		h.enroll(mac, h.emp.ID)
 		h.idle(mac)
@@ -40,6 +45,17 @@ func TestEndToEnd(t *testing.T) {
 		var posture apple.Posture
 		if err := json.Unmarshal([]byte(e.Posture), &posture); err != nil || !posture.FileVault || !posture.Firewall || !posture.SIP {
 			t.Fatalf("posture = %s (%v)", e.Posture, err)
+		}
+
+		// The agent package was pushed with InstallEnterpriseApplication.
+		installed := false
+		for _, r := range mac.Received() {
+			if r.RequestType == apple.ReqInstallEntApp && strings.Contains(string(r.Raw), pkgURL) && r.Answer == "Acknowledged" {
+				installed = true
+			}
+		}
+		if !installed {
+			t.Fatal("agent package not sent with InstallEnterpriseApplication")
 		}
 
 		// Baseline installed and no drift.

@@ -213,6 +213,15 @@ func (s *Service) onEnrolled(ctx context.Context, e store.MDMEnrollment, awaitin
 		initial = append(initial, CommandSpec{RequestType: ReqInstallProfile, Payload: baselineMarker(p.Identifier)})
 	}
 	initial = append(initial, CommandSpec{RequestType: ReqProfileList})
+	if s.cfg.AgentPackage != nil {
+		pkg, err := s.cfg.AgentPackage(ctx, e.OrgID)
+		switch {
+		case err != nil:
+			s.log.Warn("agent package for MDM install", "org_id", e.OrgID, "err", err)
+		case pkg != nil:
+			initial = append(initial, InstallAgentSpec(pkg.URL, pkg.SHA256, pkg.Size, pkg.Version))
+		}
+	}
 	if awaitingConfig {
 		initial = append(initial, CommandSpec{RequestType: ReqDeviceConfigured})
 	}

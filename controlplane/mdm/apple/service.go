@@ -72,12 +72,23 @@ type Config struct {
 	ProfileCheckInterval time.Duration
 	// CAKeyBits for a newly generated MDM CA (default 3072; tests use 2048).
 	CAKeyBits int
+	// AgentPackage, when set, names the signed agent .pkg (from the installers) that every
+	// newly enrolled Mac installs with InstallEnterpriseApplication; nil result: none.
+	AgentPackage func(ctx context.Context, orgID string) (*AgentPackage, error)
 	// DEPURL is the default Apple DEP/ABM API base URL (per-org overrides are stored).
 	DEPURL string
 	// DEPClient, when set, is the HTTP client for the ABM/DEP API (tests trust the fake).
 	DEPClient *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// AgentPackage is a downloadable agent package for InstallEnterpriseApplication.
+type AgentPackage struct {
+	URL     string // https
+	SHA256  string // hex
+	Size    int64
+	Version string
 }
 
 // Service is the running Apple MDM.
