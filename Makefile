@@ -4,7 +4,10 @@ GO ?= go
 export GOFLAGS := -tags=nobadger,nobbolt,nomysql
 export CGO_ENABLED ?= 0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/lanyardhq/lanyard/controlplane/server.Version=$(VERSION) -X github.com/lanyardhq/lanyard/agent/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/lanyardhq/lanyard/controlplane/server.Version=$(VERSION)
+# The agent drops grpc's x/net/trace (2.3 MiB) with grpcnotrace; see docs/benchmarks.md.
+AGENT_LDFLAGS := -s -w -X github.com/lanyardhq/lanyard/agent/cli.Version=$(VERSION)
+AGENT_TAGS := nobadger,nobbolt,nomysql,grpcnotrace
 BIN := bin
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 
@@ -25,14 +28,14 @@ build: build-agents
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lanyard ./cmd/lanyard
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lanyardctl ./cmd/lanyardctl
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lanyard-agent ./cmd/lanyard-agent
+	$(GO) build -trimpath -tags $(AGENT_TAGS) -ldflags '$(AGENT_LDFLAGS)' -o $(BIN)/lanyard-agent ./cmd/lanyard-agent
 
 build-agents:
 	@mkdir -p $(BIN)
 	@set -e; for t in $(AGENT_TARGETS); do \
 		os=$${t%/*}; arch=$${t#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 		echo "lanyard-agent $$os/$$arch"; \
-		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lanyard-agent-$$os-$$arch$$ext ./cmd/lanyard-agent; \
+		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -tags $(AGENT_TAGS) -ldflags '$(AGENT_LDFLAGS)' -o $(BIN)/lanyard-agent-$$os-$$arch$$ext ./cmd/lanyard-agent; \
 	done
 
 ## run: start the control plane on the embedded SQLite default with a demo organization
