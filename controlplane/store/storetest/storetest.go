@@ -64,6 +64,8 @@ func PostgresURL(t testing.TB) string {
 		}
 		defer c.Close(context.Background())
 		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		// Migration 00300 puts nanomdm's tables in "<schema>_nanomdm" (Apple MDM).
+		_, _ = c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+"_nanomdm CASCADE")
 	})
 	u, err := url.Parse(base)
 	if err != nil {
