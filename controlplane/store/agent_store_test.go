@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -287,6 +288,42 @@ func TestDeviceCommandLifecycle(t *testing.T) {
 		}
 		if n, err := db.ExpireDeviceCommands(ctx, domain.Now()); err != nil || n != 1 {
 			t.Fatalf("expired %d, %v", n, err)
+		}
+	})
+}
+
+// A batch mixes the fast path (linked agents), the full path (an unknown serial) and two
+// reports of one agent, which must apply in order.
+func TestInventoryBatchMixed(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		org := storetest.Org(t, db, domain.PlanPro)
+		a1 := enrolledAgent(t, db, org.ID, "u1")
+		a2 := enrolledAgent(t, db, org.ID, "u2")
+		if _, err := db.ApplyInventory(ctx, org.ID, a1.ID, report("MIX-1", map[string]string{"cpu": `{"model":"a"}`})); err != nil {
+			t.Fatal(err)
+		}
+		delta := func(v string) store.InventoryReport {
+			return store.InventoryReport{Sections: map[string]json.RawMessage{"cpu": json.RawMessage(v)}, Hash: v}
+		}
+		outs, err := db.ApplyInventoryBatch(ctx, []store.InventoryItem{
+			{OrgID: org.ID, AgentID: a1.ID, Report: delta(`{"model":"b"}`)},
+			{OrgID: org.ID, AgentID: a2.ID, Report: report("MIX-2", nil)},
+			{OrgID: org.ID, AgentID: a1.ID, Report: delta(`{"model":"c"}`)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if outs[0].DeviceID == "" || outs[0].DeviceID != outs[2].DeviceID || !outs[1].Created || len(outs[2].Changed) != 1 {
+			t.Fatalf("outcomes %+v", outs)
+		}
+		tr, _ := db.GetDeviceTracking(ctx, org.ID, outs[0].DeviceID)
+		if !strings.Contains(string(tr.Inventory), `"c"`) || tr.InventoryHash != `{"model":"c"}` {
+			t.Fatalf("last report did not win: %s", tr.Inventory)
+		}
+		hist, _, _ := db.ListInventoryHistory(ctx, org.ID, outs[0].DeviceID, store.Page{})
+		if len(hist) != 3 {
+			t.Fatalf("history entries %d, want 3", len(hist))
 		}
 	})
 }

@@ -156,12 +156,21 @@ type InventoryItem struct {
 func (db *DB) ApplyInventoryBatch(ctx context.Context, items []InventoryItem) ([]InventoryOutcome, error) {
 	outs := make([]InventoryOutcome, len(items))
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		todo := make([]int, len(items))
+		for i := range todo {
+			todo[i] = i
+		}
 		if db.Dialect == Postgres {
 			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
 				return fmt.Errorf("relax commit: %w", err)
 			}
+			var err error
+			if todo, err = db.applyInventoryBulkPG(ctx, tx, items, outs); err != nil {
+				return err
+			}
 		}
-		for i, it := range items {
+		for _, i := range todo {
+			it := items[i]
 			actx := domain.WithActor(ctx, domain.Actor{ID: "agent:" + it.AgentID})
 			o, err := db.applyInventoryTx(actx, tx, it.OrgID, it.AgentID, it.Report)
 			if err != nil {
@@ -373,6 +382,21 @@ func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, or
 			return err
 		}
 	}
+	w, err := computeReport(tr, orgID, deviceID, agentID, serial, r, out)
+	if err != nil {
+		return err
+	}
+	return writeReport(ctx, dialect, tx, w)
+}
+
+// reportWrite is everything one report writes.
+type reportWrite struct {
+	agentID, hostname, osName, osVersion, osBuild, posture, inv, hash, deviceID, serial, histID, orgID, hist string
+	at                                                                                                       time.Time
+}
+
+// computeReport merges a report into the stored inventory and works out what changed.
+func computeReport(tr trackingRow, orgID, deviceID, agentID, serial string, r InventoryReport, out *InventoryOutcome) (reportWrite, error) {
 	if !r.Full && len(tr.inventory) == 0 {
 		out.NeedFull = true
 	}
@@ -405,7 +429,7 @@ func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, or
 	sort.Strings(out.Changed)
 	inv, err := encodeSections(merged)
 	if err != nil {
-		return fmt.Errorf("encode inventory: %w", err)
+		return reportWrite{}, fmt.Errorf("encode inventory: %w", err)
 	}
 	posture := string(merged["posture"])
 	if posture == "" {
@@ -415,47 +439,152 @@ func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, or
 	if len(changes) > 0 {
 		b, err := json.Marshal(changes)
 		if err != nil {
-			return fmt.Errorf("encode changes: %w", err)
+			return reportWrite{}, fmt.Errorf("encode changes: %w", err)
 		}
 		hist = string(b)
 	}
+	return reportWrite{agentID: agentID, hostname: r.Hostname, osName: r.OSName, osVersion: r.OSVersion, osBuild: r.OSBuild, posture: posture,
+		inv: string(inv), hash: r.Hash, deviceID: deviceID, serial: serial, histID: domain.NewID(), orgID: orgID, hist: hist, at: r.At.UTC()}, nil
+}
+
+func writeReport(ctx context.Context, dialect Dialect, tx *sql.Tx, w reportWrite) error {
 	if dialect == Postgres {
-		// One round trip for the three writes: this is the hot path of every report.
-		_, err := tx.ExecContext(ctx, `WITH a AS (
-			UPDATE agents SET last_seen_at = $2, hostname = COALESCE(NULLIF($3, ''), hostname), serial_number = $11,
-				inventory_hash = $9, updated_at = $2 WHERE id = $1),
-		h AS (
-			INSERT INTO device_inventory_history (id, org_id, device_id, agent_id, changes, at)
-			SELECT $12, $13, $10, $1, $14, $2 WHERE $14 <> '')
-		UPDATE device_tracking SET agent_id = $1, last_seen_at = $2, hostname = COALESCE(NULLIF($3, ''), hostname),
-			os_name = COALESCE(NULLIF($4, ''), os_name), os_version = COALESCE(NULLIF($5, ''), os_version), os_build = COALESCE(NULLIF($6, ''), os_build),
-			posture = $7, inventory = $8, inventory_hash = $9, inventory_updated_at = $2, updated_at = $2 WHERE device_id = $10`,
-			agentID, r.At, r.Hostname, r.OSName, r.OSVersion, r.OSBuild, posture, string(inv), r.Hash, deviceID, serial,
-			domain.NewID(), orgID, hist)
-		if err != nil {
-			return fmt.Errorf("record report of %s: %w", deviceID, err)
-		}
-		return nil
+		return writeReportsPG(ctx, tx, []reportWrite{w})
 	}
 	// A delta leaves out unchanged sections: keep the identity columns it does not carry.
 	if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET agent_id = $1, last_seen_at = $2, hostname = COALESCE(NULLIF($3, ''), hostname),
 		os_name = COALESCE(NULLIF($4, ''), os_name), os_version = COALESCE(NULLIF($5, ''), os_version), os_build = COALESCE(NULLIF($6, ''), os_build),
 		posture = $7, inventory = $8, inventory_hash = $9, inventory_updated_at = $2, updated_at = $2 WHERE device_id = $10`,
-		agentID, r.At, r.Hostname, r.OSName, r.OSVersion, r.OSBuild, posture, string(inv), r.Hash, deviceID); err != nil {
-		return fmt.Errorf("update tracking of %s: %w", deviceID, err)
+		w.agentID, w.at, w.hostname, w.osName, w.osVersion, w.osBuild, w.posture, w.inv, w.hash, w.deviceID); err != nil {
+		return fmt.Errorf("update tracking of %s: %w", w.deviceID, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = COALESCE(NULLIF($2, ''), hostname), serial_number = $3, inventory_hash = $4, updated_at = $1 WHERE id = $5`,
-		r.At, r.Hostname, serial, r.Hash, agentID); err != nil {
-		return fmt.Errorf("update agent %s: %w", agentID, err)
+		w.at, w.hostname, w.serial, w.hash, w.agentID); err != nil {
+		return fmt.Errorf("update agent %s: %w", w.agentID, err)
 	}
-	if hist == "" {
+	if w.hist == "" {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO device_inventory_history (id, org_id, device_id, agent_id, changes, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		domain.NewID(), orgID, deviceID, agentID, hist, r.At); err != nil {
+		w.histID, w.orgID, w.deviceID, w.agentID, w.hist, w.at); err != nil {
 		return fmt.Errorf("record inventory history: %w", err)
 	}
 	return nil
+}
+
+// writeReportsPG writes many reports (of distinct agents and devices) in one statement:
+// the per-statement overhead, not the rows, is what limits reports per second.
+func writeReportsPG(ctx context.Context, tx *sql.Tx, ws []reportWrite) error {
+	cols := make([][]string, 13)
+	ats := make([]time.Time, len(ws))
+	for i, w := range ws {
+		for c, v := range []string{w.agentID, w.hostname, w.osName, w.osVersion, w.osBuild, w.posture, w.inv, w.hash, w.deviceID, w.serial, w.histID, w.orgID, w.hist} {
+			cols[c] = append(cols[c], v)
+		}
+		ats[i] = w.at
+	}
+	args := []any{ats}
+	for _, c := range cols {
+		args = append(args, c)
+	}
+	_, err := tx.ExecContext(ctx, `WITH v AS (
+		SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+			$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+			AS v(at, agent_id, hostname, os_name, os_version, os_build, posture, inventory, hash, device_id, serial, hist_id, org_id, hist)),
+	a AS (
+		UPDATE agents SET last_seen_at = v.at, hostname = COALESCE(NULLIF(v.hostname, ''), agents.hostname), serial_number = v.serial,
+			inventory_hash = v.hash, updated_at = v.at FROM v WHERE agents.id = v.agent_id),
+	h AS (
+		INSERT INTO device_inventory_history (id, org_id, device_id, agent_id, changes, at)
+		SELECT hist_id, org_id, device_id, agent_id, hist, at FROM v WHERE hist <> '')
+	UPDATE device_tracking t SET agent_id = v.agent_id, last_seen_at = v.at, hostname = COALESCE(NULLIF(v.hostname, ''), t.hostname),
+		os_name = COALESCE(NULLIF(v.os_name, ''), t.os_name), os_version = COALESCE(NULLIF(v.os_version, ''), t.os_version),
+		os_build = COALESCE(NULLIF(v.os_build, ''), t.os_build), posture = v.posture, inventory = v.inventory, inventory_hash = v.hash,
+		inventory_updated_at = v.at, updated_at = v.at FROM v WHERE t.device_id = v.device_id`, args...)
+	if err != nil {
+		return fmt.Errorf("record %d reports: %w", len(ws), err)
+	}
+	return nil
+}
+
+// applyInventoryBulkPG handles the batch's fast-path reports (agent linked to a device in
+// use with the same serial, one report per agent) with one read and one write; it returns
+// the indexes of the other reports, which take the full path afterwards.
+func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []InventoryItem, outs []InventoryOutcome) ([]int, error) {
+	ids := make([]string, 0, len(items))
+	for _, it := range items {
+		ids = append(ids, it.AgentID)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT a.id, a.org_id, a.revoked_at IS NOT NULL, a.serial_number, COALESCE(a.device_id, ''), COALESCE(d.serial_number, ''),
+		COALESCE(d.state, ''), d.assigned_employee_id IS NOT NULL, COALESCE(t.agent_id, ''), COALESCE(t.inventory, '')
+		FROM agents a LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN device_tracking t ON t.device_id = a.device_id
+		WHERE a.id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load agents: %w", err)
+	}
+	type row struct {
+		org, agentSerial, deviceID, devSerial, state, trAgent, inv string
+		revoked, assigned                                          bool
+	}
+	found := map[string]row{}
+	for rows.Next() {
+		var id string
+		var r row
+		if err := rows.Scan(&id, &r.org, &r.revoked, &r.agentSerial, &r.deviceID, &r.devSerial, &r.state, &r.assigned, &r.trAgent, &r.inv); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		found[id] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var rest []int
+	var ws []reportWrite
+	seenAgent, seenDevice := map[string]bool{}, map[string]bool{}
+	for i, it := range items {
+		r, ok := found[it.AgentID]
+		fast := ok && r.org == it.OrgID && !r.revoked && r.deviceID != "" && r.trAgent == it.AgentID && r.devSerial != "" &&
+			!seenAgent[it.AgentID] && !seenDevice[r.deviceID] && !(domain.DeviceState(r.state) == domain.StateAssigned && r.assigned)
+		rep := it.Report
+		if fast {
+			serial := rep.Serial
+			if serial == "" && !rep.Full {
+				serial = r.agentSerial
+			}
+			s, err := domain.NormalizeSerial(serial)
+			fast = err == nil && s == r.devSerial
+		}
+		var tr trackingRow
+		if fast {
+			tr = trackingRow{exists: true, agentID: r.trAgent}
+			if r.inv != "" && json.Unmarshal([]byte(r.inv), &tr.inventory) != nil {
+				fast = false
+			}
+		}
+		if !fast {
+			rest = append(rest, i)
+			seenAgent[it.AgentID] = true
+			continue
+		}
+		seenAgent[it.AgentID], seenDevice[r.deviceID] = true, true
+		if rep.At.IsZero() {
+			rep.At = domain.Now()
+		}
+		outs[i] = InventoryOutcome{DeviceID: r.deviceID}
+		w, err := computeReport(tr, it.OrgID, r.deviceID, it.AgentID, r.devSerial, rep, &outs[i])
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	if len(ws) > 0 {
+		if err := writeReportsPG(ctx, tx, ws); err != nil {
+			return nil, err
+		}
+	}
+	return rest, nil
 }
 
 // encodeSections writes the section map as one JSON object with sorted keys. Sections are
