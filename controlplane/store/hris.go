@@ -787,3 +787,15 @@ func PruneHRWebhookEvents(ctx context.Context, q Querier, connID string, before 
 	n, _ := res.RowsAffected()
 	return n, nil
 }
+
+// AnalyzeHRTables refreshes Postgres planner statistics after a bulk import
+// (a no-op on SQLite), so lookups right after it use the indexes.
+func (db *DB) AnalyzeHRTables(ctx context.Context) error {
+	if db.Dialect != Postgres {
+		return nil
+	}
+	if _, err := db.SQL.ExecContext(ctx, `ANALYZE employees, hr_members`); err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	return nil
+}

@@ -227,6 +227,11 @@ func (e *Engine) scan(ctx context.Context, run *store.HRSyncRun) error {
 		if err := sc.pass(ctx, hris.ListOptions{UpdatedSince: since.Add(-e.cfg.Skew)}, false); err != nil {
 			return err
 		}
+		// A bulk load leaves Postgres statistics stale; refresh them so the
+		// next scans use the indexes.
+		if err := e.db.AnalyzeHRTables(ctx); err != nil {
+			e.log.WarnContext(ctx, "refresh statistics after import", "err", err)
+		}
 	case KindIncremental:
 		if err := sc.pass(ctx, hris.ListOptions{UpdatedSince: conn.Checkpoint.Add(-e.cfg.Skew)}, false); err != nil {
 			return err
