@@ -69,9 +69,11 @@ type Result struct {
 	FirstReportsPerSec  float64 `json:"first_reports_per_second"`
 	StreamsOpen         int     `json:"streams_open"`
 	StreamsOpenSeconds  float64 `json:"streams_open_seconds"`
-	ServerRSSBeforeMB   float64 `json:"server_rss_before_streams_mb"`
+	ServerRSSEnrolledMB float64 `json:"server_rss_after_enrollment_mb"`
+	ServerRSSBeforeMB   float64 `json:"server_rss_connections_no_streams_mb"`
 	ServerRSSAfterMB    float64 `json:"server_rss_with_streams_mb"`
-	PerStreamKB         float64 `json:"server_memory_per_stream_kb"`
+	PerAgentKB          float64 `json:"server_memory_per_agent_kb"`
+	PerStreamKB         float64 `json:"server_memory_per_stream_only_kb"`
 	InventoryReports    int64   `json:"inventory_reports"`
 	InventoryErrors     int64   `json:"inventory_errors"`
 	InventoryPerSecond  float64 `json:"inventory_reports_per_second"`
@@ -268,7 +270,9 @@ func run(ctx context.Context, o options) (*Result, error) {
 	res.EnrollPerSecond = float64(o.n) / res.EnrollSeconds
 	log.Printf("enrolled %d agents in %.1fs", o.n, res.EnrollSeconds)
 
-	// 2. First full report: links or creates the device.
+	// 2. First full report: links or creates the device. Each agent opens its own TLS
+	// connection here (the stream later rides on it).
+	res.ServerRSSEnrolledMB = rssMB(o.serverPID)
 	start = time.Now()
 	err = parallel(ctx, o.n, o.enrollConc, func(i int) error {
 		a := agents[i]
@@ -319,8 +323,11 @@ func run(ctx context.Context, o options) (*Result, error) {
 	time.Sleep(time.Duration(o.settle * float64(time.Second)))
 	res.ServerRSSAfterMB = rssMB(o.serverPID)
 	if o.serverPID != 0 {
+		res.PerAgentKB = (res.ServerRSSAfterMB - res.ServerRSSEnrolledMB) * 1024 / float64(o.n)
 		res.PerStreamKB = (res.ServerRSSAfterMB - res.ServerRSSBeforeMB) * 1024 / float64(o.n)
 	}
+	log.Printf("server RSS: %.0f MB enrolled, %.0f MB with %d connections, %.0f MB with streams (%.1f KB per agent)",
+		res.ServerRSSEnrolledMB, res.ServerRSSBeforeMB, o.n, res.ServerRSSAfterMB, res.PerAgentKB)
 
 	// 4. Inventory throughput with the streams open: deltas (uptime changed).
 	var ok, bad atomic.Int64
