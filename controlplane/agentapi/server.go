@@ -138,13 +138,15 @@ func New(db *store.DB, ca *pki.CA, cfg Config) (*Server, error) {
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamAuth),
 		ka, kp,
+		// An agent needs its stream plus a unary call or two; a handshake that stalls is dropped.
+		grpc.MaxConcurrentStreams(32), grpc.ConnectionTimeout(20*time.Second),
 		// Smaller per-connection buffers: ~60 KB per idle stream instead of ~75 KB.
 		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10),
 	)
 	agentv1.RegisterAgentServiceServer(s.agentGRPC, &agentService{s: s})
 	s.enrollGRPC = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(s.enrollTLS())),
-		grpc.MaxRecvMsgSize(64<<10),
+		grpc.MaxRecvMsgSize(64<<10), grpc.ConnectionTimeout(20*time.Second),
 		ka, kp,
 	)
 	agentv1.RegisterEnrollmentServiceServer(s.enrollGRPC, &enrollService{s: s})
