@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
@@ -16,6 +17,7 @@ type inventoryBatcher struct {
 	queue   chan *invJob
 	max     int
 	workers int
+	linger  time.Duration
 }
 
 type invJob struct {
@@ -27,7 +29,7 @@ type invJob struct {
 }
 
 func newInventoryBatcher(db *store.DB, workers, maxBatch int) *inventoryBatcher {
-	return &inventoryBatcher{db: db, queue: make(chan *invJob, workers*maxBatch), max: maxBatch, workers: workers}
+	return &inventoryBatcher{db: db, queue: make(chan *invJob, workers*maxBatch), max: maxBatch, workers: workers, linger: 2 * time.Millisecond}
 }
 
 // run applies batches until ctx ends (Server.Start runs it).
@@ -68,15 +70,28 @@ func (b *inventoryBatcher) work(ctx context.Context) {
 		case first = <-b.queue:
 		}
 		batch := []*invJob{first}
+		// Take what is queued; when that is little, linger a moment for more: per batch
+		// the database pays a fixed cost (begin, read, write, commit).
+		linger := time.NewTimer(b.linger)
 	fill:
 		for len(batch) < b.max {
 			select {
 			case j := <-b.queue:
 				batch = append(batch, j)
+				continue
 			default:
+			}
+			if len(batch) >= b.max/4 {
+				break
+			}
+			select {
+			case j := <-b.queue:
+				batch = append(batch, j)
+			case <-linger.C:
 				break fill
 			}
 		}
+		linger.Stop()
 		live := batch[:0]
 		for _, j := range batch {
 			if j.ctx.Err() != nil {
