@@ -88,7 +88,8 @@ func TestHRCommandsAgainstRealAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(out, "150 active") {
+		// The rows land page by page before the run is marked done: wait for both.
+		if strings.Contains(out, "150 active") && strings.Contains(out, "initial import:   done") {
 			break
 		}
 		if time.Now().After(deadline) {
