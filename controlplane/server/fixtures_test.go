@@ -52,7 +52,7 @@ func apiFixtures(t *testing.T, s *Server, org domain.Org) map[string]string {
 	return map[string]string{
 		"enrollment_secret": post("/api/v1/enrollment-secrets", map[string]any{"name": "iso"},
 			func(m map[string]any) any { sec, _ := m["secret"].(map[string]any); return sec["id"] }),
-		"warehouse": post("/api/v1/warehouses", map[string]any{"name": "Iso WH", "address": map[string]string{"line1": "1 Main St", "city": "NYC", "country": "US"}}, byID),
+		"warehouse":         post("/api/v1/warehouses", map[string]any{"name": "Iso WH", "address": map[string]string{"line1": "1 Main St", "city": "NYC", "country": "US"}}, byID),
 		"procurement_order": post("/api/v1/procurement/orders", map[string]any{"vendor": "apple", "equipment_type": "laptop", "price_cents": 199900}, byID),
 		"app_rule":          post("/api/v1/apps/rules", map[string]any{"department": "Engineering", "apps": []map[string]any{{"app": "github"}}}, byID),
 		"workflow":          post("/api/v1/workflows", map[string]any{"kind": "offboarding", "employee_id": emp.ID}, byID),

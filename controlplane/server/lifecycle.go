@@ -22,11 +22,16 @@ func init() {
 func buildLifecycle(_ context.Context, d *Deps) (any, error) {
 	return wiring.New(wiring.Deps{DB: d.DB, Keys: d.Keyring, Jobs: d.Jobs, Registry: d.JobRegistry, Logger: d.Logger, Metrics: d.Registry,
 		Built: func() []any { return d.Built },
-		// Non-Mac enrollment: IT downloads the org's agent installer (enrollment secret
-		// baked in) and sends it to the employee.
-		InstallerURL: func(_ context.Context, _ string, p domain.Platform) (string, error) {
-			name := map[domain.Platform]string{domain.PlatformWindows: "windows-msi", domain.PlatformLinux: "linux-deb",
-				domain.PlatformMacOS: "macos-pkg"}[p]
+		// Non-Mac enrollment: an expiring public link to the org's agent installer
+		// (enrollment secret baked in) for the new hire; when no package can be built
+		// here (no agent binaries beside lanyard), the admin download route instead.
+		InstallerURL: func(ctx context.Context, orgID string, p domain.Platform) (string, error) {
+			l, err := installerLink(ctx, d, orgID, p)
+			if err == nil {
+				return l.URL, nil
+			}
+			d.Logger.Warn("installer link unavailable; falling back to the admin download route", "component", "lifecycle", "org_id", orgID, "err", err)
+			name := map[domain.Platform]string{domain.PlatformWindows: "windows-msi", domain.PlatformMacOS: "macos-pkg"}[p]
 			if name == "" {
 				name = "linux-deb"
 			}

@@ -22,7 +22,7 @@ func init() {
 
 func buildAppleMDM(ctx context.Context, d *Deps) (any, error) {
 	svc, err := apple.New(ctx, apple.Config{DB: d.DB, Keyring: d.Keyring, BaseURL: d.Config.PublicURL, Logger: d.Logger,
-		APNsURL: d.Config.APNsURL, DEPURL: d.Config.DEPURL})
+		APNsURL: d.Config.APNsURL, DEPURL: d.Config.DEPURL, AgentPackage: mdmAgentPackage(d)})
 	if err != nil {
 		return nil, err
 	}
