@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -156,6 +157,9 @@ func TestRejections(t *testing.T) {
 			agents := count(t, db, "agents")
 			_, err := e.enrollClient().ExchangeSecret(ctx, &agentv1.ExchangeSecretRequest{EnrollmentSecret: plain, Hostname: "h"})
 			wantCode(t, err, codes.Unauthenticated)
+			if !strings.Contains(status.Convert(err).Message(), "download a fresh installer") {
+				t.Fatalf("refusal does not tell the user what to do: %v", err)
+			}
 			if count(t, db, "agents") != agents {
 				t.Fatal("revoked secret created an agent")
 			}

@@ -21,6 +21,9 @@ type enrollService struct {
 	s *Server
 }
 
+// ErrSecretRejectedMessage is what an agent shows when its enrollment secret is refused.
+const ErrSecretRejectedMessage = "enrollment secret rejected (unknown, revoked, expired or used up): download a fresh installer, or ask IT for a new enrollment secret"
+
 func (e *enrollService) ExchangeSecret(ctx context.Context, req *agentv1.ExchangeSecretRequest) (*agentv1.ExchangeSecretResponse, error) {
 	secret := strings.TrimSpace(req.GetEnrollmentSecret())
 	if secret == "" {
@@ -34,7 +37,9 @@ func (e *enrollService) ExchangeSecret(ctx context.Context, req *agentv1.Exchang
 	if _, err := e.s.db.ExchangeEnrollmentSecret(ctx, enrollment.Hash(secret), &a); err != nil {
 		if errors.Is(err, store.ErrSecretRejected) {
 			e.s.cfg.Logger.Info("enrollment secret rejected", "reason", err.Error())
-			return nil, status.Error(codes.Unauthenticated, "enrollment secret rejected")
+			// One message for unknown, revoked, expired and used-up secrets, so a caller
+			// learns nothing about which; it tells the person at the machine what to do.
+			return nil, status.Error(codes.Unauthenticated, ErrSecretRejectedMessage)
 		}
 		return nil, grpcError(err)
 	}
