@@ -54,9 +54,17 @@ type world struct {
 	scim  *fakescim.Server
 	agent *agentsim.Server
 	org   domain.Org
+	// mac is the real Apple MDM service with fake ABM and APNs (newMacWorld only).
+	mac *appleMDM
 }
 
-func newWorld(t *testing.T, db *store.DB) *world {
+func newWorld(t *testing.T, db *store.DB) *world { t.Helper(); return buildWorld(t, db, false) }
+
+// newMacWorld is newWorld plus the real Apple MDM service (fake ABM, fake APNs), its
+// channel registered on the agent API's command model as controlplane/server does.
+func newMacWorld(t *testing.T, db *store.DB) *world { t.Helper(); return buildWorld(t, db, true) }
+
+func buildWorld(t *testing.T, db *store.DB, withMac bool) *world {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -98,13 +106,19 @@ func newWorld(t *testing.T, db *store.DB) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.agent.Close)
+	built := []any{w.agent.API}
+	if withMac {
+		w.mac = startAppleMDM(ctx, t, db, kr, w.org.ID)
+		w.agent.API.Commands.RegisterChannel(w.mac.svc.Channel())
+		built = append(built, w.mac.svc)
+	}
 	// Lifecycle wired like the server does it, on River.
 	if err := jobs.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
 	reg := jobs.NewRegistry()
 	handle := &jobs.Handle{}
-	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Built: func() []any { return []any{w.agent.API} }, Logger: quiet, Workers: 4,
+	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Built: func() []any { return built }, Logger: quiet, Workers: 4,
 		InstallerURL: func(_ context.Context, orgID string, p domain.Platform) (string, error) {
 			return srv.URL + "/downloads/lanyard-agent-" + string(p), nil
 		},

@@ -3,7 +3,7 @@ package wiring_test
 import (
 	"context"
 	"crypto/x509"
-	"database/sql"
+	"encoding/json"
 	"encoding/pem"
 	"log/slog"
 	"net/http/httptest"
@@ -12,10 +12,8 @@ import (
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
-	"github.com/lanyardhq/lanyard/controlplane/jobs"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring"
-	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring/agentsim"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple/fakeapns"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple/fakedep"
@@ -25,191 +23,216 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
 )
 
-// TestMacADEEndToEnd uses the real Apple MDM service (fake ABM, fake APNs, a simulated
-// Mac): hire → the stocked Mac's serial gets the ADE profile at ABM → the Mac enrolls
-// from Setup Assistant → onboarding completes on its enrollment → termination → the
-// lock goes over MDM (DeviceLock with a Lanyard PIN, escrowed) → retrieval → receipt →
-// EraseDevice over MDM → cleaning → ready for redeploy.
-func TestMacADEEndToEnd(t *testing.T) {
+// appleMDM is the real Apple MDM service behind an HTTP server, with a fake ABM (DEP)
+// and a fake APNs, set up for one org (push certificate and ABM token uploaded).
+type appleMDM struct {
+	svc  *apple.Service
+	apns *fakeapns.Server
+	dep  *fakedep.Server
+	base string
+}
+
+func startAppleMDM(ctx context.Context, t *testing.T, db *store.DB, kr *secrets.Keyring, orgID string) *appleMDM {
+	t.Helper()
+	m := &appleMDM{apns: fakeapns.New(), dep: fakedep.New()}
+	t.Cleanup(m.apns.Close)
+	t.Cleanup(m.dep.Close)
+	srv := httptest.NewUnstartedServer(nil)
+	m.base = "http://" + srv.Listener.Addr().String()
+	var err error
+	m.svc, err = apple.New(ctx, apple.Config{DB: db, Keyring: kr, BaseURL: m.base, Logger: slog.New(slog.DiscardHandler), APNsURL: m.apns.URL(),
+		APNsRootCAs: m.apns.RootCAs(), CAKeyBits: 2048, DEPURL: m.dep.URL(), RepushInterval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.Dialect == store.Postgres {
+		schema := apple.NanoMDMSchema(db.Schema)
+		t.Cleanup(func() { _, _ = db.SQL.Exec(`DROP SCHEMA IF EXISTS "` + schema + `" CASCADE`) })
+	}
+	t.Cleanup(m.svc.Close)
+	srv.Config.Handler = m.svc.Handler()
+	srv.Start()
+	t.Cleanup(srv.Close)
+	topic := "com.apple.mgmt.External." + domain.NewID()
+	certPEM, keyPEM, _ := fakeapns.NewPushCert(topic, time.Now().AddDate(1, 0, 0))
+	if _, err := m.svc.UploadPushCert(ctx, orgID, "token:test", certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	kp, err := m.svc.CreateADEKeypair(ctx, orgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(kp)
+	cert, _ := x509.ParseCertificate(b.Bytes)
+	tok, _ := m.dep.MakeServerToken(cert)
+	if _, err := m.svc.UploadADEToken(ctx, orgID, tok, ""); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// mdmCommand is the device's last Apple MDM command of a request type.
+func (w *world) mdmCommand(deviceID, requestType string) (store.MDMCommand, bool) {
+	cs, _, _ := w.db.MDMListCommands(context.Background(), w.org.ID, deviceID, store.Page{})
+	var last store.MDMCommand
+	found := false
+	for _, c := range cs {
+		if c.RequestType == requestType {
+			last, found = c, true
+		}
+	}
+	return last, found
+}
+
+// TestJustworksToMacEndToEnd is issue 7's end-to-end test with the simulated Mac, on
+// both stores, with a fake clock shared by lifecycle, HR sync and fake Justworks:
+// Justworks hire → HR sync (webhook) → the stocked Mac is assigned → its serial gets the
+// ADE profile at the fake ABM → apps granted on fake SCIM → the Mac enrolls from Setup
+// Assistant (real Apple MDM, fake APNs) and is linked to the hire → termination scheduled
+// in Justworks → at the date apps deactivated on SCIM, DeviceLock acknowledged with the
+// escrowed PIN → retrieval → receipt → EraseDevice acknowledged → cleaning →
+// ready_for_redeploy → the Mac goes to the next Justworks hire (ADE profile again).
+func TestJustworksToMacEndToEnd(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		quiet := slog.New(slog.DiscardHandler)
-		kr, _ := secrets.New(secrets.NewKey())
-		apns := fakeapns.New()
-		t.Cleanup(apns.Close)
-		dep := fakedep.New()
-		t.Cleanup(dep.Close)
-		srv := httptest.NewUnstartedServer(nil)
-		base := "http://" + srv.Listener.Addr().String()
-		svc, err := apple.New(ctx, apple.Config{DB: db, Keyring: kr, BaseURL: base, Logger: quiet, APNsURL: apns.URL(),
-			APNsRootCAs: apns.RootCAs(), CAKeyBits: 2048, DEPURL: dep.URL(), RepushInterval: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if db.Dialect == store.Postgres {
-			schema := apple.NanoMDMSchema(db.Schema)
-			t.Cleanup(func() { _, _ = db.SQL.Exec(`DROP SCHEMA IF EXISTS "` + schema + `" CASCADE`) })
-		}
-		t.Cleanup(svc.Close)
-		srv.Config.Handler = svc.Handler()
-		srv.Start()
-		t.Cleanup(srv.Close)
-		agent, err := agentsim.Start(ctx, db, kr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(agent.Close)
-		agent.API.Commands.RegisterChannel(svc.Channel()) // as controlplane/server does
-
-		org := domain.Org{Name: "Mac shop", Plan: domain.PlanPro, TimeZone: "UTC"}
-		if err := store.CreateOrg(ctx, db.SQL, &org); err != nil {
-			t.Fatal(err)
-		}
-		topic := "com.apple.mgmt.External." + domain.NewID()
-		certPEM, keyPEM, _ := fakeapns.NewPushCert(topic, time.Now().AddDate(1, 0, 0))
-		if _, err := svc.UploadPushCert(ctx, org.ID, "token:test", certPEM, keyPEM); err != nil {
-			t.Fatal(err)
-		}
-		kp, err := svc.CreateADEKeypair(ctx, org.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := pem.Decode(kp)
-		cert, _ := x509.ParseCertificate(b.Bytes)
-		tok, _ := dep.MakeServerToken(cert)
-		if _, err := svc.UploadADEToken(ctx, org.ID, tok, ""); err != nil {
-			t.Fatal(err)
-		}
+		ctx := context.Background()
+		w := newMacWorld(t, db)
 		const serial = "C02LIFE0001"
-		dep.AddDevice(serial, "MacBook Air")
-		mac := domain.Device{OrgID: org.ID, SerialNumber: serial, Vendor: "apple", Model: "MacBook Air", Platform: domain.PlatformMacOS, EquipmentType: "laptop"}
-		if err := db.CreateDevice(ctx, &mac); err != nil {
-			t.Fatal(err)
+		w.mac.dep.AddDevice(serial, "MacBook Air")
+		mac := domain.Device{OrgID: w.org.ID, SerialNumber: serial, Vendor: "apple", Model: "MacBook Air", Platform: domain.PlatformMacOS, EquipmentType: "laptop"}
+		if err := db.CreateDevice(ctx, &mac); err != nil || mac.State != domain.StateInStock {
+			t.Fatalf("stocked Mac = %+v %v", mac, err)
 		}
 
-		if err := jobs.Migrate(ctx, db); err != nil {
-			t.Fatal(err)
+		// Hire in Justworks, inside the 5-day lead time: onboarding runs at once.
+		w.hire("mae", w.clock.Now().AddDate(0, 0, 3))
+		var mae domain.Employee
+		w.waitFor("HR sync imports the hire", func() bool { var ok bool; mae, ok = w.employeeByEmail("mae@acme.example.com"); return ok })
+		if mae.Source != "justworks" || mae.ExternalID == "" {
+			t.Fatalf("hire = %+v", mae)
 		}
-		reg, handle := jobs.NewRegistry(), &jobs.Handle{}
-		built := []any{agent.API, svc}
-		eng := wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Logger: quiet, Workers: 4,
-			Built:   func() []any { return built },
-			Options: []lifecycle.Option{lifecycle.WithConfig(lifecycle.Config{Recheck: 200 * time.Millisecond, CommandRecheck: 100 * time.Millisecond})}})
-		client, err := jobs.NewClient(db, reg, jobs.Options{PollInterval: 50 * time.Millisecond, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		handle.Set(client)
-		if err := client.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
-			defer c()
-			_ = client.Stop(sctx)
+		w.waitFor("enroll step done", func() bool {
+			return w.step(mae.ID, lifecycle.KindOnboarding, lifecycle.StepEnrollDevice) == "succeeded"
 		})
-		go eng.Run(ctx, 50*time.Millisecond)
-		wait := func(what string, cond func() bool) {
-			t.Helper()
-			deadline := time.Now().Add(30 * time.Second)
-			for !cond() {
-				if time.Now().After(deadline) {
-					t.Fatalf("timed out waiting for %s", what)
-				}
-				time.Sleep(25 * time.Millisecond)
+		if d, _ := db.GetDevice(ctx, w.org.ID, mac.ID); d.AssignedEmployeeID != mae.ID {
+			t.Fatalf("Mac holder = %q, want %q", d.AssignedEmployeeID, mae.ID)
+		}
+		if w.mac.dep.AssignedProfile(serial) == "" {
+			t.Fatal("no ADE profile assigned at ABM")
+		}
+		var enroll map[string]any
+		for _, s := range w.workflow(mae.ID, lifecycle.KindOnboarding).Steps {
+			if s.Kind == string(lifecycle.StepEnrollDevice) {
+				_ = json.Unmarshal(s.Output, &enroll)
 			}
 		}
-		step := func(empID string, kind lifecycle.Kind, k lifecycle.StepKind) string {
-			ws, _, _ := db.ListWorkflows(ctx, org.ID, store.WorkflowFilter{EmployeeID: empID, Kind: string(kind)}, store.Page{})
-			if len(ws) == 0 {
-				return ""
-			}
-			w, _ := db.GetWorkflow(ctx, org.ID, ws[0].ID)
-			for _, s := range w.Steps {
-				if s.Kind == string(k) {
-					return s.State
-				}
-			}
-			return ""
+		if enroll["method"] != "ade" || enroll["serial_number"] != serial {
+			t.Fatalf("enroll output = %v", enroll)
 		}
+		w.waitFor("apps granted", func() bool { u, ok := w.scim.UserByName("mae@acme.example.com"); return ok && u.Active })
 
-		// Hire (as HR sync writes it).
-		soon := time.Now().UTC().AddDate(0, 0, 3)
-		start := domain.NewDate(soon.Year(), soon.Month(), soon.Day())
-		emp := domain.Employee{OrgID: org.ID, Source: "justworks", ExternalID: "mem_mac", EquipmentType: "laptop", HR: domain.HRFields{
-			FirstName: "Mae", LastName: "Jemison", WorkEmail: "mae@acme.test", Status: domain.StatusActive, Departments: []string{"Design"}, StartDate: &start}}
-		writeHR := func(typ string, mutate func(*domain.Employee)) {
-			t.Helper()
-			if err := db.InTx(ctx, func(tx *sql.Tx) error {
-				if mutate == nil {
-					if err := store.InsertEmployee(ctx, tx, &emp); err != nil {
-						return err
-					}
-				} else {
-					mutate(&emp)
-					if err := store.UpdateEmployee(ctx, tx, &emp); err != nil {
-						return err
-					}
-				}
-				return store.WriteEvent(ctx, tx, domain.Event{OrgID: org.ID, Type: typ, SubjectType: "employee", SubjectID: emp.ID})
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		writeHR(domain.EventEmployeeHired, nil)
-		wait("ADE profile assigned at ABM", func() bool { return dep.AssignedProfile(serial) != "" })
-		wait("enroll step done", func() bool { return step(emp.ID, lifecycle.KindOnboarding, lifecycle.StepEnrollDevice) == "succeeded" })
 		// First boot: Setup Assistant enrolls the Mac.
 		m := macsim.New(serial)
-		apns.Subscribe(m.Token(), m.Wake)
+		w.mac.apns.Subscribe(m.Token(), m.Wake)
 		t.Cleanup(m.Wait)
-		prof, err := m.FetchADEProfile(ctx, base+"/mdm/ade/enroll")
+		prof, err := m.FetchADEProfile(ctx, w.mac.base+"/mdm/ade/enroll")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Enroll(ctx, prof); err != nil {
 			t.Fatal(err)
 		}
-		wait("onboarding done", func() bool { return step(emp.ID, lifecycle.KindOnboarding, lifecycle.StepAwaitCheckIn) == "succeeded" })
-		if ch, _ := (wiring.Commander{DB: db}).Channel(ctx, org.ID, mac.ID); ch != store.ChannelMDM {
+		w.waitFor("onboarding done", func() bool { return w.workflow(mae.ID, lifecycle.KindOnboarding).State == "succeeded" })
+		enr, err := db.MDMGetEnrollmentByDevice(ctx, w.org.ID, mac.ID)
+		if err != nil || enr.SerialNumber != serial || enr.EmployeeID != mae.ID {
+			t.Fatalf("enrollment = %+v %v", enr, err)
+		}
+		if ch, _ := (wiring.Commander{DB: db}).Channel(ctx, w.org.ID, mac.ID); ch != store.ChannelMDM {
 			t.Fatalf("channel = %q", ch)
 		}
 
-		// Terminated today: lock over MDM with an escrowed PIN, retrieval.
-		writeHR(domain.EventEmployeeTerminated, func(e *domain.Employee) { e.HR.Status = domain.StatusTerminated })
-		wait("retrieval open", func() bool { return step(emp.ID, lifecycle.KindOffboarding, lifecycle.StepAwaitReceipt) == "waiting" })
+		// Termination scheduled in Justworks for 10 days from now; jump to the date.
+		term := w.clock.Now().AddDate(0, 0, 10)
+		if _, err := w.fake.ScheduleTermination(mae.ExternalID, term.Format(time.DateOnly)); err != nil {
+			t.Fatal(err)
+		}
+		w.waitFor("offboarding scheduled", func() bool { return w.workflow(mae.ID, lifecycle.KindOffboarding).State == "scheduled" })
+		off := w.workflow(mae.ID, lifecycle.KindOffboarding)
+		if off.RunAt.Sub(w.clock.Now()) < 9*24*time.Hour {
+			t.Fatalf("offboarding run_at = %s, now %s", off.RunAt, w.clock.Now())
+		}
+		if locked, _ := m.Locked(); locked {
+			t.Fatal("Mac locked before the termination date")
+		}
+		w.advance(off.RunAt.Sub(w.clock.Now()) + time.Minute)
+		w.waitFor("retrieval open", func() bool { return w.step(mae.ID, lifecycle.KindOffboarding, lifecycle.StepAwaitReceipt) == "waiting" })
+		if u, _ := w.scim.UserByName("mae@acme.example.com"); u.Active {
+			t.Fatal("SCIM user still active")
+		}
 		locked, pin := m.Locked()
 		if !locked || len(pin) != 6 {
 			t.Fatalf("Mac locked = %v, PIN %q", locked, pin)
 		}
-		cmds, _, _ := db.ListDeviceCommands(ctx, org.ID, mac.ID, store.Page{})
-		if len(cmds) != 1 || cmds[0].Channel != store.ChannelMDM || !strings.Contains(string(cmds[0].Result), `"pin_escrowed":true`) {
+		lock, ok := w.mdmCommand(mac.ID, apple.ReqDeviceLock)
+		if !ok || lock.State != store.MDMCmdDone {
+			t.Fatalf("DeviceLock = %+v", lock)
+		}
+		if escrowed, err := w.mac.svc.RevealPIN(lock); err != nil || escrowed != pin {
+			t.Fatalf("PIN on the Mac %q, escrowed %q (%v)", pin, escrowed, err)
+		}
+		cmds, _, _ := db.ListDeviceCommands(ctx, w.org.ID, mac.ID, store.Page{})
+		if len(cmds) != 1 || cmds[0].Type != store.CommandLock || cmds[0].Channel != store.ChannelMDM || cmds[0].State != store.CommandDone ||
+			!strings.Contains(string(cmds[0].Result), `"pin_escrowed":true`) {
 			t.Fatalf("lock command = %+v", cmds)
 		}
-		rs, _, _ := store.ListRetrievals(ctx, db.SQL, org.ID, store.RetrievalFilter{EmployeeID: emp.ID}, store.Page{})
-		wh := store.Warehouse{OrgID: org.ID, Name: "Reno"}
+
+		// The kit goes out, the Mac comes back: wipe over MDM, then cleaning.
+		rs, _, _ := store.ListRetrievals(ctx, db.SQL, w.org.ID, store.RetrievalFilter{EmployeeID: mae.ID}, store.Page{})
+		if len(rs) != 1 {
+			t.Fatalf("retrievals = %+v", rs)
+		}
+		wh := store.Warehouse{OrgID: w.org.ID, Name: "Reno"}
 		if err := db.InsertWarehouse(ctx, &wh); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := eng.Receive(ctx, org.ID, rs[0].ID, lifecycle.IntakeInput{WarehouseID: wh.ID, Condition: "good"}); err != nil {
+		if _, err := w.eng.KitSent(ctx, w.org.ID, rs[0].ID, "1Z-KIT"); err != nil {
 			t.Fatal(err)
 		}
-		wait("cleaning", func() bool { return step(emp.ID, lifecycle.KindOffboarding, lifecycle.StepCleanDevices) == "waiting" })
+		if _, err := w.eng.Receive(ctx, w.org.ID, rs[0].ID, lifecycle.IntakeInput{WarehouseID: wh.ID, Condition: "good"}); err != nil {
+			t.Fatal(err)
+		}
+		w.waitFor("cleaning", func() bool { return w.step(mae.ID, lifecycle.KindOffboarding, lifecycle.StepCleanDevices) == "waiting" })
 		if !m.Erased() {
 			t.Fatal("Mac not erased")
 		}
-		ts, _, _ := db.ListTasks(ctx, org.ID, store.TaskFilter{State: "open", Assignee: "it"}, store.Page{})
-		for _, tk := range ts {
-			if tk.Kind == "clean_device" {
-				if _, err := eng.CompleteTask(ctx, org.ID, tk.ID, "clean"); err != nil {
-					t.Fatal(err)
-				}
-			}
+		if erase, ok := w.mdmCommand(mac.ID, apple.ReqEraseDevice); !ok || erase.State != store.MDMCmdDone {
+			t.Fatalf("EraseDevice = %+v", erase)
 		}
-		wait("ready for redeploy", func() bool {
-			d, _ := db.GetDevice(ctx, org.ID, mac.ID)
-			return d.State == domain.StateReadyForRedeploy
+		ts, _, _ := db.ListTasks(ctx, w.org.ID, store.TaskFilter{WorkflowID: off.ID, State: "open"}, store.Page{})
+		if len(ts) != 1 || ts[0].Kind != "clean_device" {
+			t.Fatalf("open tasks = %+v", ts)
+		}
+		if _, err := w.eng.CompleteTask(ctx, w.org.ID, ts[0].ID, "cleaned"); err != nil {
+			t.Fatal(err)
+		}
+		w.waitFor("offboarding done", func() bool { return w.workflow(mae.ID, lifecycle.KindOffboarding).State == "succeeded" })
+		if d, _ := db.GetDevice(ctx, w.org.ID, mac.ID); d.State != domain.StateReadyForRedeploy || d.AssignedEmployeeID != "" {
+			t.Fatalf("Mac after cleaning: state %s, holder %q", d.State, d.AssignedEmployeeID)
+		}
+
+		// The next Justworks hire gets the Mac, and its serial the ADE profile again.
+		assigns := w.mac.dep.Calls("/profile/devices")
+		w.hire("alan", w.clock.Now().AddDate(0, 0, 2))
+		var alan domain.Employee
+		w.waitFor("next hire imported", func() bool { var ok bool; alan, ok = w.employeeByEmail("alan@acme.example.com"); return ok })
+		w.waitFor("Mac redeployed", func() bool {
+			d, _ := db.GetDevice(ctx, w.org.ID, mac.ID)
+			return d.AssignedEmployeeID == alan.ID
 		})
+		w.waitFor("next hire's enroll step done", func() bool {
+			return w.step(alan.ID, lifecycle.KindOnboarding, lifecycle.StepEnrollDevice) == "succeeded"
+		})
+		if n := w.mac.dep.Calls("/profile/devices"); n <= assigns {
+			t.Fatalf("ADE profile assignments %d → %d", assigns, n)
+		}
 	})
 }
