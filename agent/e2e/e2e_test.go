@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,7 +123,7 @@ func freePorts(t *testing.T) (int, int) {
 func buildBinaries(t *testing.T, dir string) {
 	t.Helper()
 	root, _ := filepath.Abs("../..")
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin := "go" /* resolved on PATH: go test puts GOROOT/bin first */
 	for _, pkg := range []string{"lanyard", "lanyard-agent"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		cmd := exec.CommandContext(ctx, goBin, "build", "-o", filepath.Join(dir, pkg), "./cmd/"+pkg)

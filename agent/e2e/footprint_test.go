@@ -37,7 +37,7 @@ func TestAgentFootprint(t *testing.T) {
 	root, _ := filepath.Abs("../..")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath",
+	build := exec.CommandContext(ctx, "go" /* resolved on PATH: go test puts GOROOT/bin first */, "build", "-trimpath",
 		"-tags", "nobadger,nobbolt,nomysql,grpcnotrace", "-ldflags", "-s -w", "-o", stripped, "./cmd/lanyard-agent")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -24,14 +24,13 @@ import (
 // "device" acknowledges at once and the device.locked/wiped event is written, like the
 // agent API does on an acknowledgement.
 type fakeCommander struct {
-	db       *store.DB
-	mu       sync.Mutex
-	channel  map[string]string // device id → agent|mdm ("" = none)
-	byKey    map[string]lifecycle.Command
-	calls    map[string]int // verb:device → commands created
-	autoAck  bool
-	nextID   int
-	failNext bool
+	db      *store.DB
+	mu      sync.Mutex
+	channel map[string]string // device id → agent|mdm ("" = none)
+	byKey   map[string]lifecycle.Command
+	calls   map[string]int // verb:device → commands created
+	autoAck bool
+	nextID  int
 }
 
 func newFakeCommander(db *store.DB) *fakeCommander {

@@ -120,7 +120,7 @@ func (db *DB) GetEmployee(ctx context.Context, orgID, id string) (domain.Employe
 }
 
 // GetEmployeeByExternalID finds an employee by HR identity key. The redundant
-// external_id <> '' lets both engines use the partial unique index.
+// external_id <> ” lets both engines use the partial unique index.
 func GetEmployeeByExternalID(ctx context.Context, q Querier, orgID, source, externalID string) (domain.Employee, error) {
 	e, err := scanEmployee(q.QueryRowContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND source = $2 AND external_id = $3 AND external_id <> ''`,
 		orgID, source, externalID))

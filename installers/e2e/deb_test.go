@@ -268,7 +268,7 @@ func setup(t *testing.T) *harness {
 		root, _ := filepath.Abs("../..")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-ldflags", ldflags,
+		cmd := exec.CommandContext(ctx, "go" /* resolved on PATH: go test puts GOROOT/bin first */, "build", "-ldflags", ldflags,
 			"-o", filepath.Join(h.bin, out), pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -225,7 +225,7 @@ func TestLinks(t *testing.T) {
 	var l Link
 	r.JSON(t, &l)
 	if l.BundleID != BundleID || l.Size == 0 || len(l.SHA256) != 64 || !strings.HasPrefix(l.URL, h.Server.URL+downloadPrefix) ||
-		l.ExpiresAt.Sub(time.Now()) < 47*time.Hour {
+		time.Until(l.ExpiresAt) < 47*time.Hour {
 		t.Fatalf("link %+v", l)
 	}
 	path := strings.TrimPrefix(l.URL, h.Server.URL)

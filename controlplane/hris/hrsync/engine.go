@@ -102,7 +102,6 @@ type Engine struct {
 	baseCtx context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	started sync.Once
 
 	// observers (tests, benchmarks) of processed webhooks
 	mu        sync.Mutex

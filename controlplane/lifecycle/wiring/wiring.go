@@ -223,7 +223,7 @@ func (l lazyApple) AssignADEProfile(ctx context.Context, orgID, serial, employee
 func (l lazyApple) CreateEnrollLink(ctx context.Context, orgID, employeeID, actor string, ttl time.Duration) (string, error) {
 	s := l.svc()
 	if s == nil {
-		return "", fmt.Errorf("Apple MDM is not running: %w", apps.ErrNotSupported)
+		return "", fmt.Errorf("the Apple MDM service is not running: %w", apps.ErrNotSupported)
 	}
 	return AppleLinks{S: s}.CreateEnrollLink(ctx, orgID, employeeID, actor, ttl)
 }

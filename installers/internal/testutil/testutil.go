@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -146,7 +145,7 @@ func Need(t testing.TB, cmds ...string) {
 	t.Helper()
 	for _, c := range cmds {
 		if _, err := exec.LookPath(c); err != nil {
-			t.Skip(fmt.Sprintf("%s not installed (apt-get install rpm cpio libarchive-tools msitools wixl osslsigncode)", c))
+			t.Skipf("%s not installed (apt-get install rpm cpio libarchive-tools msitools wixl osslsigncode)", c)
 		}
 	}
 }

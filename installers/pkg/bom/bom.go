@@ -83,12 +83,6 @@ func (s *storage) add(b []byte) uint32 {
 	return uint32(len(s.ptrs) - 1)
 }
 
-// set replaces the contents of an already added block of the same size.
-func (s *storage) set(i uint32, b []byte) {
-	p := s.ptrs[i]
-	copy(s.data[p[0]:p[0]+p[1]], b)
-}
-
 func (s *storage) addVar(name string, b []byte) {
 	s.vars = append(s.vars, struct {
 		name  string
