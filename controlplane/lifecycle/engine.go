@@ -361,23 +361,10 @@ func (e *Engine) Tick(ctx context.Context) (int, error) {
 // wakeDue moves waiting steps whose re-check time has come back to pending and returns
 // those of running workflows for enqueueing.
 func (e *Engine) wakeDue(ctx context.Context, now time.Time) ([]store.RunnableStep, error) {
-	rows, err := e.db.SQL.QueryContext(ctx, `SELECT s.id FROM lifecycle_steps s WHERE s.state = 'waiting' AND s.not_before IS NOT NULL
+	ids, err := store.QueryStrings(ctx, e.db.SQL, `SELECT s.id FROM lifecycle_steps s WHERE s.state = 'waiting' AND s.not_before IS NOT NULL
 		AND s.not_before <= $1 ORDER BY s.id LIMIT 1000`, now.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("due waiting steps: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	var run []store.RunnableStep
 	for _, id := range ids {

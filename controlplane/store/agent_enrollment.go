@@ -150,19 +150,11 @@ func RevokeEnrollmentSecret(ctx context.Context, q Querier, orgID, id string, re
 	}
 	var ids []string
 	if revokeAgents {
-		rows, err := q.QueryContext(ctx, `SELECT id FROM agents WHERE org_id = $1 AND secret_id = $2 AND revoked_at IS NULL`, orgID, id)
+		var err error
+		ids, err = QueryStrings(ctx, q, `SELECT id FROM agents WHERE org_id = $1 AND secret_id = $2 AND revoked_at IS NULL`, orgID, id)
 		if err != nil {
 			return before, nil, fmt.Errorf("list agents of secret %s: %w", id, err)
 		}
-		for rows.Next() {
-			var a string
-			if err := rows.Scan(&a); err != nil {
-				rows.Close()
-				return before, nil, err
-			}
-			ids = append(ids, a)
-		}
-		rows.Close()
 		for _, a := range ids {
 			if err := RevokeAgent(ctx, q, orgID, a, "enrollment secret "+id+" revoked"); err != nil {
 				return before, nil, err
@@ -329,19 +321,11 @@ func (db *DB) RevokeAgent(ctx context.Context, orgID, agentID, reason string) er
 func (db *DB) RevokeDeviceAgents(ctx context.Context, orgID, deviceID, reason string) ([]string, error) {
 	var ids []string
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM agents WHERE org_id = $1 AND device_id = $2 AND revoked_at IS NULL`, orgID, deviceID)
+		var err error
+		ids, err = QueryStrings(ctx, tx, `SELECT id FROM agents WHERE org_id = $1 AND device_id = $2 AND revoked_at IS NULL`, orgID, deviceID)
 		if err != nil {
 			return fmt.Errorf("list agents of device %s: %w", deviceID, err)
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
 		for _, id := range ids {
 			if err := RevokeAgent(ctx, tx, orgID, id, reason); err != nil {
 				return err

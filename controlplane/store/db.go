@@ -149,3 +149,23 @@ func IsUniqueViolation(err error) bool {
 
 // IsUniqueViolation is the method form, for consumers that hold a *DB.
 func (db *DB) IsUniqueViolation(err error) bool { return IsUniqueViolation(err) }
+
+// QueryStrings runs a query whose rows are one text column (usually ids) and returns them
+// all, so a caller can close the cursor before issuing more statements on the same
+// connection (required inside a SQLite transaction).
+func QueryStrings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -58,22 +58,9 @@ func GetOrg(ctx context.Context, q Querier, id string) (domain.Org, error) {
 
 // ListOrgs returns every organization (operator use: background jobs iterate orgs).
 func (db *DB) ListOrgs(ctx context.Context) ([]domain.Org, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT id FROM orgs ORDER BY id`)
+	ids, err := QueryStrings(ctx, db.SQL, `SELECT id FROM orgs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list orgs: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	out := make([]domain.Org, 0, len(ids))
 	for _, id := range ids {
