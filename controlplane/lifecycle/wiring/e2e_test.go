@@ -268,7 +268,10 @@ func TestEndToEndWithRealCapabilities(t *testing.T) {
 		w.waitFor("offboarding scheduled", func() bool { return w.workflow(grace.ID, lifecycle.KindOffboarding).State == "scheduled" })
 		off := w.workflow(grace.ID, lifecycle.KindOffboarding)
 		loc, _ := time.LoadLocation("America/New_York")
-		y, m, d := term.In(loc).Date()
+		// The HR termination date is the calendar date sent to Justworks (term's own date),
+		// run at 17:00 in the org's zone; taking the date in New York instead fails
+		// between 00:00 UTC and midnight in New York.
+		y, m, d := term.Date()
 		if want := time.Date(y, m, d, 17, 0, 0, 0, loc); !off.RunAt.Equal(want) {
 			t.Fatalf("offboarding run_at = %s, want %s", off.RunAt, want)
 		}
