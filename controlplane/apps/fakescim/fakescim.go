@@ -505,42 +505,17 @@ func page[T any](all []T, start, count int) []T {
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	f, err := parseFilter(r.URL.Query().Get("filter"))
-	if err != nil {
-		scimError(w, 400, "invalidFilter", err.Error())
-		return
-	}
-	start, count, err := paging(r)
-	if err != nil {
-		scimError(w, 400, "invalidValue", err.Error())
-		return
-	}
-	var match []*User
-	for _, u := range s.sortedUsers() {
-		ok := true
-		for _, c := range f {
-			got, exact, err := userAttr(u, c.attr)
-			if err != nil {
-				scimError(w, 400, "invalidFilter", err.Error())
-				return
-			}
-			if !eq(got, c.value, exact) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			match = append(match, u)
-		}
-	}
-	var res []map[string]any
-	for _, u := range page(match, start, count) {
-		res = append(res, s.renderUser(u))
-	}
-	writeJSON(w, 200, "", listResponse(len(match), start, res))
+	listResources(w, r, s.sortedUsers(), userAttr, s.renderUser)
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
+	listResources(w, r, s.sortedGroups(), groupAttr, s.renderGroup)
+}
+
+// listResources answers a SCIM list request (filter, startIndex, count) for one resource
+// type; Users and Groups differ only in their attributes and rendering.
+func listResources[T any](w http.ResponseWriter, r *http.Request, all []T,
+	attr func(T, string) (string, bool, error), render func(T) map[string]any) {
 	f, err := parseFilter(r.URL.Query().Get("filter"))
 	if err != nil {
 		scimError(w, 400, "invalidFilter", err.Error())
@@ -551,11 +526,11 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 		scimError(w, 400, "invalidValue", err.Error())
 		return
 	}
-	var match []*Group
-	for _, g := range s.sortedGroups() {
+	var match []T
+	for _, item := range all {
 		ok := true
 		for _, c := range f {
-			got, exact, err := groupAttr(g, c.attr)
+			got, exact, err := attr(item, c.attr)
 			if err != nil {
 				scimError(w, 400, "invalidFilter", err.Error())
 				return
@@ -566,12 +541,12 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if ok {
-			match = append(match, g)
+			match = append(match, item)
 		}
 	}
 	var res []map[string]any
-	for _, g := range page(match, start, count) {
-		res = append(res, s.renderGroup(g))
+	for _, item := range page(match, start, count) {
+		res = append(res, render(item))
 	}
 	writeJSON(w, 200, "", listResponse(len(match), start, res))
 }
