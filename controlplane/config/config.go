@@ -29,6 +29,7 @@ type Config struct {
 	KeyFile     string `key:"key-file" def:"" help:"keyring for secrets at rest; default <data-dir>/keyring.json (created 0600 on first start)"`
 	LogLevel    string `key:"log-level" def:"info" help:"debug, info, warn or error"`
 	LogFormat   string `key:"log-format" def:"text" help:"text or json"`
+	DebugAddr   string `key:"debug-addr" def:"" help:"serve Go profiles (/debug/pprof/) here, e.g. 127.0.0.1:6060; empty is off. Never expose it: profiles show memory contents"`
 
 	HRReconcileInterval time.Duration `key:"hr-reconcile-interval" def:"10m" help:"how often every HR connection is reconciled"`
 	JustworksClientID   string        `key:"justworks-client-id" def:"" help:"OAuth client id issued by Justworks"`

@@ -191,6 +191,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer cancel()
 		return srv.Shutdown(shutCtx)
 	})
+	if s.Config.DebugAddr != "" {
+		if err := s.serveDebug(ctx, g); err != nil {
+			return err
+		}
+	}
 	s.Logger.Info("lanyard serving", "component", "server", "version", Version, "admin_api", "http://"+s.httpLn.Addr().String(),
 		"database", string(s.DB.Dialect))
 	return g.Wait()
