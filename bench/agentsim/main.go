@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,12 +41,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/lanyardhq/lanyard/agent/client"
 	"github.com/lanyardhq/lanyard/pki/identity"
 	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
 )
 
 type options struct {
 	enrollAddr, agentAddr, secret, caSHA, apiURL, token, out, serial string
+	profileURL, profileOut, selfProfile                              string
 	n, serverPID, enrollConc, dialConc, invWorkers, locks            int
 	invSeconds, lockRate, settle                                     float64
 	heartbeat                                                        time.Duration
@@ -86,7 +89,12 @@ type Result struct {
 	LockMaxms           float64 `json:"lock_to_ack_max_ms"`
 	LockAPIP50ms        float64 `json:"lock_api_p50_ms"`
 	SimulatorRSSMB      float64 `json:"simulator_rss_mb"`
-	StreamErrorsAtClose int64   `json:"stream_errors"`
+	// CPU during the inventory phase, in cores (1.0 = one core busy): who spent the machine.
+	InventoryCPUServer    float64 `json:"inventory_cpu_server_cores"`
+	InventoryCPUSimulator float64 `json:"inventory_cpu_simulator_cores"`
+	InventoryCPUPostgres  float64 `json:"inventory_cpu_postgres_cores"`
+	InventoryCPUMachine   float64 `json:"inventory_cpu_machine_cores"`
+	StreamErrorsAtClose   int64   `json:"stream_errors"`
 }
 
 func main() {
@@ -100,7 +108,10 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the result JSON here too")
 	flag.StringVar(&o.serial, "serial-prefix", "SIM", "serial number prefix")
 	flag.IntVar(&o.n, "n", 1000, "agents")
-	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of lanyard serve (for RSS)")
+	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of lanyard serve (for RSS and CPU)")
+	flag.StringVar(&o.profileURL, "cpu-profile-url", "", "server pprof base (debug-addr) to take a CPU profile of the inventory phase from")
+	flag.StringVar(&o.profileOut, "cpu-profile-out", "", "where to write that profile")
+	flag.StringVar(&o.selfProfile, "self-cpu-profile", "", "write the simulator's own CPU profile of the inventory phase here")
 	flag.IntVar(&o.enrollConc, "enroll-concurrency", 32, "parallel enrollments and first reports")
 	flag.IntVar(&o.dialConc, "dial-concurrency", 64, "parallel stream opens (caps the handshake storm)")
 	flag.IntVar(&o.invWorkers, "inventory-workers", 64, "concurrent inventory reporters")
@@ -255,8 +266,7 @@ func run(ctx context.Context, o options) (*Result, error) {
 		}
 		cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: "localhost", RootCAs: roots,
 			Certificates: []tls.Certificate{{Certificate: en.GetCertificate().GetChainDer(), PrivateKey: key}}}
-		cc, err := grpc.NewClient(o.agentAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-			grpc.WithReadBufferSize(8<<10), grpc.WithWriteBufferSize(8<<10))
+		cc, err := grpc.NewClient(o.agentAddr, append(client.TransportOptions(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))...)
 		if err != nil {
 			return err
 		}
@@ -335,7 +345,28 @@ func run(ctx context.Context, o options) (*Result, error) {
 	var lats []time.Duration
 	invEnd := time.Now().Add(time.Duration(o.invSeconds * float64(time.Second)))
 	ictx, icancel := context.WithDeadline(ctx, invEnd)
+	defer icancel()
 	var wg sync.WaitGroup
+	if o.profileURL != "" && o.profileOut != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fetchProfile(ctx, o.profileURL, int(o.invSeconds)-1, o.profileOut); err != nil {
+				log.Printf("cpu profile: %v", err)
+			}
+		}()
+	}
+	if o.selfProfile != "" {
+		f, err := os.Create(o.selfProfile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer f.Close()
+	}
+	cpu0 := readCPU(o.serverPID)
 	start = time.Now()
 	for w := 0; w < o.invWorkers; w++ {
 		wg.Add(1)
@@ -366,6 +397,16 @@ func run(ctx context.Context, o options) (*Result, error) {
 	wg.Wait()
 	icancel()
 	el := time.Since(start).Seconds()
+	cpu1 := readCPU(o.serverPID)
+	if o.selfProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	res.InventoryCPUServer = (cpu1.server - cpu0.server) / el
+	res.InventoryCPUSimulator = (cpu1.self - cpu0.self) / el
+	res.InventoryCPUPostgres = (cpu1.postgres - cpu0.postgres) / el
+	res.InventoryCPUMachine = (cpu1.machine - cpu0.machine) / el
+	log.Printf("inventory phase CPU (cores): server %.2f, simulator %.2f, postgres %.2f, whole machine %.2f",
+		res.InventoryCPUServer, res.InventoryCPUSimulator, res.InventoryCPUPostgres, res.InventoryCPUMachine)
 	res.InventoryReports, res.InventoryErrors = ok.Load(), bad.Load()
 	res.InventoryPerSecond = float64(ok.Load()) / el
 	res.InventoryP50ms, res.InventoryP99ms = pct(lats, 0.5), pct(lats, 0.99)
@@ -501,4 +542,97 @@ func (b *ackBook) latencies() []time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]time.Duration(nil), b.lat...)
+}
+
+type cpuTimes struct{ server, self, postgres, machine float64 }
+
+// readCPU reads busy CPU seconds of the server, this process and the whole machine from
+// /proc (Linux only; zeros elsewhere).
+func readCPU(serverPID int) cpuTimes {
+	return cpuTimes{server: procCPU(serverPID), self: procCPU(os.Getpid()), postgres: commandCPU("postgres"), machine: machineCPU()}
+}
+
+// commandCPU sums the CPU of every process named comm (Postgres runs one per connection;
+// a backend that exits during the phase is missed, which only under-counts).
+func commandCPU(comm string) float64 {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(b)) == comm {
+			sum += procCPU(pid)
+		}
+	}
+	return sum
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+func procCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / clockTicks
+}
+
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / clockTicks
+}
+
+func fetchProfile(ctx context.Context, base string, seconds int, out string) error {
+	if seconds < 1 {
+		seconds = 1
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -19,7 +19,7 @@ ulimit -n "$(ulimit -Hn)"
 
 psql "$BASE/postgres?sslmode=disable" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 export LANYARD_DATABASE_URL="$BASE/$DB?sslmode=disable&pool_max_conns=16"
-export LANYARD_DATA_DIR="$WORK/data" LANYARD_HTTP_ADDR=127.0.0.1:18080 LANYARD_GRPC_ADDR=127.0.0.1:18443 LANYARD_LOG_LEVEL=warn
+export LANYARD_DATA_DIR="$WORK/data" LANYARD_HTTP_ADDR=127.0.0.1:18080 LANYARD_GRPC_ADDR=127.0.0.1:18443 LANYARD_LOG_LEVEL=warn LANYARD_DEBUG_ADDR=127.0.0.1:16060
 go build -o "$WORK/lanyard" ./cmd/lanyard
 go build -o "$WORK/lanyardctl" ./cmd/lanyardctl
 go build -o "$WORK/agentsim" ./bench/agentsim
@@ -38,5 +38,7 @@ CA=$(echo "$SEC" | jq -r .ca_fingerprint_sha256)
 
 "$WORK/agentsim" -n "$N" -enroll 127.0.0.1:18444 -agent 127.0.0.1:18443 -api http://127.0.0.1:18080 \
 	-secret "$SECRET" -token "$TOKEN" -ca-sha256 "$CA" -server-pid "$PID" -out "$OUT" \
+	-cpu-profile-url http://127.0.0.1:16060 -cpu-profile-out "${PROFILE:-$WORK/inventory.pprof}" \
+	-self-cpu-profile "$WORK/agentsim.pprof" \
 	-inventory-seconds "${INVENTORY_SECONDS:-30}" -locks "${LOCKS:-500}" -lock-rate "${LOCK_RATE:-25}"
-echo "server log: $WORK/serve.log"
+echo "server log: $WORK/serve.log; inventory-phase CPU profile: ${PROFILE:-$WORK/inventory.pprof} (go tool pprof -top $WORK/lanyard ...)"
