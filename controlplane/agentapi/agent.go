@@ -179,7 +179,7 @@ func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error 
 		return errRevoked
 	}
 	// Online before the welcome: once the agent hears back, the API shows it online.
-	if err := a.s.db.TouchAgents(ctx, []string{c.AgentID}, true, time.Now()); err != nil {
+	if _, err := a.s.presence.apply(ctx, presence{agentID: c.AgentID, online: true}); err != nil {
 		a.s.cfg.Logger.Warn("mark agent online failed", "agent_id", c.AgentID, "err", err)
 	}
 	conn := a.s.hub.register(ctx, c.Agent, ag.DeviceID)

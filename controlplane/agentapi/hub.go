@@ -111,7 +111,7 @@ func (h *hub) unregister(c *conn) {
 	if current {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := h.s.db.TouchAgents(ctx, []string{c.id.AgentID}, false, time.Now()); err != nil {
+		if _, err := h.s.presence.apply(ctx, presence{agentID: c.id.AgentID, online: false}); err != nil {
 			h.s.cfg.Logger.Warn("mark agent offline failed", "agent_id", c.id.AgentID, "err", err)
 		}
 	}

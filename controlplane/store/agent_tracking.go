@@ -105,7 +105,7 @@ func loadTracking(ctx context.Context, q Querier, orgID, deviceID string) (track
 	}
 	r.exists = true
 	if inv != "" {
-		if err := json.Unmarshal([]byte(inv), &r.inventory); err != nil {
+		if r.inventory, err = decodeSections([]byte(inv)); err != nil {
 			return r, fmt.Errorf("decode inventory of %s: %w", deviceID, err)
 		}
 	}
@@ -161,8 +161,8 @@ func (db *DB) ApplyInventoryBatch(ctx context.Context, items []InventoryItem) ([
 			todo[i] = i
 		}
 		if db.Dialect == Postgres {
-			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
-				return fmt.Errorf("relax commit: %w", err)
+			if err := hotPathTx(ctx, tx); err != nil {
+				return err
 			}
 			var err error
 			if todo, err = db.applyInventoryBulkPG(ctx, tx, items, outs); err != nil {
@@ -276,7 +276,8 @@ func (db *DB) applyInventoryFast(ctx context.Context, tx *sql.Tx, orgID, agentID
 	}
 	tr := &trackingRow{exists: true, agentID: trAgent}
 	if inv != "" {
-		if err := json.Unmarshal([]byte(inv), &tr.inventory); err != nil {
+		var err error
+		if tr.inventory, err = decodeSections([]byte(inv)); err != nil {
 			return false, nil
 		}
 	}
@@ -518,7 +519,7 @@ func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []Inve
 	rows, err := tx.QueryContext(ctx, `SELECT a.id, a.org_id, a.revoked_at IS NOT NULL, a.serial_number, COALESCE(a.device_id, ''), COALESCE(d.serial_number, ''),
 		COALESCE(d.state, ''), d.assigned_employee_id IS NOT NULL, COALESCE(t.agent_id, ''), COALESCE(t.inventory, '')
 		FROM agents a LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN device_tracking t ON t.device_id = a.device_id
-		WHERE a.id = ANY($1)`, ids)
+		WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE OF a`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load agents: %w", err)
 	}
@@ -559,8 +560,11 @@ func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []Inve
 		var tr trackingRow
 		if fast {
 			tr = trackingRow{exists: true, agentID: r.trAgent}
-			if r.inv != "" && json.Unmarshal([]byte(r.inv), &tr.inventory) != nil {
-				fast = false
+			if r.inv != "" {
+				var err error
+				if tr.inventory, err = decodeSections([]byte(r.inv)); err != nil {
+					fast = false
+				}
 			}
 		}
 		if !fast {
@@ -604,11 +608,15 @@ func encodeSections(m map[string]json.RawMessage) ([]byte, error) {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		kb, err := json.Marshal(k)
-		if err != nil {
-			return nil, err
+		if plainKey(k) {
+			buf = append(append(append(buf, '"'), k...), '"')
+		} else {
+			kb, err := json.Marshal(k)
+			if err != nil {
+				return nil, err
+			}
+			buf = append(buf, kb...)
 		}
-		buf = append(buf, kb...)
 		buf = append(buf, ':')
 		v := m[k]
 		if len(v) == 0 {
@@ -617,6 +625,16 @@ func encodeSections(m map[string]json.RawMessage) ([]byte, error) {
 		buf = append(buf, v...)
 	}
 	return append(buf, '}'), nil
+}
+
+// plainKey reports whether k needs no escaping in JSON (section names always do not).
+func plainKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 func compactJSON(b json.RawMessage) []byte {
@@ -630,31 +648,46 @@ func compactJSON(b json.RawMessage) []byte {
 	return buf.Bytes()
 }
 
-// TouchAgents records that agents were seen (heartbeats, connects), in one statement per
-// call so a replica can batch thousands of streams.
+// TouchAgents records that agents were seen (heartbeats, stream opens and closes), in one
+// statement per call so a replica can batch thousands of streams. Only the agents table is
+// written: the tracking view takes the later of the agent's and the last report's time.
 func (db *DB) TouchAgents(ctx context.Context, ids []string, online bool, at time.Time) error {
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		chunk := ids[:n]
-		ids = ids[n:]
-		args := []any{at.UTC(), online}
-		ph := make([]string, len(chunk))
-		for i, id := range chunk {
-			args = append(args, id)
-			ph[i] = fmt.Sprintf("$%d", i+3)
+	if len(ids) == 0 {
+		return nil
+	}
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		if db.Dialect == Postgres {
+			if err := hotPathTx(ctx, tx); err != nil {
+				return err
+			}
+			// Rows are locked in id order, as inventory batches lock them, so the two never
+			// deadlock.
+			if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, online = $2
+				WHERE id IN (SELECT id FROM agents WHERE id = ANY($3) ORDER BY id FOR UPDATE)`, at.UTC(), online, ids); err != nil {
+				return fmt.Errorf("touch %d agents: %w", len(ids), err)
+			}
+			return nil
 		}
-		in := strings.Join(ph, ",")
-		if _, err := db.SQL.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, online = $2 WHERE id IN (`+in+`)`, args...); err != nil {
-			return fmt.Errorf("touch agents: %w", err)
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), 500)]
+			ids = ids[len(chunk):]
+			in, args := inList(3, chunk)
+			if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, online = $2 WHERE id IN (`+in+`)`, append([]any{at.UTC(), online}, args...)...); err != nil {
+				return fmt.Errorf("touch %d agents: %w", len(chunk), err)
+			}
 		}
-		devArgs := append([]any{at.UTC()}, args[2:]...)
-		ph2 := make([]string, len(chunk))
-		for i := range chunk {
-			ph2[i] = fmt.Sprintf("$%d", i+2)
-		}
-		if _, err := db.SQL.ExecContext(ctx, `UPDATE device_tracking SET last_seen_at = $1 WHERE agent_id IN (`+strings.Join(ph2, ",")+`)`, devArgs...); err != nil {
-			return fmt.Errorf("touch devices: %w", err)
-		}
+		return nil
+	})
+}
+
+// hotPathTx tunes a Postgres transaction on the agent hot path (inventory batches,
+// heartbeats): losing the last few hundred milliseconds of these writes in a crash costs
+// a report the agent resends, so the commit does not wait for the WAL flush; and every
+// statement is planned for its actual arguments, because a generic plan cached while the
+// tables were small (or before the first ANALYZE) scans whole tables at 10,000 agents.
+func hotPathTx(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)`); err != nil {
+		return fmt.Errorf("tune hot-path transaction: %w", err)
 	}
 	return nil
 }
