@@ -20,6 +20,8 @@ ulimit -n "$(ulimit -Hn)"
 psql "$BASE/postgres?sslmode=disable" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 export LANYARD_DATABASE_URL="$BASE/$DB?sslmode=disable&pool_max_conns=16"
 export LANYARD_DATA_DIR="$WORK/data" LANYARD_HTTP_ADDR=127.0.0.1:18080 LANYARD_GRPC_ADDR=127.0.0.1:18443 LANYARD_LOG_LEVEL=warn LANYARD_DEBUG_ADDR=127.0.0.1:16060
+# The simulator enrolls every agent from one address, which the per-source limit is for.
+export LANYARD_ENROLL_RATE_LIMIT=off
 go build -o "$WORK/lanyard" ./cmd/lanyard
 go build -o "$WORK/lanyardctl" ./cmd/lanyardctl
 go build -o "$WORK/agentsim" ./bench/agentsim

@@ -3,7 +3,9 @@ package agentapi_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,6 +294,89 @@ func TestRevokedOnOpenStream(t *testing.T) {
 		// Renewal is refused too.
 		if _, err := cl.Renew(ctx, &agentv1.RenewRequest{}); err == nil {
 			t.Fatal("revoked agent renewed")
+		}
+	})
+}
+
+func TestEnrollmentRateLimit(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnvWith(t, db, domain.PlanPro, func(c *agentapi.Config) {
+			c.EnrollRateLimit = agentapi.RateLimit{PerSecond: 0.01, Burst: 2}
+		})
+		secret, _ := e.secret(e.org.ID, enrollment.Options{})
+		ec := e.enrollClient()
+		exchange := func(serial string) error {
+			_, err := ec.ExchangeSecret(ctx, &agentv1.ExchangeSecretRequest{EnrollmentSecret: secret, SerialNumber: serial, Hostname: serial})
+			return err
+		}
+		for _, serial := range []string{"SN-RL-1", "SN-RL-2"} {
+			if err := exchange(serial); err != nil {
+				t.Fatalf("call within the burst: %v", err)
+			}
+		}
+		err := exchange("SN-RL-3")
+		wantCode(t, err, codes.ResourceExhausted)
+		if !strings.Contains(status.Convert(err).Message(), "retry in") {
+			t.Fatalf("refusal does not say when to retry: %v", err)
+		}
+		var n int
+		if err := db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM agents WHERE org_id = $1`, e.org.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Fatalf("%d agents written, want 2: a refused call must write nothing", n)
+		}
+	})
+}
+
+// TestPresenceOfManyStreams opens streams at once (their online writes share batches) and
+// closes them: every agent is online when its welcome arrives, and offline after.
+func TestPresenceOfManyStreams(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db, domain.PlanPro)
+		secret, _ := e.secret(e.org.ID, enrollment.Options{})
+		const n = 12
+		agents := make([]enrolledAgent, n)
+		for i := range agents {
+			agents[i] = e.enroll(secret, fmt.Sprintf("SN-P-%02d", i), fmt.Sprintf("uuid-p-%02d", i))
+		}
+		sctx, closeStreams := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for _, ag := range agents {
+			wg.Add(1)
+			go func(ag enrolledAgent) {
+				defer wg.Done()
+				st, err := e.agentClient(&ag.Cert).Connect(sctx)
+				if err == nil {
+					err = st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Hello{Hello: &agentv1.Hello{}}})
+				}
+				if err == nil {
+					var m *agentv1.ConnectResponse
+					if m, err = st.Recv(); err == nil && m.GetWelcome() == nil {
+						err = fmt.Errorf("first message is not a welcome: %v", m)
+					}
+				}
+				if err == nil {
+					if a, gerr := db.GetAgent(ctx, e.org.ID, ag.ID); gerr != nil || !a.Online {
+						err = fmt.Errorf("agent %s not online after its welcome (%v)", ag.ID, gerr)
+					}
+				}
+				errs <- err
+			}(ag)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		closeStreams()
+		for _, ag := range agents {
+			waitOffline(t, db, e.org.ID, ag.ID)
 		}
 	})
 }

@@ -40,13 +40,23 @@ type env struct {
 
 func startServer(t *testing.T, db *store.DB, kr *secrets.Keyring) (*agentapi.Server, *pki.CA, func()) {
 	t.Helper()
+	return startServerWith(t, db, kr, nil)
+}
+
+// startServerWith starts a server whose test config tune changes (nil: none).
+func startServerWith(t *testing.T, db *store.DB, kr *secrets.Keyring, tune func(*agentapi.Config)) (*agentapi.Server, *pki.CA, func()) {
+	t.Helper()
 	ctx := context.Background()
 	ca, err := pki.Open(ctx, db, kr, pki.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := agentapi.New(db, ca, agentapi.Config{AgentAddr: "127.0.0.1:0", PollInterval: 200 * time.Millisecond,
-		HeartbeatInterval: time.Second, MaxMessageBytes: 64 << 10})
+	cfg := agentapi.Config{AgentAddr: "127.0.0.1:0", PollInterval: 200 * time.Millisecond,
+		HeartbeatInterval: time.Second, MaxMessageBytes: 64 << 10}
+	if tune != nil {
+		tune(&cfg)
+	}
+	srv, err := agentapi.New(db, ca, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,11 +88,16 @@ func startServer(t *testing.T, db *store.DB, kr *secrets.Keyring) (*agentapi.Ser
 
 func newEnv(t *testing.T, db *store.DB, plan domain.Plan) *env {
 	t.Helper()
+	return newEnvWith(t, db, plan, nil)
+}
+
+func newEnvWith(t *testing.T, db *store.DB, plan domain.Plan, tune func(*agentapi.Config)) *env {
+	t.Helper()
 	kr, err := secrets.New(secrets.NewKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, ca, stop := startServer(t, db, kr)
+	srv, ca, stop := startServerWith(t, db, kr, tune)
 	o := domain.Org{Name: "Org " + domain.NewID()[:8], Plan: plan, TimeZone: "UTC"}
 	if err := store.CreateOrg(context.Background(), db.SQL, &o); err != nil {
 		t.Fatal(err)

@@ -52,7 +52,10 @@ type Config struct {
 	// bigger batches, and a batch's fixed cost (round trips, planning, commit) is most of
 	// a small batch's cost.
 	InventoryWorkers int
-	Logger           *slog.Logger
+	// EnrollRateLimit caps enrollment calls per source address (IPv6: per /64); the zero
+	// value is no limit.
+	EnrollRateLimit RateLimit
+	Logger          *slog.Logger
 }
 
 func (c *Config) init() error {
@@ -151,11 +154,15 @@ func New(db *store.DB, ca *pki.CA, cfg Config) (*Server, error) {
 		grpc.InitialWindowSize(256<<10), grpc.InitialConnWindowSize(1<<20),
 	)
 	agentv1.RegisterAgentServiceServer(s.agentGRPC, &agentService{s: s})
-	s.enrollGRPC = grpc.NewServer(
+	enrollOpts := []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(s.enrollTLS())),
-		grpc.MaxRecvMsgSize(64<<10), grpc.ConnectionTimeout(20*time.Second),
+		grpc.MaxRecvMsgSize(64 << 10), grpc.ConnectionTimeout(20 * time.Second),
 		ka, kp,
-	)
+	}
+	if !cfg.EnrollRateLimit.off() {
+		enrollOpts = append(enrollOpts, grpc.ChainUnaryInterceptor(newSourceLimiter(cfg.EnrollRateLimit).unary))
+	}
+	s.enrollGRPC = grpc.NewServer(enrollOpts...)
 	agentv1.RegisterEnrollmentServiceServer(s.enrollGRPC, &enrollService{s: s})
 	return s, nil
 }

@@ -10,6 +10,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
@@ -32,5 +33,10 @@ func buildAgentAPI(ctx context.Context, d *Deps) (any, error) {
 	}
 	// The Apple MDM capability, built after this one, registers its channel on
 	// srv.Commands (mdm_apple.go).
-	return agentapi.Open(ctx, d.DB, d.Keyring, agentapi.Config{AgentAddr: d.Config.GRPCAddr, DNSNames: names, IPs: ips, Logger: d.Logger})
+	limit, err := agentapi.ParseRateLimit(d.Config.EnrollRateLimit)
+	if err != nil {
+		return nil, fmt.Errorf("enroll-rate-limit: %w", err)
+	}
+	return agentapi.Open(ctx, d.DB, d.Keyring, agentapi.Config{AgentAddr: d.Config.GRPCAddr, DNSNames: names, IPs: ips, Logger: d.Logger,
+		EnrollRateLimit: limit})
 }
