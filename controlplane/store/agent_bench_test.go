@@ -53,10 +53,7 @@ func linkedAgents(tb testing.TB, db *store.DB, orgID string, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		hash := fmt.Sprintf("linked-%s-%d", orgID, i)
-		s := store.EnrollmentSecret{OrgID: orgID, Name: "b", Prefix: "b"}
-		if err := db.CreateEnrollmentSecret(ctx, &s, hash); err != nil {
-			tb.Fatal(err)
-		}
+		newSecret(tb, db, orgID, hash, 0, nil)
 		a := store.Agent{}
 		if _, err := db.ExchangeEnrollmentSecret(ctx, hash, &a); err != nil {
 			tb.Fatal(err)

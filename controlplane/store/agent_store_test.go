@@ -14,7 +14,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
 )
 
-func newSecret(t *testing.T, db *store.DB, orgID, hash string, maxUses int, expires *time.Time) store.EnrollmentSecret {
+func newSecret(t testing.TB, db *store.DB, orgID, hash string, maxUses int, expires *time.Time) store.EnrollmentSecret {
 	t.Helper()
 	s := store.EnrollmentSecret{OrgID: orgID, Name: "test", Prefix: hash[:min(4, len(hash))], MaxUses: maxUses, ExpiresAt: expires}
 	if err := db.CreateEnrollmentSecret(context.Background(), &s, hash); err != nil {
