@@ -75,7 +75,7 @@ func (s *Server) Routes() []api.Route {
 			Tag: tag, Role: domain.RoleIT, Feature: f, Resource: "device", Request: ActionRequest{}, Response: store.DeviceCommand{}, Status: http.StatusCreated,
 			Handler: s.postAction},
 		{Method: "GET", Path: "/api/v1/devices/{id}/actions", Summary: "List a device's commands", Tag: tag, Role: domain.RoleViewer, Feature: f,
-			Resource: "device", Query: []api.Param{{Name: "limit"}, {Name: "cursor"}}, Response: api.List[store.DeviceCommand]{}, Handler: s.listActions},
+			Resource: "device", Query: []api.Param{{Name: "limit"}, {Name: "cursor"}}, Response: api.List[store.DeviceCommand]{}, Handler: devicePage(s, s.db.ListDeviceCommands)},
 		{Method: "GET", Path: "/api/v1/device-actions/{id}", Summary: "Get one device command", Tag: tag, Role: domain.RoleViewer, Feature: f,
 			Resource: "device_action", Response: store.DeviceCommand{}, Handler: s.getAction},
 		{Method: "POST", Path: "/api/v1/device-actions/{id}/approve", Summary: "Approve a wipe waiting for a second admin", Tag: tag, Role: domain.RoleAdmin,
@@ -86,7 +86,7 @@ func (s *Server) Routes() []api.Route {
 			Tag: tag, Role: domain.RoleViewer, Feature: f, Resource: "device", Response: store.DeviceTracking{}, Handler: s.getTracking},
 		{Method: "GET", Path: "/api/v1/devices/{id}/inventory-history", Summary: "What changed in a device's inventory, and when", Tag: tag,
 			Role: domain.RoleViewer, Feature: f, Resource: "device", Query: []api.Param{{Name: "limit"}, {Name: "cursor"}},
-			Response: api.List[store.InventoryChange]{}, Handler: s.inventoryHistory},
+			Response: api.List[store.InventoryChange]{}, Handler: devicePage(s, s.db.ListInventoryHistory)},
 		{Method: "GET", Path: "/api/v1/devices/{id}/agents", Summary: "Agents linked to a device", Tag: tag, Role: domain.RoleViewer, Feature: f,
 			Resource: "device", Response: api.List[store.Agent]{}, Handler: s.deviceAgents},
 		{Method: "POST", Path: "/api/v1/devices/{id}/revoke-agents", Summary: "Revoke every agent certificate of a device and cut its streams",
@@ -147,20 +147,24 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) error {
 	return api.JSON(w, http.StatusCreated, cmd)
 }
 
-func (s *Server) listActions(w http.ResponseWriter, r *http.Request) error {
-	p := api.PrincipalFrom(r.Context())
-	pg, err := api.PageFrom(r)
-	if err != nil {
-		return err
+// devicePage serves one page of something kept per device, once the device is known to be
+// the caller's org's (another org's device is 404, not an empty page).
+func devicePage[T any](s *Server, list func(ctx context.Context, orgID, deviceID string, p store.Page) ([]T, string, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p := api.PrincipalFrom(r.Context())
+		pg, err := api.PageFrom(r)
+		if err != nil {
+			return err
+		}
+		if _, err := s.db.GetDevice(r.Context(), p.OrgID, r.PathValue("id")); err != nil {
+			return err
+		}
+		items, next, err := list(r.Context(), p.OrgID, r.PathValue("id"), pg)
+		if err != nil {
+			return err
+		}
+		return api.JSON(w, http.StatusOK, api.NewList(items, next))
 	}
-	if _, err := s.db.GetDevice(r.Context(), p.OrgID, r.PathValue("id")); err != nil {
-		return err
-	}
-	items, next, err := s.db.ListDeviceCommands(r.Context(), p.OrgID, r.PathValue("id"), pg)
-	if err != nil {
-		return err
-	}
-	return api.JSON(w, http.StatusOK, api.NewList(items, next))
 }
 
 func (s *Server) getAction(w http.ResponseWriter, r *http.Request) error {
@@ -196,22 +200,6 @@ func (s *Server) getTracking(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return api.JSON(w, http.StatusOK, t)
-}
-
-func (s *Server) inventoryHistory(w http.ResponseWriter, r *http.Request) error {
-	p := api.PrincipalFrom(r.Context())
-	pg, err := api.PageFrom(r)
-	if err != nil {
-		return err
-	}
-	if _, err := s.db.GetDevice(r.Context(), p.OrgID, r.PathValue("id")); err != nil {
-		return err
-	}
-	items, next, err := s.db.ListInventoryHistory(r.Context(), p.OrgID, r.PathValue("id"), pg)
-	if err != nil {
-		return err
-	}
-	return api.JSON(w, http.StatusOK, api.NewList(items, next))
 }
 
 func (s *Server) deviceAgents(w http.ResponseWriter, r *http.Request) error {
