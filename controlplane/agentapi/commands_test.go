@@ -196,7 +196,10 @@ func TestRestartLosesNoCommand(t *testing.T) {
 	})
 }
 
-func TestTwoReplicasDeliverOnce(t *testing.T) {
+// twoReplicas starts replica A (the returned env) and replica B, each with its own pool on
+// one Postgres database (skipped without LANYARD_TEST_DATABASE_URL).
+func twoReplicas(t *testing.T) (a, b *env) {
+	t.Helper()
 	url := storetest.PostgresURL(t)
 	ctx := context.Background()
 	open := func() *store.DB {
@@ -211,8 +214,14 @@ func TestTwoReplicasDeliverOnce(t *testing.T) {
 	if err := dbA.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, dbA, domain.PlanPro)
-	srvB, _, _ := startServer(t, dbB, e.kr)
+	a = newEnv(t, dbA, domain.PlanPro)
+	srvB, _, _ := startServer(t, dbB, a.kr)
+	return a, &env{t: t, db: dbB, kr: a.kr, ca: a.ca, srv: srvB, org: a.org}
+}
+
+func TestTwoReplicasDeliverOnce(t *testing.T) {
+	ctx := context.Background()
+	e, onB := twoReplicas(t)
 	const n = 12
 	type pair struct {
 		sim *simAgent
@@ -223,7 +232,7 @@ func TestTwoReplicasDeliverOnce(t *testing.T) {
 		ag, dev := linkedAgent(t, e, fmt.Sprintf("SN-REP-%02d", i))
 		target := e
 		if i%2 == 1 {
-			target = &env{t: t, db: dbB, kr: e.kr, ca: e.ca, srv: srvB, org: e.org}
+			target = onB
 		}
 		sim, stop := target.connect(t, ag, true)
 		t.Cleanup(stop)
@@ -242,7 +251,7 @@ func TestTwoReplicasDeliverOnce(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		waitState(t, dbA, e.org.ID, id, store.CommandDone)
+		waitState(t, e.db, e.org.ID, id, store.CommandDone)
 	}
 	for i, p := range pairs {
 		p.sim.mu.Lock()
@@ -277,24 +286,9 @@ func waitOffline(t *testing.T, db *store.DB, orgID, agentID string) {
 }
 
 func TestRevocationReachesOtherReplica(t *testing.T) {
-	url := storetest.PostgresURL(t)
 	ctx := context.Background()
-	open := func() *store.DB {
-		db, err := postgres.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(db.Close)
-		return db
-	}
-	dbA, dbB := open(), open()
-	if err := dbA.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, dbA, domain.PlanPro)
-	srvB, _, _ := startServer(t, dbB, e.kr)
+	e, onB := twoReplicas(t)
 	ag, dev := linkedAgent(t, e, "SN-XREV")
-	onB := &env{t: t, db: dbB, kr: e.kr, ca: e.ca, srv: srvB, org: e.org}
 	sim, stop := onB.connect(t, ag, true)
 	defer stop()
 	// Revoked through replica A; replica B holds the stream.
