@@ -2,23 +2,19 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lanyardhq/lanyard/agent/config"
+	"github.com/lanyardhq/lanyard/internal/e2etest"
 )
 
 // The end-to-end test builds both binaries, starts `lanyard serve --demo`
@@ -33,108 +29,11 @@ import (
 const testSerial = "E2E-SERIAL-0001"
 
 type env struct {
-	t        *testing.T
-	bin      string
-	dir      string
-	httpURL  string
-	grpcAddr string
-	token    string
-	server   *proc
-}
-
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func start(t *testing.T, name string, environ []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(name, args...)
-	p.cmd.Env = append(os.Environ(), environ...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", filepath.Base(name), tail(p.output(), 6000))
-		}
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// freePorts returns an HTTP port and a gRPC port whose successor (the
-// enrollment listener) is free too.
-func freePorts(t *testing.T) (int, int) {
-	t.Helper()
-	pick := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
-	h := pick()
-	for i := 0; i < 50; i++ {
-		g := pick()
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(g+1))
-		if err == nil {
-			ln.Close()
-			if g != h && g+1 != h {
-				return h, g
-			}
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0, 0
-}
-
-func buildBinaries(t *testing.T, dir string) {
-	t.Helper()
-	root, _ := filepath.Abs("../..")
-	goBin := "go" /* resolved on PATH: go test puts GOROOT/bin first */
-	for _, pkg := range []string{"lanyard", "lanyard-agent"} {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		cmd := exec.CommandContext(ctx, goBin, "build", "-o", filepath.Join(dir, pkg), "./cmd/"+pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		cancel()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
+	t     *testing.T
+	bin   string
+	dir   string
+	token string
+	serve *e2etest.Serve
 }
 
 var tokenLine = regexp.MustCompile(`(?m)^\s+(lyt_\S+|\S{30,})\s*$`)
@@ -145,16 +44,12 @@ func setup(t *testing.T) *env {
 	}
 	e := &env{t: t, dir: t.TempDir()}
 	e.bin = filepath.Join(e.dir, "bin")
-	buildBinaries(t, e.bin)
-	hp, gp := freePorts(t)
-	e.httpURL = fmt.Sprintf("http://127.0.0.1:%d", hp)
-	e.grpcAddr = fmt.Sprintf("127.0.0.1:%d", gp)
-	e.server = start(t, filepath.Join(e.bin, "lanyard"), nil, "serve", "--demo",
-		"--data-dir", filepath.Join(e.dir, "server"),
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", hp), "--public-url", e.httpURL,
-		"--grpc-addr", e.grpcAddr, "--agent-url", e.grpcAddr, "--log-level", "debug")
-	e.waitFor("the server's owner token", 90*time.Second, func() bool {
-		out := e.server.output()
+	for _, pkg := range []string{"lanyard", "lanyard-agent"} {
+		e2etest.GoBuild(t, filepath.Join(e.bin, pkg), "./cmd/"+pkg)
+	}
+	e.serve = e2etest.StartServe(t, filepath.Join(e.bin, "lanyard"), filepath.Join(e.dir, "server"), "--demo")
+	e.serve.WaitFor(t, "the server's owner token", 90*time.Second, func() bool {
+		out := e.serve.Output()
 		i := strings.Index(out, "Owner token")
 		if i < 0 {
 			return false
@@ -167,36 +62,10 @@ func setup(t *testing.T) *env {
 	})
 	// The agent API listens next to the admin API once the agentapi
 	// capability is wired into `lanyard serve`.
-	enroll := fmt.Sprintf("127.0.0.1:%d", gp+1)
-	ok := false
-	for i := 0; i < 100 && !ok; i++ {
-		if c, err := net.DialTimeout("tcp", enroll, time.Second); err == nil {
-			c.Close()
-			ok = true
-		} else {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if !ok {
-		t.Skipf("lanyard serve does not listen for agents on %s (agent API not wired into controlplane/server yet)", enroll)
+	if !e2etest.WaitListening(e.serve.EnrollAddr, 100, nil) {
+		t.Skipf("lanyard serve does not listen for agents on %s (agent API not wired into controlplane/server yet)", e.serve.EnrollAddr)
 	}
 	return e
-}
-
-func (e *env) waitFor(what string, d time.Duration, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		select {
-		case <-e.server.done:
-			e.t.Fatalf("lanyard serve exited while waiting for %s", what)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	e.t.Fatalf("timed out after %s waiting for %s", d, what)
 }
 
 // api calls the admin API and decodes the JSON answer into out (may be nil).
@@ -207,7 +76,7 @@ func (e *env) api(method, path string, body, out any) int {
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, e.httpURL+path, r)
+	req, _ := http.NewRequest(method, e.serve.HTTPURL+path, r)
 	req.Header.Set("Authorization", "Bearer "+e.token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -259,7 +128,7 @@ func (e *env) agentSetup() (cfgPath, stateDir, deviceID, employeeID string) {
 			Status string `json:"status"`
 		} `json:"items"`
 	}
-	e.waitFor("employees imported from the demo HR", 60*time.Second, func() bool {
+	e.serve.WaitFor(e.t, "employees imported from the demo HR", 60*time.Second, func() bool {
 		e.mustAPI("GET", "/api/v1/employees?status=active", nil, &employees)
 		return len(employees.Items) > 0
 	})
@@ -279,12 +148,10 @@ func (e *env) agentSetup() (cfgPath, stateDir, deviceID, employeeID string) {
 	if secret.Plaintext == "" || secret.CAFingerprint == "" {
 		e.t.Fatalf("enrollment secret response %+v", secret)
 	}
-	host, port, _ := net.SplitHostPort(e.grpcAddr)
-	p, _ := strconv.Atoi(port)
 	cfgPath = filepath.Join(e.dir, "agent", "agent.json")
 	stateDir = filepath.Join(e.dir, "agent", "state")
 	if err := config.Write(cfgPath, config.Config{
-		ControlPlaneURL: e.httpURL, GRPCAddress: e.grpcAddr, EnrollmentAddress: net.JoinHostPort(host, strconv.Itoa(p+1)),
+		ControlPlaneURL: e.serve.HTTPURL, GRPCAddress: e.serve.GRPCAddr, EnrollmentAddress: e.serve.EnrollAddr,
 		CAFingerprintSHA256: secret.CAFingerprint, EnrollmentSecret: secret.Plaintext, StateDir: stateDir,
 	}); err != nil {
 		e.t.Fatal(err)
@@ -292,10 +159,10 @@ func (e *env) agentSetup() (cfgPath, stateDir, deviceID, employeeID string) {
 	return cfgPath, stateDir, deviceID, employeeID
 }
 
-func (e *env) startAgent(cfgPath string, extra ...string) *proc {
+func (e *env) startAgent(cfgPath string, extra ...string) *e2etest.Proc {
 	args := append([]string{"run", "--config", cfgPath, "--dry-run", "--heartbeat-interval", "1s",
 		"--inventory-interval", "2s", "--backoff-max", "2s", "--log-level", "debug"}, extra...)
-	return start(e.t, filepath.Join(e.bin, "lanyard-agent"), []string{"LANYARD_AGENT_TEST_SERIAL=" + testSerial}, args...)
+	return e2etest.Start(e.t, filepath.Join(e.bin, "lanyard-agent"), []string{"LANYARD_AGENT_TEST_SERIAL=" + testSerial}, args...)
 }
 
 func (e *env) agentStatus(cfgPath string) map[string]any {
@@ -316,7 +183,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	agent := e.startAgent(cfgPath)
 
 	// 1. Enrolled with the secret: identity stored 0600, secret removed from the config.
-	e.waitFor("the agent to enroll and connect", 60*time.Second, func() bool {
+	e.serve.WaitFor(t, "the agent to enroll and connect", 60*time.Second, func() bool {
 		return statusField(e.agentStatus(cfgPath), "connected") == true
 	})
 	if st, err := os.Stat(filepath.Join(stateDir, "identity.pem")); err != nil || st.Mode().Perm() != 0o600 {
@@ -328,7 +195,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	// 2+3. The inventory arrives with the serial and the device links to its employee (in use).
 	var dev device
-	e.waitFor("the device to be in use with agent tracking", 30*time.Second, func() bool {
+	e.serve.WaitFor(t, "the device to be in use with agent tracking", 30*time.Second, func() bool {
 		e.mustAPI("GET", "/api/v1/devices/"+deviceID, nil, &dev)
 		return dev.State == "in_use" && dev.Details["tracking"] != nil
 	})
@@ -347,7 +214,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	var cmd command
 	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/actions", map[string]any{"type": "lock",
 		"params": map[string]string{"message": "Locked by the e2e test"}, "idempotency_key": "e2e-lock-1"}, &cmd)
-	e.waitFor("the lock to finish", 30*time.Second, func() bool {
+	e.serve.WaitFor(t, "the lock to finish", 30*time.Second, func() bool {
 		e.mustAPI("GET", "/api/v1/device-actions/"+cmd.ID, nil, &cmd)
 		return cmd.State == "done" || cmd.State == "failed"
 	})
@@ -357,7 +224,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	if !strings.Contains(string(cmd.Result), "STEP_STATUS_DRY_RUN") || !strings.Contains(string(cmd.Result), "nologin") {
 		t.Fatalf("lock result is not the dry-run plan: %s", cmd.Result)
 	}
-	if !strings.Contains(agent.output(), "dry-run executor") {
+	if !strings.Contains(agent.Output(), "dry-run executor") {
 		t.Fatal("agent did not run with the dry-run executor")
 	}
 
@@ -369,7 +236,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	if wipe.State == "awaiting_approval" {
 		t.Log("wipe waits for a second admin in this org; confirmation path not exercised")
 	} else {
-		e.waitFor("the wipe to finish", 30*time.Second, func() bool {
+		e.serve.WaitFor(t, "the wipe to finish", 30*time.Second, func() bool {
 			e.mustAPI("GET", "/api/v1/device-actions/"+wipe.ID, nil, &wipe)
 			return wipe.State == "done" || wipe.State == "failed"
 		})
@@ -381,7 +248,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	// 5. Revocation cuts the open stream; the agent cannot come back.
 	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/revoke-agents", map[string]any{"reason": "e2e"}, nil)
-	e.waitFor("the stream to be cut", 30*time.Second, func() bool {
+	e.serve.WaitFor(t, "the stream to be cut", 30*time.Second, func() bool {
 		st := e.agentStatus(cfgPath)
 		errText, _ := statusField(st, "last_error").(string)
 		return statusField(st, "connected") == false && strings.Contains(errText, "Unauthenticated")
@@ -398,27 +265,25 @@ func TestAgentEndToEnd(t *testing.T) {
 		CAFingerprint string `json:"ca_fingerprint_sha256"`
 	}
 	e.mustAPI("POST", "/api/v1/enrollment-secrets", map[string]any{"name": "e2e-cli"}, &secret)
-	host, port, _ := net.SplitHostPort(e.grpcAddr)
-	p, _ := strconv.Atoi(port)
 	cfg2 := filepath.Join(e.dir, "agent2", "agent.json")
 	state2 := filepath.Join(e.dir, "agent2", "state")
-	enroll := exec.Command(filepath.Join(e.bin, "lanyard-agent"), "enroll", "--url", e.httpURL, "--secret", secret.Plaintext,
-		"--grpc-address", e.grpcAddr, "--enroll-address", net.JoinHostPort(host, strconv.Itoa(p+1)),
+	enroll := exec.Command(filepath.Join(e.bin, "lanyard-agent"), "enroll", "--url", e.serve.HTTPURL, "--secret", secret.Plaintext,
+		"--grpc-address", e.serve.GRPCAddr, "--enroll-address", e.serve.EnrollAddr,
 		"--ca-fingerprint", secret.CAFingerprint, "--config", cfg2, "--state-dir", state2)
 	enroll.Env = append(os.Environ(), "LANYARD_AGENT_TEST_SERIAL=E2E-SERIAL-0002")
 	if out, err := enroll.CombinedOutput(); err != nil || !strings.Contains(string(out), "enrolled: agent") {
 		t.Fatalf("lanyard-agent enroll: %v\n%s", err, out)
 	}
 	c2, err := config.Load(cfg2)
-	if err != nil || c2.EnrollmentSecret != "" || c2.GRPCAddress != e.grpcAddr || c2.StateDir != state2 {
+	if err != nil || c2.EnrollmentSecret != "" || c2.GRPCAddress != e.serve.GRPCAddr || c2.StateDir != state2 {
 		t.Fatalf("config written by enroll: %+v %v", c2, err)
 	}
 	if st := e.agentStatus(cfg2); st["enrolled"] != true {
 		t.Fatalf("status after enroll: %v", st)
 	}
 	// The same secret cannot be replayed with a wrong pin.
-	bad := exec.Command(filepath.Join(e.bin, "lanyard-agent"), "enroll", "--url", e.httpURL, "--secret", secret.Plaintext,
-		"--grpc-address", e.grpcAddr, "--enroll-address", net.JoinHostPort(host, strconv.Itoa(p+1)),
+	bad := exec.Command(filepath.Join(e.bin, "lanyard-agent"), "enroll", "--url", e.serve.HTTPURL, "--secret", secret.Plaintext,
+		"--grpc-address", e.serve.GRPCAddr, "--enroll-address", e.serve.EnrollAddr,
 		"--ca-fingerprint", strings.Repeat("0", 64), "--config", filepath.Join(e.dir, "agent3", "agent.json"),
 		"--state-dir", filepath.Join(e.dir, "agent3", "state"))
 	bad.Env = append(os.Environ(), "LANYARD_AGENT_TEST_SERIAL=E2E-SERIAL-0003")

@@ -1,16 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lanyardhq/lanyard/internal/e2etest"
 )
 
 // TestAgentFootprint measures the agent's idle resident memory, CPU and
@@ -34,25 +34,17 @@ func TestAgentFootprint(t *testing.T) {
 
 	// The shipped build: stripped, trimmed, without x/net/trace.
 	stripped := filepath.Join(e.bin, "lanyard-agent-stripped")
-	root, _ := filepath.Abs("../..")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, "go" /* resolved on PATH: go test puts GOROOT/bin first */, "build", "-trimpath",
-		"-tags", "nobadger,nobbolt,nomysql,grpcnotrace", "-ldflags", "-s -w", "-o", stripped, "./cmd/lanyard-agent")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	e2etest.GoBuild(t, stripped, "./cmd/lanyard-agent",
+		"-trimpath", "-tags", "nobadger,nobbolt,nomysql,grpcnotrace", "-ldflags", "-s -w")
 	st, _ := os.Stat(stripped)
 
-	agent := start(t, stripped, []string{"LANYARD_AGENT_TEST_SERIAL=" + testSerial},
+	agent := e2etest.Start(t, stripped, []string{"LANYARD_AGENT_TEST_SERIAL=" + testSerial},
 		"run", "--config", cfgPath, "--dry-run")
-	e.waitFor("the agent to connect", 60*time.Second, func() bool {
+	e.serve.WaitFor(t, "the agent to connect", 60*time.Second, func() bool {
 		return statusField(e.agentStatus(cfgPath), "connected") == true
 	})
 	time.Sleep(10 * time.Second) // enrollment and first report done
-	pid := agent.cmd.Process.Pid
+	pid := agent.Cmd.Process.Pid
 	cpu0, _ := procCPU(pid)
 	t0 := time.Now()
 	var maxRSS int

@@ -1,26 +1,22 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lanyardhq/lanyard/agent/config"
+	"github.com/lanyardhq/lanyard/internal/e2etest"
 )
 
 const (
@@ -32,110 +28,6 @@ const (
 	// wantsLink is what an offline `systemctl enable` creates; removal must drop it.
 	wantsLink = "/etc/systemd/system/multi-user.target.wants/lanyard-agent.service"
 )
-
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func (p *proc) stop() {
-	if p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func start(t *testing.T, name string, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(name, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			out := p.output()
-			if len(out) > 6000 {
-				out = "…" + out[len(out)-6000:]
-			}
-			t.Logf("--- %s output ---\n%s", filepath.Base(name), out)
-		}
-	})
-	return p
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func freePorts(t *testing.T) (httpPort, grpcPort int) {
-	t.Helper()
-	pick := func() int {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
-	h := pick()
-	for range 50 {
-		g := pick()
-		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(g+1)); err == nil {
-			ln.Close()
-			if g != h && g+1 != h {
-				return h, g
-			}
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0, 0
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, server *proc, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		select {
-		case <-server.done:
-			t.Fatalf("lanyard serve exited while waiting for %s", what)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	t.Fatalf("timed out after %s waiting for %s", d, what)
-}
 
 func fileSum(t *testing.T, p string) string {
 	t.Helper()
@@ -152,11 +44,8 @@ type harness struct {
 	dir     string
 	bin     string
 	dataDir string
-	httpURL string
 	token   string
-	grpc    string
-	enroll  string
-	server  *proc
+	serve   *e2etest.Serve
 }
 
 func (h *harness) lanyard(args ...string) string {
@@ -169,7 +58,7 @@ func (h *harness) buildDeb(version string) (path, secretID string) {
 	h.t.Helper()
 	out := h.lanyard("installers", "build", "--org", "Package Test Co", "--platform", "linux-deb", "--arch", runtime.GOARCH,
 		"--agent-bin", h.bin, "--version", version, "--out", filepath.Join(h.dir, "out"),
-		"--control-plane-url", h.httpURL, "--agent-address", h.grpc, "--enrollment-address", h.enroll)
+		"--control-plane-url", h.serve.HTTPURL, "--agent-address", h.serve.GRPCAddr, "--enrollment-address", h.serve.EnrollAddr)
 	m := regexp.MustCompile(`(?m)^(\S+\.deb)$`).FindStringSubmatch(out)
 	s := regexp.MustCompile(`secret\s+(\S+)`).FindStringSubmatch(out)
 	if m == nil || s == nil {
@@ -181,7 +70,7 @@ func (h *harness) buildDeb(version string) (path, secretID string) {
 // download fetches a package from GET /api/v1/installers/{platform} into dir.
 func (h *harness) download(platform, arch string) (path, secretID string) {
 	h.t.Helper()
-	req, _ := http.NewRequest("GET", h.httpURL+"/api/v1/installers/"+platform+"?arch="+arch, nil)
+	req, _ := http.NewRequest("GET", h.serve.HTTPURL+"/api/v1/installers/"+platform+"?arch="+arch, nil)
 	req.Header.Set("Authorization", "Bearer "+h.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -211,7 +100,7 @@ func (h *harness) download(platform, arch string) (path, secretID string) {
 
 func (h *harness) api(path string, out any) int {
 	h.t.Helper()
-	req, _ := http.NewRequest("GET", h.httpURL+path, nil)
+	req, _ := http.NewRequest("GET", h.serve.HTTPURL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+h.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -235,81 +124,39 @@ func agentStatus() map[string]any {
 	return s
 }
 
-func (h *harness) startAgent() *proc {
+func (h *harness) startAgent() *e2etest.Proc {
 	// What the systemd unit runs (ExecStart=/usr/bin/lanyard-agent run), with
 	// short intervals and the dry-run executor for the test.
-	return start(h.t, agentBin, []string{"LANYARD_AGENT_TEST_SERIAL=" + serial},
+	return e2etest.Start(h.t, agentBin, []string{"LANYARD_AGENT_TEST_SERIAL=" + serial},
 		"run", "--dry-run", "--heartbeat-interval", "1s", "--inventory-interval", "2s", "--backoff-max", "2s")
 }
 
 func setup(t *testing.T) *harness {
-	if testing.Short() {
-		t.Skip("installs a package on this machine; skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("installing a .deb needs root")
-	}
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("dpkg not available")
-	}
-	if exec.Command("dpkg", "-s", "lanyard-agent").Run() == nil {
-		t.Skip("lanyard-agent is already installed on this machine; not touching it")
-	}
-	for _, p := range []string{configPath, stateDir, agentBin} {
-		if _, err := os.Stat(p); err == nil {
-			t.Skipf("%s exists on this machine; not touching it", p)
-		}
-	}
+	mayInstall(t, "a .deb", "dpkg", "dpkg not available")
 	h := &harness{t: t, dir: t.TempDir()}
 	h.bin = filepath.Join(h.dir, "bin")
 	h.dataDir = filepath.Join(h.dir, "data")
-	build := func(pkg, out, ldflags string) {
-		t.Helper()
-		root, _ := filepath.Abs("../..")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go" /* resolved on PATH: go test puts GOROOT/bin first */, "build", "-ldflags", ldflags,
-			"-o", filepath.Join(h.bin, out), pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, b)
-		}
-	}
 	// The server reports version 1.0.1, so the packages it builds for the API are an
 	// upgrade over the 1.0.0 one the CLI builds.
-	build("./cmd/lanyard", "lanyard", "-X github.com/lanyardhq/lanyard/controlplane/server.Version=1.0.1")
-	hp, gp := freePorts(t)
-	h.httpURL = fmt.Sprintf("http://127.0.0.1:%d", hp)
-	h.grpc = fmt.Sprintf("127.0.0.1:%d", gp)
-	h.enroll = fmt.Sprintf("127.0.0.1:%d", gp+1)
+	e2etest.GoBuild(t, filepath.Join(h.bin, "lanyard"), "./cmd/lanyard",
+		"-ldflags", "-X github.com/lanyardhq/lanyard/controlplane/server.Version=1.0.1")
 	out := h.lanyard("admin", "create-org", "Package Test Co", "--plan", "pro")
 	m := regexp.MustCompile(`owner token \(shown once\): (\S+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("create-org output:\n%s", out)
 	}
 	h.token = m[1]
-	h.server = start(t, filepath.Join(h.bin, "lanyard"), nil, "serve", "--data-dir", h.dataDir,
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", hp), "--public-url", h.httpURL,
-		"--grpc-addr", h.grpc, "--agent-url", h.grpc, "--log-level", "debug")
-	listening := false
-	for i := 0; i < 300 && !listening; i++ {
-		if c, err := net.DialTimeout("tcp", h.enroll, time.Second); err == nil {
-			c.Close()
-			listening = true
-		} else {
-			select {
-			case <-h.server.done:
-				t.Fatalf("lanyard serve exited:\n%s", h.server.output())
-			case <-time.After(100 * time.Millisecond):
-			}
+	h.serve = e2etest.StartServe(t, filepath.Join(h.bin, "lanyard"), h.dataDir)
+	h.serve.Poll = 250 * time.Millisecond
+	if !e2etest.WaitListening(h.serve.EnrollAddr, 300, h.serve.Done()) {
+		if h.serve.Exited() {
+			t.Fatalf("lanyard serve exited:\n%s", h.serve.Output())
 		}
-	}
-	if !listening {
-		t.Skipf("lanyard serve does not listen for agent enrollment on %s (agent API not wired into controlplane/server yet)", h.enroll)
+		t.Skipf("lanyard serve does not listen for agent enrollment on %s (agent API not wired into controlplane/server yet)", h.serve.EnrollAddr)
 	}
 	// The agent sits beside lanyard, where the server wiring looks for prebuilt agents.
-	build("./cmd/lanyard-agent", "lanyard-agent-linux-"+runtime.GOARCH, "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.0.0")
+	e2etest.GoBuild(t, filepath.Join(h.bin, "lanyard-agent-linux-"+runtime.GOARCH), "./cmd/lanyard-agent",
+		"-ldflags", "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.0.0")
 	return h
 }
 
@@ -342,7 +189,7 @@ func TestDebInstallEnrollUpgradePurge(t *testing.T) {
 
 	// 2. The installed agent enrolls from the baked config and reports.
 	agent := h.startAgent()
-	waitFor(t, "the installed agent to enroll and connect", 90*time.Second, h.server, func() bool {
+	h.serve.WaitFor(t, "the installed agent to enroll and connect", 90*time.Second, func() bool {
 		return agentStatus()["connected"] == true
 	})
 	identity := filepath.Join(stateDir, "identity.pem")
@@ -359,7 +206,7 @@ func TestDebInstallEnrollUpgradePurge(t *testing.T) {
 		} `json:"items"`
 	}
 	deviceID := ""
-	waitFor(t, "the device to appear with the reported serial", 60*time.Second, h.server, func() bool {
+	h.serve.WaitFor(t, "the device to appear with the reported serial", 60*time.Second, func() bool {
 		h.api("/api/v1/devices?limit=200", &devices)
 		for _, d := range devices.Items {
 			if d.SerialNumber == serial {
@@ -370,7 +217,7 @@ func TestDebInstallEnrollUpgradePurge(t *testing.T) {
 		return false
 	})
 	var tracking map[string]any
-	waitFor(t, "agent tracking (reporting) on the device", 60*time.Second, h.server, func() bool {
+	h.serve.WaitFor(t, "agent tracking (reporting) on the device", 60*time.Second, func() bool {
 		return h.api("/api/v1/devices/"+deviceID+"/tracking", &tracking) == 200 && tracking != nil &&
 			strings.Contains(fmt.Sprint(tracking), serial)
 	})
@@ -390,7 +237,7 @@ func TestDebInstallEnrollUpgradePurge(t *testing.T) {
 	if !used {
 		t.Errorf("the package's own secret %s was not the one used to enroll: %+v", secretID, secrets.Items)
 	}
-	agent.stop()
+	agent.Stop()
 
 	// 3. Upgrade in place with a newer package, downloaded from the API this
 	// time: the device identity survives and the agent comes back as the same
@@ -401,8 +248,8 @@ func TestDebInstallEnrollUpgradePurge(t *testing.T) {
 		t.Errorf("API package %s with secret %q (CLI package's secret %s)", filepath.Base(deb2), secret2, secretID)
 	}
 	run(t, "dpkg", "-i", deb2)
-	if cfg, err := config.Load(configPath); err != nil || cfg.ControlPlaneURL != h.httpURL || cfg.GRPCAddress != h.grpc ||
-		cfg.EnrollmentAddress != h.enroll || cfg.CAFingerprintSHA256 == "" || cfg.EnrollmentSecret == "" {
+	if cfg, err := config.Load(configPath); err != nil || cfg.ControlPlaneURL != h.serve.HTTPURL || cfg.GRPCAddress != h.serve.GRPCAddr ||
+		cfg.EnrollmentAddress != h.serve.EnrollAddr || cfg.CAFingerprintSHA256 == "" || cfg.EnrollmentSecret == "" {
 		t.Errorf("config baked by the server: %+v, %v", cfg, err)
 	}
 	if v := strings.TrimSpace(run(t, "dpkg-query", "-W", "-f=${Version}", "lanyard-agent")); v != "1.0.1-1" {
@@ -412,11 +259,11 @@ func TestDebInstallEnrollUpgradePurge(t *testing.T) {
 		t.Error("the upgrade replaced the device identity")
 	}
 	agent = h.startAgent()
-	waitFor(t, "the upgraded agent to reconnect", 60*time.Second, h.server, func() bool {
+	h.serve.WaitFor(t, "the upgraded agent to reconnect", 60*time.Second, func() bool {
 		st := agentStatus()
 		return st["connected"] == true && st["device_id"] == deviceID
 	})
-	agent.stop()
+	agent.Stop()
 
 	// 4. Purge removes the package, its configuration and the device identity.
 	run(t, "dpkg", "-P", "lanyard-agent")

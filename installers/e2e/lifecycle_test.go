@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lanyardhq/lanyard/agent/config"
 	"github.com/lanyardhq/lanyard/installers/linux"
@@ -18,52 +16,15 @@ import (
 // running systemd, keep the device identity (/var/lib/lanyard) across
 // upgrade and remove, and delete it with the configuration on purge.
 func TestDebLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("installs a package on this machine; skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("installing a .deb needs root")
-	}
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("dpkg not available")
-	}
-	if exec.Command("dpkg", "-s", "lanyard-agent").Run() == nil {
-		t.Skip("lanyard-agent is already installed on this machine; not touching it")
-	}
-	for _, p := range []string{configPath, stateDir, agentBin} {
-		if _, err := os.Stat(p); err == nil {
-			t.Skipf("%s exists on this machine; not touching it", p)
-		}
-	}
+	mayInstall(t, "a .deb", "dpkg", "dpkg not available")
 	t.Cleanup(func() {
 		_ = exec.Command("dpkg", "-P", "lanyard-agent").Run()
 		_ = os.RemoveAll("/etc/lanyard")
 		_ = os.RemoveAll(stateDir)
 	})
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "agent")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho stand-in agent\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	deb := func(version, secret string) string {
-		cfg, err := config.Marshal(config.Config{ControlPlaneURL: "https://lanyard.example.com", EnrollmentSecret: secret})
-		if err != nil {
-			t.Fatal(err)
-		}
-		scratch := t.TempDir()
-		var buf bytes.Buffer
-		if err := linux.Build(&buf, linux.Input{Format: linux.Deb, Arch: goarchDeb(), Version: version, BinaryPath: bin,
-			Config: cfg, Mtime: time.Unix(1764000000, 0)}, scratch); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, "lanyard-agent_"+version+".deb")
-		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 
-	out := run(t, "dpkg", "-i", deb("1.0.0", "lyes_first"))
+	out := run(t, "dpkg", "-i", standInPackage(t, dir, linux.Deb, "1.0.0", "lyes_first"))
 	if !strings.Contains(out, "systemd is not running") {
 		t.Errorf("postinst output:\n%s", out)
 	}
@@ -73,7 +34,7 @@ func TestDebLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	run(t, "dpkg", "-i", deb("1.1.0", "lyes_second"))
+	run(t, "dpkg", "-i", standInPackage(t, dir, linux.Deb, "1.1.0", "lyes_second"))
 	if b, err := os.ReadFile(identity); err != nil || string(b) != "device identity" {
 		t.Fatalf("identity after upgrade: %q, %v", b, err)
 	}
@@ -101,15 +62,4 @@ func TestDebLifecycle(t *testing.T) {
 			t.Errorf("%s left after purge", p)
 		}
 	}
-}
-
-func goarchDeb() string {
-	out, err := exec.Command("dpkg", "--print-architecture").Output()
-	if err == nil {
-		switch strings.TrimSpace(string(out)) {
-		case "arm64":
-			return "arm64"
-		}
-	}
-	return "amd64"
 }

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lanyardhq/lanyard/agent/config"
 	"github.com/lanyardhq/lanyard/installers/linux"
@@ -19,23 +17,7 @@ import (
 // tolerates the missing systemd, upgrade keeps the identity, erase removes
 // it (rpm has no purge).
 func TestRPMLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("installs a package on this machine; skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("installing an .rpm needs root")
-	}
-	if _, err := exec.LookPath("rpm"); err != nil {
-		t.Skip("rpm not installed (apt-get install rpm)")
-	}
-	if exec.Command("dpkg", "-s", "lanyard-agent").Run() == nil {
-		t.Skip("lanyard-agent is installed on this machine; not touching it")
-	}
-	for _, p := range []string{configPath, stateDir, agentBin} {
-		if _, err := os.Stat(p); err == nil {
-			t.Skipf("%s exists on this machine; not touching it", p)
-		}
-	}
+	mayInstall(t, "an .rpm", "rpm", "rpm not installed (apt-get install rpm)")
 	dir := t.TempDir()
 	db := filepath.Join(dir, "rpmdb")
 	rpm := func(args ...string) string {
@@ -49,28 +31,8 @@ func TestRPMLifecycle(t *testing.T) {
 		}
 	})
 	rpm("--initdb")
-	bin := filepath.Join(dir, "agent")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho stand-in agent\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	pkg := func(version, secret string) string {
-		cfg, err := config.Marshal(config.Config{ControlPlaneURL: "https://lanyard.example.com", EnrollmentSecret: secret})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := linux.Build(&buf, linux.Input{Format: linux.RPM, Arch: goarchDeb(), Version: version, BinaryPath: bin,
-			Config: cfg, Mtime: time.Unix(1764000000, 0)}, t.TempDir()); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, "lanyard-agent-"+version+".rpm")
-		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 
-	out := rpm("-i", "--nodeps", "--ignorearch", pkg("1.0.0", "lyes_first"))
+	out := rpm("-i", "--nodeps", "--ignorearch", standInPackage(t, dir, linux.RPM, "1.0.0", "lyes_first"))
 	if !strings.Contains(out, "systemd is not running") {
 		t.Errorf("%%post output:\n%s", out)
 	}
@@ -85,7 +47,7 @@ func TestRPMLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rpm("-U", "--nodeps", "--ignorearch", pkg("1.1.0", "lyes_second"))
+	rpm("-U", "--nodeps", "--ignorearch", standInPackage(t, dir, linux.RPM, "1.1.0", "lyes_second"))
 	if b, err := os.ReadFile(identity); err != nil || string(b) != "device identity" {
 		t.Fatalf("identity after upgrade: %q, %v", b, err)
 	}
