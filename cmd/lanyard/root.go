@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -90,20 +91,10 @@ func migrateCmd() *cobra.Command {
 		Short: "Apply database migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			db, err := server.OpenDB(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := server.Migrate(cmd.Context(), db); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "migrations applied (%s)\n", db.Dialect)
-			return nil
+			return withDB(cmd, func(db *store.DB) error {
+				fmt.Fprintf(cmd.OutOrStdout(), "migrations applied (%s)\n", db.Dialect)
+				return nil
+			})
 		},
 	}
 }
@@ -129,8 +120,7 @@ func adminCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withDB(cmd, func(db *store.DB) error {
-				ctx := domain.WithActor(cmd.Context(), domain.Actor{ID: "system:admin-cli"})
+			return withAdminDB(cmd, func(ctx context.Context, db *store.DB) error {
 				o := domain.Org{Name: args[0], Plan: p, TimeZone: tz}
 				if err := store.CreateOrg(ctx, db.SQL, &o); err != nil {
 					return err
@@ -157,8 +147,7 @@ func adminCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withDB(cmd, func(db *store.DB) error {
-				ctx := domain.WithActor(cmd.Context(), domain.Actor{ID: "system:admin-cli"})
+			return withAdminDB(cmd, func(ctx context.Context, db *store.DB) error {
 				if _, err := db.GetOrg(ctx, args[0]); errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no organization with id %s", args[0])
 				}
@@ -212,6 +201,15 @@ func adminCmd() *cobra.Command {
 	return admin
 }
 
+// withAdminDB is withDB for commands that write: ctx names the admin CLI as
+// the actor of the audit rows they write.
+func withAdminDB(cmd *cobra.Command, fn func(ctx context.Context, db *store.DB) error) error {
+	return withDB(cmd, func(db *store.DB) error {
+		return fn(domain.WithActor(cmd.Context(), domain.Actor{ID: "system:admin-cli"}), db)
+	})
+}
+
+// withDB opens the configured database, applies the migrations and runs fn.
 func withDB(cmd *cobra.Command, fn func(db *store.DB) error) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
