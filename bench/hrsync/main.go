@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lanyardhq/lanyard/bench/internal/benchutil"
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris"
@@ -35,7 +36,6 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/store"
-	"github.com/lanyardhq/lanyard/controlplane/store/postgres"
 	"github.com/lanyardhq/lanyard/controlplane/store/sqlite"
 )
 
@@ -109,46 +109,21 @@ func RunAll(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	out = append(out, r)
 	if cfg.PGURL != "" {
-		pg, cleanup, err := freshPostgres(ctx, cfg.PGURL)
+		schema := benchutil.NewSchemaName("hrbench_")
+		pg, err := benchutil.OpenSchema(ctx, cfg.PGURL, schema)
 		if err != nil {
+			benchutil.DropSchema(cfg.PGURL, schema)
 			return nil, err
 		}
 		r, err := runOne(ctx, pg, "PostgreSQL", cfg)
 		pg.Close()
-		cleanup()
+		benchutil.DropSchema(cfg.PGURL, schema)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// freshPostgres opens a throwaway schema.
-func freshPostgres(ctx context.Context, base string) (*store.DB, func(), error) {
-	schema := "hrbench_" + strings.ReplaceAll(domain.NewID()[24:], "-", "")
-	admin, err := postgres.Open(ctx, base)
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := admin.SQL.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		return nil, nil, err
-	}
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	db, err := postgres.Open(ctx, base+sep+"search_path="+schema)
-	cleanup := func() {
-		_, _ = admin.SQL.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	}
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	return db, cleanup, nil
 }
 
 func runOne(ctx context.Context, db *store.DB, name string, cfg Config) (Result, error) {
@@ -287,7 +262,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float
 func Markdown(cfg Config, res []Result) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
-	cpu := cpuModel()
+	cpu := benchutil.CPUModel()
 	fmt.Fprintf(&b, "## HR sync\n\n")
 	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s, %s/%s), `go run ./bench/hrsync -write`. The fake Justworks\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpu, runtime.GOOS, runtime.GOARCH)
@@ -316,43 +291,7 @@ func loadAvg() string {
 	return "unknown"
 }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			if _, v, ok := strings.Cut(line, ":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return "unknown CPU"
-}
-
 // WriteSection replaces (or appends) the "## HR sync" section of path.
 func WriteSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	if text == "" {
-		text = "# Benchmarks\n\n"
-	}
-	start := strings.Index(text, "## HR sync\n")
-	if start < 0 {
-		if !strings.HasSuffix(text, "\n\n") {
-			text = strings.TrimRight(text, "\n") + "\n\n"
-		}
-		text += section
-	} else {
-		end := len(text)
-		if i := strings.Index(text[start+len("## HR sync\n"):], "\n## "); i >= 0 {
-			end = start + len("## HR sync\n") + i + 1
-		}
-		text = text[:start] + section + text[end:]
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
+	return benchutil.WriteSection(path, "## HR sync", section)
 }

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lanyardhq/lanyard/bench/internal/benchutil"
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -42,7 +43,6 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring/agentsim"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/store"
-	"github.com/lanyardhq/lanyard/controlplane/store/postgres"
 	"github.com/lanyardhq/lanyard/controlplane/store/sqlite"
 )
 
@@ -104,7 +104,7 @@ func RunAll(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	out := []Result{r}
 	if cfg.PGURL != "" {
-		db, err := openPG(ctx, cfg.PGURL)
+		db, err := benchutil.OpenSchema(ctx, cfg.PGURL, benchutil.NewSchemaName("bench_lifecycle_"))
 		if err != nil {
 			return nil, err
 		}
@@ -116,25 +116,6 @@ func RunAll(ctx context.Context, cfg Config) ([]Result, error) {
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// openPG opens Postgres in a fresh schema (dropped by the next run's cleanup).
-func openPG(ctx context.Context, base string) (*store.DB, error) {
-	schema := "bench_lifecycle_" + strings.ReplaceAll(domain.NewID()[:8], "-", "")
-	admin, err := postgres.Open(ctx, base)
-	if err != nil {
-		return nil, err
-	}
-	_, err = admin.SQL.ExecContext(ctx, "CREATE SCHEMA "+schema)
-	admin.Close()
-	if err != nil {
-		return nil, err
-	}
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return postgres.Open(ctx, base+sep+"search_path="+schema)
 }
 
 type world struct {
@@ -423,28 +404,13 @@ func pct(sorted []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			if _, v, ok := strings.Cut(line, ":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return "unknown CPU"
-}
-
 // Markdown renders the results as the "Lifecycle" section.
 func Markdown(cfg Config, res []Result) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "## Lifecycle\n\n")
 	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s, %s/%s), `go run ./bench/lifecycle -write`. One process runs\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH)
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), benchutil.CPUModel(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&b, "the fake Justworks (signed webhooks over loopback HTTP), HR sync, the lifecycle engine with its production\n")
 	fmt.Fprintf(&b, "settings (outbox loop every 250 ms, River poll 200 ms), a fake SCIM app, the agent API (mTLS gRPC) and one\n")
 	fmt.Fprintf(&b, "simulated agent per laptop holding its command stream and acknowledging at once. An offboarding removes\n")
@@ -462,24 +428,5 @@ func Markdown(cfg Config, res []Result) string {
 
 // WriteSection replaces (or appends) the "## Lifecycle" section of path.
 func WriteSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	text := string(old)
-	if text == "" {
-		text = "# Benchmarks\n\n"
-	}
-	const head = "## Lifecycle\n"
-	start := strings.Index(text, head)
-	if start < 0 {
-		text = strings.TrimRight(text, "\n") + "\n\n" + section
-	} else {
-		end := len(text)
-		if i := strings.Index(text[start+len(head):], "\n## "); i >= 0 {
-			end = start + len(head) + i + 1
-		}
-		text = text[:start] + section + text[end:]
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
+	return benchutil.WriteSection(path, "## Lifecycle", section)
 }
