@@ -106,28 +106,8 @@ func (db *DB) GetEnrollmentSecret(ctx context.Context, orgID, id string) (Enroll
 func (db *DB) ListEnrollmentSecrets(ctx context.Context, orgID string, p Page) ([]EnrollmentSecret, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+secretCols+` FROM enrollment_secrets`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list enrollment secrets: %w", err)
-	}
-	defer rows.Close()
-	var out []EnrollmentSecret
-	for rows.Next() {
-		s, err := scanSecret(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(s EnrollmentSecret) string { return s.ID })
-	return out, next, nil
+	return listPage(ctx, db.SQL, "list enrollment secrets", scanSecret, func(s EnrollmentSecret) string { return s.ID }, p,
+		`SELECT `+secretCols+` FROM enrollment_secrets`, w)
 }
 
 // RevokeEnrollmentSecret revokes a secret inside q. With revokeAgents, every agent that
@@ -262,20 +242,8 @@ func (db *DB) GetAgent(ctx context.Context, orgID, id string) (Agent, error) {
 
 // ListAgentsForDevice returns the agents linked to a device.
 func (db *DB) ListAgentsForDevice(ctx context.Context, orgID, deviceID string) ([]Agent, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+agentCols+` FROM agents WHERE org_id = $1 AND device_id = $2 ORDER BY id`, orgID, deviceID)
-	if err != nil {
-		return nil, fmt.Errorf("list agents of device %s: %w", deviceID, err)
-	}
-	defer rows.Close()
-	var out []Agent
-	for rows.Next() {
-		a, err := scanAgent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.SQL, "list agents of device "+deviceID, scanAgent,
+		`SELECT `+agentCols+` FROM agents WHERE org_id = $1 AND device_id = $2 ORDER BY id`, orgID, deviceID)
 }
 
 // MarkAgentEnrolled records the first certificate's issue.

@@ -54,21 +54,12 @@ func (db *DB) UpsertAppConnector(ctx context.Context, c *AppConnector) error {
 
 // ListAppConnectors returns every connector of an org.
 func (db *DB) ListAppConnectors(ctx context.Context, orgID string) ([]AppConnector, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT id, org_id, app, kind, base_url, token_sealed, revoke_mode, created_at
-		FROM app_connectors WHERE org_id = $1 ORDER BY app`, orgID)
-	if err != nil {
-		return nil, fmt.Errorf("list connectors: %w", err)
-	}
-	defer rows.Close()
-	var out []AppConnector
-	for rows.Next() {
+	return queryAll(ctx, db.SQL, "list connectors", func(s rowScanner) (AppConnector, error) {
 		var c AppConnector
-		if err := rows.Scan(&c.ID, &c.OrgID, &c.App, &c.Kind, &c.BaseURL, &c.TokenSealed, &c.RevokeMode, &c.CreatedAt); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		err := s.Scan(&c.ID, &c.OrgID, &c.App, &c.Kind, &c.BaseURL, &c.TokenSealed, &c.RevokeMode, &c.CreatedAt)
+		return c, err
+	}, `SELECT id, org_id, app, kind, base_url, token_sealed, revoke_mode, created_at
+		FROM app_connectors WHERE org_id = $1 ORDER BY app`, orgID)
 }
 
 // DeleteAppConnector removes a connector.
@@ -103,21 +94,12 @@ func (db *DB) InsertAppRule(ctx context.Context, r *AppRule) error {
 
 // ListAppRules returns an org's rules, oldest first.
 func (db *DB) ListAppRules(ctx context.Context, orgID string) ([]AppRule, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT id, org_id, department, role, member_type, apps, created_at FROM app_rules
-		WHERE org_id = $1 ORDER BY id`, orgID)
-	if err != nil {
-		return nil, fmt.Errorf("list app rules: %w", err)
-	}
-	defer rows.Close()
-	var out []AppRule
-	for rows.Next() {
+	return queryAll(ctx, db.SQL, "list app rules", func(s rowScanner) (AppRule, error) {
 		var r AppRule
-		if err := rows.Scan(&r.ID, &r.OrgID, &r.Department, &r.Role, &r.MemberType, &r.Apps, &r.CreatedAt); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		err := s.Scan(&r.ID, &r.OrgID, &r.Department, &r.Role, &r.MemberType, &r.Apps, &r.CreatedAt)
+		return r, err
+	}, `SELECT id, org_id, department, role, member_type, apps, created_at FROM app_rules
+		WHERE org_id = $1 ORDER BY id`, orgID)
 }
 
 // DeleteAppRule removes a rule.

@@ -75,53 +75,33 @@ type AuditFilter struct {
 func (db *DB) ListAudit(ctx context.Context, orgID string, f AuditFilter, p Page) ([]domain.AuditEntry, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if f.Actor != "" {
-		w.add("actor = ?", f.Actor)
-	}
-	if f.TargetType != "" {
-		w.add("target_type = ?", f.TargetType)
-	}
-	if f.TargetID != "" {
-		w.add("target_id = ?", f.TargetID)
-	}
-	if f.Action != "" {
-		w.add("action = ?", f.Action)
-	}
+	w.addIf("actor = ?", f.Actor)
+	w.addIf("target_type = ?", f.TargetType)
+	w.addIf("target_id = ?", f.TargetID)
+	w.addIf("action = ?", f.Action)
 	if !f.Since.IsZero() {
 		w.add("at >= ?", f.Since.UTC())
 	}
 	if !f.Until.IsZero() {
 		w.add("at < ?", f.Until.UTC())
 	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
+	return listPage(ctx, db.SQL, "list audit", scanAudit, func(e domain.AuditEntry) string { return e.ID }, p,
+		`SELECT id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at FROM audit_log`, w)
+}
+
+func scanAudit(s rowScanner) (domain.AuditEntry, error) {
+	var e domain.AuditEntry
+	var before, after *string
+	if err := s.Scan(&e.ID, &e.OrgID, &e.Actor, &e.Action, &e.TargetType, &e.TargetID, &before, &after, &e.RequestID, &e.At); err != nil {
+		return e, err
 	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at FROM audit_log`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list audit: %w", err)
+	if before != nil {
+		e.Before = json.RawMessage(*before)
 	}
-	defer rows.Close()
-	var out []domain.AuditEntry
-	for rows.Next() {
-		var e domain.AuditEntry
-		var before, after *string
-		if err := rows.Scan(&e.ID, &e.OrgID, &e.Actor, &e.Action, &e.TargetType, &e.TargetID, &before, &after, &e.RequestID, &e.At); err != nil {
-			return nil, "", err
-		}
-		if before != nil {
-			e.Before = json.RawMessage(*before)
-		}
-		if after != nil {
-			e.After = json.RawMessage(*after)
-		}
-		out = append(out, e)
+	if after != nil {
+		e.After = json.RawMessage(*after)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(e domain.AuditEntry) string { return e.ID })
-	return out, next, nil
+	return e, nil
 }
 
 // WriteEvent appends a domain event to the outbox in the caller's transaction.
@@ -150,21 +130,16 @@ func (db *DB) ListEvents(ctx context.Context, after int64, limit int) ([]domain.
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT seq, id, org_id, type, subject_type, subject_id, payload, at
+	return queryAll(ctx, db.SQL, "list events", scanEvent, `SELECT seq, id, org_id, type, subject_type, subject_id, payload, at
 		FROM outbox_events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", err)
+}
+
+func scanEvent(s rowScanner) (domain.Event, error) {
+	var e domain.Event
+	var payload string
+	if err := s.Scan(&e.Seq, &e.ID, &e.OrgID, &e.Type, &e.SubjectType, &e.SubjectID, &payload, &e.At); err != nil {
+		return e, err
 	}
-	defer rows.Close()
-	var out []domain.Event
-	for rows.Next() {
-		var e domain.Event
-		var payload string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.OrgID, &e.Type, &e.SubjectType, &e.SubjectID, &payload, &e.At); err != nil {
-			return nil, err
-		}
-		e.Payload = json.RawMessage(payload)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	e.Payload = json.RawMessage(payload)
+	return e, nil
 }

@@ -208,72 +208,25 @@ func (db *DB) findByIdempotency(ctx context.Context, q Querier, orgID, key strin
 func (db *DB) ListDeviceCommands(ctx context.Context, orgID, deviceID string, p Page) ([]DeviceCommand, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if deviceID != "" {
-		w.add("device_id = ?", deviceID)
-	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+commandCols+` FROM device_commands`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list commands: %w", err)
-	}
-	defer rows.Close()
-	var out []DeviceCommand
-	for rows.Next() {
-		c, err := scanCommand(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(c DeviceCommand) string { return c.ID })
-	return out, next, nil
+	w.addIf("device_id = ?", deviceID)
+	return listPage(ctx, db.SQL, "list commands", scanCommand, func(c DeviceCommand) string { return c.ID }, p,
+		`SELECT `+commandCols+` FROM device_commands`, w)
 }
 
 // OpenAgentCommands returns a device's agent-channel commands that still need delivery
 // (queued, or sent but not yet acknowledged), oldest first.
 func (db *DB) OpenAgentCommands(ctx context.Context, orgID, deviceID string) ([]DeviceCommand, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+commandCols+` FROM device_commands
+	return queryAll(ctx, db.SQL, "open commands of "+deviceID, scanCommand, `SELECT `+commandCols+` FROM device_commands
 		WHERE org_id = $1 AND device_id = $2 AND channel = $3 AND state IN ($4, $5) ORDER BY id`,
 		orgID, deviceID, ChannelAgent, CommandQueued, CommandSent)
-	if err != nil {
-		return nil, fmt.Errorf("open commands of %s: %w", deviceID, err)
-	}
-	defer rows.Close()
-	var out []DeviceCommand
-	for rows.Next() {
-		c, err := scanCommand(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
 
 // QueuedAgentCommandIDs returns up to limit queued agent-channel commands (the poll backstop
 // for a missed NOTIFY).
 func (db *DB) QueuedAgentCommandIDs(ctx context.Context, limit int) ([]DeviceCommand, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+commandCols+` FROM device_commands WHERE state = $1 AND channel = $2 ORDER BY id LIMIT `+fmt.Sprint(limit),
+	return queryAll(ctx, db.SQL, "queued commands", scanCommand,
+		`SELECT `+commandCols+` FROM device_commands WHERE state = $1 AND channel = $2 ORDER BY id LIMIT `+fmt.Sprint(limit),
 		CommandQueued, ChannelAgent)
-	if err != nil {
-		return nil, fmt.Errorf("queued commands: %w", err)
-	}
-	defer rows.Close()
-	var out []DeviceCommand
-	for rows.Next() {
-		c, err := scanCommand(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
 
 // CommandUpdate describes one state transition.
@@ -373,22 +326,17 @@ func (db *DB) TransitionDeviceCommand(ctx context.Context, orgID, id string, u C
 // ExpireDeviceCommands moves commands past their expiry that never finished to expired,
 // auditing each; it returns how many it expired.
 func (db *DB) ExpireDeviceCommands(ctx context.Context, now time.Time) (int, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT org_id, id, state FROM device_commands WHERE state IN ($1, $2, $3, $4) AND expires_at < $5`,
+	type ref struct{ org, id, state string }
+	// The rows are read to the end (and closed) before any transition opens a transaction.
+	refs, err := queryAll(ctx, db.SQL, "find expired commands", func(s rowScanner) (ref, error) {
+		var r ref
+		err := s.Scan(&r.org, &r.id, &r.state)
+		return r, err
+	}, `SELECT org_id, id, state FROM device_commands WHERE state IN ($1, $2, $3, $4) AND expires_at < $5`,
 		CommandAwaitingApproval, CommandQueued, CommandSent, CommandAcknowledged, now.UTC())
 	if err != nil {
-		return 0, fmt.Errorf("find expired commands: %w", err)
+		return 0, err
 	}
-	type ref struct{ org, id, state string }
-	var refs []ref
-	for rows.Next() {
-		var r ref
-		if err := rows.Scan(&r.org, &r.id, &r.state); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		refs = append(refs, r)
-	}
-	rows.Close()
 	n := 0
 	ctx = domain.WithActor(ctx, domain.Actor{ID: "system:commands"})
 	for _, r := range refs {

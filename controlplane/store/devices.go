@@ -85,20 +85,8 @@ func (db *DB) GetDevice(ctx context.Context, orgID, id string) (domain.Device, e
 
 // FindDevicesBySerial returns an org's devices with this serial (any vendor).
 func FindDevicesBySerial(ctx context.Context, q Querier, orgID, serial string) ([]domain.Device, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE org_id = $1 AND serial_number = $2 ORDER BY id`, orgID, serial)
-	if err != nil {
-		return nil, fmt.Errorf("find device %s: %w", serial, err)
-	}
-	defer rows.Close()
-	var out []domain.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, q, "find device "+serial, scanDevice,
+		`SELECT `+deviceCols+` FROM devices WHERE org_id = $1 AND serial_number = $2 ORDER BY id`, orgID, serial)
 }
 
 // DeviceFilter narrows a device listing.
@@ -115,46 +103,16 @@ type DeviceFilter struct {
 func (db *DB) ListDevices(ctx context.Context, orgID string, f DeviceFilter, p Page) ([]domain.Device, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if f.State != "" {
-		w.add("state = ?", string(f.State))
-	}
-	if f.Platform != "" {
-		w.add("platform = ?", string(f.Platform))
-	}
-	if f.EquipmentType != "" {
-		w.add("equipment_type = ?", f.EquipmentType)
-	}
-	if f.EmployeeID != "" {
-		w.add("assigned_employee_id = ?", f.EmployeeID)
-	}
-	if f.Serial != "" {
-		w.add("serial_number = ?", f.Serial)
-	}
+	w.addIf("state = ?", string(f.State))
+	w.addIf("platform = ?", string(f.Platform))
+	w.addIf("equipment_type = ?", f.EquipmentType)
+	w.addIf("assigned_employee_id = ?", f.EmployeeID)
+	w.addIf("serial_number = ?", f.Serial)
 	if f.Unassigned {
 		w.conds = append(w.conds, "assigned_employee_id IS NULL")
 	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list devices: %w", err)
-	}
-	defer rows.Close()
-	var out []domain.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(d domain.Device) string { return d.ID })
-	return out, next, nil
+	return listPage(ctx, db.SQL, "list devices", scanDevice, func(d domain.Device) string { return d.ID }, p,
+		`SELECT `+deviceCols+` FROM devices`, w)
 }
 
 // DevicePatch holds the fields an admin may edit directly; state and assignment change
@@ -348,33 +306,14 @@ func (db *DB) UnassignDevice(ctx context.Context, orgID, deviceID string) (domai
 func (db *DB) ListAssignments(ctx context.Context, orgID, deviceID, employeeID string, p Page) ([]domain.Assignment, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if deviceID != "" {
-		w.add("device_id = ?", deviceID)
-	}
-	if employeeID != "" {
-		w.add("employee_id = ?", employeeID)
-	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT id, org_id, device_id, employee_id, assigned_at, unassigned_at, assigned_by, unassigned_by
-		FROM device_assignments`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list assignments: %w", err)
-	}
-	defer rows.Close()
-	var out []domain.Assignment
-	for rows.Next() {
-		var a domain.Assignment
-		if err := rows.Scan(&a.ID, &a.OrgID, &a.DeviceID, &a.EmployeeID, &a.AssignedAt, &a.UnassignedAt, &a.AssignedBy, &a.UnassignedBy); err != nil {
-			return nil, "", err
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(a domain.Assignment) string { return a.ID })
-	return out, next, nil
+	w.addIf("device_id = ?", deviceID)
+	w.addIf("employee_id = ?", employeeID)
+	return listPage(ctx, db.SQL, "list assignments", scanAssignment, func(a domain.Assignment) string { return a.ID }, p,
+		`SELECT id, org_id, device_id, employee_id, assigned_at, unassigned_at, assigned_by, unassigned_by FROM device_assignments`, w)
+}
+
+func scanAssignment(s rowScanner) (domain.Assignment, error) {
+	var a domain.Assignment
+	err := s.Scan(&a.ID, &a.OrgID, &a.DeviceID, &a.EmployeeID, &a.AssignedAt, &a.UnassignedAt, &a.AssignedBy, &a.UnassignedBy)
+	return a, err
 }

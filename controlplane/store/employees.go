@@ -142,40 +142,14 @@ type EmployeeFilter struct {
 func (db *DB) ListEmployees(ctx context.Context, orgID string, f EmployeeFilter, p Page) ([]domain.Employee, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if f.Status != "" {
-		w.add("status = ?", string(f.Status))
-	}
-	if f.MemberType != "" {
-		w.add("member_type = ?", string(f.MemberType))
-	}
+	w.addIf("status = ?", string(f.Status))
+	w.addIf("member_type = ?", string(f.MemberType))
 	if f.Department != "" {
 		w.add("departments LIKE ?", "%"+departmentsKey([]string{f.Department})+"%")
 	}
-	if f.Email != "" {
-		w.add("work_email = ?", strings.ToLower(f.Email))
-	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+employeeCols+` FROM employees`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list employees: %w", err)
-	}
-	defer rows.Close()
-	var out []domain.Employee
-	for rows.Next() {
-		e, err := scanEmployee(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(e domain.Employee) string { return e.ID })
-	return out, next, nil
+	w.addIf("work_email = ?", strings.ToLower(f.Email))
+	return listPage(ctx, db.SQL, "list employees", scanEmployee, func(e domain.Employee) string { return e.ID }, p,
+		`SELECT `+employeeCols+` FROM employees`, w)
 }
 
 // EmployeeLocalPatch holds the Lanyard-owned fields an admin may edit.

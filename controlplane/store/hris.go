@@ -169,20 +169,8 @@ func GetHRConnectionByOAuthState(ctx context.Context, q Querier, state string) (
 
 // ListActiveHRConnections returns every active connection (the reconcile job's work list).
 func ListActiveHRConnections(ctx context.Context, q Querier) ([]HRConnection, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+hrConnCols+` FROM hr_connections WHERE state = 'active' ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("list hr connections: %w", err)
-	}
-	defer rows.Close()
-	var out []HRConnection
-	for rows.Next() {
-		c, err := scanHRConn(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, q, "list hr connections", scanHRConn,
+		`SELECT `+hrConnCols+` FROM hr_connections WHERE state = 'active' ORDER BY id`)
 }
 
 // HR sync run statuses.
@@ -323,24 +311,8 @@ func (db *DB) ListHRSyncRuns(ctx context.Context, orgID string, p Page) ([]HRSyn
 		args = append(args, before)
 		cond += ` AND id < $2`
 	}
-	rows, err := db.SQL.QueryContext(ctx, fmt.Sprintf(`SELECT `+hrRunCols+` FROM hr_sync_runs WHERE %s ORDER BY id DESC LIMIT %d`, cond, p.limit()+1), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list hr sync runs: %w", err)
-	}
-	defer rows.Close()
-	var out []HRSyncRun
-	for rows.Next() {
-		r, err := scanHRRun(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(r HRSyncRun) string { return r.ID })
-	return out, next, nil
+	return queryPage(ctx, db.SQL, "list hr sync runs", scanHRRun, func(r HRSyncRun) string { return r.ID }, p,
+		fmt.Sprintf(`SELECT `+hrRunCols+` FROM hr_sync_runs WHERE %s ORDER BY id DESC LIMIT %d`, cond, p.limit()+1), args...)
 }
 
 // HRWebhookEvent is a received (verified) webhook.
@@ -391,23 +363,14 @@ func FinishHRWebhookEvent(ctx context.Context, q Querier, id, status, msg string
 
 // ListPendingHRWebhookEvents returns received events not processed yet, oldest first.
 func ListPendingHRWebhookEvents(ctx context.Context, q Querier, connID string, olderThan time.Time, limit int) ([]HRWebhookEvent, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, org_id, connection_id, event_id, event_type, member_id, department_id, status,
+	return queryAll(ctx, q, "list pending webhook events", func(s rowScanner) (HRWebhookEvent, error) {
+		var e HRWebhookEvent
+		err := s.Scan(&e.ID, &e.OrgID, &e.ConnectionID, &e.EventID, &e.EventType, &e.MemberID, &e.DepartmentID,
+			&e.Status, &e.Error, &e.ReceivedAt)
+		return e, err
+	}, `SELECT id, org_id, connection_id, event_id, event_type, member_id, department_id, status,
 		error, received_at FROM hr_webhook_events WHERE connection_id = $1 AND status = 'received' AND received_at <= $2
 		ORDER BY received_at LIMIT $3`, connID, olderThan.UTC(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list pending webhook events: %w", err)
-	}
-	defer rows.Close()
-	var out []HRWebhookEvent
-	for rows.Next() {
-		var e HRWebhookEvent
-		if err := rows.Scan(&e.ID, &e.OrgID, &e.ConnectionID, &e.EventID, &e.EventType, &e.MemberID, &e.DepartmentID,
-			&e.Status, &e.Error, &e.ReceivedAt); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // HRMember holds provider details of a synced employee that domain.Employee does
@@ -440,21 +403,9 @@ func UpsertHRMember(ctx context.Context, q Querier, m HRMember) error {
 
 // ListHRMemberIDsByDepartment returns the external ids of an org's members in a department.
 func ListHRMemberIDsByDepartment(ctx context.Context, q Querier, orgID, source, departmentID string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT external_id FROM hr_members WHERE org_id = $1 AND source = $2 AND department_id = $3 ORDER BY external_id`,
+	return queryAll(ctx, q, "list members of department", scanString,
+		`SELECT external_id FROM hr_members WHERE org_id = $1 AND source = $2 AND department_id = $3 ORDER BY external_id`,
 		orgID, source, departmentID)
-	if err != nil {
-		return nil, fmt.Errorf("list members of department: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // LockEmployeeByExternalID reads an employee by HR identity inside tx, locking
@@ -507,21 +458,8 @@ func CountEmployeesByStatus(ctx context.Context, q Querier, orgID, source string
 // start date is on or before today (their start date passed without the
 // provider's updated_at moving, so an incremental read would not see them).
 func ListPendingStartedExternalIDs(ctx context.Context, q Querier, orgID, source, today string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT external_id FROM employees WHERE org_id = $1 AND source = $2 AND status = 'pending'
+	return queryAll(ctx, q, "list started pending employees", scanString, `SELECT external_id FROM employees WHERE org_id = $1 AND source = $2 AND status = 'pending'
 		AND start_date IS NOT NULL AND start_date <= $3 ORDER BY id`, orgID, source, today)
-	if err != nil {
-		return nil, fmt.Errorf("list started pending employees: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // HasTerminatedEmployees reports whether an org has any terminated employee of
@@ -575,32 +513,33 @@ func (db *DB) EmployeesByExternalIDs(ctx context.Context, tx *sql.Tx, orgID, sou
 	if len(ids) == 0 {
 		return out, nil
 	}
-	var rows *sql.Rows
-	var err error
+	var query string
+	var args []any
 	if db.Dialect == Postgres {
 		// One array parameter: far cheaper to plan than 100 scalars.
-		rows, err = tx.QueryContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = $1 AND source = $2
-			AND external_id <> '' AND external_id = ANY($3)`, orgID, source, ids)
+		query = `SELECT ` + employeeCols + ` FROM employees WHERE org_id = $1 AND source = $2
+			AND external_id <> '' AND external_id = ANY($3)`
+		args = []any{orgID, source, ids}
 	} else {
-		args := []any{orgID, source}
+		args = []any{orgID, source}
 		for _, id := range ids {
 			args = append(args, id)
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT `+employeeCols+` FROM employees WHERE org_id = ? AND source = ?
-			AND external_id <> '' AND external_id IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+`)`, args...)
+		query = `SELECT ` + employeeCols + ` FROM employees WHERE org_id = ? AND source = ?
+			AND external_id <> '' AND external_id IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + `)`
 	}
-	if err != nil {
-		return nil, fmt.Errorf("lock employees: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := scanEmployee(rows)
+	err := queryEach(ctx, tx, "lock employees", func(s rowScanner) error {
+		e, err := scanEmployee(s)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		out[e.ExternalID] = e
+		return nil
+	}, query, args...)
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // batchPart is one multi-row INSERT of a batch.

@@ -63,22 +63,9 @@ func (db *DB) CreateInstallerBuild(ctx context.Context, b *InstallerBuild) error
 // LatestInstallerBuilds returns an org's builds for one platform, arch and version,
 // newest first (at most limit).
 func (db *DB) LatestInstallerBuilds(ctx context.Context, orgID, platform, arch, version string, limit int) ([]InstallerBuild, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+installerCols+` FROM installer_builds
+	return queryAll(ctx, db.SQL, "latest installer builds", scanInstallerBuild, `SELECT `+installerCols+` FROM installer_builds
 		WHERE org_id = $1 AND platform = $2 AND arch = $3 AND version = $4 ORDER BY id DESC LIMIT `+fmt.Sprint(max(limit, 1)),
 		orgID, platform, arch, version)
-	if err != nil {
-		return nil, fmt.Errorf("latest installer builds: %w", err)
-	}
-	defer rows.Close()
-	var out []InstallerBuild
-	for rows.Next() {
-		b, err := scanInstallerBuild(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
 }
 
 // GetInstallerBuild reads one build of an org.
@@ -94,26 +81,6 @@ func (db *DB) GetInstallerBuild(ctx context.Context, orgID, id string) (Installe
 func (db *DB) ListInstallerBuilds(ctx context.Context, orgID string, p Page) ([]InstallerBuild, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+installerCols+` FROM installer_builds`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list installer builds: %w", err)
-	}
-	defer rows.Close()
-	var out []InstallerBuild
-	for rows.Next() {
-		b, err := scanInstallerBuild(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(b InstallerBuild) string { return b.ID })
-	return out, next, nil
+	return listPage(ctx, db.SQL, "list installer builds", scanInstallerBuild, func(b InstallerBuild) string { return b.ID }, p,
+		`SELECT `+installerCols+` FROM installer_builds`, w)
 }

@@ -156,19 +156,9 @@ func GetWorkflow(ctx context.Context, q Querier, orgID, id string) (Workflow, er
 	if err != nil {
 		return w, fmt.Errorf("get workflow %s: %w", id, err)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+stepCols+` FROM lifecycle_steps WHERE workflow_id = $1 ORDER BY seq`, id)
-	if err != nil {
-		return w, fmt.Errorf("get steps of %s: %w", id, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		st, err := scanStep(rows)
-		if err != nil {
-			return w, err
-		}
-		w.Steps = append(w.Steps, st)
-	}
-	return w, rows.Err()
+	w.Steps, err = queryAll(ctx, q, "get steps of "+id, scanStep,
+		`SELECT `+stepCols+` FROM lifecycle_steps WHERE workflow_id = $1 ORDER BY seq`, id)
+	return w, err
 }
 
 // GetWorkflow is the DB method form.
@@ -210,37 +200,11 @@ type WorkflowFilter struct {
 func (db *DB) ListWorkflows(ctx context.Context, orgID string, f WorkflowFilter, p Page) ([]Workflow, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if f.State != "" {
-		w.add("state = ?", f.State)
-	}
-	if f.Kind != "" {
-		w.add("kind = ?", f.Kind)
-	}
-	if f.EmployeeID != "" {
-		w.add("employee_id = ?", f.EmployeeID)
-	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+workflowCols+` FROM lifecycle_workflows`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list workflows: %w", err)
-	}
-	defer rows.Close()
-	var out []Workflow
-	for rows.Next() {
-		wf, err := scanWorkflow(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, wf)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(w Workflow) string { return w.ID })
-	return out, next, nil
+	w.addIf("state = ?", f.State)
+	w.addIf("kind = ?", f.Kind)
+	w.addIf("employee_id = ?", f.EmployeeID)
+	return listPage(ctx, db.SQL, "list workflows", scanWorkflow, func(w Workflow) string { return w.ID }, p,
+		`SELECT `+workflowCols+` FROM lifecycle_workflows`, w)
 }
 
 func inList(n int, vals []string) (string, []any) {
@@ -292,21 +256,8 @@ func SetWorkflowData(ctx context.Context, q Querier, id string, data json.RawMes
 
 // DueWorkflows lists scheduled workflows whose run_at has come.
 func DueWorkflows(ctx context.Context, q Querier, now time.Time, limit int) ([]Workflow, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+workflowCols+` FROM lifecycle_workflows WHERE state = 'scheduled' AND run_at <= $1
+	return queryAll(ctx, q, "due workflows", scanWorkflow, `SELECT `+workflowCols+` FROM lifecycle_workflows WHERE state = 'scheduled' AND run_at <= $1
 		ORDER BY run_at, id LIMIT $2`, utc(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("due workflows: %w", err)
-	}
-	defer rows.Close()
-	var out []Workflow
-	for rows.Next() {
-		w, err := scanWorkflow(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	return out, rows.Err()
 }
 
 // RunnableStep is a step id with its org, for enqueueing. Gen is the step's attempt
@@ -323,26 +274,19 @@ type RunnableStep struct {
 // Steps changed after staleBefore are skipped: whoever changed them enqueued them, so
 // the sweeper only picks up what was lost (a crash between commit and enqueue).
 func DueSteps(ctx context.Context, q Querier, now, wall, staleBefore time.Time, limit int) ([]RunnableStep, error) {
-	rows, err := q.QueryContext(ctx, `SELECT s.org_id, s.id, s.attempts FROM lifecycle_steps s JOIN lifecycle_workflows w ON w.id = s.workflow_id
+	return queryAll(ctx, q, "due steps", scanRunnableStep, `SELECT s.org_id, s.id, s.attempts FROM lifecycle_steps s JOIN lifecycle_workflows w ON w.id = s.workflow_id
 		WHERE w.state = 'running' AND s.updated_at <= $4 AND ((s.state = 'pending' AND (s.not_before IS NULL OR s.not_before <= $1)
 		      AND (s.lease_until IS NULL OR s.lease_until <= $2))
 		   OR (s.state = 'running' AND s.lease_until < $2))
 		AND NOT EXISTS (SELECT 1 FROM lifecycle_steps p WHERE p.workflow_id = s.workflow_id AND p.seq < s.seq
 		   AND p.state NOT IN ('succeeded', 'skipped'))
 		ORDER BY s.id LIMIT $3`, utc(now), utc(wall), limit, utc(staleBefore))
-	if err != nil {
-		return nil, fmt.Errorf("due steps: %w", err)
-	}
-	defer rows.Close()
-	var out []RunnableStep
-	for rows.Next() {
-		var r RunnableStep
-		if err := rows.Scan(&r.OrgID, &r.StepID, &r.Gen); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+}
+
+func scanRunnableStep(s rowScanner) (RunnableStep, error) {
+	var r RunnableStep
+	err := s.Scan(&r.OrgID, &r.StepID, &r.Gen)
+	return r, err
 }
 
 // ClaimStep takes a step for one run: pending (and due; a pending step's lease_until is
@@ -456,20 +400,8 @@ func GetTask(ctx context.Context, q Querier, orgID, id string) (LifecycleTask, e
 
 // TasksOfStep lists a step's tasks.
 func TasksOfStep(ctx context.Context, q Querier, stepID string) ([]LifecycleTask, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+taskCols+` FROM lifecycle_tasks WHERE step_id = $1 ORDER BY id`, stepID)
-	if err != nil {
-		return nil, fmt.Errorf("tasks of step %s: %w", stepID, err)
-	}
-	defer rows.Close()
-	var out []LifecycleTask
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, q, "tasks of step "+stepID, scanTask,
+		`SELECT `+taskCols+` FROM lifecycle_tasks WHERE step_id = $1 ORDER BY id`, stepID)
 }
 
 // TaskFilter narrows a task listing.
@@ -483,37 +415,11 @@ type TaskFilter struct {
 func (db *DB) ListTasks(ctx context.Context, orgID string, f TaskFilter, p Page) ([]LifecycleTask, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if f.State != "" {
-		w.add("state = ?", f.State)
-	}
-	if f.WorkflowID != "" {
-		w.add("workflow_id = ?", f.WorkflowID)
-	}
-	if f.Assignee != "" {
-		w.add("assignee = ?", f.Assignee)
-	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+taskCols+` FROM lifecycle_tasks`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list tasks: %w", err)
-	}
-	defer rows.Close()
-	var out []LifecycleTask
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(t LifecycleTask) string { return t.ID })
-	return out, next, nil
+	w.addIf("state = ?", f.State)
+	w.addIf("workflow_id = ?", f.WorkflowID)
+	w.addIf("assignee = ?", f.Assignee)
+	return listPage(ctx, db.SQL, "list tasks", scanTask, func(t LifecycleTask) string { return t.ID }, p,
+		`SELECT `+taskCols+` FROM lifecycle_tasks`, w)
 }
 
 // CloseTask marks an open task done or cancelled; false if it was not open.
@@ -578,38 +484,23 @@ func MarkEventHandled(ctx context.Context, q Querier, consumer string, ev domain
 
 // HandledEventSeqs returns which of the seqs in (after, upto] consumer has handled.
 func HandledEventSeqs(ctx context.Context, q Querier, consumer string, after, upto int64) (map[int64]bool, error) {
-	rows, err := q.QueryContext(ctx, `SELECT seq FROM lifecycle_handled_events WHERE consumer = $1 AND seq > $2 AND seq <= $3`,
-		consumer, after, upto)
-	if err != nil {
-		return nil, fmt.Errorf("handled events: %w", err)
-	}
-	defer rows.Close()
 	out := map[int64]bool{}
-	for rows.Next() {
+	err := queryEach(ctx, q, "handled events", func(r rowScanner) error {
 		var s int64
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
+		if err := r.Scan(&s); err != nil {
+			return err
 		}
 		out[s] = true
+		return nil
+	}, `SELECT seq FROM lifecycle_handled_events WHERE consumer = $1 AND seq > $2 AND seq <= $3`, consumer, after, upto)
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // TasksOfStepSubject lists a workflow's tasks of kind about subject.
 func TasksOfStepSubject(ctx context.Context, q Querier, workflowID, kind, subject string) ([]LifecycleTask, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+taskCols+` FROM lifecycle_tasks WHERE workflow_id = $1 AND kind = $2 AND subject_id = $3
+	return queryAll(ctx, q, "tasks about "+subject, scanTask, `SELECT `+taskCols+` FROM lifecycle_tasks WHERE workflow_id = $1 AND kind = $2 AND subject_id = $3
 		AND state = 'open' ORDER BY id`, workflowID, kind, subject)
-	if err != nil {
-		return nil, fmt.Errorf("tasks about %s: %w", subject, err)
-	}
-	defer rows.Close()
-	var out []LifecycleTask
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }

@@ -108,31 +108,9 @@ func UpdateOrder(ctx context.Context, q Querier, o *ProcurementOrder, fromState 
 func (db *DB) ListOrders(ctx context.Context, orgID, state string, p Page) ([]ProcurementOrder, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if state != "" {
-		w.add("state = ?", state)
-	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+orderCols+` FROM procurement_orders`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list orders: %w", err)
-	}
-	defer rows.Close()
-	var out []ProcurementOrder
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(o ProcurementOrder) string { return o.ID })
-	return out, next, nil
+	w.addIf("state = ?", state)
+	return listPage(ctx, db.SQL, "list orders", scanOrder, func(o ProcurementOrder) string { return o.ID }, p,
+		`SELECT `+orderCols+` FROM procurement_orders`, w)
 }
 
 // Retrieval is the return of a device from a leaving employee
@@ -230,83 +208,29 @@ type RetrievalFilter struct {
 func ListRetrievals(ctx context.Context, q Querier, orgID string, f RetrievalFilter, p Page) ([]Retrieval, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	if f.State != "" {
-		w.add("state = ?", f.State)
-	}
-	if f.EmployeeID != "" {
-		w.add("employee_id = ?", f.EmployeeID)
-	}
-	if f.DeviceID != "" {
-		w.add("device_id = ?", f.DeviceID)
-	}
-	if f.WorkflowID != "" {
-		w.add("workflow_id = ?", f.WorkflowID)
-	}
+	w.addIf("state = ?", f.State)
+	w.addIf("employee_id = ?", f.EmployeeID)
+	w.addIf("device_id = ?", f.DeviceID)
+	w.addIf("workflow_id = ?", f.WorkflowID)
 	if f.Open {
 		w.conds = append(w.conds, "state IN ('requested', 'kit_sent', 'in_transit')")
 	}
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := q.QueryContext(ctx, `SELECT `+retrievalCols+` FROM retrievals`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list retrievals: %w", err)
-	}
-	defer rows.Close()
-	var out []Retrieval
-	for rows.Next() {
-		r, err := scanRetrieval(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(r Retrieval) string { return r.ID })
-	return out, next, nil
+	return listPage(ctx, q, "list retrievals", scanRetrieval, func(r Retrieval) string { return r.ID }, p,
+		`SELECT `+retrievalCols+` FROM retrievals`, w)
 }
 
 // DevicesHeldBy lists the devices an employee holds (assigned, in use, in retrieval, lost).
 func DevicesHeldBy(ctx context.Context, q Querier, orgID, employeeID string) ([]domain.Device, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE org_id = $1 AND assigned_employee_id = $2 ORDER BY id`,
-		orgID, employeeID)
-	if err != nil {
-		return nil, fmt.Errorf("devices of %s: %w", employeeID, err)
-	}
-	defer rows.Close()
-	var out []domain.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, q, "devices of "+employeeID, scanDevice,
+		`SELECT `+deviceCols+` FROM devices WHERE org_id = $1 AND assigned_employee_id = $2 ORDER BY id`, orgID, employeeID)
 }
 
 // StockCandidates lists unassigned devices of an equipment type that can be given out,
 // ready_for_redeploy first (they are already paid for and stored), oldest first.
 func StockCandidates(ctx context.Context, q Querier, orgID, equipmentType string, limit int) ([]domain.Device, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE org_id = $1 AND equipment_type = $2
+	return queryAll(ctx, q, "stock of "+equipmentType, scanDevice, `SELECT `+deviceCols+` FROM devices WHERE org_id = $1 AND equipment_type = $2
 		AND state IN ('in_stock', 'ready_for_redeploy') AND assigned_employee_id IS NULL
 		ORDER BY CASE state WHEN 'ready_for_redeploy' THEN 0 ELSE 1 END, id LIMIT $3`, orgID, equipmentType, limit)
-	if err != nil {
-		return nil, fmt.Errorf("stock of %s: %w", equipmentType, err)
-	}
-	defer rows.Close()
-	var out []domain.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
 }
 
 // OrderOfWorkflow returns the order a workflow placed, or ErrNotFound.

@@ -160,20 +160,11 @@ func (db *DB) MDMGetPushCert(ctx context.Context, orgID string) (MDMPushCert, er
 
 // MDMListPushCerts lists every org's push certificate (without keys), soonest expiry first.
 func (db *DB) MDMListPushCerts(ctx context.Context) ([]MDMPushCert, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT org_id, topic, not_after, updated_by, updated_at FROM mdm_push_certs ORDER BY not_after`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []MDMPushCert
-	for rows.Next() {
+	return queryAll(ctx, db.SQL, "list push certs", func(s rowScanner) (MDMPushCert, error) {
 		var c MDMPushCert
-		if err := rows.Scan(&c.OrgID, &c.Topic, &c.NotAfter, &c.UpdatedBy, &c.UpdatedAt); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		err := s.Scan(&c.OrgID, &c.Topic, &c.NotAfter, &c.UpdatedBy, &c.UpdatedAt)
+		return c, err
+	}, `SELECT org_id, topic, not_after, updated_by, updated_at FROM mdm_push_certs ORDER BY not_after`)
 }
 
 // MDMEnrollment is one Mac's MDM channel, joined to the device record by serial.
@@ -251,24 +242,8 @@ func (db *DB) MDMListEnrollments(ctx context.Context, orgID string, p Page) ([]M
 	if err != nil {
 		return nil, "", err
 	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+mdmEnrollmentCols+` FROM mdm_enrollments `+tail, w.args...)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	var out []MDMEnrollment
-	for rows.Next() {
-		e, err := scanMDMEnrollment(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(e MDMEnrollment) string { return e.UDID })
-	return out, next, nil
+	return queryPage(ctx, db.SQL, "list mdm enrollments", scanMDMEnrollment, func(e MDMEnrollment) string { return e.UDID }, p,
+		`SELECT `+mdmEnrollmentCols+` FROM mdm_enrollments `+tail, w.args...)
 }
 
 // MDMAuthenticate records an Authenticate: the enrollment row is (re)created in state
@@ -480,23 +455,10 @@ func timeArg(t *time.Time) any {
 // MDMEnrollmentsToRepush lists enrolled Macs with open (queued or sent) commands whose
 // next push is due.
 func (db *DB) MDMEnrollmentsToRepush(ctx context.Context, now time.Time, limit int) ([]MDMEnrollment, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+mdmEnrollmentCols+` FROM mdm_enrollments e
+	return queryAll(ctx, db.SQL, "enrollments to repush", scanMDMEnrollment, `SELECT `+mdmEnrollmentCols+` FROM mdm_enrollments e
 		WHERE e.status = 'enrolled' AND (e.next_push_at IS NULL OR e.next_push_at <= $1)
 		AND EXISTS (SELECT 1 FROM mdm_commands c WHERE c.udid = e.udid AND c.state IN ('queued', 'sent'))
 		ORDER BY e.udid LIMIT $2`, now.UTC(), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []MDMEnrollment
-	for rows.Next() {
-		e, err := scanMDMEnrollment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // MDMGetPushCertByTopic reads the push certificate for a topic (nanomdm looks certs up by
@@ -521,22 +483,9 @@ func (db *DB) MDMCountEnrollments(ctx context.Context, orgID string) (int, error
 // MDMEnrollmentsToRenew lists enrolled Macs whose identity expires before `before` and
 // that were not sent a renewal in the last day.
 func (db *DB) MDMEnrollmentsToRenew(ctx context.Context, now, before time.Time, limit int) ([]MDMEnrollment, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+mdmEnrollmentCols+` FROM mdm_enrollments
+	return queryAll(ctx, db.SQL, "enrollments to renew", scanMDMEnrollment, `SELECT `+mdmEnrollmentCols+` FROM mdm_enrollments
 		WHERE status = 'enrolled' AND identity_not_after IS NOT NULL AND identity_not_after < $1
 		AND (renewal_at IS NULL OR renewal_at < $2) ORDER BY identity_not_after LIMIT $3`, before.UTC(), now.Add(-24*time.Hour).UTC(), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []MDMEnrollment
-	for rows.Next() {
-		e, err := scanMDMEnrollment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // MDMMarkRenewal records that the enrollment profile was re-sent to renew the identity.

@@ -327,12 +327,8 @@ func (db *DB) MDMListCommands(ctx context.Context, orgID, deviceID string, p Pag
 	if err != nil {
 		return nil, "", err
 	}
-	out, err := db.mdmCommands(ctx, `SELECT `+mdmCommandCols+` FROM mdm_commands`+tail, w.args...)
-	if err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(c MDMCommand) string { return c.UUID })
-	return out, next, nil
+	return queryPage(ctx, db.SQL, "list mdm commands", scanMDMCommand, func(c MDMCommand) string { return c.UUID }, p,
+		`SELECT `+mdmCommandCols+` FROM mdm_commands`+tail, w.args...)
 }
 
 // MDMExpireCommands moves open commands past their deadline to expired (so an admin sees
@@ -340,21 +336,10 @@ func (db *DB) MDMListCommands(ctx context.Context, orgID, deviceID string, p Pag
 func (db *DB) MDMExpireCommands(ctx context.Context, now time.Time) ([]MDMCommand, error) {
 	var out []MDMCommand
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE mdm_commands SET state = 'expired', error = 'device did not answer before the deadline',
+		var err error
+		out, err = queryAll(ctx, tx, "expire mdm commands", scanMDMCommand, `UPDATE mdm_commands SET state = 'expired', error = 'device did not answer before the deadline',
 			completed_at = $1, updated_at = $1 WHERE state IN ('queued', 'sent') AND expires_at <= $1 RETURNING `+mdmCommandCols, now.UTC())
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			c, err := scanMDMCommand(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, c := range out {
@@ -369,18 +354,5 @@ func (db *DB) MDMExpireCommands(ctx context.Context, now time.Time) ([]MDMComman
 }
 
 func (db *DB) mdmCommands(ctx context.Context, q string, args ...any) ([]MDMCommand, error) {
-	rows, err := db.SQL.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []MDMCommand
-	for rows.Next() {
-		c, err := scanMDMCommand(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.SQL, "mdm commands", scanMDMCommand, q, args...)
 }

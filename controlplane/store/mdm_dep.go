@@ -175,18 +175,5 @@ func (db *DB) MDMFindDEPDeviceOrg(ctx context.Context, serial string) (string, e
 
 // MDMListDEPOrgs lists the orgs with an uploaded ABM server token.
 func (db *DB) MDMListDEPOrgs(ctx context.Context) ([]string, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT org_id FROM mdm_dep WHERE tokens_sealed IS NOT NULL ORDER BY org_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.SQL, "list dep orgs", scanString, `SELECT org_id FROM mdm_dep WHERE tokens_sealed IS NOT NULL ORDER BY org_id`)
 }

@@ -62,6 +62,13 @@ func (w *where) add(cond string, arg any) {
 	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(w.args))))
 }
 
+// addIf adds cond only when the filter value v is set (not "").
+func (w *where) addIf(cond string, v string) {
+	if v != "" {
+		w.add(cond, v)
+	}
+}
+
 func (w *where) page(p Page) (string, error) {
 	after, err := DecodeCursor(p.Cursor)
 	if err != nil {

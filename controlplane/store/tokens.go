@@ -119,28 +119,8 @@ func (db *DB) AuthenticateToken(ctx context.Context, secret string) (Token, erro
 func (db *DB) ListTokens(ctx context.Context, orgID string, p Page) ([]Token, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
-	tail, err := w.page(p)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT `+tokenCols+` FROM api_tokens`+tail, w.args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	out, next := trimPage(out, p, func(t Token) string { return t.ID })
-	return out, next, nil
+	return listPage(ctx, db.SQL, "list tokens", scanToken, func(t Token) string { return t.ID }, p,
+		`SELECT `+tokenCols+` FROM api_tokens`, w)
 }
 
 // RevokeToken marks a token revoked; revoking twice is a no-op.

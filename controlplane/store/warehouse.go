@@ -73,22 +73,15 @@ func GetWarehouse(ctx context.Context, q Querier, orgID, id string) (Warehouse, 
 
 // ListWarehouses returns an org's warehouses.
 func (db *DB) ListWarehouses(ctx context.Context, orgID string) ([]Warehouse, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT id, org_id, name, address, created_at FROM warehouses WHERE org_id = $1 ORDER BY name`, orgID)
-	if err != nil {
-		return nil, fmt.Errorf("list warehouses: %w", err)
-	}
-	defer rows.Close()
-	var out []Warehouse
-	for rows.Next() {
+	return queryAll(ctx, db.SQL, "list warehouses", func(s rowScanner) (Warehouse, error) {
 		var w Warehouse
 		var addr string
-		if err := rows.Scan(&w.ID, &w.OrgID, &w.Name, &addr, &w.CreatedAt); err != nil {
-			return nil, err
+		if err := s.Scan(&w.ID, &w.OrgID, &w.Name, &addr, &w.CreatedAt); err != nil {
+			return w, err
 		}
 		_ = json.Unmarshal([]byte(addr), &w.Address)
-		out = append(out, w)
-	}
-	return out, rows.Err()
+		return w, nil
+	}, `SELECT id, org_id, name, address, created_at FROM warehouses WHERE org_id = $1 ORDER BY name`, orgID)
 }
 
 // InsertIntake records an intake (accepted or refused).
@@ -137,24 +130,19 @@ func (db *DB) ListIntakes(ctx context.Context, orgID, deviceID string) ([]Intake
 		query += ` AND device_id = $2`
 		args = append(args, deviceID)
 	}
-	rows, err := db.SQL.QueryContext(ctx, query+` ORDER BY id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list intakes: %w", err)
+	return queryAll(ctx, db.SQL, "list intakes", scanIntake, query+` ORDER BY id`, args...)
+}
+
+func scanIntake(s rowScanner) (Intake, error) {
+	var in Intake
+	var photos, acc string
+	if err := s.Scan(&in.ID, &in.OrgID, &in.DeviceID, &in.WarehouseID, &in.RetrievalID, &in.Condition, &photos, &acc,
+		&in.ActivationLock, &in.FirmwareLock, &in.Accepted, &in.RefusalReason, &in.ReceivedAt, &in.StoredUntil); err != nil {
+		return in, err
 	}
-	defer rows.Close()
-	var out []Intake
-	for rows.Next() {
-		var in Intake
-		var photos, acc string
-		if err := rows.Scan(&in.ID, &in.OrgID, &in.DeviceID, &in.WarehouseID, &in.RetrievalID, &in.Condition, &photos, &acc,
-			&in.ActivationLock, &in.FirmwareLock, &in.Accepted, &in.RefusalReason, &in.ReceivedAt, &in.StoredUntil); err != nil {
-			return nil, err
-		}
-		_ = json.Unmarshal([]byte(photos), &in.PhotoURLs)
-		_ = json.Unmarshal([]byte(acc), &in.Accessories)
-		out = append(out, in)
-	}
-	return out, rows.Err()
+	_ = json.Unmarshal([]byte(photos), &in.PhotoURLs)
+	_ = json.Unmarshal([]byte(acc), &in.Accessories)
+	return in, nil
 }
 
 // StockCount is the number of devices in a state at a location.
@@ -168,22 +156,13 @@ type StockCount struct {
 // StockCounts counts devices currently stored (open accepted intake) per warehouse,
 // equipment type and state.
 func (db *DB) StockCounts(ctx context.Context, orgID string) ([]StockCount, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT i.warehouse_id, d.equipment_type, d.state, COUNT(*) FROM device_intakes i
+	return queryAll(ctx, db.SQL, "stock counts", func(s rowScanner) (StockCount, error) {
+		var c StockCount
+		err := s.Scan(&c.WarehouseID, &c.EquipmentType, &c.State, &c.Count)
+		return c, err
+	}, `SELECT i.warehouse_id, d.equipment_type, d.state, COUNT(*) FROM device_intakes i
 		JOIN devices d ON d.id = i.device_id WHERE i.org_id = $1 AND i.accepted = $2 AND i.stored_until IS NULL
 		GROUP BY i.warehouse_id, d.equipment_type, d.state ORDER BY i.warehouse_id, d.equipment_type, d.state`, orgID, true)
-	if err != nil {
-		return nil, fmt.Errorf("stock counts: %w", err)
-	}
-	defer rows.Close()
-	var out []StockCount
-	for rows.Next() {
-		var c StockCount
-		if err := rows.Scan(&c.WarehouseID, &c.EquipmentType, &c.State, &c.Count); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
 
 // StoredPeriod is one stay of a device at a warehouse (for monthly billing counts).
@@ -196,20 +175,11 @@ type StoredPeriod struct {
 
 // StoredPeriods lists accepted stays overlapping [from, to).
 func (db *DB) StoredPeriods(ctx context.Context, orgID string, from, to time.Time) ([]StoredPeriod, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT warehouse_id, device_id, received_at, stored_until FROM device_intakes
+	return queryAll(ctx, db.SQL, "stored periods", func(s rowScanner) (StoredPeriod, error) {
+		var p StoredPeriod
+		err := s.Scan(&p.WarehouseID, &p.DeviceID, &p.From, &p.Until)
+		return p, err
+	}, `SELECT warehouse_id, device_id, received_at, stored_until FROM device_intakes
 		WHERE org_id = $1 AND accepted = $2 AND received_at < $3 AND (stored_until IS NULL OR stored_until >= $4)`,
 		orgID, true, to.UTC(), from.UTC())
-	if err != nil {
-		return nil, fmt.Errorf("stored periods: %w", err)
-	}
-	defer rows.Close()
-	var out []StoredPeriod
-	for rows.Next() {
-		var p StoredPeriod
-		if err := rows.Scan(&p.WarehouseID, &p.DeviceID, &p.From, &p.Until); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
 }
