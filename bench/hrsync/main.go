@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -36,7 +35,6 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/store"
-	"github.com/lanyardhq/lanyard/controlplane/store/sqlite"
 )
 
 // Config of one benchmark run.
@@ -92,38 +90,9 @@ func main() {
 
 // RunAll benchmarks SQLite and, if configured, Postgres.
 func RunAll(ctx context.Context, cfg Config) ([]Result, error) {
-	var out []Result
-	dir, err := os.MkdirTemp("", "hrsync-bench")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	sq, err := sqlite.Open(ctx, filepath.Join(dir, "bench.db"))
-	if err != nil {
-		return nil, err
-	}
-	r, err := runOne(ctx, sq, "SQLite", cfg)
-	sq.Close()
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	out = append(out, r)
-	if cfg.PGURL != "" {
-		schema := benchutil.NewSchemaName("hrbench_")
-		pg, err := benchutil.OpenSchema(ctx, cfg.PGURL, schema)
-		if err != nil {
-			benchutil.DropSchema(cfg.PGURL, schema)
-			return nil, err
-		}
-		r, err := runOne(ctx, pg, "PostgreSQL", cfg)
-		pg.Close()
-		benchutil.DropSchema(cfg.PGURL, schema)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return benchutil.EachStore(ctx, cfg.PGURL, "hrbench_", func(db *store.DB, name string) (Result, error) {
+		return runOne(ctx, db, name, cfg)
+	})
 }
 
 func runOne(ctx context.Context, db *store.DB, name string, cfg Config) (Result, error) {

@@ -43,7 +43,6 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring/agentsim"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/store"
-	"github.com/lanyardhq/lanyard/controlplane/store/sqlite"
 )
 
 // Config is one benchmark run.
@@ -88,34 +87,9 @@ func main() {
 
 // RunAll runs the scenario on SQLite and, when configured, Postgres.
 func RunAll(ctx context.Context, cfg Config) ([]Result, error) {
-	dir, err := os.MkdirTemp("", "lanyard-bench-lifecycle")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "bench.db"))
-	if err != nil {
-		return nil, err
-	}
-	r, err := run(ctx, db, "SQLite", cfg)
-	db.Close()
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	out := []Result{r}
-	if cfg.PGURL != "" {
-		db, err := benchutil.OpenSchema(ctx, cfg.PGURL, benchutil.NewSchemaName("bench_lifecycle_"))
-		if err != nil {
-			return nil, err
-		}
-		r, err := run(ctx, db, "PostgreSQL", cfg)
-		db.Close()
-		if err != nil {
-			return nil, fmt.Errorf("postgres: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return benchutil.EachStore(ctx, cfg.PGURL, "bench_lifecycle_", func(db *store.DB, name string) (Result, error) {
+		return run(ctx, db, name, cfg)
+	})
 }
 
 type world struct {

@@ -1,27 +1,68 @@
 // Package benchutil holds what the benchmark commands under bench/ share:
-// a fresh PostgreSQL schema to run in, the CPU model for the report, and
-// replacing one section of docs/benchmarks.md.
+// running a scenario on SQLite and PostgreSQL, the CPU model for the
+// report, and replacing one section of docs/benchmarks.md.
 package benchutil
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/controlplane/store/postgres"
+	"github.com/lanyardhq/lanyard/controlplane/store/sqlite"
 )
 
-// NewSchemaName is prefix followed by a random suffix, a valid unquoted
+// EachStore runs run on a fresh SQLite database in a temporary directory
+// and, when pgURL is set, in a new schema of that PostgreSQL database
+// (schemaPrefix and a random suffix), dropped afterwards. It returns the
+// results in that order; run's errors are prefixed "sqlite: " or
+// "postgres: ". name is "SQLite" or "PostgreSQL".
+func EachStore[R any](ctx context.Context, pgURL, schemaPrefix string, run func(db *store.DB, name string) (R, error)) ([]R, error) {
+	dir, err := os.MkdirTemp("", "lanyard-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "bench.db"))
+	if err != nil {
+		return nil, err
+	}
+	r, err := run(db, "SQLite")
+	db.Close()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	out := []R{r}
+	if pgURL == "" {
+		return out, nil
+	}
+	schema := newSchemaName(schemaPrefix)
+	defer dropSchema(pgURL, schema)
+	db, err = openSchema(ctx, pgURL, schema)
+	if err != nil {
+		return nil, err
+	}
+	r, err = run(db, "PostgreSQL")
+	db.Close()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return append(out, r), nil
+}
+
+// newSchemaName is prefix followed by a random suffix, a valid unquoted
 // PostgreSQL schema name when prefix is one.
-func NewSchemaName(prefix string) string {
+func newSchemaName(prefix string) string {
 	return prefix + strings.ReplaceAll(domain.NewID()[24:], "-", "")
 }
 
-// OpenSchema creates schema in the PostgreSQL database at base and opens
+// openSchema creates schema in the PostgreSQL database at base and opens
 // base with that schema as its search_path.
-func OpenSchema(ctx context.Context, base, schema string) (*store.DB, error) {
+func openSchema(ctx context.Context, base, schema string) (*store.DB, error) {
 	admin, err := postgres.Open(ctx, base)
 	if err != nil {
 		return nil, err
@@ -38,9 +79,10 @@ func OpenSchema(ctx context.Context, base, schema string) (*store.DB, error) {
 	return postgres.Open(ctx, base+sep+"search_path="+schema)
 }
 
-// DropSchema drops schema and everything in it from the PostgreSQL database
-// at base, on a best-effort basis.
-func DropSchema(base, schema string) {
+// dropSchema drops schema and the nanomdm schema that migrating creates
+// beside it (as storetest does) from the PostgreSQL database at base, on a
+// best-effort basis.
+func dropSchema(base, schema string) {
 	ctx := context.Background()
 	admin, err := postgres.Open(ctx, base)
 	if err != nil {
@@ -48,6 +90,7 @@ func DropSchema(base, schema string) {
 	}
 	defer admin.Close()
 	_, _ = admin.SQL.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
+	_, _ = admin.SQL.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+schema+"_nanomdm CASCADE")
 }
 
 // CPUModel is the "model name" of /proc/cpuinfo, or "unknown CPU".
