@@ -11,10 +11,15 @@ package client
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -374,7 +379,14 @@ func (a *Agent) renewLoop(ctx context.Context) {
 		if !sleep(ctx, time.Until(at)) {
 			return
 		}
-		if err := a.renew(ctx); err != nil {
+		renew := a.renew
+		a.mu.Lock()
+		if !time.Now().Before(a.ident.NotAfter) {
+			// Expired while the machine was off: no mTLS any more, so the enrollment port.
+			renew = a.renewExpired
+		}
+		a.mu.Unlock()
+		if err := renew(ctx); err != nil {
 			a.setError(err)
 			a.log.Warn("certificate renewal failed", "err", err)
 			if !sleep(ctx, bo.next()) {
@@ -399,7 +411,50 @@ func (a *Agent) renew(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("client: renew: %w", err)
 	}
-	b := resp.GetCertificate()
+	return a.install(key, resp.GetCertificate())
+}
+
+// renewExpired renews a certificate that expired while the device was off, on the
+// enrollment port (no client certificate there), by sending the expired chain and a CSR
+// signed with the same key. The server is verified with the roots from enrollment.
+func (a *Agent) renewExpired(ctx context.Context) error {
+	creds, err := a.store.LoadCredentials()
+	if err != nil {
+		return err
+	}
+	addr, err := a.o.Config.EnrollmentTarget()
+	if err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("client: enrollment address %q: %w", addr, err)
+	}
+	a.mu.Lock()
+	roots, agentID := a.roots, a.ident.AgentID
+	a.mu.Unlock()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		MinVersion: tls.VersionTLS13, ServerName: host, RootCAs: roots})))
+	if err != nil {
+		return fmt.Errorf("client: dial enrollment %s: %w", addr, err)
+	}
+	defer conn.Close()
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: agentID}}, creds.Key)
+	if err != nil {
+		return fmt.Errorf("client: renewal request: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := agentv1.NewEnrollmentServiceClient(conn).RenewExpired(cctx, &agentv1.RenewExpiredRequest{ChainDer: creds.Chain, CsrDer: csr})
+	if err != nil {
+		return fmt.Errorf("client: renew expired certificate: %w", err)
+	}
+	return a.install(creds.Key, resp.GetCertificate())
+}
+
+// install stores a renewed certificate with its key (one atomic write each) and starts
+// presenting it.
+func (a *Agent) install(key crypto.Signer, b *agentv1.CertificateBundle) error {
 	creds := &Credentials{Key: key, Chain: b.GetChainDer(), Roots: b.GetRootsDer()}
 	if len(creds.Roots) == 0 {
 		old, err := a.store.LoadCredentials()

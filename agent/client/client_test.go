@@ -348,3 +348,45 @@ func TestRenewalAtTwoThirds(t *testing.T) {
 		t.Fatal("status not updated after renewal")
 	}
 }
+
+// TestRenewalAfterExpiry: a device that could not renew in time (off, or the server
+// unreachable) finds its certificate expired; it renews on the enrollment port with the
+// same key, proving possession, and connects again without a new enrollment secret.
+func TestRenewalAfterExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.cp.certLife = 3 * time.Second
+	h.cp.mu.Lock()
+	h.cp.refuseRenew = true
+	h.cp.mu.Unlock()
+	a, stop := h.start(t)
+	defer stop()
+	waitFor(t, "connected", func() bool { return a.Status().Connected })
+	st := Store{Dir: h.stateDir}
+	before, err := st.LoadCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "renewal of the expired certificate", func() bool {
+		h.cp.mu.Lock()
+		defer h.cp.mu.Unlock()
+		return h.cp.expiredRenewals > 0
+	})
+	waitFor(t, "renewed identity on disk", func() bool {
+		id, err := st.LoadIdentity()
+		return err == nil && id.NotAfter.After(time.Now().Add(30*time.Minute))
+	})
+	after, err := st.LoadCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.Key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(before.Key.Public()) {
+		t.Fatal("renewal after expiry changed the key; it must prove possession of the old one")
+	}
+	h.cp.mu.Lock()
+	mtls := h.cp.renewals
+	h.cp.mu.Unlock()
+	if mtls != 0 {
+		t.Fatalf("%d mTLS renewals went through while refused", mtls)
+	}
+	waitFor(t, "connected with the renewed certificate", func() bool { return a.Status().Connected })
+}

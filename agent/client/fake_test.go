@@ -48,6 +48,10 @@ type fakeCP struct {
 	heartbeat int
 	certLife  time.Duration
 	renewals  int
+	// refuseRenew makes mTLS renewal fail (a device that cannot reach the server in time);
+	// expiredRenewals counts renewals of expired certificates on the enrollment port.
+	refuseRenew     bool
+	expiredRenewals int
 }
 
 func newCert(t *testing.T, tmpl *x509.Certificate, parent *x509.Certificate, pub any, key *ecdsa.PrivateKey) *x509.Certificate {
@@ -155,6 +159,32 @@ func (s *fakeEnrollSvc) Enroll(_ context.Context, r *agentv1.EnrollRequest) (*ag
 	return &agentv1.EnrollResponse{AgentId: "agent-1", OrgId: "org-1", Certificate: b}, nil
 }
 
+// RenewExpired follows the real server's rules: the leaf is ours and expired, and the CSR
+// is signed with the leaf's key; the new certificate keeps that key.
+func (s *fakeEnrollSvc) RenewExpired(_ context.Context, r *agentv1.RenewExpiredRequest) (*agentv1.RenewResponse, error) {
+	if len(r.GetChainDer()) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "no certificate")
+	}
+	leaf, err := x509.ParseCertificate(r.GetChainDer()[0])
+	if err != nil || leaf.CheckSignatureFrom(s.f.inter) != nil {
+		return nil, status.Error(codes.Unauthenticated, "not ours")
+	}
+	if time.Now().Before(leaf.NotAfter) {
+		return nil, status.Error(codes.FailedPrecondition, "not expired")
+	}
+	csr, err := x509.ParseCertificateRequest(r.GetCsrDer())
+	if err != nil || csr.CheckSignature() != nil {
+		return nil, status.Error(codes.InvalidArgument, "bad csr")
+	}
+	if !leaf.PublicKey.(*ecdsa.PublicKey).Equal(csr.PublicKey) {
+		return nil, status.Error(codes.Unauthenticated, "key mismatch")
+	}
+	s.f.mu.Lock()
+	s.f.expiredRenewals++
+	s.f.mu.Unlock()
+	return &agentv1.RenewResponse{Certificate: s.f.issue(csr.PublicKey, time.Hour)}, nil
+}
+
 func (f *fakeCP) issue(pub any, life time.Duration) *agentv1.CertificateBundle {
 	now := time.Now()
 	id := identity.Agent{OrgID: "org-1", AgentID: "agent-1"}
@@ -172,6 +202,12 @@ type fakeAgentSvc struct {
 }
 
 func (s *fakeAgentSvc) Renew(_ context.Context, r *agentv1.RenewRequest) (*agentv1.RenewResponse, error) {
+	s.f.mu.Lock()
+	refuse := s.f.refuseRenew
+	s.f.mu.Unlock()
+	if refuse {
+		return nil, status.Error(codes.Unavailable, "renewal refused by the test")
+	}
 	csr, err := x509.ParseCertificateRequest(r.GetCsrDer())
 	if err != nil || csr.CheckSignature() != nil {
 		return nil, status.Error(codes.InvalidArgument, "bad csr")

@@ -2,7 +2,9 @@ package agentapi_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"strings"
 	"sync"
@@ -378,5 +380,81 @@ func TestPresenceOfManyStreams(t *testing.T) {
 		for _, ag := range agents {
 			waitOffline(t, db, e.org.ID, ag.ID)
 		}
+	})
+}
+
+func TestRenewExpiredCertificate(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		// A CA made a moment ago cannot have issued a certificate that expired days ago, so
+		// the grace period is scaled down instead: 30 s.
+		e := newEnvWith(t, db, domain.PlanPro, func(c *agentapi.Config) { c.RenewGrace = 30 * time.Second })
+		secret, _ := e.secret(e.org.ID, enrollment.Options{})
+		ec := e.enrollClient()
+		expired := func(agentID string, age time.Duration) tls.Certificate {
+			id := identity.Agent{OrgID: e.org.ID, AgentID: agentID}
+			return forgeCert(t, id, e.ca.Intermediate(), e.intermediateKey(), e.ca.Intermediate().NotBefore, time.Now().Add(-age))
+		}
+		csrFor := func(key any) []byte {
+			der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return der
+		}
+		renew := func(c tls.Certificate, csr []byte) (*agentv1.RenewResponse, error) {
+			return ec.RenewExpired(ctx, &agentv1.RenewExpiredRequest{ChainDer: c.Certificate, CsrDer: csr})
+		}
+		good := e.enroll(secret, "SN-EXP-1", "uuid-exp-1")
+		revoked := e.enroll(secret, "SN-EXP-2", "uuid-exp-2")
+		if err := e.srv.RevokeAgent(ctx, e.org.ID, revoked.ID, "offboarded"); err != nil {
+			t.Fatal(err)
+		}
+		otherKey, _, _ := identity.NewKeyAndCSR("")
+		old := expired(good.ID, time.Second)
+		tooOld := expired(good.ID, 55*time.Second) // the intermediate dates from a minute before the CA was made
+		revokedCert := expired(revoked.ID, time.Second)
+
+		before := count(t, db, "pki_certs")
+		for _, tc := range []struct {
+			name string
+			cert tls.Certificate
+			csr  []byte
+			want codes.Code
+		}{
+			{"not expired", good.Cert, csrFor(good.Cert.PrivateKey), codes.FailedPrecondition},
+			{"expired beyond the grace period", tooOld, csrFor(tooOld.PrivateKey), codes.Unauthenticated},
+			{"CSR signed with another key", old, csrFor(otherKey), codes.Unauthenticated},
+			{"revoked agent", revokedCert, csrFor(revokedCert.PrivateKey), codes.Unauthenticated},
+			{"malformed CSR", old, []byte("nope"), codes.InvalidArgument},
+			{"no certificate", tls.Certificate{}, csrFor(old.PrivateKey), codes.Unauthenticated},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := renew(tc.cert, tc.csr)
+				wantCode(t, err, tc.want)
+			})
+		}
+		if n := count(t, db, "pki_certs"); n != before {
+			t.Fatalf("refused renewals issued %d certificates", n-before)
+		}
+
+		t.Run("expired within the grace period", func(t *testing.T) {
+			res, err := renew(old, csrFor(old.PrivateKey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			renewed := tls.Certificate{Certificate: res.GetCertificate().GetChainDer(), PrivateKey: old.PrivateKey}
+			// The new certificate works on the mTLS agent API, as the same agent.
+			if _, err := e.agentClient(&renewed).ReportInventory(ctx, inventory("SN-EXP-1")); err != nil {
+				t.Fatalf("report with the renewed certificate: %v", err)
+			}
+			leaf, err := x509.ParseCertificate(renewed.Certificate[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id, err := identity.FromCertificate(leaf); err != nil || id.AgentID != good.ID {
+				t.Fatalf("renewed identity %+v, %v; want agent %s", id, err, good.ID)
+			}
+		})
 	})
 }

@@ -2,8 +2,10 @@ package agentapi
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -119,4 +121,50 @@ func grpcError(err error) error {
 		return err
 	}
 	return status.Error(codes.Internal, "internal error")
+}
+
+// RenewExpired gives a device whose certificate lapsed while it was off a new one, without
+// a new enrollment secret (see pki.CA.RenewExpired for what the caller proves).
+func (e *enrollService) RenewExpired(ctx context.Context, req *agentv1.RenewExpiredRequest) (*agentv1.RenewResponse, error) {
+	refused := status.Error(codes.Unauthenticated, "certificate not accepted")
+	if len(req.GetChainDer()) == 0 {
+		return nil, refused
+	}
+	// The agent record decides first: a revoked (offboarded) agent gets nothing. The
+	// identity read here is not trusted yet; the CA verifies the chain below.
+	leaf, err := x509.ParseCertificate(req.GetChainDer()[0])
+	if err != nil {
+		return nil, refused
+	}
+	id, err := identity.FromCertificate(leaf)
+	if err != nil {
+		return nil, refused
+	}
+	ag, err := e.s.db.GetAgentByID(ctx, id.AgentID)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && ag.OrgID != id.OrgID):
+		return nil, refused
+	case err != nil:
+		return nil, grpcError(err)
+	case ag.RevokedAt != nil:
+		return nil, errRevoked
+	}
+	iss, err := e.s.ca.RenewExpired(ctx, req.GetChainDer(), req.GetCsrDer(), e.s.cfg.RenewGrace, time.Now())
+	switch {
+	case errors.Is(err, pki.ErrBadCSR):
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, pki.ErrNotExpired):
+		return nil, status.Error(codes.FailedPrecondition, "the certificate has not expired: renew it over the agent API")
+	case errors.Is(err, pki.ErrExpiredTooLong):
+		return nil, status.Error(codes.Unauthenticated, "the certificate expired too long ago: enroll again with a fresh installer or a new enrollment secret")
+	case errors.Is(err, pki.ErrRevoked):
+		return nil, errRevoked
+	case errors.Is(err, pki.ErrNotOurs):
+		e.s.cfg.Logger.Info("expired-certificate renewal refused", "agent_id", id.AgentID, "err", err)
+		return nil, refused
+	case err != nil:
+		return nil, grpcError(err)
+	}
+	e.s.cfg.Logger.Info("expired certificate renewed", "org_id", ag.OrgID, "agent_id", ag.ID, "serial", pki.SerialHex(iss.Leaf()))
+	return &agentv1.RenewResponse{Certificate: e.s.bundle(iss)}, nil
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// bigger batches, and a batch's fixed cost (round trips, planning, commit) is most of
 	// a small batch's cost.
 	InventoryWorkers int
+	// RenewGrace is how long after its certificate expired an agent may still renew it
+	// on the enrollment port, proving possession of its key (default 30 days).
+	RenewGrace time.Duration
 	// EnrollRateLimit caps enrollment calls per source address (IPv6: per /64); the zero
 	// value is no limit.
 	EnrollRateLimit RateLimit
@@ -95,6 +98,9 @@ func (c *Config) init() error {
 	}
 	if c.CommandTTL <= 0 {
 		c.CommandTTL = 72 * time.Hour
+	}
+	if c.RenewGrace <= 0 {
+		c.RenewGrace = 30 * 24 * time.Hour
 	}
 	if c.InventoryWorkers <= 0 {
 		c.InventoryWorkers = 2

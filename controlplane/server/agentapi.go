@@ -38,5 +38,5 @@ func buildAgentAPI(ctx context.Context, d *Deps) (any, error) {
 		return nil, fmt.Errorf("enroll-rate-limit: %w", err)
 	}
 	return agentapi.Open(ctx, d.DB, d.Keyring, agentapi.Config{AgentAddr: d.Config.GRPCAddr, DNSNames: names, IPs: ips, Logger: d.Logger,
-		EnrollRateLimit: limit})
+		EnrollRateLimit: limit, RenewGrace: d.Config.AgentRenewGrace})
 }

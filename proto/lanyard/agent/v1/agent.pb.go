@@ -651,6 +651,60 @@ func (x *RenewRequest) GetCsrDer() []byte {
 	return nil
 }
 
+type RenewExpiredRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The expired certificate chain, leaf first.
+	ChainDer [][]byte `protobuf:"bytes,1,rep,name=chain_der,json=chainDer,proto3" json:"chain_der,omitempty"`
+	// A CSR signed with the expired certificate's key.
+	CsrDer        []byte `protobuf:"bytes,2,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewExpiredRequest) Reset() {
+	*x = RenewExpiredRequest{}
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewExpiredRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewExpiredRequest) ProtoMessage() {}
+
+func (x *RenewExpiredRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewExpiredRequest.ProtoReflect.Descriptor instead.
+func (*RenewExpiredRequest) Descriptor() ([]byte, []int) {
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RenewExpiredRequest) GetChainDer() [][]byte {
+	if x != nil {
+		return x.ChainDer
+	}
+	return nil
+}
+
+func (x *RenewExpiredRequest) GetCsrDer() []byte {
+	if x != nil {
+		return x.CsrDer
+	}
+	return nil
+}
+
 type RenewResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Certificate   *CertificateBundle     `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
@@ -660,7 +714,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +726,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +739,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RenewResponse) GetCertificate() *CertificateBundle {
@@ -715,7 +769,7 @@ type ReportInventoryRequest struct {
 
 func (x *ReportInventoryRequest) Reset() {
 	*x = ReportInventoryRequest{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +781,7 @@ func (x *ReportInventoryRequest) String() string {
 func (*ReportInventoryRequest) ProtoMessage() {}
 
 func (x *ReportInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +794,7 @@ func (x *ReportInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventoryRequest.ProtoReflect.Descriptor instead.
 func (*ReportInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReportInventoryRequest) GetFull() bool {
@@ -793,7 +847,7 @@ type ReportInventoryResponse struct {
 
 func (x *ReportInventoryResponse) Reset() {
 	*x = ReportInventoryResponse{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +859,7 @@ func (x *ReportInventoryResponse) String() string {
 func (*ReportInventoryResponse) ProtoMessage() {}
 
 func (x *ReportInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +872,7 @@ func (x *ReportInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventoryResponse.ProtoReflect.Descriptor instead.
 func (*ReportInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReportInventoryResponse) GetDeviceId() string {
@@ -869,7 +923,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +935,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +948,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Inventory) GetHostname() string {
@@ -1002,7 +1056,7 @@ type OperatingSystem struct {
 
 func (x *OperatingSystem) Reset() {
 	*x = OperatingSystem{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1068,7 @@ func (x *OperatingSystem) String() string {
 func (*OperatingSystem) ProtoMessage() {}
 
 func (x *OperatingSystem) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1081,7 @@ func (x *OperatingSystem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatingSystem.ProtoReflect.Descriptor instead.
 func (*OperatingSystem) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OperatingSystem) GetPlatform() string {
@@ -1093,7 +1147,7 @@ type Hardware struct {
 
 func (x *Hardware) Reset() {
 	*x = Hardware{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1159,7 @@ func (x *Hardware) String() string {
 func (*Hardware) ProtoMessage() {}
 
 func (x *Hardware) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1172,7 @@ func (x *Hardware) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hardware.ProtoReflect.Descriptor instead.
 func (*Hardware) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Hardware) GetSerialNumber() string {
@@ -1167,7 +1221,7 @@ type Cpu struct {
 
 func (x *Cpu) Reset() {
 	*x = Cpu{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1233,7 @@ func (x *Cpu) String() string {
 func (*Cpu) ProtoMessage() {}
 
 func (x *Cpu) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1246,7 @@ func (x *Cpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cpu.ProtoReflect.Descriptor instead.
 func (*Cpu) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Cpu) GetModel() string {
@@ -1232,7 +1286,7 @@ type Disk struct {
 
 func (x *Disk) Reset() {
 	*x = Disk{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1298,7 @@ func (x *Disk) String() string {
 func (*Disk) ProtoMessage() {}
 
 func (x *Disk) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1311,7 @@ func (x *Disk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disk.ProtoReflect.Descriptor instead.
 func (*Disk) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Disk) GetDevice() string {
@@ -1324,7 +1378,7 @@ type NetworkInterface struct {
 
 func (x *NetworkInterface) Reset() {
 	*x = NetworkInterface{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1390,7 @@ func (x *NetworkInterface) String() string {
 func (*NetworkInterface) ProtoMessage() {}
 
 func (x *NetworkInterface) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1403,7 @@ func (x *NetworkInterface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkInterface.ProtoReflect.Descriptor instead.
 func (*NetworkInterface) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NetworkInterface) GetName() string {
@@ -1401,7 +1455,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1467,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1480,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *User) GetUsername() string {
@@ -1487,7 +1541,7 @@ type Posture struct {
 
 func (x *Posture) Reset() {
 	*x = Posture{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1553,7 @@ func (x *Posture) String() string {
 func (*Posture) ProtoMessage() {}
 
 func (x *Posture) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1566,7 @@ func (x *Posture) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Posture.ProtoReflect.Descriptor instead.
 func (*Posture) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Posture) GetDiskEncryption() PostureState {
@@ -1578,7 +1632,7 @@ type ConnectRequest struct {
 
 func (x *ConnectRequest) Reset() {
 	*x = ConnectRequest{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1644,7 @@ func (x *ConnectRequest) String() string {
 func (*ConnectRequest) ProtoMessage() {}
 
 func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1657,7 @@ func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectRequest.ProtoReflect.Descriptor instead.
 func (*ConnectRequest) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConnectRequest) GetMsg() isConnectRequest_Msg {
@@ -1676,7 +1730,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1742,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1755,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -1776,7 +1830,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1842,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1855,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Hello) GetAgentVersion() string {
@@ -1846,7 +1900,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1912,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1925,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Welcome) GetAgentId() string {
@@ -1913,7 +1967,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +1979,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +1992,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Heartbeat) GetSentAt() *timestamppb.Timestamp {
@@ -1972,7 +2026,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1984,7 +2038,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1997,7 +2051,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HeartbeatAck) GetServerTime() *timestamppb.Timestamp {
@@ -2043,7 +2097,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2109,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2122,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Command) GetId() string {
@@ -2193,7 +2247,7 @@ type LockParams struct {
 
 func (x *LockParams) Reset() {
 	*x = LockParams{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2259,7 @@ func (x *LockParams) String() string {
 func (*LockParams) ProtoMessage() {}
 
 func (x *LockParams) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2272,7 @@ func (x *LockParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockParams.ProtoReflect.Descriptor instead.
 func (*LockParams) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LockParams) GetMessage() string {
@@ -2238,7 +2292,7 @@ type WipeParams struct {
 
 func (x *WipeParams) Reset() {
 	*x = WipeParams{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2304,7 @@ func (x *WipeParams) String() string {
 func (*WipeParams) ProtoMessage() {}
 
 func (x *WipeParams) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2317,7 @@ func (x *WipeParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeParams.ProtoReflect.Descriptor instead.
 func (*WipeParams) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WipeParams) GetConfirmSerial() string {
@@ -2283,7 +2337,7 @@ type MessageParams struct {
 
 func (x *MessageParams) Reset() {
 	*x = MessageParams{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2349,7 @@ func (x *MessageParams) String() string {
 func (*MessageParams) ProtoMessage() {}
 
 func (x *MessageParams) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2362,7 @@ func (x *MessageParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageParams.ProtoReflect.Descriptor instead.
 func (*MessageParams) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MessageParams) GetTitle() string {
@@ -2346,7 +2400,7 @@ type Confirmation struct {
 
 func (x *Confirmation) Reset() {
 	*x = Confirmation{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2412,7 @@ func (x *Confirmation) String() string {
 func (*Confirmation) ProtoMessage() {}
 
 func (x *Confirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2425,7 @@ func (x *Confirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmation.ProtoReflect.Descriptor instead.
 func (*Confirmation) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Confirmation) GetNonce() string {
@@ -2416,7 +2470,7 @@ type CommandStep struct {
 
 func (x *CommandStep) Reset() {
 	*x = CommandStep{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2482,7 @@ func (x *CommandStep) String() string {
 func (*CommandStep) ProtoMessage() {}
 
 func (x *CommandStep) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2495,7 @@ func (x *CommandStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandStep.ProtoReflect.Descriptor instead.
 func (*CommandStep) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CommandStep) GetName() string {
@@ -2501,7 +2555,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2513,7 +2567,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +2580,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CommandResult) GetCommandId() string {
@@ -2605,7 +2659,10 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"renewAfter\x12\x16\n" +
 	"\x06serial\x18\x06 \x01(\tR\x06serial\"'\n" +
 	"\fRenewRequest\x12\x17\n" +
-	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"V\n" +
+	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"K\n" +
+	"\x13RenewExpiredRequest\x12\x1b\n" +
+	"\tchain_der\x18\x01 \x03(\fR\bchainDer\x12\x17\n" +
+	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\"V\n" +
 	"\rRenewResponse\x12E\n" +
 	"\vcertificate\x18\x01 \x01(\v2#.lanyard.agent.v1.CertificateBundleR\vcertificate\"\xf8\x01\n" +
 	"\x16ReportInventoryRequest\x12\x12\n" +
@@ -2789,10 +2846,11 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"\x0eSTEP_STATUS_OK\x10\x01\x12\x16\n" +
 	"\x12STEP_STATUS_FAILED\x10\x02\x12\x17\n" +
 	"\x13STEP_STATUS_SKIPPED\x10\x03\x12\x17\n" +
-	"\x13STEP_STATUS_DRY_RUN\x10\x042\xc5\x01\n" +
+	"\x13STEP_STATUS_DRY_RUN\x10\x042\x9d\x02\n" +
 	"\x11EnrollmentService\x12c\n" +
 	"\x0eExchangeSecret\x12'.lanyard.agent.v1.ExchangeSecretRequest\x1a(.lanyard.agent.v1.ExchangeSecretResponse\x12K\n" +
-	"\x06Enroll\x12\x1f.lanyard.agent.v1.EnrollRequest\x1a .lanyard.agent.v1.EnrollResponse2\x94\x02\n" +
+	"\x06Enroll\x12\x1f.lanyard.agent.v1.EnrollRequest\x1a .lanyard.agent.v1.EnrollResponse\x12V\n" +
+	"\fRenewExpired\x12%.lanyard.agent.v1.RenewExpiredRequest\x1a\x1f.lanyard.agent.v1.RenewResponse2\x94\x02\n" +
 	"\fAgentService\x12H\n" +
 	"\x05Renew\x12\x1e.lanyard.agent.v1.RenewRequest\x1a\x1f.lanyard.agent.v1.RenewResponse\x12f\n" +
 	"\x0fReportInventory\x12(.lanyard.agent.v1.ReportInventoryRequest\x1a).lanyard.agent.v1.ReportInventoryResponse\x12R\n" +
@@ -2811,7 +2869,7 @@ func file_lanyard_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_lanyard_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_lanyard_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_lanyard_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_lanyard_agent_v1_agent_proto_goTypes = []any{
 	(PostureState)(0),               // 0: lanyard.agent.v1.PostureState
 	(CommandType)(0),                // 1: lanyard.agent.v1.CommandType
@@ -2823,90 +2881,93 @@ var file_lanyard_agent_v1_agent_proto_goTypes = []any{
 	(*EnrollResponse)(nil),          // 7: lanyard.agent.v1.EnrollResponse
 	(*CertificateBundle)(nil),       // 8: lanyard.agent.v1.CertificateBundle
 	(*RenewRequest)(nil),            // 9: lanyard.agent.v1.RenewRequest
-	(*RenewResponse)(nil),           // 10: lanyard.agent.v1.RenewResponse
-	(*ReportInventoryRequest)(nil),  // 11: lanyard.agent.v1.ReportInventoryRequest
-	(*ReportInventoryResponse)(nil), // 12: lanyard.agent.v1.ReportInventoryResponse
-	(*Inventory)(nil),               // 13: lanyard.agent.v1.Inventory
-	(*OperatingSystem)(nil),         // 14: lanyard.agent.v1.OperatingSystem
-	(*Hardware)(nil),                // 15: lanyard.agent.v1.Hardware
-	(*Cpu)(nil),                     // 16: lanyard.agent.v1.Cpu
-	(*Disk)(nil),                    // 17: lanyard.agent.v1.Disk
-	(*NetworkInterface)(nil),        // 18: lanyard.agent.v1.NetworkInterface
-	(*User)(nil),                    // 19: lanyard.agent.v1.User
-	(*Posture)(nil),                 // 20: lanyard.agent.v1.Posture
-	(*ConnectRequest)(nil),          // 21: lanyard.agent.v1.ConnectRequest
-	(*ConnectResponse)(nil),         // 22: lanyard.agent.v1.ConnectResponse
-	(*Hello)(nil),                   // 23: lanyard.agent.v1.Hello
-	(*Welcome)(nil),                 // 24: lanyard.agent.v1.Welcome
-	(*Heartbeat)(nil),               // 25: lanyard.agent.v1.Heartbeat
-	(*HeartbeatAck)(nil),            // 26: lanyard.agent.v1.HeartbeatAck
-	(*Command)(nil),                 // 27: lanyard.agent.v1.Command
-	(*LockParams)(nil),              // 28: lanyard.agent.v1.LockParams
-	(*WipeParams)(nil),              // 29: lanyard.agent.v1.WipeParams
-	(*MessageParams)(nil),           // 30: lanyard.agent.v1.MessageParams
-	(*Confirmation)(nil),            // 31: lanyard.agent.v1.Confirmation
-	(*CommandStep)(nil),             // 32: lanyard.agent.v1.CommandStep
-	(*CommandResult)(nil),           // 33: lanyard.agent.v1.CommandResult
-	nil,                             // 34: lanyard.agent.v1.Posture.DetailsEntry
-	nil,                             // 35: lanyard.agent.v1.Command.ParamsEntry
-	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
+	(*RenewExpiredRequest)(nil),     // 10: lanyard.agent.v1.RenewExpiredRequest
+	(*RenewResponse)(nil),           // 11: lanyard.agent.v1.RenewResponse
+	(*ReportInventoryRequest)(nil),  // 12: lanyard.agent.v1.ReportInventoryRequest
+	(*ReportInventoryResponse)(nil), // 13: lanyard.agent.v1.ReportInventoryResponse
+	(*Inventory)(nil),               // 14: lanyard.agent.v1.Inventory
+	(*OperatingSystem)(nil),         // 15: lanyard.agent.v1.OperatingSystem
+	(*Hardware)(nil),                // 16: lanyard.agent.v1.Hardware
+	(*Cpu)(nil),                     // 17: lanyard.agent.v1.Cpu
+	(*Disk)(nil),                    // 18: lanyard.agent.v1.Disk
+	(*NetworkInterface)(nil),        // 19: lanyard.agent.v1.NetworkInterface
+	(*User)(nil),                    // 20: lanyard.agent.v1.User
+	(*Posture)(nil),                 // 21: lanyard.agent.v1.Posture
+	(*ConnectRequest)(nil),          // 22: lanyard.agent.v1.ConnectRequest
+	(*ConnectResponse)(nil),         // 23: lanyard.agent.v1.ConnectResponse
+	(*Hello)(nil),                   // 24: lanyard.agent.v1.Hello
+	(*Welcome)(nil),                 // 25: lanyard.agent.v1.Welcome
+	(*Heartbeat)(nil),               // 26: lanyard.agent.v1.Heartbeat
+	(*HeartbeatAck)(nil),            // 27: lanyard.agent.v1.HeartbeatAck
+	(*Command)(nil),                 // 28: lanyard.agent.v1.Command
+	(*LockParams)(nil),              // 29: lanyard.agent.v1.LockParams
+	(*WipeParams)(nil),              // 30: lanyard.agent.v1.WipeParams
+	(*MessageParams)(nil),           // 31: lanyard.agent.v1.MessageParams
+	(*Confirmation)(nil),            // 32: lanyard.agent.v1.Confirmation
+	(*CommandStep)(nil),             // 33: lanyard.agent.v1.CommandStep
+	(*CommandResult)(nil),           // 34: lanyard.agent.v1.CommandResult
+	nil,                             // 35: lanyard.agent.v1.Posture.DetailsEntry
+	nil,                             // 36: lanyard.agent.v1.Command.ParamsEntry
+	(*timestamppb.Timestamp)(nil),   // 37: google.protobuf.Timestamp
 }
 var file_lanyard_agent_v1_agent_proto_depIdxs = []int32{
-	36, // 0: lanyard.agent.v1.ExchangeSecretResponse.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 0: lanyard.agent.v1.ExchangeSecretResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 1: lanyard.agent.v1.EnrollResponse.certificate:type_name -> lanyard.agent.v1.CertificateBundle
-	36, // 2: lanyard.agent.v1.CertificateBundle.not_before:type_name -> google.protobuf.Timestamp
-	36, // 3: lanyard.agent.v1.CertificateBundle.not_after:type_name -> google.protobuf.Timestamp
-	36, // 4: lanyard.agent.v1.CertificateBundle.renew_after:type_name -> google.protobuf.Timestamp
+	37, // 2: lanyard.agent.v1.CertificateBundle.not_before:type_name -> google.protobuf.Timestamp
+	37, // 3: lanyard.agent.v1.CertificateBundle.not_after:type_name -> google.protobuf.Timestamp
+	37, // 4: lanyard.agent.v1.CertificateBundle.renew_after:type_name -> google.protobuf.Timestamp
 	8,  // 5: lanyard.agent.v1.RenewResponse.certificate:type_name -> lanyard.agent.v1.CertificateBundle
-	13, // 6: lanyard.agent.v1.ReportInventoryRequest.inventory:type_name -> lanyard.agent.v1.Inventory
-	36, // 7: lanyard.agent.v1.ReportInventoryRequest.collected_at:type_name -> google.protobuf.Timestamp
-	14, // 8: lanyard.agent.v1.Inventory.os:type_name -> lanyard.agent.v1.OperatingSystem
-	15, // 9: lanyard.agent.v1.Inventory.hardware:type_name -> lanyard.agent.v1.Hardware
-	16, // 10: lanyard.agent.v1.Inventory.cpu:type_name -> lanyard.agent.v1.Cpu
-	17, // 11: lanyard.agent.v1.Inventory.disks:type_name -> lanyard.agent.v1.Disk
-	18, // 12: lanyard.agent.v1.Inventory.network_interfaces:type_name -> lanyard.agent.v1.NetworkInterface
-	19, // 13: lanyard.agent.v1.Inventory.users:type_name -> lanyard.agent.v1.User
-	36, // 14: lanyard.agent.v1.Inventory.boot_time:type_name -> google.protobuf.Timestamp
-	20, // 15: lanyard.agent.v1.Inventory.posture:type_name -> lanyard.agent.v1.Posture
+	14, // 6: lanyard.agent.v1.ReportInventoryRequest.inventory:type_name -> lanyard.agent.v1.Inventory
+	37, // 7: lanyard.agent.v1.ReportInventoryRequest.collected_at:type_name -> google.protobuf.Timestamp
+	15, // 8: lanyard.agent.v1.Inventory.os:type_name -> lanyard.agent.v1.OperatingSystem
+	16, // 9: lanyard.agent.v1.Inventory.hardware:type_name -> lanyard.agent.v1.Hardware
+	17, // 10: lanyard.agent.v1.Inventory.cpu:type_name -> lanyard.agent.v1.Cpu
+	18, // 11: lanyard.agent.v1.Inventory.disks:type_name -> lanyard.agent.v1.Disk
+	19, // 12: lanyard.agent.v1.Inventory.network_interfaces:type_name -> lanyard.agent.v1.NetworkInterface
+	20, // 13: lanyard.agent.v1.Inventory.users:type_name -> lanyard.agent.v1.User
+	37, // 14: lanyard.agent.v1.Inventory.boot_time:type_name -> google.protobuf.Timestamp
+	21, // 15: lanyard.agent.v1.Inventory.posture:type_name -> lanyard.agent.v1.Posture
 	0,  // 16: lanyard.agent.v1.Disk.encrypted:type_name -> lanyard.agent.v1.PostureState
 	0,  // 17: lanyard.agent.v1.Posture.disk_encryption:type_name -> lanyard.agent.v1.PostureState
 	0,  // 18: lanyard.agent.v1.Posture.firewall:type_name -> lanyard.agent.v1.PostureState
 	0,  // 19: lanyard.agent.v1.Posture.screen_lock:type_name -> lanyard.agent.v1.PostureState
 	0,  // 20: lanyard.agent.v1.Posture.auto_updates:type_name -> lanyard.agent.v1.PostureState
-	34, // 21: lanyard.agent.v1.Posture.details:type_name -> lanyard.agent.v1.Posture.DetailsEntry
-	23, // 22: lanyard.agent.v1.ConnectRequest.hello:type_name -> lanyard.agent.v1.Hello
-	25, // 23: lanyard.agent.v1.ConnectRequest.heartbeat:type_name -> lanyard.agent.v1.Heartbeat
-	33, // 24: lanyard.agent.v1.ConnectRequest.command_result:type_name -> lanyard.agent.v1.CommandResult
-	27, // 25: lanyard.agent.v1.ConnectResponse.command:type_name -> lanyard.agent.v1.Command
-	26, // 26: lanyard.agent.v1.ConnectResponse.heartbeat_ack:type_name -> lanyard.agent.v1.HeartbeatAck
-	24, // 27: lanyard.agent.v1.ConnectResponse.welcome:type_name -> lanyard.agent.v1.Welcome
-	36, // 28: lanyard.agent.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	36, // 29: lanyard.agent.v1.HeartbeatAck.server_time:type_name -> google.protobuf.Timestamp
+	35, // 21: lanyard.agent.v1.Posture.details:type_name -> lanyard.agent.v1.Posture.DetailsEntry
+	24, // 22: lanyard.agent.v1.ConnectRequest.hello:type_name -> lanyard.agent.v1.Hello
+	26, // 23: lanyard.agent.v1.ConnectRequest.heartbeat:type_name -> lanyard.agent.v1.Heartbeat
+	34, // 24: lanyard.agent.v1.ConnectRequest.command_result:type_name -> lanyard.agent.v1.CommandResult
+	28, // 25: lanyard.agent.v1.ConnectResponse.command:type_name -> lanyard.agent.v1.Command
+	27, // 26: lanyard.agent.v1.ConnectResponse.heartbeat_ack:type_name -> lanyard.agent.v1.HeartbeatAck
+	25, // 27: lanyard.agent.v1.ConnectResponse.welcome:type_name -> lanyard.agent.v1.Welcome
+	37, // 28: lanyard.agent.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	37, // 29: lanyard.agent.v1.HeartbeatAck.server_time:type_name -> google.protobuf.Timestamp
 	1,  // 30: lanyard.agent.v1.Command.type:type_name -> lanyard.agent.v1.CommandType
-	35, // 31: lanyard.agent.v1.Command.params:type_name -> lanyard.agent.v1.Command.ParamsEntry
-	36, // 32: lanyard.agent.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	36, // 33: lanyard.agent.v1.Command.expires_at:type_name -> google.protobuf.Timestamp
-	28, // 34: lanyard.agent.v1.Command.lock:type_name -> lanyard.agent.v1.LockParams
-	29, // 35: lanyard.agent.v1.Command.wipe:type_name -> lanyard.agent.v1.WipeParams
-	30, // 36: lanyard.agent.v1.Command.message:type_name -> lanyard.agent.v1.MessageParams
-	31, // 37: lanyard.agent.v1.Command.confirmation:type_name -> lanyard.agent.v1.Confirmation
-	36, // 38: lanyard.agent.v1.Confirmation.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 31: lanyard.agent.v1.Command.params:type_name -> lanyard.agent.v1.Command.ParamsEntry
+	37, // 32: lanyard.agent.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	37, // 33: lanyard.agent.v1.Command.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 34: lanyard.agent.v1.Command.lock:type_name -> lanyard.agent.v1.LockParams
+	30, // 35: lanyard.agent.v1.Command.wipe:type_name -> lanyard.agent.v1.WipeParams
+	31, // 36: lanyard.agent.v1.Command.message:type_name -> lanyard.agent.v1.MessageParams
+	32, // 37: lanyard.agent.v1.Command.confirmation:type_name -> lanyard.agent.v1.Confirmation
+	37, // 38: lanyard.agent.v1.Confirmation.expires_at:type_name -> google.protobuf.Timestamp
 	3,  // 39: lanyard.agent.v1.CommandStep.status:type_name -> lanyard.agent.v1.StepStatus
 	2,  // 40: lanyard.agent.v1.CommandResult.state:type_name -> lanyard.agent.v1.CommandState
-	32, // 41: lanyard.agent.v1.CommandResult.steps:type_name -> lanyard.agent.v1.CommandStep
-	36, // 42: lanyard.agent.v1.CommandResult.finished_at:type_name -> google.protobuf.Timestamp
+	33, // 41: lanyard.agent.v1.CommandResult.steps:type_name -> lanyard.agent.v1.CommandStep
+	37, // 42: lanyard.agent.v1.CommandResult.finished_at:type_name -> google.protobuf.Timestamp
 	4,  // 43: lanyard.agent.v1.EnrollmentService.ExchangeSecret:input_type -> lanyard.agent.v1.ExchangeSecretRequest
 	6,  // 44: lanyard.agent.v1.EnrollmentService.Enroll:input_type -> lanyard.agent.v1.EnrollRequest
-	9,  // 45: lanyard.agent.v1.AgentService.Renew:input_type -> lanyard.agent.v1.RenewRequest
-	11, // 46: lanyard.agent.v1.AgentService.ReportInventory:input_type -> lanyard.agent.v1.ReportInventoryRequest
-	21, // 47: lanyard.agent.v1.AgentService.Connect:input_type -> lanyard.agent.v1.ConnectRequest
-	5,  // 48: lanyard.agent.v1.EnrollmentService.ExchangeSecret:output_type -> lanyard.agent.v1.ExchangeSecretResponse
-	7,  // 49: lanyard.agent.v1.EnrollmentService.Enroll:output_type -> lanyard.agent.v1.EnrollResponse
-	10, // 50: lanyard.agent.v1.AgentService.Renew:output_type -> lanyard.agent.v1.RenewResponse
-	12, // 51: lanyard.agent.v1.AgentService.ReportInventory:output_type -> lanyard.agent.v1.ReportInventoryResponse
-	22, // 52: lanyard.agent.v1.AgentService.Connect:output_type -> lanyard.agent.v1.ConnectResponse
-	48, // [48:53] is the sub-list for method output_type
-	43, // [43:48] is the sub-list for method input_type
+	10, // 45: lanyard.agent.v1.EnrollmentService.RenewExpired:input_type -> lanyard.agent.v1.RenewExpiredRequest
+	9,  // 46: lanyard.agent.v1.AgentService.Renew:input_type -> lanyard.agent.v1.RenewRequest
+	12, // 47: lanyard.agent.v1.AgentService.ReportInventory:input_type -> lanyard.agent.v1.ReportInventoryRequest
+	22, // 48: lanyard.agent.v1.AgentService.Connect:input_type -> lanyard.agent.v1.ConnectRequest
+	5,  // 49: lanyard.agent.v1.EnrollmentService.ExchangeSecret:output_type -> lanyard.agent.v1.ExchangeSecretResponse
+	7,  // 50: lanyard.agent.v1.EnrollmentService.Enroll:output_type -> lanyard.agent.v1.EnrollResponse
+	11, // 51: lanyard.agent.v1.EnrollmentService.RenewExpired:output_type -> lanyard.agent.v1.RenewResponse
+	11, // 52: lanyard.agent.v1.AgentService.Renew:output_type -> lanyard.agent.v1.RenewResponse
+	13, // 53: lanyard.agent.v1.AgentService.ReportInventory:output_type -> lanyard.agent.v1.ReportInventoryResponse
+	23, // 54: lanyard.agent.v1.AgentService.Connect:output_type -> lanyard.agent.v1.ConnectResponse
+	49, // [49:55] is the sub-list for method output_type
+	43, // [43:49] is the sub-list for method input_type
 	43, // [43:43] is the sub-list for extension type_name
 	43, // [43:43] is the sub-list for extension extendee
 	0,  // [0:43] is the sub-list for field type_name
@@ -2917,17 +2978,17 @@ func file_lanyard_agent_v1_agent_proto_init() {
 	if File_lanyard_agent_v1_agent_proto != nil {
 		return
 	}
-	file_lanyard_agent_v1_agent_proto_msgTypes[17].OneofWrappers = []any{
+	file_lanyard_agent_v1_agent_proto_msgTypes[18].OneofWrappers = []any{
 		(*ConnectRequest_Hello)(nil),
 		(*ConnectRequest_Heartbeat)(nil),
 		(*ConnectRequest_CommandResult)(nil),
 	}
-	file_lanyard_agent_v1_agent_proto_msgTypes[18].OneofWrappers = []any{
+	file_lanyard_agent_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
 		(*ConnectResponse_Command)(nil),
 		(*ConnectResponse_HeartbeatAck)(nil),
 		(*ConnectResponse_Welcome)(nil),
 	}
-	file_lanyard_agent_v1_agent_proto_msgTypes[23].OneofWrappers = []any{
+	file_lanyard_agent_v1_agent_proto_msgTypes[24].OneofWrappers = []any{
 		(*Command_Lock)(nil),
 		(*Command_Wipe)(nil),
 		(*Command_Message)(nil),
@@ -2938,7 +2999,7 @@ func file_lanyard_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lanyard_agent_v1_agent_proto_rawDesc), len(file_lanyard_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -35,6 +35,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	EnrollmentService_ExchangeSecret_FullMethodName = "/lanyard.agent.v1.EnrollmentService/ExchangeSecret"
 	EnrollmentService_Enroll_FullMethodName         = "/lanyard.agent.v1.EnrollmentService/Enroll"
+	EnrollmentService_RenewExpired_FullMethodName   = "/lanyard.agent.v1.EnrollmentService/RenewExpired"
 )
 
 // EnrollmentServiceClient is the client API for EnrollmentService service.
@@ -51,6 +52,15 @@ type EnrollmentServiceClient interface {
 	// Errors: Unauthenticated (bad, expired or already used token), InvalidArgument (malformed
 	// CSR, bad signature, key not ECDSA P-256).
 	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
+	// RenewExpired issues a new certificate to an agent whose certificate expired while the
+	// device was off, if it expired less than a grace period ago (default 30 days). Without a
+	// valid certificate there is no mTLS, so the agent proves possession instead: it sends the
+	// expired chain and a CSR signed with that certificate's own key. The new certificate
+	// keeps the identity and the key. Errors: Unauthenticated (not this CA's certificate, key
+	// mismatch, agent or certificate revoked, or expired beyond the grace period: enroll
+	// again), FailedPrecondition (not expired yet: use AgentService.Renew), InvalidArgument
+	// (malformed CSR).
+	RenewExpired(ctx context.Context, in *RenewExpiredRequest, opts ...grpc.CallOption) (*RenewResponse, error)
 }
 
 type enrollmentServiceClient struct {
@@ -81,6 +91,16 @@ func (c *enrollmentServiceClient) Enroll(ctx context.Context, in *EnrollRequest,
 	return out, nil
 }
 
+func (c *enrollmentServiceClient) RenewExpired(ctx context.Context, in *RenewExpiredRequest, opts ...grpc.CallOption) (*RenewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewResponse)
+	err := c.cc.Invoke(ctx, EnrollmentService_RenewExpired_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EnrollmentServiceServer is the server API for EnrollmentService service.
 // All implementations must embed UnimplementedEnrollmentServiceServer
 // for forward compatibility.
@@ -95,6 +115,15 @@ type EnrollmentServiceServer interface {
 	// Errors: Unauthenticated (bad, expired or already used token), InvalidArgument (malformed
 	// CSR, bad signature, key not ECDSA P-256).
 	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
+	// RenewExpired issues a new certificate to an agent whose certificate expired while the
+	// device was off, if it expired less than a grace period ago (default 30 days). Without a
+	// valid certificate there is no mTLS, so the agent proves possession instead: it sends the
+	// expired chain and a CSR signed with that certificate's own key. The new certificate
+	// keeps the identity and the key. Errors: Unauthenticated (not this CA's certificate, key
+	// mismatch, agent or certificate revoked, or expired beyond the grace period: enroll
+	// again), FailedPrecondition (not expired yet: use AgentService.Renew), InvalidArgument
+	// (malformed CSR).
+	RenewExpired(context.Context, *RenewExpiredRequest) (*RenewResponse, error)
 	mustEmbedUnimplementedEnrollmentServiceServer()
 }
 
@@ -110,6 +139,9 @@ func (UnimplementedEnrollmentServiceServer) ExchangeSecret(context.Context, *Exc
 }
 func (UnimplementedEnrollmentServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Enroll not implemented")
+}
+func (UnimplementedEnrollmentServiceServer) RenewExpired(context.Context, *RenewExpiredRequest) (*RenewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenewExpired not implemented")
 }
 func (UnimplementedEnrollmentServiceServer) mustEmbedUnimplementedEnrollmentServiceServer() {}
 func (UnimplementedEnrollmentServiceServer) testEmbeddedByValue()                           {}
@@ -168,6 +200,24 @@ func _EnrollmentService_Enroll_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EnrollmentService_RenewExpired_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewExpiredRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnrollmentServiceServer).RenewExpired(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnrollmentService_RenewExpired_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnrollmentServiceServer).RenewExpired(ctx, req.(*RenewExpiredRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EnrollmentService_ServiceDesc is the grpc.ServiceDesc for EnrollmentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -182,6 +232,10 @@ var EnrollmentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Enroll",
 			Handler:    _EnrollmentService_Enroll_Handler,
+		},
+		{
+			MethodName: "RenewExpired",
+			Handler:    _EnrollmentService_RenewExpired_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
