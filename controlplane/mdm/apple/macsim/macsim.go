@@ -86,7 +86,7 @@ type Mac struct {
 	wakeMu  sync.Mutex
 	pending bool
 	running bool
-	wg      sync.WaitGroup
+	idle    *sync.Cond // guarded by wakeMu; see idleCond
 	errs    []error
 	onDone  func(Received)
 	onAcked func(Received)
@@ -436,10 +436,8 @@ func (m *Mac) Wake() {
 		return
 	}
 	m.running = true
-	m.wg.Add(1)
 	m.wakeMu.Unlock()
 	go func() {
-		defer m.wg.Done()
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := m.Session(ctx)
@@ -450,6 +448,7 @@ func (m *Mac) Wake() {
 			}
 			if !m.pending {
 				m.running = false
+				m.idleCond().Broadcast()
 				m.wakeMu.Unlock()
 				return
 			}
@@ -459,8 +458,23 @@ func (m *Mac) Wake() {
 	}()
 }
 
-// Wait blocks until background sessions started by Wake finish.
-func (m *Mac) Wait() { m.wg.Wait() }
+// Wait blocks until no background session started by Wake is running. A push may start
+// another right after; a WaitGroup would panic when that Add races the Wait.
+func (m *Mac) Wait() {
+	m.wakeMu.Lock()
+	defer m.wakeMu.Unlock()
+	for m.running {
+		m.idleCond().Wait()
+	}
+}
+
+// idleCond is signalled when the background session stops; wakeMu must be held.
+func (m *Mac) idleCond() *sync.Cond {
+	if m.idle == nil {
+		m.idle = sync.NewCond(&m.wakeMu)
+	}
+	return m.idle
+}
 
 type command struct {
 	CommandUUID string
