@@ -204,7 +204,7 @@ type RetrievalFilter struct {
 	Open       bool
 }
 
-// ListRetrievals lists an org's retrievals (orgID "" means every org, for reminders).
+// ListRetrievals lists one org's retrievals; every caller is scoped to an org.
 func ListRetrievals(ctx context.Context, q Querier, orgID string, f RetrievalFilter, p Page) ([]Retrieval, string, error) {
 	w := &where{}
 	w.add("org_id = ?", orgID)
