@@ -5,12 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/lanyardhq/lanyard/internal/e2etest"
+	"github.com/lanyardhq/lanyard/internal/procstat"
 )
 
 // TestAgentFootprint measures the agent's idle resident memory, CPU and
@@ -68,35 +67,15 @@ func TestAgentFootprint(t *testing.T) {
 		rss, maxRSS, cpuPct, elapsed.Seconds(), st.Size())
 }
 
-// procCPU returns utime+stime of pid plus cutime+cstime (its waited-for
-// children: the posture and inventory tools it runs) and its thread count.
+// procCPU returns the CPU time of pid plus that of its waited-for children (the posture
+// and inventory tools it runs) and its thread count.
 func procCPU(pid int) (time.Duration, int) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	stt, _ := strconv.ParseInt(f[12], 10, 64)
-	cut, _ := strconv.ParseInt(f[13], 10, 64)
-	cst, _ := strconv.ParseInt(f[14], 10, 64)
-	th, _ := strconv.Atoi(f[17])
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+stt+cut+cst) * time.Second / clkTck, th
+	p, _ := procstat.Stat(pid)
+	return p.CPU + p.ChildCPU, p.Threads
 }
 
 // procRSS returns VmRSS of pid in kB.
 func procRSS(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			v, _ := strconv.Atoi(strings.Fields(l)[1])
-			return v
-		}
-	}
-	return 0
+	kb, _ := procstat.RSSKB(pid)
+	return kb
 }

@@ -42,6 +42,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/lanyardhq/lanyard/agent/client"
+	"github.com/lanyardhq/lanyard/internal/procstat"
 	"github.com/lanyardhq/lanyard/pki/identity"
 	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
 )
@@ -206,18 +207,8 @@ func rssMB(pid int) float64 {
 	if pid == 0 {
 		pid = os.Getpid()
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	kb, _ := procstat.RSSKB(pid)
+	return float64(kb) / 1024
 }
 
 func pct(d []time.Duration, p float64) float64 {
@@ -546,68 +537,22 @@ func (b *ackBook) latencies() []time.Duration {
 
 type cpuTimes struct{ server, self, postgres, machine float64 }
 
-// readCPU reads busy CPU seconds of the server, this process and the whole machine from
-// /proc (Linux only; zeros elsewhere).
+// readCPU reads busy CPU seconds of the server, this process, Postgres and the whole
+// machine (Linux only; zeros elsewhere).
 func readCPU(serverPID int) cpuTimes {
-	return cpuTimes{server: procCPU(serverPID), self: procCPU(os.Getpid()), postgres: commandCPU("postgres"), machine: machineCPU()}
-}
-
-// commandCPU sums the CPU of every process named comm (Postgres runs one per connection;
-// a backend that exits during the phase is missed, which only under-counts).
-func commandCPU(comm string) float64 {
-	dirs, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
+	t := cpuTimes{self: procCPU(os.Getpid()), postgres: procstat.CommandCPU("postgres").Seconds()}
+	if serverPID != 0 {
+		t.server = procCPU(serverPID)
 	}
-	var sum float64
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(b)) == comm {
-			sum += procCPU(pid)
-		}
+	if busy, err := procstat.MachineBusy(); err == nil {
+		t.machine = busy.Seconds()
 	}
-	return sum
+	return t
 }
-
-const clockTicks = 100 // USER_HZ on Linux
 
 func procCPU(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name: utime and stime are the 12th and 13th.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / clockTicks
-}
-
-func machineCPU() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	var busy float64
-	for i, v := range f[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		x, _ := strconv.ParseFloat(v, 64)
-		busy += x
-	}
-	return busy / clockTicks
+	p, _ := procstat.Stat(pid)
+	return p.CPU.Seconds()
 }
 
 func fetchProfile(ctx context.Context, base string, seconds int, out string) error {
