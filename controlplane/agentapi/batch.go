@@ -197,11 +197,7 @@ func newPresenceBatcher(db *store.DB) *batcher[presence, struct{}] {
 		}
 		sort.Strings(on)
 		sort.Strings(off)
-		now := time.Now()
-		if err := db.TouchAgents(ctx, off, false, now); err != nil {
-			return nil, err
-		}
-		if err := db.TouchAgents(ctx, on, true, now); err != nil {
+		if err := db.TouchAgents(ctx, time.Now(), on, off); err != nil {
 			return nil, err
 		}
 		return make([]struct{}, len(items)), nil

@@ -192,7 +192,7 @@ func (h *hub) flushSeen(ctx context.Context) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := h.s.db.TouchAgents(ctx, ids, true, time.Now()); err != nil {
+	if err := h.s.db.TouchAgents(ctx, time.Now(), ids, nil); err != nil {
 		h.s.cfg.Logger.Warn("record heartbeats failed", "count", len(ids), "err", err)
 	}
 }

@@ -89,7 +89,11 @@ func TestHotPathWritesDoNotDeadlock(t *testing.T) {
 					pick = pick[:8+rng.IntN(len(pick)-8)]
 					var err error
 					if w%2 == 0 {
-						err = db.TouchAgents(ctx, pick, round%3 != 0, time.Now())
+						on, off := pick, []string(nil)
+						if round%3 == 0 {
+							on, off = nil, pick
+						}
+						err = db.TouchAgents(ctx, time.Now(), on, off)
 					} else {
 						batch := make([]store.InventoryItem, len(pick))
 						for i, id := range pick {

@@ -648,32 +648,40 @@ func compactJSON(b json.RawMessage) []byte {
 	return buf.Bytes()
 }
 
-// TouchAgents records that agents were seen (heartbeats, stream opens and closes), in one
-// statement per call so a replica can batch thousands of streams. Only the agents table is
-// written: the tracking view takes the later of the agent's and the last report's time.
-func (db *DB) TouchAgents(ctx context.Context, ids []string, online bool, at time.Time) error {
-	if len(ids) == 0 {
+// TouchAgents records that agents were seen at `at` (heartbeats, stream opens and closes)
+// and marks them online or offline, in one statement on Postgres so a replica can batch
+// thousands of streams. Only the agents table is written: the tracking view takes the
+// later of the agent's and the last report's time.
+func (db *DB) TouchAgents(ctx context.Context, at time.Time, online, offline []string) error {
+	if len(online) == 0 && len(offline) == 0 {
 		return nil
 	}
+	at = at.UTC()
 	return db.InTx(ctx, func(tx *sql.Tx) error {
 		if db.Dialect == Postgres {
 			if err := hotPathTx(ctx, tx); err != nil {
 				return err
 			}
-			// Rows are locked in id order, as inventory batches lock them, so the two never
-			// deadlock.
-			if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, online = $2
-				WHERE id IN (SELECT id FROM agents WHERE id = ANY($3) ORDER BY id FOR UPDATE)`, at.UTC(), online, ids); err != nil {
-				return fmt.Errorf("touch %d agents: %w", len(ids), err)
+			// All rows in one statement, locked in id order as inventory batches lock them,
+			// so the two never deadlock. Empty (not nil) arrays: NULL would make online NULL.
+			if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, online = (id = ANY($2))
+				WHERE id IN (SELECT id FROM agents WHERE id = ANY($2) OR id = ANY($3) ORDER BY id FOR UPDATE)`,
+				at, append([]string{}, online...), append([]string{}, offline...)); err != nil {
+				return fmt.Errorf("touch %d agents: %w", len(online)+len(offline), err)
 			}
 			return nil
 		}
-		for len(ids) > 0 {
-			chunk := ids[:min(len(ids), 500)]
-			ids = ids[len(chunk):]
-			in, args := inList(3, chunk)
-			if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, online = $2 WHERE id IN (`+in+`)`, append([]any{at.UTC(), online}, args...)...); err != nil {
-				return fmt.Errorf("touch %d agents: %w", len(chunk), err)
+		for _, set := range []struct {
+			ids    []string
+			online bool
+		}{{offline, false}, {online, true}} {
+			for ids := set.ids; len(ids) > 0; {
+				chunk := ids[:min(len(ids), 500)]
+				ids = ids[len(chunk):]
+				in, args := inList(3, chunk)
+				if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, online = $2 WHERE id IN (`+in+`)`, append([]any{at, set.online}, args...)...); err != nil {
+					return fmt.Errorf("touch %d agents: %w", len(chunk), err)
+				}
 			}
 		}
 		return nil
