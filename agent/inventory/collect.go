@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/disk"
@@ -24,35 +23,24 @@ type Collector struct {
 	// CI machines have no serial; the end-to-end test sets it through the
 	// agent's LANYARD_AGENT_TEST_SERIAL variable. Never set in production.
 	SerialOverride string
+
+	plat platformCache
 }
 
 // Collect takes a full snapshot. Parts that fail are left empty and named
 // in Warnings; only a failure of the host probe itself is an error.
 func (c *Collector) Collect(ctx context.Context) (*Inventory, error) {
-	hi, err := host.InfoWithContext(ctx)
+	inv := &Inventory{AgentVersion: c.AgentVersion}
+	hostID, hostWarnings, err := c.probeHost(ctx, inv)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: host info: %w", err)
 	}
-	inv := &Inventory{
-		Hostname:      hi.Hostname,
-		UptimeSeconds: hi.Uptime,
-		BootTime:      time.Unix(int64(hi.BootTime), 0).UTC(),
-		AgentVersion:  c.AgentVersion,
-		OS: OS{
-			Platform:      runtime.GOOS,
-			Name:          osName(hi),
-			Version:       hi.PlatformVersion,
-			KernelVersion: hi.KernelVersion,
-			Arch:          runtime.GOARCH,
-			Family:        hi.PlatformFamily,
-		},
-	}
+	inv.Warnings = append(inv.Warnings, hostWarnings...)
 	warn := func(format string, a ...any) { inv.Warnings = append(inv.Warnings, fmt.Sprintf(format, a...)) }
 
-	inv.OS.Build = osBuild(ctx, hi)
 	hw, hwWarnings := hardware(ctx)
 	inv.Warnings = append(inv.Warnings, hwWarnings...)
-	hw.HostID = hi.HostID
+	hw.HostID = hostID
 	if c.SerialOverride != "" {
 		hw.SerialNumber, hw.SerialSource = c.SerialOverride, "override:test"
 	}
@@ -97,17 +85,17 @@ func (c *Collector) Collect(ctx context.Context) (*Inventory, error) {
 	return inv, nil
 }
 
-func osName(hi *host.InfoStat) string {
+func osName(platform string) string {
 	switch runtime.GOOS {
 	case "darwin":
 		return "macOS"
 	case "windows":
-		return hi.Platform // "Microsoft Windows 11 Pro"
+		return platform // "Microsoft Windows 11 Pro"
 	}
-	if hi.Platform == "" {
+	if platform == "" {
 		return "Linux"
 	}
-	return strings.ToUpper(hi.Platform[:1]) + hi.Platform[1:]
+	return strings.ToUpper(platform[:1]) + platform[1:]
 }
 
 func disks(ctx context.Context, warn func(string, ...any)) []Disk {

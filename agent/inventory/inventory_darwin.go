@@ -50,3 +50,6 @@ func localUsers(ctx context.Context) ([]User, error) {
 	}
 	return macUsers(uids, names, homes, admins), nil
 }
+
+// platformFiles: a macOS update rewrites SystemVersion.plist, which sw_vers reads.
+var platformFiles = []string{"/System/Library/CoreServices/SystemVersion.plist"}

@@ -78,3 +78,8 @@ func localUsers(context.Context) ([]User, error) {
 	}
 	return out, nil
 }
+
+// platformFiles are what gopsutil reads for the distribution and what a release
+// upgrade rewrites (see platformCache).
+var platformFiles = []string{"/etc/os-release", "/usr/lib/os-release", "/etc/lsb-release",
+	"/etc/debian_version", "/etc/redhat-release", "/etc/system-release", "/etc/alpine-release"}

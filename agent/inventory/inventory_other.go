@@ -15,3 +15,5 @@ func hardware(context.Context) (Hardware, []string) {
 func osBuild(context.Context, *host.InfoStat) string { return "" }
 
 func localUsers(context.Context) ([]User, error) { return nil, nil }
+
+var platformFiles []string
