@@ -2,11 +2,8 @@ package hrsync_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
-
-	"github.com/riverqueue/river"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
@@ -229,8 +226,6 @@ func TestPeriodicReconcileJob(t *testing.T) {
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		var _ = river.QueueDefault
-		var _ *sql.Tx
 	})
 }
 
