@@ -27,9 +27,13 @@ var (
 // use mTLS, so it proves what mTLS would have: chainDER leads to this CA and was valid
 // until it expired, less than grace ago; the CSR is signed with the certificate's own key
 // (the key never leaves the device); and the certificate is not revoked. The new
-// certificate keeps the identity and the key. Whether the agent itself is revoked is the
-// caller's check, as for every other issuance.
-func (ca *CA) RenewExpired(ctx context.Context, chainDER [][]byte, csrDER []byte, grace time.Duration, now time.Time) (Issued, error) {
+// certificate keeps the identity and the key.
+//
+// allow, when not nil, is the caller's say on the identity (is the agent itself revoked?),
+// asked only once all of that is proven: an unauthenticated caller learns nothing about
+// an identity it merely names. Its error is returned as it is.
+func (ca *CA) RenewExpired(ctx context.Context, chainDER [][]byte, csrDER []byte, grace time.Duration, now time.Time,
+	allow func(context.Context, identity.Agent) error) (Issued, error) {
 	if len(chainDER) == 0 {
 		return Issued{}, fmt.Errorf("%w: no certificate", ErrNotOurs)
 	}
@@ -67,6 +71,11 @@ func (ca *CA) RenewExpired(ctx context.Context, chainDER [][]byte, csrDER []byte
 	id, err := identity.FromCertificate(leaf)
 	if err != nil {
 		return Issued{}, fmt.Errorf("%w: %v", ErrNotOurs, err)
+	}
+	if allow != nil {
+		if err := allow(ctx, id); err != nil {
+			return Issued{}, err
+		}
 	}
 	if revoked, err := ca.st.IsAgentCertRevoked(ctx, SerialHex(leaf)); err != nil {
 		return Issued{}, err

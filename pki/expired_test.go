@@ -81,13 +81,42 @@ func TestRenewExpired(t *testing.T) {
 			{"revoked certificate", revChain, csrFor(revKey), after(revLeaf, time.Hour), pki.ErrRevoked},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				if _, err := ca.RenewExpired(ctx, tc.chain, tc.csr, grace, tc.now); !errors.Is(err, tc.want) {
+				if _, err := ca.RenewExpired(ctx, tc.chain, tc.csr, grace, tc.now, nil); !errors.Is(err, tc.want) {
 					t.Fatalf("got %v, want %v", err, tc.want)
 				}
 			})
 		}
+		// The caller's hook is asked only for a proven identity, and its answer stands.
+		t.Run("allow", func(t *testing.T) {
+			errNo := errors.New("agent revoked")
+			var asked []identity.Agent
+			allow := func(_ context.Context, id identity.Agent) error { asked = append(asked, id); return errNo }
+			for _, tc := range []struct {
+				name  string
+				chain [][]byte
+				csr   []byte
+				now   time.Time
+				want  error
+			}{
+				{"another CA's certificate", foreignChain, csrFor(foreignKey), after(foreignLeaf, time.Hour), pki.ErrNotOurs},
+				{"CSR signed with another key", chain, csrFor(otherKey), after(leaf, time.Hour), pki.ErrNotOurs},
+				{"still valid", chain, csrFor(key), after(leaf, -time.Hour), pki.ErrNotExpired},
+				{"proven: the hook refuses", chain, csrFor(key), after(leaf, time.Hour), errNo},
+			} {
+				asked = nil
+				if _, err := ca.RenewExpired(ctx, tc.chain, tc.csr, grace, tc.now, allow); !errors.Is(err, tc.want) {
+					t.Fatalf("%s: got %v, want %v", tc.name, err, tc.want)
+				}
+				if proven := tc.want == errNo; proven != (len(asked) == 1) {
+					t.Fatalf("%s: hook asked %d times", tc.name, len(asked))
+				}
+			}
+			if asked[0] != (identity.Agent{OrgID: "org1", AgentID: "agent-ok"}) {
+				t.Fatalf("hook asked about %+v", asked[0])
+			}
+		})
 		t.Run("expired within the grace period", func(t *testing.T) {
-			iss, err := ca.RenewExpired(ctx, chain, csrFor(key), grace, after(leaf, 10*24*time.Hour))
+			iss, err := ca.RenewExpired(ctx, chain, csrFor(key), grace, after(leaf, 10*24*time.Hour), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

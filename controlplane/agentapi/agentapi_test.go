@@ -414,6 +414,18 @@ func TestRenewExpiredCertificate(t *testing.T) {
 		old := expired(good.ID, time.Second)
 		tooOld := expired(good.ID, 55*time.Second) // the intermediate dates from a minute before the CA was made
 		revokedCert := expired(revoked.ID, time.Second)
+		// Signed by a key that is not the CA's, naming the revoked agent: the answer must not
+		// say that this agent exists or is revoked.
+		strangerKey, _, _ := identity.NewKeyAndCSR("")
+		impostor := *e.ca.Intermediate() // same name as our intermediate, the stranger's key
+		impostor.PublicKey = strangerKey.Public()
+		der, err := x509.CreateCertificate(rand.Reader, &impostor, &impostor, &strangerKey.PublicKey, strangerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		impostorCert, _ := x509.ParseCertificate(der)
+		stranger := forgeCert(t, identity.Agent{OrgID: e.org.ID, AgentID: revoked.ID}, impostorCert, strangerKey,
+			e.ca.Intermediate().NotBefore, time.Now().Add(-time.Second))
 
 		before := count(t, db, "pki_certs")
 		for _, tc := range []struct {
@@ -434,6 +446,19 @@ func TestRenewExpiredCertificate(t *testing.T) {
 				wantCode(t, err, tc.want)
 			})
 		}
+		t.Run("forged certificate naming a revoked agent", func(t *testing.T) {
+			_, err := renew(stranger, csrFor(stranger.PrivateKey))
+			wantCode(t, err, codes.Unauthenticated)
+			if msg := status.Convert(err).Message(); msg != "certificate not accepted" {
+				t.Fatalf("message %q tells more than a refusal", msg)
+			}
+		})
+		t.Run("revoked agent is told so", func(t *testing.T) {
+			_, err := renew(revokedCert, csrFor(revokedCert.PrivateKey))
+			if msg := status.Convert(err).Message(); msg != "agent certificate revoked" {
+				t.Fatalf("message %q", msg)
+			}
+		})
 		if n := count(t, db, "pki_certs"); n != before {
 			t.Fatalf("refused renewals issued %d certificates", n-before)
 		}

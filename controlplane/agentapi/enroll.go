@@ -2,7 +2,6 @@ package agentapi
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"strings"
 	"time"
@@ -127,29 +126,24 @@ func grpcError(err error) error {
 // a new enrollment secret (see pki.CA.RenewExpired for what the caller proves).
 func (e *enrollService) RenewExpired(ctx context.Context, req *agentv1.RenewExpiredRequest) (*agentv1.RenewResponse, error) {
 	refused := status.Error(codes.Unauthenticated, "certificate not accepted")
-	if len(req.GetChainDer()) == 0 {
-		return nil, refused
-	}
-	// The agent record decides first: a revoked (offboarded) agent gets nothing. The
-	// identity read here is not trusted yet; the CA verifies the chain below.
-	leaf, err := x509.ParseCertificate(req.GetChainDer()[0])
-	if err != nil {
-		return nil, refused
-	}
-	id, err := identity.FromCertificate(leaf)
-	if err != nil {
-		return nil, refused
-	}
-	ag, err := e.s.db.GetAgentByID(ctx, id.AgentID)
-	switch {
-	case errors.Is(err, store.ErrNotFound) || (err == nil && ag.OrgID != id.OrgID):
-		return nil, refused
-	case err != nil:
-		return nil, grpcError(err)
-	case ag.RevokedAt != nil:
-		return nil, errRevoked
-	}
-	iss, err := e.s.ca.RenewExpired(ctx, req.GetChainDer(), req.GetCsrDer(), e.s.cfg.RenewGrace, time.Now())
+	// The agent record is read only once the CA has verified the chain, the expiry window
+	// and the key: a forged certificate naming some agent gets the same refusal whether
+	// that agent exists, is revoked or not.
+	var ag store.Agent
+	iss, err := e.s.ca.RenewExpired(ctx, req.GetChainDer(), req.GetCsrDer(), e.s.cfg.RenewGrace, time.Now(),
+		func(ctx context.Context, id identity.Agent) error {
+			var err error
+			ag, err = e.s.db.GetAgentByID(ctx, id.AgentID)
+			switch {
+			case errors.Is(err, store.ErrNotFound) || (err == nil && ag.OrgID != id.OrgID):
+				return refused
+			case err != nil:
+				return grpcError(err)
+			case ag.RevokedAt != nil:
+				return errRevoked // an offboarded agent stays out
+			}
+			return nil
+		})
 	switch {
 	case errors.Is(err, pki.ErrBadCSR):
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -160,7 +154,7 @@ func (e *enrollService) RenewExpired(ctx context.Context, req *agentv1.RenewExpi
 	case errors.Is(err, pki.ErrRevoked):
 		return nil, errRevoked
 	case errors.Is(err, pki.ErrNotOurs):
-		e.s.cfg.Logger.Info("expired-certificate renewal refused", "agent_id", id.AgentID, "err", err)
+		e.s.cfg.Logger.Info("expired-certificate renewal refused", "err", err)
 		return nil, refused
 	case err != nil:
 		return nil, grpcError(err)
