@@ -64,13 +64,7 @@ func TestRenewExpired(t *testing.T) {
 		}
 		after := func(c *x509.Certificate, d time.Duration) time.Time { return c.NotAfter.Add(d) }
 
-		for _, tc := range []struct {
-			name  string
-			chain [][]byte
-			csr   []byte
-			now   time.Time
-			want  error
-		}{
+		for _, tc := range []renewCase{
 			{"still valid", chain, csrFor(key), after(leaf, -time.Hour), pki.ErrNotExpired},
 			{"expired beyond the grace period", chain, csrFor(key), after(leaf, grace+time.Hour), pki.ErrExpiredTooLong},
 			{"CSR signed with another key", chain, csrFor(otherKey), after(leaf, time.Hour), pki.ErrNotOurs},
@@ -91,13 +85,7 @@ func TestRenewExpired(t *testing.T) {
 			errNo := errors.New("agent revoked")
 			var asked []identity.Agent
 			allow := func(_ context.Context, id identity.Agent) error { asked = append(asked, id); return errNo }
-			for _, tc := range []struct {
-				name  string
-				chain [][]byte
-				csr   []byte
-				now   time.Time
-				want  error
-			}{
+			for _, tc := range []renewCase{
 				{"another CA's certificate", foreignChain, csrFor(foreignKey), after(foreignLeaf, time.Hour), pki.ErrNotOurs},
 				{"CSR signed with another key", chain, csrFor(otherKey), after(leaf, time.Hour), pki.ErrNotOurs},
 				{"still valid", chain, csrFor(key), after(leaf, -time.Hour), pki.ErrNotExpired},
@@ -133,4 +121,12 @@ func TestRenewExpired(t *testing.T) {
 
 func samePub(a, b *x509.Certificate) bool {
 	return a.PublicKey.(*ecdsa.PublicKey).Equal(b.PublicKey)
+}
+
+type renewCase struct {
+	name  string
+	chain [][]byte
+	csr   []byte
+	now   time.Time
+	want  error
 }
