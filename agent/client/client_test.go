@@ -56,6 +56,26 @@ func newHarness(t *testing.T) *harness {
 }
 
 // start runs an agent until the returned stop function is called.
+// connected starts the agent (stopped at the end of the test), waits for its stream and
+// returns its state store and the credentials it connected with.
+func (h *harness) connected(t *testing.T) (*Agent, Store, *Credentials) {
+	t.Helper()
+	a, stop := h.start(t)
+	t.Cleanup(stop)
+	waitFor(t, "connected", func() bool { return a.Status().Connected })
+	st := Store{Dir: h.stateDir}
+	creds, err := st.LoadCredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, st, creds
+}
+
+func samePublic(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
 func (h *harness) start(t *testing.T) (*Agent, func()) {
 	t.Helper()
 	cfg, err := config.Load(h.cfgPath)
@@ -312,14 +332,7 @@ func TestBackoffBounds(t *testing.T) {
 func TestRenewalAtTwoThirds(t *testing.T) {
 	h := newHarness(t)
 	h.cp.certLife = 6 * time.Second
-	a, stop := h.start(t)
-	defer stop()
-	waitFor(t, "connected", func() bool { return a.Status().Connected })
-	st := Store{Dir: h.stateDir}
-	before, err := st.LoadCredentials()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, st, before := h.connected(t)
 	id0, _ := st.LoadIdentity()
 	if d := id0.RenewAfter.Sub(id0.NotBefore); d < 3*time.Second || d > 5*time.Second {
 		t.Fatalf("renew_after %s after not_before", d)
@@ -337,11 +350,11 @@ func TestRenewalAtTwoThirds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(before.Key.Public()) {
+	if samePublic(after.Key.Public(), before.Key.Public()) {
 		t.Fatal("renewal did not rotate the key")
 	}
 	leaf, _ := x509.ParseCertificate(after.Chain[0])
-	if !leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(after.Key.Public()) {
+	if !samePublic(leaf.PublicKey, after.Key.Public()) {
 		t.Fatal("stored key does not match the stored certificate")
 	}
 	if a.Status().CertNotAfter.Before(time.Now().Add(30 * time.Minute)) {
@@ -358,14 +371,7 @@ func TestRenewalAfterExpiry(t *testing.T) {
 	h.cp.mu.Lock()
 	h.cp.refuseRenew = true
 	h.cp.mu.Unlock()
-	a, stop := h.start(t)
-	defer stop()
-	waitFor(t, "connected", func() bool { return a.Status().Connected })
-	st := Store{Dir: h.stateDir}
-	before, err := st.LoadCredentials()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, st, before := h.connected(t)
 	waitFor(t, "renewal of the expired certificate", func() bool {
 		h.cp.mu.Lock()
 		defer h.cp.mu.Unlock()
@@ -379,7 +385,7 @@ func TestRenewalAfterExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !after.Key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(before.Key.Public()) {
+	if !samePublic(after.Key.Public(), before.Key.Public()) {
 		t.Fatal("renewal after expiry changed the key; it must prove possession of the old one")
 	}
 	h.cp.mu.Lock()
