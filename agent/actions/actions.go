@@ -1,12 +1,16 @@
-// Package actions executes control-plane commands (lock, wipe, message) on
-// the device.
+// Package actions executes control-plane commands (lock, unlock, wipe,
+// message) on the device.
 //
-// A command becomes a plan: a pure []Step built by a per-OS Planner from
-// facts about the machine (accounts, sessions, disk layout). An Executor
-// checks the command (target serial, expiry, confirmation for destructive
-// steps) and hands each step to a Runner. ExecRunner runs steps for real
-// through the allowlist of absolute program paths; DryRunner records the
-// exact steps and runs nothing (tests, the end-to-end test, `--dry-run`).
+// A command becomes a Plan built by a per-OS Planner from facts about the
+// machine (accounts, sessions, disk layout): pure steps, a Verify function
+// that checks afterwards what the steps achieved, and for a wipe the final
+// irreversible action. An Executor checks the command (target identity,
+// expiry, confirmation for destructive steps), hands each step to a Runner,
+// runs the checks and builds the Evidence. A lock, unlock or wipe is Done
+// only when checks ran and all passed; a dry-run is Simulated, never Done.
+// ExecRunner runs steps for real through the allowlist of absolute program
+// paths; DryRunner records the exact steps and runs nothing (tests, and
+// `--dry-run` in test builds).
 package actions
 
 import (
@@ -28,6 +32,7 @@ type Kind string
 // Command kinds handled here. collect-inventory is handled by the client.
 const (
 	Lock    Kind = "lock"
+	Unlock  Kind = "unlock"
 	Wipe    Kind = "wipe"
 	Message Kind = "message"
 )
@@ -46,6 +51,40 @@ type Command struct {
 	// for this command verified (checked by the client). Destructive steps
 	// never run without it.
 	Confirmed bool
+	// EscrowedProtectors (lock, Windows) are the BitLocker recovery-password
+	// protector ids the server holds; recovery is forced only on those.
+	EscrowedProtectors []string
+	// Reassert marks a lock the agent runs again at start because the
+	// device is still held locked (no new result is reported for it).
+	Reassert bool
+	// AllowBestEffort (wipe): the org accepts removing files on a machine
+	// without full-disk encryption; otherwise such a wipe fails with
+	// ErrNoCryptoErase before anything runs.
+	AllowBestEffort bool
+}
+
+// PlannerOptions configure NewPlanner.
+type PlannerOptions struct {
+	// StateDir is the agent's state directory (0700, root/SYSTEM only).
+	// Lock plans keep there what they changed, so an unlock restores
+	// exactly that and a restart can re-assert the lock.
+	StateDir string
+}
+
+// RecoveryKey is a disk-encryption recovery secret to escrow with the
+// server before a lock may force recovery (Windows BitLocker).
+type RecoveryKey struct {
+	Kind        string // "bitlocker"
+	Volume      string // "C:"
+	ProtectorID string // "{GUID}"
+	Password    string
+}
+
+// RecoveryKeyReader is implemented by planners of platforms whose lock
+// forces disk recovery; the client escrows what it returns whenever it
+// changes.
+type RecoveryKeyReader interface {
+	RecoveryKeys(ctx context.Context) ([]RecoveryKey, error)
 }
 
 // FileWrite is a step that writes a file instead of running a program.
@@ -83,11 +122,14 @@ type Runner interface {
 // State of a command result.
 type State string
 
-// Result states (mirror the wire CommandState).
+// Result states (mirror the wire CommandState). Only Done, Failed and
+// Simulated are terminal; Received and Running are progress reports.
 const (
-	Acknowledged State = "acknowledged"
-	Done         State = "done"
-	Failed       State = "failed"
+	Received  State = "received"
+	Running   State = "running"
+	Done      State = "done"
+	Failed    State = "failed"
+	Simulated State = "simulated"
 )
 
 // StepStatus of one step.
@@ -109,6 +151,44 @@ type StepResult struct {
 	Error  string
 }
 
+// Check is one fact verified after a plan ran: what was found against what
+// the command requires ("alice: password locked, expired 1970-01-02").
+type Check struct {
+	Name     string
+	OK       bool
+	Observed string
+	Expected string
+}
+
+// Mode is the test knobs in effect (only test builds have them).
+type Mode struct {
+	DryRun           bool
+	SerialOverridden bool
+}
+
+// Evidence is what the device proved about a command's outcome. The client
+// serializes and signs it with the device key.
+type Evidence struct {
+	CommandID    string
+	Kind         Kind
+	Serial       string
+	HardwareUUID string
+	Checks       []Check
+	// WipeMethod: WipeCryptoErase, WipeBestEffort or WipeRemoteCSP.
+	WipeMethod string
+	// FinalAction is what follows the result ("power-off", "reset").
+	FinalAction string
+	CheckedAt   time.Time
+	Mode        Mode
+}
+
+// Wipe methods (Evidence.WipeMethod).
+const (
+	WipeCryptoErase = "crypto_erase"
+	WipeBestEffort  = "best_effort"
+	WipeRemoteCSP   = "remote_wipe_csp"
+)
+
 // Result of a command.
 type Result struct {
 	CommandID string
@@ -117,6 +197,9 @@ type Result struct {
 	Error     string
 	Message   string
 	Finished  time.Time
+	// Evidence is set on every result of a command that got past its
+	// refusal checks (Done, and Failed after running, with what was found).
+	Evidence *Evidence
 }
 
 // Errors.
@@ -131,20 +214,57 @@ var (
 	ErrDeferredToMDM = errors.New("actions: deferred to MDM on this platform")
 	// ErrUnsupported: the command kind is not implemented on this platform.
 	ErrUnsupported = errors.New("actions: unsupported on this platform")
+	// ErrUnverified: the plan ran but nothing proved its outcome.
+	ErrUnverified = errors.New("actions: outcome not verified")
+	// ErrNoCryptoErase: a wipe found no full-disk encryption to erase and the
+	// org does not allow a best-effort removal.
+	ErrNoCryptoErase = errors.New("actions: no crypto-erase possible")
 )
 
-// Planner turns a command into steps for this machine.
+// Plan is what a Planner returns for one command.
+type Plan struct {
+	// Steps run in order; a failed step stops the plan unless ContinueOnError.
+	Steps []Step
+	// Verify runs after Steps (also after a failed step) and reports what it
+	// found. Lock, unlock and wipe plans must have it: a result without
+	// checks, or with one that is not OK, is never Done.
+	Verify func(ctx context.Context) []Check
+	// Final steps run only after the Done result was committed to the
+	// server (or the commit gave up): the irreversible action after which
+	// the device cannot report any more (power-off, reset).
+	Final []Step
+	// FinalAction names Final for the evidence ("power-off", "reset").
+	FinalAction string
+	// WipeMethod is recorded in the evidence of a wipe.
+	WipeMethod string
+	// Message is shown to the admin with the result.
+	Message string
+}
+
+func (p Plan) allSteps() []Step { return append(append([]Step(nil), p.Steps...), p.Final...) }
+
+// Planner turns a command into a plan for this machine.
 type Planner interface {
-	Plan(ctx context.Context, cmd Command) ([]Step, error)
+	Plan(ctx context.Context, cmd Command) (Plan, error)
 }
 
 // Executor validates and runs commands.
 type Executor struct {
-	// Serial is this device's serial number. A command runs only when its
-	// target serial equals it; an empty Serial refuses every command.
-	Serial  string
-	Planner Planner
-	Runner  Runner
+	// Serial is this device's firmware serial and HardwareUUID its hardware
+	// UUID. A command runs only when its target is the serial, or the
+	// hardware UUID when the device has no serial (the server identifies
+	// such a device by its UUID). With neither, every command is refused.
+	Serial       string
+	HardwareUUID string
+	Planner      Planner
+	Runner       Runner
+	// Mode is copied into the evidence. With Mode.DryRun (or a *DryRunner)
+	// results are Simulated, never Done.
+	Mode Mode
+	// Commit delivers a Done result to the server before a plan's Final
+	// steps run, and returns once the server confirmed it or gave up (the
+	// Final steps run either way: a wiped disk must not stay powered).
+	Commit func(ctx context.Context, r Result) error
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -156,7 +276,26 @@ func SameSerial(a, b string) bool {
 	return a != "" && strings.EqualFold(a, b)
 }
 
-// Execute runs cmd and returns its terminal result (Done or Failed).
+// Identity is the device identity the server knows this device by: the
+// firmware serial, else the hardware UUID.
+func Identity(serial, hardwareUUID string) string {
+	if s := strings.TrimSpace(serial); s != "" {
+		return s
+	}
+	return strings.TrimSpace(hardwareUUID)
+}
+
+// Targets reports whether target names the device with this serial and
+// hardware UUID.
+func Targets(target, serial, hardwareUUID string) bool {
+	return SameSerial(target, Identity(serial, hardwareUUID))
+}
+
+// needsEvidence: kinds whose Done must rest on checks.
+func needsEvidence(k Kind) bool { return k == Lock || k == Unlock || k == Wipe }
+
+// Execute runs cmd and returns its terminal result (Done, Failed or
+// Simulated).
 func (e *Executor) Execute(ctx context.Context, cmd Command) Result {
 	now := time.Now
 	if e.Now != nil {
@@ -167,53 +306,107 @@ func (e *Executor) Execute(ctx context.Context, cmd Command) Result {
 		res.State, res.Error, res.Message, res.Finished = Failed, err.Error(), msg, now().UTC()
 		return res
 	}
-	if !SameSerial(cmd.TargetSerial, e.Serial) {
-		return fail(fmt.Errorf("%w: target %q, device %q", ErrSerialMismatch, cmd.TargetSerial, e.Serial),
+	if !Targets(cmd.TargetSerial, e.Serial, e.HardwareUUID) {
+		return fail(fmt.Errorf("%w: target %q, device %q", ErrSerialMismatch, cmd.TargetSerial, Identity(e.Serial, e.HardwareUUID)),
 			"refused: command is for another device")
 	}
 	if !cmd.ExpiresAt.IsZero() && now().After(cmd.ExpiresAt) {
 		return fail(ErrExpired, "refused: command expired before it could start")
 	}
-	steps, err := e.Planner.Plan(ctx, cmd)
+	plan, err := e.Planner.Plan(ctx, cmd)
 	if errors.Is(err, ErrDeferredToMDM) {
 		return fail(err, "macOS: lock and wipe are delivered through MDM; the agent does not run them")
+	}
+	if errors.Is(err, ErrNoCryptoErase) {
+		return fail(err, "no full-disk encryption to erase, and the organization does not allow a best-effort data removal")
 	}
 	if err != nil {
 		return fail(err, "could not build a plan")
 	}
-	for _, s := range steps {
+	for _, s := range plan.allSteps() {
 		if s.Destructive && !cmd.Confirmed {
 			return fail(ErrNotConfirmed, "refused: destructive step "+s.Name+" needs the control plane's signed confirmation")
 		}
 	}
-	_, dry := e.Runner.(*DryRunner)
+	_, dryRunner := e.Runner.(*DryRunner)
+	mode := e.Mode
+	mode.DryRun = mode.DryRun || dryRunner
+	ev := &Evidence{CommandID: cmd.ID, Kind: cmd.Kind, Serial: e.Serial, HardwareUUID: e.HardwareUUID,
+		WipeMethod: plan.WipeMethod, FinalAction: plan.FinalAction, Mode: mode}
+	res.Evidence = ev
+	res.Message = plan.Message
+	if mode.DryRun {
+		// Record, never run, never verify: the outcome is Simulated whatever
+		// the steps would have done.
+		for _, s := range plan.allSteps() {
+			if dryRunner {
+				_, _ = e.Runner.Run(ctx, s)
+			}
+			res.Steps = append(res.Steps, StepResult{Step: s, Status: StepDryRun})
+		}
+		res.State, res.Message, ev.CheckedAt, res.Finished = Simulated, "dry run: steps recorded, nothing executed", now().UTC(), now().UTC()
+		return res
+	}
 	res.State = Done
+	res.Steps, err = e.runSteps(ctx, plan.Steps)
+	if err != nil {
+		res.State, res.Error = Failed, err.Error()
+	}
+	if plan.Verify != nil && ctx.Err() == nil {
+		ev.Checks = plan.Verify(ctx)
+	}
+	ev.CheckedAt = now().UTC()
+	if res.State == Done {
+		if bad := failedChecks(ev.Checks); bad != "" {
+			res.State, res.Error = Failed, fmt.Sprintf("%v: %s", ErrUnverified, bad)
+		} else if needsEvidence(cmd.Kind) && len(ev.Checks) == 0 {
+			res.State, res.Error = Failed, fmt.Sprintf("%v: the plan checked nothing afterwards", ErrUnverified)
+		}
+	}
+	res.Finished = now().UTC()
+	if res.State != Done || len(plan.Final) == 0 {
+		return res
+	}
+	if e.Commit != nil {
+		if err := e.Commit(ctx, res); err != nil {
+			res.Message = strings.TrimSpace(res.Message + " (result not confirmed by the server before " + plan.FinalAction + ": " + err.Error() + ")")
+		}
+	}
+	final, _ := e.runSteps(context.WithoutCancel(ctx), plan.Final)
+	res.Steps = append(res.Steps, final...)
+	return res
+}
+
+// runSteps runs steps in order; it stops at the first failed step that is
+// not ContinueOnError (or when ctx ends) and returns why.
+func (e *Executor) runSteps(ctx context.Context, steps []Step) ([]StepResult, error) {
+	var out []StepResult
 	for i, s := range steps {
 		if err := ctx.Err(); err != nil {
-			res.State, res.Error = Failed, err.Error()
-			res.Steps = append(res.Steps, skipped(steps[i:])...)
-			break
+			return append(out, skipped(steps[i:])...), err
 		}
-		out, err := e.Runner.Run(ctx, s)
-		sr := StepResult{Step: s, Status: StepOK, Output: truncate(out)}
-		if dry {
-			sr.Status = StepDryRun
-		}
+		o, err := e.Runner.Run(ctx, s)
+		sr := StepResult{Step: s, Status: StepOK, Output: truncate(o)}
 		if err != nil {
 			sr.Status, sr.Error = StepFailed, truncate(err.Error())
 		}
-		res.Steps = append(res.Steps, sr)
+		out = append(out, sr)
 		if err != nil && !s.ContinueOnError {
-			res.State, res.Error = Failed, fmt.Sprintf("step %s: %v", s.Name, err)
-			res.Steps = append(res.Steps, skipped(steps[i+1:])...)
-			break
+			return append(out, skipped(steps[i+1:])...), fmt.Errorf("step %s: %v", s.Name, err)
 		}
 	}
-	if dry {
-		res.Message = "dry run: steps recorded, nothing executed"
+	return out, nil
+}
+
+// failedChecks describes the checks that are not OK ("" when all are).
+func failedChecks(cs []Check) string {
+	var bad []string
+	for _, c := range cs {
+		if !c.OK {
+			bad = append(bad, fmt.Sprintf("%s: found %q, want %q", c.Name, c.Observed, c.Expected))
+		}
 	}
-	res.Finished = now().UTC()
-	return res
+	return strings.Join(bad, "; ")
 }
 
 func skipped(steps []Step) []StepResult {

@@ -13,14 +13,17 @@ import (
 )
 
 type fixedPlanner struct {
-	steps []Step
-	err   error
-	calls int
+	steps  []Step
+	verify func(context.Context) []Check
+	err    error
+	calls  int
 }
 
-func (p *fixedPlanner) Plan(context.Context, Command) ([]Step, error) {
+func okChecks(context.Context) []Check { return []Check{{Name: "fact", OK: true, Observed: "x", Expected: "x"}} }
+
+func (p *fixedPlanner) Plan(context.Context, Command) (Plan, error) {
 	p.calls++
-	return p.steps, p.err
+	return Plan{Steps: p.steps, Verify: p.verify}, p.err
 }
 
 // scriptedRunner fails the steps named in fail.
@@ -87,7 +90,7 @@ func TestExecutorRunsStepsAndStopsOnFailure(t *testing.T) {
 		{Name: "d", Argv: []string{"/x"}},
 	}
 	r := &scriptedRunner{fail: map[string]bool{"b": true, "c": true}}
-	e := &Executor{Serial: "S1", Planner: &fixedPlanner{steps: steps}, Runner: r}
+	e := &Executor{Serial: "S1", Planner: &fixedPlanner{steps: steps, verify: okChecks}, Runner: r}
 	res := e.Execute(context.Background(), Command{ID: "c", Kind: Lock, TargetSerial: " s1 "})
 	if res.State != Failed || !strings.Contains(res.Error, "step c") {
 		t.Fatalf("result %+v", res)
@@ -104,7 +107,7 @@ func TestExecutorRunsStepsAndStopsOnFailure(t *testing.T) {
 	}
 
 	r = &scriptedRunner{}
-	res = (&Executor{Serial: "S1", Planner: &fixedPlanner{steps: steps}, Runner: r}).Execute(context.Background(),
+	res = (&Executor{Serial: "S1", Planner: &fixedPlanner{steps: steps, verify: okChecks}, Runner: r}).Execute(context.Background(),
 		Command{ID: "c", Kind: Lock, TargetSerial: "S1"})
 	if res.State != Done || len(res.Steps) != 4 || res.Finished.IsZero() {
 		t.Fatalf("happy path %+v", res)
@@ -135,7 +138,7 @@ func TestLinuxLockPlanExactSteps(t *testing.T) {
 	dry := &DryRunner{}
 	e := &Executor{Serial: "S1", Runner: dry, Planner: planFunc(func(c Command) []Step { return LinuxLockPlan(linuxFacts("/"), c.Message) })}
 	res := e.Execute(context.Background(), Command{ID: "l1", Kind: Lock, TargetSerial: "S1", Message: "Locked.\n"})
-	if res.State != Done || !strings.Contains(res.Message, "dry run") {
+	if res.State != Simulated || !strings.Contains(res.Message, "dry run") {
 		t.Fatalf("%+v", res)
 	}
 	want := []string{
@@ -168,7 +171,7 @@ func TestLinuxLockPlanExactSteps(t *testing.T) {
 
 type planFunc func(Command) []Step
 
-func (p planFunc) Plan(_ context.Context, c Command) ([]Step, error) { return p(c), nil }
+func (p planFunc) Plan(_ context.Context, c Command) (Plan, error) { return Plan{Steps: p(c), Verify: okChecks}, nil }
 
 func TestLinuxWipePlans(t *testing.T) {
 	f := linuxFacts("/")
@@ -202,7 +205,7 @@ func TestLinuxWipePlans(t *testing.T) {
 	if res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1"}); res.State != Failed {
 		t.Fatalf("unconfirmed wipe: %+v", res)
 	}
-	if res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1", Confirmed: true}); res.State != Done {
+	if res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1", Confirmed: true}); res.State != Simulated {
 		t.Fatalf("confirmed wipe: %+v", res)
 	}
 	if len(dry.Steps()) != len(plain) {
@@ -234,6 +237,88 @@ func TestSameSerial(t *testing.T) {
 	}{{"C02X", "c02x", true}, {" C02X", "C02X ", true}, {"", "", false}, {"A", "B", false}} {
 		if got := SameSerial(tc.a, tc.b); got != tc.want {
 			t.Errorf("SameSerial(%q,%q) = %v", tc.a, tc.b, got)
+		}
+	}
+}
+
+// TestExecutorOutcomes: Done needs checks that all pass; a dry run is
+// Simulated; Final steps run only after Commit saw the Done result.
+func TestExecutorOutcomes(t *testing.T) {
+	step := []Step{{Name: "a", Argv: []string{"/x"}}}
+	badCheck := func(context.Context) []Check {
+		return []Check{{Name: "account-locked:alice", OK: false, Observed: "password usable", Expected: "password locked"}}
+	}
+	cases := []struct {
+		name    string
+		kind    Kind
+		verify  func(context.Context) []Check
+		runner  Runner
+		want    State
+		wantErr string
+	}{
+		{"verified lock", Lock, okChecks, &scriptedRunner{}, Done, ""},
+		{"lock without checks", Lock, nil, &scriptedRunner{}, Failed, "checked nothing"},
+		{"lock with a failed check", Lock, badCheck, &scriptedRunner{}, Failed, "account-locked:alice"},
+		{"failed step with passing checks", Lock, okChecks, &scriptedRunner{fail: map[string]bool{"a": true}}, Failed, "step a"},
+		{"message needs no checks", Message, nil, &scriptedRunner{}, Done, ""},
+		{"dry run", Lock, badCheck, &DryRunner{}, Simulated, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &Executor{Serial: "S1", Planner: &fixedPlanner{steps: step, verify: tc.verify}, Runner: tc.runner}
+			res := e.Execute(context.Background(), Command{ID: "c", Kind: tc.kind, TargetSerial: "S1"})
+			if res.State != tc.want || !strings.Contains(res.Error, tc.wantErr) {
+				t.Fatalf("state %s error %q, want %s %q", res.State, res.Error, tc.want, tc.wantErr)
+			}
+			if res.Evidence == nil || res.Evidence.CommandID != "c" || res.Evidence.Serial != "S1" {
+				t.Fatalf("evidence %+v", res.Evidence)
+			}
+			if tc.want == Simulated && (!res.Evidence.Mode.DryRun || len(res.Evidence.Checks) != 0) {
+				t.Fatalf("simulated evidence %+v", res.Evidence)
+			}
+		})
+	}
+
+	// Final steps: after Commit, with the Done result; never after a failure.
+	var order []string
+	r := &scriptedRunner{}
+	plan := &finalPlanner{Plan{Steps: step, Verify: okChecks, Final: []Step{{Name: "power-off", Argv: []string{"/x"}, Destructive: true}}, FinalAction: "power-off"}}
+	e := &Executor{Serial: "S1", Planner: plan, Runner: r, Commit: func(_ context.Context, res Result) error {
+		order = append(order, "commit:"+string(res.State)+":"+res.Evidence.FinalAction)
+		order = append(order, r.ran...)
+		return errors.New("server unreachable")
+	}}
+	res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1", Confirmed: true})
+	if res.State != Done || !slices.Equal(order, []string{"commit:done:power-off", "a"}) || !slices.Equal(r.ran, []string{"a", "power-off"}) {
+		t.Fatalf("state %s order %v ran %v", res.State, order, r.ran)
+	}
+	if !strings.Contains(res.Message, "not confirmed") {
+		t.Fatalf("a failed commit is not reported: %q", res.Message)
+	}
+	r = &scriptedRunner{}
+	plan.p.Verify = badCheck
+	e = &Executor{Serial: "S1", Planner: plan, Runner: r, Commit: func(context.Context, Result) error { t.Fatal("commit of a failed wipe"); return nil }}
+	if res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1", Confirmed: true}); res.State != Failed || slices.Contains(r.ran, "power-off") {
+		t.Fatalf("failed wipe: %s ran %v", res.State, r.ran)
+	}
+}
+
+type finalPlanner struct{ p Plan }
+
+func (f *finalPlanner) Plan(context.Context, Command) (Plan, error) { return f.p, nil }
+
+func TestTargets(t *testing.T) {
+	for _, tc := range []struct {
+		target, serial, uuid string
+		want                 bool
+	}{
+		{"C02X", "c02x", "U-1", true},
+		{"U-1", "C02X", "U-1", false}, // a device with a serial is known by it
+		{"u-1", "", "U-1", true},
+		{"", "", "", false},
+	} {
+		if got := Targets(tc.target, tc.serial, tc.uuid); got != tc.want {
+			t.Errorf("Targets(%q, %q, %q) = %v", tc.target, tc.serial, tc.uuid, got)
 		}
 	}
 }

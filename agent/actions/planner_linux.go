@@ -7,19 +7,21 @@ import (
 
 	"github.com/lanyardhq/lanyard/agent/internal/accounts"
 	"github.com/lanyardhq/lanyard/agent/internal/allowcmd"
-	"github.com/lanyardhq/lanyard/agent/posture"
 )
 
 // NewPlanner returns the planner for this OS.
-func NewPlanner() Planner { return &LinuxPlanner{Root: "/"} }
+func NewPlanner(o PlannerOptions) Planner { return &LinuxPlanner{Root: "/", StateDir: o.StateDir} }
 
-// LinuxPlanner gathers LinuxFacts and builds plans.
+// LinuxPlanner gathers LinuxFacts and builds plans. Lock and unlock plans
+// are built in lock_linux.go, wipe plans in wipe_linux.go.
 type LinuxPlanner struct {
 	Root string
+	// StateDir holds the lock record (what a lock changed).
+	StateDir string
 }
 
-// Facts reads accounts and the disk layout.
-func (p *LinuxPlanner) Facts(kind Kind) (LinuxFacts, error) {
+// Facts reads accounts and the programs the plans use.
+func (p *LinuxPlanner) Facts() (LinuxFacts, error) {
 	accts, _, err := accounts.Local(p.Root)
 	if err != nil {
 		return LinuxFacts{}, err
@@ -38,57 +40,34 @@ func (p *LinuxPlanner) Facts(kind Kind) (LinuxFacts, error) {
 	if _, err := os.Stat("/run/systemd/system"); err == nil {
 		f.Systemd = true
 	}
-	if kind == Wipe && f.live() {
-		if info, err := posture.RootLUKS(); err == nil {
-			f.LUKS = info
-		}
-	}
 	return f, nil
 }
 
 // Plan implements Planner.
-func (p *LinuxPlanner) Plan(_ context.Context, cmd Command) ([]Step, error) {
-	f, err := p.Facts(cmd.Kind)
+func (p *LinuxPlanner) Plan(ctx context.Context, cmd Command) (Plan, error) {
+	f, err := p.Facts()
 	if err != nil {
-		return nil, err
-	}
-	need := func(name, path string) error {
-		if path == "" {
-			return fmt.Errorf("%w: %s not installed", ErrUnsupported, name)
-		}
-		return nil
+		return Plan{}, err
 	}
 	switch cmd.Kind {
-	case Lock, Wipe:
-		if err := need("usermod", f.Usermod); err != nil {
-			return nil, err
-		}
-		if f.live() && (f.Loginctl == "" || !f.Systemd) {
-			if err := need("pkill", f.Pkill); err != nil {
-				return nil, err
-			}
-		}
-		if cmd.Kind == Lock {
-			return LinuxLockPlan(f, cmd.Message), nil
-		}
-		if f.LUKS.Encrypted {
-			if err := need("cryptsetup", f.Cryptsetup); err != nil {
-				return nil, err
-			}
-		} else if err := need("rm", f.Rm); err != nil {
-			return nil, err
-		}
-		if f.live() {
-			if err := need("systemctl", f.Systemctl); err != nil {
-				return nil, err
-			}
-		}
-		return LinuxWipePlan(f), nil
+	case Lock:
+		return p.lockPlan(ctx, f, cmd)
+	case Unlock:
+		return p.unlockPlan(ctx, f, cmd)
+	case Wipe:
+		return p.wipePlan(ctx, f, cmd)
 	case Message:
 		if err := need("wall", f.Wall); err != nil {
-			return nil, err
+			return Plan{}, err
 		}
-		return LinuxMessagePlan(f, cmd.Title, cmd.Message), nil
+		return Plan{Steps: LinuxMessagePlan(f, cmd.Title, cmd.Message)}, nil
 	}
-	return nil, fmt.Errorf("%w: %s", ErrUnsupported, cmd.Kind)
+	return Plan{}, fmt.Errorf("%w: %s", ErrUnsupported, cmd.Kind)
+}
+
+func need(name, path string) error {
+	if path == "" {
+		return fmt.Errorf("%w: %s not installed", ErrUnsupported, name)
+	}
+	return nil
 }

@@ -8,10 +8,10 @@ import (
 )
 
 // NewPlanner returns a planner that supports nothing on this OS.
-func NewPlanner() Planner { return otherPlanner{} }
+func NewPlanner(PlannerOptions) Planner { return otherPlanner{} }
 
 type otherPlanner struct{}
 
-func (otherPlanner) Plan(_ context.Context, cmd Command) ([]Step, error) {
-	return nil, fmt.Errorf("%w: %s", ErrUnsupported, cmd.Kind)
+func (otherPlanner) Plan(_ context.Context, cmd Command) (Plan, error) {
+	return Plan{}, fmt.Errorf("%w: %s", ErrUnsupported, cmd.Kind)
 }

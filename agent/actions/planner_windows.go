@@ -12,7 +12,7 @@ import (
 )
 
 // NewPlanner returns the planner for this OS.
-func NewPlanner() Planner { return windowsPlanner{} }
+func NewPlanner(PlannerOptions) Planner { return windowsPlanner{} }
 
 type windowsPlanner struct{}
 
@@ -47,18 +47,18 @@ func (windowsPlanner) facts() (WindowsFacts, error) {
 	return f, nil
 }
 
-func (p windowsPlanner) Plan(_ context.Context, cmd Command) ([]Step, error) {
+func (p windowsPlanner) Plan(_ context.Context, cmd Command) (Plan, error) {
 	switch cmd.Kind {
 	case Lock:
 		f, err := p.facts()
 		if err != nil {
-			return nil, err
+			return Plan{}, err
 		}
-		return WindowsLockPlan(f, cmd.Message), nil
+		return Plan{Steps: WindowsLockPlan(f, cmd.Message)}, nil
 	case Wipe:
-		return WindowsWipePlan(), nil
+		return Plan{Steps: WindowsWipePlan()}, nil
 	case Message:
-		return WindowsMessagePlan(cmd.Title, cmd.Message), nil
+		return Plan{Steps: WindowsMessagePlan(cmd.Title, cmd.Message)}, nil
 	}
-	return nil, fmt.Errorf("%w: %s", ErrUnsupported, cmd.Kind)
+	return Plan{}, fmt.Errorf("%w: %s", ErrUnsupported, cmd.Kind)
 }

@@ -155,7 +155,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	a, err := client.New(client.Options{
 		Config: cfg, ConfigPath: c.configPath, StateDir: c.state(cfg),
-		Collector: collector(log), Planner: actions.NewPlanner(), Runner: runner,
+		Collector: collector(log), Planner: actions.NewPlanner(actions.PlannerOptions{StateDir: c.state(cfg)}), Runner: runner,
 		Version: Version, Logger: log,
 		InventoryInterval: *invEvery, HeartbeatInterval: *hbEvery, BackoffMax: *boMax,
 	})

@@ -180,7 +180,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
-// recoverInterrupted turns results left at ACKNOWLEDGED by a previous run
+// recoverInterrupted turns results left at RECEIVED or RUNNING by a previous run
 // (the agent stopped while a command ran or waited) into FAILED, so every
 // command reaches a terminal state instead of hanging.
 func (a *Agent) recoverInterrupted() error {
@@ -189,7 +189,8 @@ func (a *Agent) recoverInterrupted() error {
 		return err
 	}
 	for _, r := range pending {
-		if r.GetState() == agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED {
+		if st := r.GetState(); st == agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED || st == agentv1.CommandState_COMMAND_STATE_RECEIVED ||
+			st == agentv1.CommandState_COMMAND_STATE_RUNNING {
 			r.State = agentv1.CommandState_COMMAND_STATE_FAILED
 			r.Error = "agent restarted before the command finished"
 			r.FinishedAt = timestamppb.Now()

@@ -84,7 +84,7 @@ func (h *harness) start(t *testing.T) (*Agent, func()) {
 	}
 	a, err := New(Options{Config: cfg, ConfigPath: h.cfgPath, StateDir: h.stateDir,
 		Collector: &inventory.Collector{AgentVersion: "test", SerialOverride: "SER-1"},
-		Planner:   actions.NewPlanner(), Runner: h.dry, Version: "test", Logger: quiet,
+		Planner:   actions.NewPlanner(actions.PlannerOptions{}), Runner: h.dry, Version: "test", Logger: quiet,
 		InventoryInterval: 200 * time.Millisecond, HeartbeatInterval: time.Second,
 		BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
 	if err != nil {
@@ -167,7 +167,7 @@ func TestEnrollRunCommandsAndRevocation(t *testing.T) {
 			resultFor(res, "cmd-wipe", agentv1.CommandState_COMMAND_STATE_FAILED) != nil
 	})
 	_, results, _ := h.cp.snapshot()
-	if resultFor(results, "cmd-lock", agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED) == nil {
+	if resultFor(results, "cmd-lock", agentv1.CommandState_COMMAND_STATE_RECEIVED) == nil {
 		t.Fatal("lock was not acknowledged before it finished")
 	}
 	done := resultFor(results, "cmd-lock", agentv1.CommandState_COMMAND_STATE_DONE)
@@ -296,7 +296,7 @@ func TestQueueInterruptedAckBecomesFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, err := New(Options{Config: config.Config{}, StateDir: h.stateDir, Collector: &inventory.Collector{},
-		Planner: actions.NewPlanner(), Runner: h.dry, Logger: quiet})
+		Planner: actions.NewPlanner(actions.PlannerOptions{}), Runner: h.dry, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,14 +98,18 @@ var stepStatus = map[actions.StepStatus]agentv1.StepStatus{
 	actions.StepDryRun:  agentv1.StepStatus_STEP_STATUS_DRY_RUN,
 }
 
+var resultState = map[actions.State]agentv1.CommandState{
+	actions.Received:  agentv1.CommandState_COMMAND_STATE_RECEIVED,
+	actions.Running:   agentv1.CommandState_COMMAND_STATE_RUNNING,
+	actions.Done:      agentv1.CommandState_COMMAND_STATE_DONE,
+	actions.Failed:    agentv1.CommandState_COMMAND_STATE_FAILED,
+	actions.Simulated: agentv1.CommandState_COMMAND_STATE_SIMULATED,
+}
+
 func resultProto(r actions.Result) *agentv1.CommandResult {
 	out := &agentv1.CommandResult{CommandId: r.CommandID, Error: r.Error, Message: r.Message}
-	switch r.State {
-	case actions.Done:
-		out.State = agentv1.CommandState_COMMAND_STATE_DONE
-	case actions.Acknowledged:
-		out.State = agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED
-	default:
+	out.State = resultState[r.State]
+	if out.State == agentv1.CommandState_COMMAND_STATE_UNSPECIFIED {
 		out.State = agentv1.CommandState_COMMAND_STATE_FAILED
 	}
 	if !r.Finished.IsZero() {

@@ -310,7 +310,7 @@ func (a *Agent) onCommand(ctx context.Context, c *agentv1.Command) {
 			Error: fmt.Sprintf("unsupported command type %s", c.GetType())}))
 		return
 	}
-	a.deliver(&agentv1.CommandResult{CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED,
+	a.deliver(&agentv1.CommandResult{CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_RECEIVED,
 		Message: "received"})
 	select {
 	case a.work <- c:

@@ -225,10 +225,16 @@ func (c *Commands) applyResult(ctx context.Context, agent identity.Agent, device
 	ctx = domain.WithActor(ctx, domain.Actor{ID: "agent:" + agent.AgentID})
 	u := store.CommandUpdate{AgentID: agent.AgentID, Error: truncate(r.GetError(), 2000)}
 	switch r.GetState() {
-	case agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED:
+	case agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED, agentv1.CommandState_COMMAND_STATE_RECEIVED:
 		u.From, u.To = []string{store.CommandQueued, store.CommandSent}, store.CommandAcknowledged
+	case agentv1.CommandState_COMMAND_STATE_RUNNING:
+		return nil
 	case agentv1.CommandState_COMMAND_STATE_DONE:
 		u.From, u.To = []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, store.CommandDone
+	case agentv1.CommandState_COMMAND_STATE_SIMULATED:
+		// Until the store has a simulated state: never done.
+		u.From, u.To = []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, store.CommandFailed
+		u.Error = "simulated by a dry-run agent: nothing ran"
 	case agentv1.CommandState_COMMAND_STATE_FAILED:
 		u.From, u.To = []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, store.CommandFailed
 		if u.Error == "" {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Account is one passwd entry.
@@ -138,4 +139,57 @@ func Humans(accts []Account) []Account {
 		}
 	}
 	return out
+}
+
+// ShadowEntry is the part of a shadow(5) line a lock changes.
+type ShadowEntry struct {
+	Name     string
+	Password string
+	// ExpireDays is the account expiration date in days since 1970-01-01
+	// (-1 when the field is empty).
+	ExpireDays int
+}
+
+// PasswordLocked reports a password prefixed with "!" (usermod --lock,
+// passwd -l).
+func (e ShadowEntry) PasswordLocked() bool { return strings.HasPrefix(e.Password, "!") }
+
+// Expired reports an expiration date in the past (any day before today;
+// a lock sets 1, the day after the epoch).
+func (e ShadowEntry) Expired() bool {
+	return e.ExpireDays >= 0 && int64(e.ExpireDays) < time.Now().Unix()/86400
+}
+
+// Describe says what the entry holds, without the hash.
+func (e ShadowEntry) Describe() string {
+	pw := "password usable"
+	if e.PasswordLocked() {
+		pw = "password locked"
+	}
+	exp := "no expiry"
+	if e.ExpireDays >= 0 {
+		exp = "expires " + time.Unix(int64(e.ExpireDays)*86400, 0).UTC().Format("2006-01-02")
+	}
+	return pw + ", " + exp
+}
+
+// ReadShadow parses root/etc/shadow into entries by name.
+func ReadShadow(root string) (map[string]ShadowEntry, error) {
+	b, err := os.ReadFile(filepath.Join(root, "etc", "shadow"))
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	out := map[string]ShadowEntry{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) < 8 || f[0] == "" {
+			continue
+		}
+		e := ShadowEntry{Name: f[0], Password: f[1], ExpireDays: -1}
+		if n, err := strconv.Atoi(f[7]); err == nil {
+			e.ExpireDays = n
+		}
+		out[f[0]] = e
+	}
+	return out, nil
 }

@@ -98,6 +98,8 @@ const (
 	CommandType_COMMAND_TYPE_WIPE              CommandType = 2
 	CommandType_COMMAND_TYPE_MESSAGE           CommandType = 3
 	CommandType_COMMAND_TYPE_COLLECT_INVENTORY CommandType = 4
+	// Undo a lock: restores exactly what the lock changed (Linux, Windows).
+	CommandType_COMMAND_TYPE_UNLOCK CommandType = 5
 )
 
 // Enum value maps for CommandType.
@@ -108,6 +110,7 @@ var (
 		2: "COMMAND_TYPE_WIPE",
 		3: "COMMAND_TYPE_MESSAGE",
 		4: "COMMAND_TYPE_COLLECT_INVENTORY",
+		5: "COMMAND_TYPE_UNLOCK",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":       0,
@@ -115,6 +118,7 @@ var (
 		"COMMAND_TYPE_WIPE":              2,
 		"COMMAND_TYPE_MESSAGE":           3,
 		"COMMAND_TYPE_COLLECT_INVENTORY": 4,
+		"COMMAND_TYPE_UNLOCK":            5,
 	}
 )
 
@@ -145,14 +149,25 @@ func (CommandType) EnumDescriptor() ([]byte, []int) {
 	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{1}
 }
 
+// CommandState is what the agent says about a command. Only DONE, FAILED and SIMULATED
+// are terminal. The server records DONE only for a result whose evidence verifies (see
+// CommandResult); a DONE it cannot verify is recorded as failed with the reason.
 type CommandState int32
 
 const (
 	CommandState_COMMAND_STATE_UNSPECIFIED CommandState = 0
-	// Received and accepted; execution has started or will start.
+	// Agents before RECEIVED existed sent this on receipt; the server reads it as RECEIVED.
 	CommandState_COMMAND_STATE_ACKNOWLEDGED CommandState = 1
-	CommandState_COMMAND_STATE_DONE         CommandState = 2
-	CommandState_COMMAND_STATE_FAILED       CommandState = 3
+	// The plan ran and the checks that prove its outcome passed (evidence attached). A wipe
+	// sends DONE before its final irreversible action (Evidence.final_action).
+	CommandState_COMMAND_STATE_DONE   CommandState = 2
+	CommandState_COMMAND_STATE_FAILED CommandState = 3
+	// The agent has the command stored; nothing ran yet.
+	CommandState_COMMAND_STATE_RECEIVED CommandState = 4
+	// The agent started executing the command.
+	CommandState_COMMAND_STATE_RUNNING CommandState = 5
+	// A dry-run agent recorded the steps and executed nothing.
+	CommandState_COMMAND_STATE_SIMULATED CommandState = 6
 )
 
 // Enum value maps for CommandState.
@@ -162,12 +177,18 @@ var (
 		1: "COMMAND_STATE_ACKNOWLEDGED",
 		2: "COMMAND_STATE_DONE",
 		3: "COMMAND_STATE_FAILED",
+		4: "COMMAND_STATE_RECEIVED",
+		5: "COMMAND_STATE_RUNNING",
+		6: "COMMAND_STATE_SIMULATED",
 	}
 	CommandState_value = map[string]int32{
 		"COMMAND_STATE_UNSPECIFIED":  0,
 		"COMMAND_STATE_ACKNOWLEDGED": 1,
 		"COMMAND_STATE_DONE":         2,
 		"COMMAND_STATE_FAILED":       3,
+		"COMMAND_STATE_RECEIVED":     4,
+		"COMMAND_STATE_RUNNING":      5,
+		"COMMAND_STATE_SIMULATED":    6,
 	}
 )
 
@@ -763,6 +784,8 @@ type ReportInventoryRequest struct {
 	// Hex SHA-256 of the agent's canonical full inventory after applying this report.
 	InventoryHash string                 `protobuf:"bytes,4,opt,name=inventory_hash,json=inventoryHash,proto3" json:"inventory_hash,omitempty"`
 	CollectedAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=collected_at,json=collectedAt,proto3" json:"collected_at,omitempty"`
+	// Test knobs in effect on the agent, repeated in every report (see AgentMode).
+	Mode          *AgentMode `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -832,6 +855,70 @@ func (x *ReportInventoryRequest) GetCollectedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ReportInventoryRequest) GetMode() *AgentMode {
+	if x != nil {
+		return x.Mode
+	}
+	return nil
+}
+
+// AgentMode announces test knobs. Only agents built with the lanyardtest build tag have
+// them; release builds always send an empty mode. The server shows them on the device and
+// records the results of a dry-run agent as simulated, never done.
+type AgentMode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Commands are recorded, not executed.
+	DryRun bool `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The serial number comes from a test override, not from the firmware.
+	SerialOverridden bool `protobuf:"varint,2,opt,name=serial_overridden,json=serialOverridden,proto3" json:"serial_overridden,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AgentMode) Reset() {
+	*x = AgentMode{}
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentMode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentMode) ProtoMessage() {}
+
+func (x *AgentMode) ProtoReflect() protoreflect.Message {
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentMode.ProtoReflect.Descriptor instead.
+func (*AgentMode) Descriptor() ([]byte, []int) {
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AgentMode) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *AgentMode) GetSerialOverridden() bool {
+	if x != nil {
+		return x.SerialOverridden
+	}
+	return false
+}
+
 type ReportInventoryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The device record this agent is linked to (empty while unlinked).
@@ -847,7 +934,7 @@ type ReportInventoryResponse struct {
 
 func (x *ReportInventoryResponse) Reset() {
 	*x = ReportInventoryResponse{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +946,7 @@ func (x *ReportInventoryResponse) String() string {
 func (*ReportInventoryResponse) ProtoMessage() {}
 
 func (x *ReportInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +959,7 @@ func (x *ReportInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportInventoryResponse.ProtoReflect.Descriptor instead.
 func (*ReportInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReportInventoryResponse) GetDeviceId() string {
@@ -923,7 +1010,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1022,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1035,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Inventory) GetHostname() string {
@@ -1056,7 +1143,7 @@ type OperatingSystem struct {
 
 func (x *OperatingSystem) Reset() {
 	*x = OperatingSystem{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1155,7 @@ func (x *OperatingSystem) String() string {
 func (*OperatingSystem) ProtoMessage() {}
 
 func (x *OperatingSystem) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1168,7 @@ func (x *OperatingSystem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatingSystem.ProtoReflect.Descriptor instead.
 func (*OperatingSystem) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OperatingSystem) GetPlatform() string {
@@ -1134,20 +1221,25 @@ func (x *OperatingSystem) GetFamily() string {
 }
 
 type Hardware struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	SerialNumber string                 `protobuf:"bytes,1,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
-	HardwareUuid string                 `protobuf:"bytes,2,opt,name=hardware_uuid,json=hardwareUuid,proto3" json:"hardware_uuid,omitempty"`
-	Vendor       string                 `protobuf:"bytes,3,opt,name=vendor,proto3" json:"vendor,omitempty"`
-	Model        string                 `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The firmware serial number; empty when the firmware has none (or a placeholder).
+	SerialNumber string `protobuf:"bytes,1,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	// SMBIOS system UUID (Linux product_uuid, Windows Win32_ComputerSystemProduct.UUID,
+	// macOS IOPlatformUUID). Without a serial number it becomes the device's identity.
+	HardwareUuid string `protobuf:"bytes,2,opt,name=hardware_uuid,json=hardwareUuid,proto3" json:"hardware_uuid,omitempty"`
+	Vendor       string `protobuf:"bytes,3,opt,name=vendor,proto3" json:"vendor,omitempty"`
+	Model        string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
 	// gopsutil's HostID (machine-id, IOPlatformUUID, MachineGuid): a hint, not an identity.
-	HostId        string `protobuf:"bytes,5,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	HostId string `protobuf:"bytes,5,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// Where serial_number came from: "firmware", "override:test" (test builds only).
+	SerialSource  string `protobuf:"bytes,6,opt,name=serial_source,json=serialSource,proto3" json:"serial_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hardware) Reset() {
 	*x = Hardware{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1251,7 @@ func (x *Hardware) String() string {
 func (*Hardware) ProtoMessage() {}
 
 func (x *Hardware) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1264,7 @@ func (x *Hardware) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hardware.ProtoReflect.Descriptor instead.
 func (*Hardware) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Hardware) GetSerialNumber() string {
@@ -1210,6 +1302,13 @@ func (x *Hardware) GetHostId() string {
 	return ""
 }
 
+func (x *Hardware) GetSerialSource() string {
+	if x != nil {
+		return x.SerialSource
+	}
+	return ""
+}
+
 type Cpu struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -1221,7 +1320,7 @@ type Cpu struct {
 
 func (x *Cpu) Reset() {
 	*x = Cpu{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1332,7 @@ func (x *Cpu) String() string {
 func (*Cpu) ProtoMessage() {}
 
 func (x *Cpu) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1345,7 @@ func (x *Cpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cpu.ProtoReflect.Descriptor instead.
 func (*Cpu) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Cpu) GetModel() string {
@@ -1286,7 +1385,7 @@ type Disk struct {
 
 func (x *Disk) Reset() {
 	*x = Disk{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1397,7 @@ func (x *Disk) String() string {
 func (*Disk) ProtoMessage() {}
 
 func (x *Disk) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1410,7 @@ func (x *Disk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Disk.ProtoReflect.Descriptor instead.
 func (*Disk) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Disk) GetDevice() string {
@@ -1378,7 +1477,7 @@ type NetworkInterface struct {
 
 func (x *NetworkInterface) Reset() {
 	*x = NetworkInterface{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1489,7 @@ func (x *NetworkInterface) String() string {
 func (*NetworkInterface) ProtoMessage() {}
 
 func (x *NetworkInterface) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1502,7 @@ func (x *NetworkInterface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkInterface.ProtoReflect.Descriptor instead.
 func (*NetworkInterface) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NetworkInterface) GetName() string {
@@ -1455,7 +1554,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1566,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1579,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *User) GetUsername() string {
@@ -1541,7 +1640,7 @@ type Posture struct {
 
 func (x *Posture) Reset() {
 	*x = Posture{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1652,7 @@ func (x *Posture) String() string {
 func (*Posture) ProtoMessage() {}
 
 func (x *Posture) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1665,7 @@ func (x *Posture) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Posture.ProtoReflect.Descriptor instead.
 func (*Posture) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Posture) GetDiskEncryption() PostureState {
@@ -1632,7 +1731,7 @@ type ConnectRequest struct {
 
 func (x *ConnectRequest) Reset() {
 	*x = ConnectRequest{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1743,7 @@ func (x *ConnectRequest) String() string {
 func (*ConnectRequest) ProtoMessage() {}
 
 func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1756,7 @@ func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectRequest.ProtoReflect.Descriptor instead.
 func (*ConnectRequest) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConnectRequest) GetMsg() isConnectRequest_Msg {
@@ -1730,7 +1829,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1841,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1854,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -1824,13 +1923,18 @@ type Hello struct {
 	// Command ids the agent has results for but could not deliver yet (queued on disk); the
 	// agent sends their CommandResult messages right after Hello.
 	PendingResultIds []string `protobuf:"bytes,4,rep,name=pending_result_ids,json=pendingResultIds,proto3" json:"pending_result_ids,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Test knobs in effect on the agent (see AgentMode).
+	Mode *AgentMode `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	// The device is held locked by a lock this agent ran (and re-asserts at every start)
+	// that no unlock has undone: the id of that lock command.
+	LockedByCommandId string `protobuf:"bytes,6,opt,name=locked_by_command_id,json=lockedByCommandId,proto3" json:"locked_by_command_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1946,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1959,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Hello) GetAgentVersion() string {
@@ -1886,6 +1990,20 @@ func (x *Hello) GetPendingResultIds() []string {
 	return nil
 }
 
+func (x *Hello) GetMode() *AgentMode {
+	if x != nil {
+		return x.Mode
+	}
+	return nil
+}
+
+func (x *Hello) GetLockedByCommandId() string {
+	if x != nil {
+		return x.LockedByCommandId
+	}
+	return ""
+}
+
 type Welcome struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	AgentId  string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
@@ -1900,7 +2018,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2030,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2043,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Welcome) GetAgentId() string {
@@ -1967,7 +2085,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2097,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2110,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Heartbeat) GetSentAt() *timestamppb.Timestamp {
@@ -2026,7 +2144,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2156,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2169,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HeartbeatAck) GetServerTime() *timestamppb.Timestamp {
@@ -2097,7 +2215,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2227,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2240,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Command) GetId() string {
@@ -2240,14 +2358,18 @@ func (*Command_Message) isCommand_TypedParams() {}
 type LockParams struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Shown on the lock screen where the platform supports it.
-	Message       string `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Message string `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// Windows: ids of the BitLocker recovery-password protectors whose password the server
+	// holds (EscrowRecoveryKey). The lock forces recovery at next boot only on a volume
+	// whose current protector is listed; any other volume is left as is and reported.
+	EscrowedProtectorIds []string `protobuf:"bytes,2,rep,name=escrowed_protector_ids,json=escrowedProtectorIds,proto3" json:"escrowed_protector_ids,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *LockParams) Reset() {
 	*x = LockParams{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2381,7 @@ func (x *LockParams) String() string {
 func (*LockParams) ProtoMessage() {}
 
 func (x *LockParams) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2394,7 @@ func (x *LockParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockParams.ProtoReflect.Descriptor instead.
 func (*LockParams) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LockParams) GetMessage() string {
@@ -2282,17 +2404,28 @@ func (x *LockParams) GetMessage() string {
 	return ""
 }
 
+func (x *LockParams) GetEscrowedProtectorIds() []string {
+	if x != nil {
+		return x.EscrowedProtectorIds
+	}
+	return nil
+}
+
 type WipeParams struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The serial the admin typed to confirm the wipe; equals target_serial.
 	ConfirmSerial string `protobuf:"bytes,1,opt,name=confirm_serial,json=confirmSerial,proto3" json:"confirm_serial,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The organization allows a best-effort data removal on a machine without full-disk
+	// encryption (evidence wipe_method "best_effort"). Without it such a wipe fails with
+	// "no crypto-erase possible" before anything runs.
+	AllowBestEffort bool `protobuf:"varint,2,opt,name=allow_best_effort,json=allowBestEffort,proto3" json:"allow_best_effort,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WipeParams) Reset() {
 	*x = WipeParams{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2437,7 @@ func (x *WipeParams) String() string {
 func (*WipeParams) ProtoMessage() {}
 
 func (x *WipeParams) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2450,7 @@ func (x *WipeParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WipeParams.ProtoReflect.Descriptor instead.
 func (*WipeParams) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WipeParams) GetConfirmSerial() string {
@@ -2325,6 +2458,13 @@ func (x *WipeParams) GetConfirmSerial() string {
 		return x.ConfirmSerial
 	}
 	return ""
+}
+
+func (x *WipeParams) GetAllowBestEffort() bool {
+	if x != nil {
+		return x.AllowBestEffort
+	}
+	return false
 }
 
 type MessageParams struct {
@@ -2337,7 +2477,7 @@ type MessageParams struct {
 
 func (x *MessageParams) Reset() {
 	*x = MessageParams{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2489,7 @@ func (x *MessageParams) String() string {
 func (*MessageParams) ProtoMessage() {}
 
 func (x *MessageParams) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2502,7 @@ func (x *MessageParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageParams.ProtoReflect.Descriptor instead.
 func (*MessageParams) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MessageParams) GetTitle() string {
@@ -2400,7 +2540,7 @@ type Confirmation struct {
 
 func (x *Confirmation) Reset() {
 	*x = Confirmation{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2552,7 @@ func (x *Confirmation) String() string {
 func (*Confirmation) ProtoMessage() {}
 
 func (x *Confirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2565,7 @@ func (x *Confirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmation.ProtoReflect.Descriptor instead.
 func (*Confirmation) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Confirmation) GetNonce() string {
@@ -2470,7 +2610,7 @@ type CommandStep struct {
 
 func (x *CommandStep) Reset() {
 	*x = CommandStep{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2622,7 @@ func (x *CommandStep) String() string {
 func (*CommandStep) ProtoMessage() {}
 
 func (x *CommandStep) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2635,7 @@ func (x *CommandStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandStep.ProtoReflect.Descriptor instead.
 func (*CommandStep) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CommandStep) GetName() string {
@@ -2548,14 +2688,26 @@ type CommandResult struct {
 	Error      string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	// e.g. "macOS: lock and wipe are delivered through MDM".
-	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Message string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// A serialized Evidence message. Kept as bytes so the signature covers exactly what the
+	// agent measured, whatever version of this file either side was built from.
+	Evidence []byte `protobuf:"bytes,7,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// ECDSA P-256 / SHA-256 (ASN.1) signature by the agent's device key over the UTF-8 bytes
+	//
+	//	"lanyard-result-v1\n" + command_id + "\n" + state name + "\n" + hex(sha256(evidence))
+	//
+	// (state name as the enum value name, e.g. COMMAND_STATE_DONE).
+	Signature []byte `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The agent certificate (DER) whose key made the signature; it chains to Lanyard's CA and
+	// names the same agent. It may differ from the stream's certificate after a renewal.
+	SignerCertificateDer []byte `protobuf:"bytes,9,opt,name=signer_certificate_der,json=signerCertificateDer,proto3" json:"signer_certificate_der,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2719,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2732,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CommandResult) GetCommandId() string {
@@ -2625,6 +2777,324 @@ func (x *CommandResult) GetMessage() string {
 	return ""
 }
 
+func (x *CommandResult) GetEvidence() []byte {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *CommandResult) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *CommandResult) GetSignerCertificateDer() []byte {
+	if x != nil {
+		return x.SignerCertificateDer
+	}
+	return nil
+}
+
+// Evidence is what the device checked after running a command, in CommandResult.evidence.
+type Evidence struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The command this evidence answers and its type.
+	CommandId string      `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	Type      CommandType `protobuf:"varint,2,opt,name=type,proto3,enum=lanyard.agent.v1.CommandType" json:"type,omitempty"`
+	// The identity the agent measured while running the command: the firmware serial, else
+	// (no serial) the hardware UUID.
+	SerialNumber string `protobuf:"bytes,3,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	HardwareUuid string `protobuf:"bytes,4,opt,name=hardware_uuid,json=hardwareUuid,proto3" json:"hardware_uuid,omitempty"`
+	// One entry per fact checked after the plan ran. DONE requires at least one, all ok.
+	Checks []*Check `protobuf:"bytes,5,rep,name=checks,proto3" json:"checks,omitempty"`
+	// Wipe only: "crypto_erase" (the keys of every encrypted volume destroyed),
+	// "best_effort" (files removed on a machine without full-disk encryption, only when the
+	// org allows it), "remote_wipe_csp" (Windows reset through the RemoteWipe CSP).
+	WipeMethod string `protobuf:"bytes,6,opt,name=wipe_method,json=wipeMethod,proto3" json:"wipe_method,omitempty"`
+	// What the device does right after sending this result ("power-off", "reset"); no later
+	// result follows.
+	FinalAction   string                 `protobuf:"bytes,7,opt,name=final_action,json=finalAction,proto3" json:"final_action,omitempty"`
+	CheckedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=checked_at,json=checkedAt,proto3" json:"checked_at,omitempty"`
+	Mode          *AgentMode             `protobuf:"bytes,9,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Evidence) Reset() {
+	*x = Evidence{}
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Evidence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Evidence) ProtoMessage() {}
+
+func (x *Evidence) ProtoReflect() protoreflect.Message {
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Evidence.ProtoReflect.Descriptor instead.
+func (*Evidence) Descriptor() ([]byte, []int) {
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Evidence) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *Evidence) GetType() CommandType {
+	if x != nil {
+		return x.Type
+	}
+	return CommandType_COMMAND_TYPE_UNSPECIFIED
+}
+
+func (x *Evidence) GetSerialNumber() string {
+	if x != nil {
+		return x.SerialNumber
+	}
+	return ""
+}
+
+func (x *Evidence) GetHardwareUuid() string {
+	if x != nil {
+		return x.HardwareUuid
+	}
+	return ""
+}
+
+func (x *Evidence) GetChecks() []*Check {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *Evidence) GetWipeMethod() string {
+	if x != nil {
+		return x.WipeMethod
+	}
+	return ""
+}
+
+func (x *Evidence) GetFinalAction() string {
+	if x != nil {
+		return x.FinalAction
+	}
+	return ""
+}
+
+func (x *Evidence) GetCheckedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckedAt
+	}
+	return nil
+}
+
+func (x *Evidence) GetMode() *AgentMode {
+	if x != nil {
+		return x.Mode
+	}
+	return nil
+}
+
+type Check struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What was checked: "account-locked:alice", "pam-account-deny", "sessions-ended:alice",
+	// "logon-right-denied:SeDenyInteractiveLogonRight", "luks-keyslots-destroyed:/dev/sda3".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ok   bool   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// What was found, and what the check required, in words an admin can read.
+	Observed      string `protobuf:"bytes,3,opt,name=observed,proto3" json:"observed,omitempty"`
+	Expected      string `protobuf:"bytes,4,opt,name=expected,proto3" json:"expected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Check) Reset() {
+	*x = Check{}
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Check) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Check) ProtoMessage() {}
+
+func (x *Check) ProtoReflect() protoreflect.Message {
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Check.ProtoReflect.Descriptor instead.
+func (*Check) Descriptor() ([]byte, []int) {
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Check) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Check) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *Check) GetObserved() string {
+	if x != nil {
+		return x.Observed
+	}
+	return ""
+}
+
+func (x *Check) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+type EscrowRecoveryKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "bitlocker".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The volume, e.g. "C:".
+	Volume string `protobuf:"bytes,2,opt,name=volume,proto3" json:"volume,omitempty"`
+	// The id of the recovery-password protector, e.g. "{6E3B...}".
+	ProtectorId string `protobuf:"bytes,3,opt,name=protector_id,json=protectorId,proto3" json:"protector_id,omitempty"`
+	// The recovery password itself (BitLocker: 48 digits in 8 groups).
+	RecoveryPassword string `protobuf:"bytes,4,opt,name=recovery_password,json=recoveryPassword,proto3" json:"recovery_password,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *EscrowRecoveryKeyRequest) Reset() {
+	*x = EscrowRecoveryKeyRequest{}
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EscrowRecoveryKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EscrowRecoveryKeyRequest) ProtoMessage() {}
+
+func (x *EscrowRecoveryKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EscrowRecoveryKeyRequest.ProtoReflect.Descriptor instead.
+func (*EscrowRecoveryKeyRequest) Descriptor() ([]byte, []int) {
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *EscrowRecoveryKeyRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *EscrowRecoveryKeyRequest) GetVolume() string {
+	if x != nil {
+		return x.Volume
+	}
+	return ""
+}
+
+func (x *EscrowRecoveryKeyRequest) GetProtectorId() string {
+	if x != nil {
+		return x.ProtectorId
+	}
+	return ""
+}
+
+func (x *EscrowRecoveryKeyRequest) GetRecoveryPassword() string {
+	if x != nil {
+		return x.RecoveryPassword
+	}
+	return ""
+}
+
+type EscrowRecoveryKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EscrowRecoveryKeyResponse) Reset() {
+	*x = EscrowRecoveryKeyResponse{}
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EscrowRecoveryKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EscrowRecoveryKeyResponse) ProtoMessage() {}
+
+func (x *EscrowRecoveryKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lanyard_agent_v1_agent_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EscrowRecoveryKeyResponse.ProtoReflect.Descriptor instead.
+func (*EscrowRecoveryKeyResponse) Descriptor() ([]byte, []int) {
+	return file_lanyard_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+}
+
 var File_lanyard_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
@@ -2664,13 +3134,17 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"\tchain_der\x18\x01 \x03(\fR\bchainDer\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\"V\n" +
 	"\rRenewResponse\x12E\n" +
-	"\vcertificate\x18\x01 \x01(\v2#.lanyard.agent.v1.CertificateBundleR\vcertificate\"\xf8\x01\n" +
+	"\vcertificate\x18\x01 \x01(\v2#.lanyard.agent.v1.CertificateBundleR\vcertificate\"\xa9\x02\n" +
 	"\x16ReportInventoryRequest\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x129\n" +
 	"\tinventory\x18\x02 \x01(\v2\x1b.lanyard.agent.v1.InventoryR\tinventory\x12)\n" +
 	"\x10changed_sections\x18\x03 \x03(\tR\x0fchangedSections\x12%\n" +
 	"\x0einventory_hash\x18\x04 \x01(\tR\rinventoryHash\x12=\n" +
-	"\fcollected_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\"\xba\x01\n" +
+	"\fcollected_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\x12/\n" +
+	"\x04mode\x18\x06 \x01(\v2\x1b.lanyard.agent.v1.AgentModeR\x04mode\"Q\n" +
+	"\tAgentMode\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\x12+\n" +
+	"\x11serial_overridden\x18\x02 \x01(\bR\x10serialOverridden\"\xba\x01\n" +
 	"\x17ReportInventoryResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x126\n" +
 	"\x17full_inventory_required\x18\x02 \x01(\bR\x15fullInventoryRequired\x12!\n" +
@@ -2697,13 +3171,14 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"\x05build\x18\x04 \x01(\tR\x05build\x12%\n" +
 	"\x0ekernel_version\x18\x05 \x01(\tR\rkernelVersion\x12\x12\n" +
 	"\x04arch\x18\x06 \x01(\tR\x04arch\x12\x16\n" +
-	"\x06family\x18\a \x01(\tR\x06family\"\x9b\x01\n" +
+	"\x06family\x18\a \x01(\tR\x06family\"\xc0\x01\n" +
 	"\bHardware\x12#\n" +
 	"\rserial_number\x18\x01 \x01(\tR\fserialNumber\x12#\n" +
 	"\rhardware_uuid\x18\x02 \x01(\tR\fhardwareUuid\x12\x16\n" +
 	"\x06vendor\x18\x03 \x01(\tR\x06vendor\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12\x17\n" +
-	"\ahost_id\x18\x05 \x01(\tR\x06hostId\"g\n" +
+	"\ahost_id\x18\x05 \x01(\tR\x06hostId\x12#\n" +
+	"\rserial_source\x18\x06 \x01(\tR\fserialSource\"g\n" +
 	"\x03Cpu\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12%\n" +
 	"\x0ephysical_cores\x18\x02 \x01(\rR\rphysicalCores\x12#\n" +
@@ -2756,12 +3231,14 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"\acommand\x18\x01 \x01(\v2\x19.lanyard.agent.v1.CommandH\x00R\acommand\x12E\n" +
 	"\rheartbeat_ack\x18\x02 \x01(\v2\x1e.lanyard.agent.v1.HeartbeatAckH\x00R\fheartbeatAck\x125\n" +
 	"\awelcome\x18\x03 \x01(\v2\x19.lanyard.agent.v1.WelcomeH\x00R\awelcomeB\x05\n" +
-	"\x03msg\"\xa6\x01\n" +
+	"\x03msg\"\x88\x02\n" +
 	"\x05Hello\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12%\n" +
 	"\x0einventory_hash\x18\x02 \x01(\tR\rinventoryHash\x12#\n" +
 	"\rserial_number\x18\x03 \x01(\tR\fserialNumber\x12,\n" +
-	"\x12pending_result_ids\x18\x04 \x03(\tR\x10pendingResultIds\"\xb7\x01\n" +
+	"\x12pending_result_ids\x18\x04 \x03(\tR\x10pendingResultIds\x12/\n" +
+	"\x04mode\x18\x05 \x01(\v2\x1b.lanyard.agent.v1.AgentModeR\x04mode\x12/\n" +
+	"\x14locked_by_command_id\x18\x06 \x01(\tR\x11lockedByCommandId\"\xb7\x01\n" +
 	"\aWelcome\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12<\n" +
@@ -2792,13 +3269,15 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
-	"\ftyped_params\"&\n" +
+	"\ftyped_params\"\\\n" +
 	"\n" +
 	"LockParams\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage\"3\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\x124\n" +
+	"\x16escrowed_protector_ids\x18\x02 \x03(\tR\x14escrowedProtectorIds\"_\n" +
 	"\n" +
 	"WipeParams\x12%\n" +
-	"\x0econfirm_serial\x18\x01 \x01(\tR\rconfirmSerial\"9\n" +
+	"\x0econfirm_serial\x18\x01 \x01(\tR\rconfirmSerial\x12*\n" +
+	"\x11allow_best_effort\x18\x02 \x01(\bR\x0fallowBestEffort\"9\n" +
 	"\rMessageParams\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\tR\x04body\"\xa7\x01\n" +
@@ -2814,7 +3293,7 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"\x06status\x18\x03 \x01(\x0e2\x1c.lanyard.agent.v1.StepStatusR\x06status\x12\x16\n" +
 	"\x06output\x18\x04 \x01(\tR\x06output\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12 \n" +
-	"\vdestructive\x18\x06 \x01(\bR\vdestructive\"\x86\x02\n" +
+	"\vdestructive\x18\x06 \x01(\bR\vdestructive\"\xf6\x02\n" +
 	"\rCommandResult\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x124\n" +
@@ -2823,23 +3302,54 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12;\n" +
 	"\vfinished_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage*u\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12\x1a\n" +
+	"\bevidence\x18\a \x01(\fR\bevidence\x12\x1c\n" +
+	"\tsignature\x18\b \x01(\fR\tsignature\x124\n" +
+	"\x16signer_certificate_der\x18\t \x01(\fR\x14signerCertificateDer\"\x87\x03\n" +
+	"\bEvidence\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\x121\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1d.lanyard.agent.v1.CommandTypeR\x04type\x12#\n" +
+	"\rserial_number\x18\x03 \x01(\tR\fserialNumber\x12#\n" +
+	"\rhardware_uuid\x18\x04 \x01(\tR\fhardwareUuid\x12/\n" +
+	"\x06checks\x18\x05 \x03(\v2\x17.lanyard.agent.v1.CheckR\x06checks\x12\x1f\n" +
+	"\vwipe_method\x18\x06 \x01(\tR\n" +
+	"wipeMethod\x12!\n" +
+	"\ffinal_action\x18\a \x01(\tR\vfinalAction\x129\n" +
+	"\n" +
+	"checked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcheckedAt\x12/\n" +
+	"\x04mode\x18\t \x01(\v2\x1b.lanyard.agent.v1.AgentModeR\x04mode\"c\n" +
+	"\x05Check\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x1a\n" +
+	"\bobserved\x18\x03 \x01(\tR\bobserved\x12\x1a\n" +
+	"\bexpected\x18\x04 \x01(\tR\bexpected\"\x96\x01\n" +
+	"\x18EscrowRecoveryKeyRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06volume\x18\x02 \x01(\tR\x06volume\x12!\n" +
+	"\fprotector_id\x18\x03 \x01(\tR\vprotectorId\x12+\n" +
+	"\x11recovery_password\x18\x04 \x01(\tR\x10recoveryPassword\"\x1b\n" +
+	"\x19EscrowRecoveryKeyResponse*u\n" +
 	"\fPostureState\x12\x1d\n" +
 	"\x19POSTURE_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10POSTURE_STATE_ON\x10\x01\x12\x15\n" +
 	"\x11POSTURE_STATE_OFF\x10\x02\x12\x19\n" +
-	"\x15POSTURE_STATE_UNKNOWN\x10\x03*\x97\x01\n" +
+	"\x15POSTURE_STATE_UNKNOWN\x10\x03*\xb0\x01\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11COMMAND_TYPE_LOCK\x10\x01\x12\x15\n" +
 	"\x11COMMAND_TYPE_WIPE\x10\x02\x12\x18\n" +
 	"\x14COMMAND_TYPE_MESSAGE\x10\x03\x12\"\n" +
-	"\x1eCOMMAND_TYPE_COLLECT_INVENTORY\x10\x04*\x7f\n" +
+	"\x1eCOMMAND_TYPE_COLLECT_INVENTORY\x10\x04\x12\x17\n" +
+	"\x13COMMAND_TYPE_UNLOCK\x10\x05*\xd3\x01\n" +
 	"\fCommandState\x12\x1d\n" +
 	"\x19COMMAND_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCOMMAND_STATE_ACKNOWLEDGED\x10\x01\x12\x16\n" +
 	"\x12COMMAND_STATE_DONE\x10\x02\x12\x18\n" +
-	"\x14COMMAND_STATE_FAILED\x10\x03*\x87\x01\n" +
+	"\x14COMMAND_STATE_FAILED\x10\x03\x12\x1a\n" +
+	"\x16COMMAND_STATE_RECEIVED\x10\x04\x12\x19\n" +
+	"\x15COMMAND_STATE_RUNNING\x10\x05\x12\x1b\n" +
+	"\x17COMMAND_STATE_SIMULATED\x10\x06*\x87\x01\n" +
 	"\n" +
 	"StepStatus\x12\x1b\n" +
 	"\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x12\n" +
@@ -2850,11 +3360,12 @@ const file_lanyard_agent_v1_agent_proto_rawDesc = "" +
 	"\x11EnrollmentService\x12c\n" +
 	"\x0eExchangeSecret\x12'.lanyard.agent.v1.ExchangeSecretRequest\x1a(.lanyard.agent.v1.ExchangeSecretResponse\x12K\n" +
 	"\x06Enroll\x12\x1f.lanyard.agent.v1.EnrollRequest\x1a .lanyard.agent.v1.EnrollResponse\x12V\n" +
-	"\fRenewExpired\x12%.lanyard.agent.v1.RenewExpiredRequest\x1a\x1f.lanyard.agent.v1.RenewResponse2\x94\x02\n" +
+	"\fRenewExpired\x12%.lanyard.agent.v1.RenewExpiredRequest\x1a\x1f.lanyard.agent.v1.RenewResponse2\x82\x03\n" +
 	"\fAgentService\x12H\n" +
 	"\x05Renew\x12\x1e.lanyard.agent.v1.RenewRequest\x1a\x1f.lanyard.agent.v1.RenewResponse\x12f\n" +
 	"\x0fReportInventory\x12(.lanyard.agent.v1.ReportInventoryRequest\x1a).lanyard.agent.v1.ReportInventoryResponse\x12R\n" +
-	"\aConnect\x12 .lanyard.agent.v1.ConnectRequest\x1a!.lanyard.agent.v1.ConnectResponse(\x010\x01B=Z;github.com/lanyardhq/lanyard/proto/lanyard/agent/v1;agentv1b\x06proto3"
+	"\aConnect\x12 .lanyard.agent.v1.ConnectRequest\x1a!.lanyard.agent.v1.ConnectResponse(\x010\x01\x12l\n" +
+	"\x11EscrowRecoveryKey\x12*.lanyard.agent.v1.EscrowRecoveryKeyRequest\x1a+.lanyard.agent.v1.EscrowRecoveryKeyResponseB=Z;github.com/lanyardhq/lanyard/proto/lanyard/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_lanyard_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -2869,108 +3380,121 @@ func file_lanyard_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_lanyard_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_lanyard_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_lanyard_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_lanyard_agent_v1_agent_proto_goTypes = []any{
-	(PostureState)(0),               // 0: lanyard.agent.v1.PostureState
-	(CommandType)(0),                // 1: lanyard.agent.v1.CommandType
-	(CommandState)(0),               // 2: lanyard.agent.v1.CommandState
-	(StepStatus)(0),                 // 3: lanyard.agent.v1.StepStatus
-	(*ExchangeSecretRequest)(nil),   // 4: lanyard.agent.v1.ExchangeSecretRequest
-	(*ExchangeSecretResponse)(nil),  // 5: lanyard.agent.v1.ExchangeSecretResponse
-	(*EnrollRequest)(nil),           // 6: lanyard.agent.v1.EnrollRequest
-	(*EnrollResponse)(nil),          // 7: lanyard.agent.v1.EnrollResponse
-	(*CertificateBundle)(nil),       // 8: lanyard.agent.v1.CertificateBundle
-	(*RenewRequest)(nil),            // 9: lanyard.agent.v1.RenewRequest
-	(*RenewExpiredRequest)(nil),     // 10: lanyard.agent.v1.RenewExpiredRequest
-	(*RenewResponse)(nil),           // 11: lanyard.agent.v1.RenewResponse
-	(*ReportInventoryRequest)(nil),  // 12: lanyard.agent.v1.ReportInventoryRequest
-	(*ReportInventoryResponse)(nil), // 13: lanyard.agent.v1.ReportInventoryResponse
-	(*Inventory)(nil),               // 14: lanyard.agent.v1.Inventory
-	(*OperatingSystem)(nil),         // 15: lanyard.agent.v1.OperatingSystem
-	(*Hardware)(nil),                // 16: lanyard.agent.v1.Hardware
-	(*Cpu)(nil),                     // 17: lanyard.agent.v1.Cpu
-	(*Disk)(nil),                    // 18: lanyard.agent.v1.Disk
-	(*NetworkInterface)(nil),        // 19: lanyard.agent.v1.NetworkInterface
-	(*User)(nil),                    // 20: lanyard.agent.v1.User
-	(*Posture)(nil),                 // 21: lanyard.agent.v1.Posture
-	(*ConnectRequest)(nil),          // 22: lanyard.agent.v1.ConnectRequest
-	(*ConnectResponse)(nil),         // 23: lanyard.agent.v1.ConnectResponse
-	(*Hello)(nil),                   // 24: lanyard.agent.v1.Hello
-	(*Welcome)(nil),                 // 25: lanyard.agent.v1.Welcome
-	(*Heartbeat)(nil),               // 26: lanyard.agent.v1.Heartbeat
-	(*HeartbeatAck)(nil),            // 27: lanyard.agent.v1.HeartbeatAck
-	(*Command)(nil),                 // 28: lanyard.agent.v1.Command
-	(*LockParams)(nil),              // 29: lanyard.agent.v1.LockParams
-	(*WipeParams)(nil),              // 30: lanyard.agent.v1.WipeParams
-	(*MessageParams)(nil),           // 31: lanyard.agent.v1.MessageParams
-	(*Confirmation)(nil),            // 32: lanyard.agent.v1.Confirmation
-	(*CommandStep)(nil),             // 33: lanyard.agent.v1.CommandStep
-	(*CommandResult)(nil),           // 34: lanyard.agent.v1.CommandResult
-	nil,                             // 35: lanyard.agent.v1.Posture.DetailsEntry
-	nil,                             // 36: lanyard.agent.v1.Command.ParamsEntry
-	(*timestamppb.Timestamp)(nil),   // 37: google.protobuf.Timestamp
+	(PostureState)(0),                 // 0: lanyard.agent.v1.PostureState
+	(CommandType)(0),                  // 1: lanyard.agent.v1.CommandType
+	(CommandState)(0),                 // 2: lanyard.agent.v1.CommandState
+	(StepStatus)(0),                   // 3: lanyard.agent.v1.StepStatus
+	(*ExchangeSecretRequest)(nil),     // 4: lanyard.agent.v1.ExchangeSecretRequest
+	(*ExchangeSecretResponse)(nil),    // 5: lanyard.agent.v1.ExchangeSecretResponse
+	(*EnrollRequest)(nil),             // 6: lanyard.agent.v1.EnrollRequest
+	(*EnrollResponse)(nil),            // 7: lanyard.agent.v1.EnrollResponse
+	(*CertificateBundle)(nil),         // 8: lanyard.agent.v1.CertificateBundle
+	(*RenewRequest)(nil),              // 9: lanyard.agent.v1.RenewRequest
+	(*RenewExpiredRequest)(nil),       // 10: lanyard.agent.v1.RenewExpiredRequest
+	(*RenewResponse)(nil),             // 11: lanyard.agent.v1.RenewResponse
+	(*ReportInventoryRequest)(nil),    // 12: lanyard.agent.v1.ReportInventoryRequest
+	(*AgentMode)(nil),                 // 13: lanyard.agent.v1.AgentMode
+	(*ReportInventoryResponse)(nil),   // 14: lanyard.agent.v1.ReportInventoryResponse
+	(*Inventory)(nil),                 // 15: lanyard.agent.v1.Inventory
+	(*OperatingSystem)(nil),           // 16: lanyard.agent.v1.OperatingSystem
+	(*Hardware)(nil),                  // 17: lanyard.agent.v1.Hardware
+	(*Cpu)(nil),                       // 18: lanyard.agent.v1.Cpu
+	(*Disk)(nil),                      // 19: lanyard.agent.v1.Disk
+	(*NetworkInterface)(nil),          // 20: lanyard.agent.v1.NetworkInterface
+	(*User)(nil),                      // 21: lanyard.agent.v1.User
+	(*Posture)(nil),                   // 22: lanyard.agent.v1.Posture
+	(*ConnectRequest)(nil),            // 23: lanyard.agent.v1.ConnectRequest
+	(*ConnectResponse)(nil),           // 24: lanyard.agent.v1.ConnectResponse
+	(*Hello)(nil),                     // 25: lanyard.agent.v1.Hello
+	(*Welcome)(nil),                   // 26: lanyard.agent.v1.Welcome
+	(*Heartbeat)(nil),                 // 27: lanyard.agent.v1.Heartbeat
+	(*HeartbeatAck)(nil),              // 28: lanyard.agent.v1.HeartbeatAck
+	(*Command)(nil),                   // 29: lanyard.agent.v1.Command
+	(*LockParams)(nil),                // 30: lanyard.agent.v1.LockParams
+	(*WipeParams)(nil),                // 31: lanyard.agent.v1.WipeParams
+	(*MessageParams)(nil),             // 32: lanyard.agent.v1.MessageParams
+	(*Confirmation)(nil),              // 33: lanyard.agent.v1.Confirmation
+	(*CommandStep)(nil),               // 34: lanyard.agent.v1.CommandStep
+	(*CommandResult)(nil),             // 35: lanyard.agent.v1.CommandResult
+	(*Evidence)(nil),                  // 36: lanyard.agent.v1.Evidence
+	(*Check)(nil),                     // 37: lanyard.agent.v1.Check
+	(*EscrowRecoveryKeyRequest)(nil),  // 38: lanyard.agent.v1.EscrowRecoveryKeyRequest
+	(*EscrowRecoveryKeyResponse)(nil), // 39: lanyard.agent.v1.EscrowRecoveryKeyResponse
+	nil,                               // 40: lanyard.agent.v1.Posture.DetailsEntry
+	nil,                               // 41: lanyard.agent.v1.Command.ParamsEntry
+	(*timestamppb.Timestamp)(nil),     // 42: google.protobuf.Timestamp
 }
 var file_lanyard_agent_v1_agent_proto_depIdxs = []int32{
-	37, // 0: lanyard.agent.v1.ExchangeSecretResponse.expires_at:type_name -> google.protobuf.Timestamp
+	42, // 0: lanyard.agent.v1.ExchangeSecretResponse.expires_at:type_name -> google.protobuf.Timestamp
 	8,  // 1: lanyard.agent.v1.EnrollResponse.certificate:type_name -> lanyard.agent.v1.CertificateBundle
-	37, // 2: lanyard.agent.v1.CertificateBundle.not_before:type_name -> google.protobuf.Timestamp
-	37, // 3: lanyard.agent.v1.CertificateBundle.not_after:type_name -> google.protobuf.Timestamp
-	37, // 4: lanyard.agent.v1.CertificateBundle.renew_after:type_name -> google.protobuf.Timestamp
+	42, // 2: lanyard.agent.v1.CertificateBundle.not_before:type_name -> google.protobuf.Timestamp
+	42, // 3: lanyard.agent.v1.CertificateBundle.not_after:type_name -> google.protobuf.Timestamp
+	42, // 4: lanyard.agent.v1.CertificateBundle.renew_after:type_name -> google.protobuf.Timestamp
 	8,  // 5: lanyard.agent.v1.RenewResponse.certificate:type_name -> lanyard.agent.v1.CertificateBundle
-	14, // 6: lanyard.agent.v1.ReportInventoryRequest.inventory:type_name -> lanyard.agent.v1.Inventory
-	37, // 7: lanyard.agent.v1.ReportInventoryRequest.collected_at:type_name -> google.protobuf.Timestamp
-	15, // 8: lanyard.agent.v1.Inventory.os:type_name -> lanyard.agent.v1.OperatingSystem
-	16, // 9: lanyard.agent.v1.Inventory.hardware:type_name -> lanyard.agent.v1.Hardware
-	17, // 10: lanyard.agent.v1.Inventory.cpu:type_name -> lanyard.agent.v1.Cpu
-	18, // 11: lanyard.agent.v1.Inventory.disks:type_name -> lanyard.agent.v1.Disk
-	19, // 12: lanyard.agent.v1.Inventory.network_interfaces:type_name -> lanyard.agent.v1.NetworkInterface
-	20, // 13: lanyard.agent.v1.Inventory.users:type_name -> lanyard.agent.v1.User
-	37, // 14: lanyard.agent.v1.Inventory.boot_time:type_name -> google.protobuf.Timestamp
-	21, // 15: lanyard.agent.v1.Inventory.posture:type_name -> lanyard.agent.v1.Posture
-	0,  // 16: lanyard.agent.v1.Disk.encrypted:type_name -> lanyard.agent.v1.PostureState
-	0,  // 17: lanyard.agent.v1.Posture.disk_encryption:type_name -> lanyard.agent.v1.PostureState
-	0,  // 18: lanyard.agent.v1.Posture.firewall:type_name -> lanyard.agent.v1.PostureState
-	0,  // 19: lanyard.agent.v1.Posture.screen_lock:type_name -> lanyard.agent.v1.PostureState
-	0,  // 20: lanyard.agent.v1.Posture.auto_updates:type_name -> lanyard.agent.v1.PostureState
-	35, // 21: lanyard.agent.v1.Posture.details:type_name -> lanyard.agent.v1.Posture.DetailsEntry
-	24, // 22: lanyard.agent.v1.ConnectRequest.hello:type_name -> lanyard.agent.v1.Hello
-	26, // 23: lanyard.agent.v1.ConnectRequest.heartbeat:type_name -> lanyard.agent.v1.Heartbeat
-	34, // 24: lanyard.agent.v1.ConnectRequest.command_result:type_name -> lanyard.agent.v1.CommandResult
-	28, // 25: lanyard.agent.v1.ConnectResponse.command:type_name -> lanyard.agent.v1.Command
-	27, // 26: lanyard.agent.v1.ConnectResponse.heartbeat_ack:type_name -> lanyard.agent.v1.HeartbeatAck
-	25, // 27: lanyard.agent.v1.ConnectResponse.welcome:type_name -> lanyard.agent.v1.Welcome
-	37, // 28: lanyard.agent.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	37, // 29: lanyard.agent.v1.HeartbeatAck.server_time:type_name -> google.protobuf.Timestamp
-	1,  // 30: lanyard.agent.v1.Command.type:type_name -> lanyard.agent.v1.CommandType
-	36, // 31: lanyard.agent.v1.Command.params:type_name -> lanyard.agent.v1.Command.ParamsEntry
-	37, // 32: lanyard.agent.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
-	37, // 33: lanyard.agent.v1.Command.expires_at:type_name -> google.protobuf.Timestamp
-	29, // 34: lanyard.agent.v1.Command.lock:type_name -> lanyard.agent.v1.LockParams
-	30, // 35: lanyard.agent.v1.Command.wipe:type_name -> lanyard.agent.v1.WipeParams
-	31, // 36: lanyard.agent.v1.Command.message:type_name -> lanyard.agent.v1.MessageParams
-	32, // 37: lanyard.agent.v1.Command.confirmation:type_name -> lanyard.agent.v1.Confirmation
-	37, // 38: lanyard.agent.v1.Confirmation.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 39: lanyard.agent.v1.CommandStep.status:type_name -> lanyard.agent.v1.StepStatus
-	2,  // 40: lanyard.agent.v1.CommandResult.state:type_name -> lanyard.agent.v1.CommandState
-	33, // 41: lanyard.agent.v1.CommandResult.steps:type_name -> lanyard.agent.v1.CommandStep
-	37, // 42: lanyard.agent.v1.CommandResult.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 43: lanyard.agent.v1.EnrollmentService.ExchangeSecret:input_type -> lanyard.agent.v1.ExchangeSecretRequest
-	6,  // 44: lanyard.agent.v1.EnrollmentService.Enroll:input_type -> lanyard.agent.v1.EnrollRequest
-	10, // 45: lanyard.agent.v1.EnrollmentService.RenewExpired:input_type -> lanyard.agent.v1.RenewExpiredRequest
-	9,  // 46: lanyard.agent.v1.AgentService.Renew:input_type -> lanyard.agent.v1.RenewRequest
-	12, // 47: lanyard.agent.v1.AgentService.ReportInventory:input_type -> lanyard.agent.v1.ReportInventoryRequest
-	22, // 48: lanyard.agent.v1.AgentService.Connect:input_type -> lanyard.agent.v1.ConnectRequest
-	5,  // 49: lanyard.agent.v1.EnrollmentService.ExchangeSecret:output_type -> lanyard.agent.v1.ExchangeSecretResponse
-	7,  // 50: lanyard.agent.v1.EnrollmentService.Enroll:output_type -> lanyard.agent.v1.EnrollResponse
-	11, // 51: lanyard.agent.v1.EnrollmentService.RenewExpired:output_type -> lanyard.agent.v1.RenewResponse
-	11, // 52: lanyard.agent.v1.AgentService.Renew:output_type -> lanyard.agent.v1.RenewResponse
-	13, // 53: lanyard.agent.v1.AgentService.ReportInventory:output_type -> lanyard.agent.v1.ReportInventoryResponse
-	23, // 54: lanyard.agent.v1.AgentService.Connect:output_type -> lanyard.agent.v1.ConnectResponse
-	49, // [49:55] is the sub-list for method output_type
-	43, // [43:49] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	15, // 6: lanyard.agent.v1.ReportInventoryRequest.inventory:type_name -> lanyard.agent.v1.Inventory
+	42, // 7: lanyard.agent.v1.ReportInventoryRequest.collected_at:type_name -> google.protobuf.Timestamp
+	13, // 8: lanyard.agent.v1.ReportInventoryRequest.mode:type_name -> lanyard.agent.v1.AgentMode
+	16, // 9: lanyard.agent.v1.Inventory.os:type_name -> lanyard.agent.v1.OperatingSystem
+	17, // 10: lanyard.agent.v1.Inventory.hardware:type_name -> lanyard.agent.v1.Hardware
+	18, // 11: lanyard.agent.v1.Inventory.cpu:type_name -> lanyard.agent.v1.Cpu
+	19, // 12: lanyard.agent.v1.Inventory.disks:type_name -> lanyard.agent.v1.Disk
+	20, // 13: lanyard.agent.v1.Inventory.network_interfaces:type_name -> lanyard.agent.v1.NetworkInterface
+	21, // 14: lanyard.agent.v1.Inventory.users:type_name -> lanyard.agent.v1.User
+	42, // 15: lanyard.agent.v1.Inventory.boot_time:type_name -> google.protobuf.Timestamp
+	22, // 16: lanyard.agent.v1.Inventory.posture:type_name -> lanyard.agent.v1.Posture
+	0,  // 17: lanyard.agent.v1.Disk.encrypted:type_name -> lanyard.agent.v1.PostureState
+	0,  // 18: lanyard.agent.v1.Posture.disk_encryption:type_name -> lanyard.agent.v1.PostureState
+	0,  // 19: lanyard.agent.v1.Posture.firewall:type_name -> lanyard.agent.v1.PostureState
+	0,  // 20: lanyard.agent.v1.Posture.screen_lock:type_name -> lanyard.agent.v1.PostureState
+	0,  // 21: lanyard.agent.v1.Posture.auto_updates:type_name -> lanyard.agent.v1.PostureState
+	40, // 22: lanyard.agent.v1.Posture.details:type_name -> lanyard.agent.v1.Posture.DetailsEntry
+	25, // 23: lanyard.agent.v1.ConnectRequest.hello:type_name -> lanyard.agent.v1.Hello
+	27, // 24: lanyard.agent.v1.ConnectRequest.heartbeat:type_name -> lanyard.agent.v1.Heartbeat
+	35, // 25: lanyard.agent.v1.ConnectRequest.command_result:type_name -> lanyard.agent.v1.CommandResult
+	29, // 26: lanyard.agent.v1.ConnectResponse.command:type_name -> lanyard.agent.v1.Command
+	28, // 27: lanyard.agent.v1.ConnectResponse.heartbeat_ack:type_name -> lanyard.agent.v1.HeartbeatAck
+	26, // 28: lanyard.agent.v1.ConnectResponse.welcome:type_name -> lanyard.agent.v1.Welcome
+	13, // 29: lanyard.agent.v1.Hello.mode:type_name -> lanyard.agent.v1.AgentMode
+	42, // 30: lanyard.agent.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	42, // 31: lanyard.agent.v1.HeartbeatAck.server_time:type_name -> google.protobuf.Timestamp
+	1,  // 32: lanyard.agent.v1.Command.type:type_name -> lanyard.agent.v1.CommandType
+	41, // 33: lanyard.agent.v1.Command.params:type_name -> lanyard.agent.v1.Command.ParamsEntry
+	42, // 34: lanyard.agent.v1.Command.issued_at:type_name -> google.protobuf.Timestamp
+	42, // 35: lanyard.agent.v1.Command.expires_at:type_name -> google.protobuf.Timestamp
+	30, // 36: lanyard.agent.v1.Command.lock:type_name -> lanyard.agent.v1.LockParams
+	31, // 37: lanyard.agent.v1.Command.wipe:type_name -> lanyard.agent.v1.WipeParams
+	32, // 38: lanyard.agent.v1.Command.message:type_name -> lanyard.agent.v1.MessageParams
+	33, // 39: lanyard.agent.v1.Command.confirmation:type_name -> lanyard.agent.v1.Confirmation
+	42, // 40: lanyard.agent.v1.Confirmation.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 41: lanyard.agent.v1.CommandStep.status:type_name -> lanyard.agent.v1.StepStatus
+	2,  // 42: lanyard.agent.v1.CommandResult.state:type_name -> lanyard.agent.v1.CommandState
+	34, // 43: lanyard.agent.v1.CommandResult.steps:type_name -> lanyard.agent.v1.CommandStep
+	42, // 44: lanyard.agent.v1.CommandResult.finished_at:type_name -> google.protobuf.Timestamp
+	1,  // 45: lanyard.agent.v1.Evidence.type:type_name -> lanyard.agent.v1.CommandType
+	37, // 46: lanyard.agent.v1.Evidence.checks:type_name -> lanyard.agent.v1.Check
+	42, // 47: lanyard.agent.v1.Evidence.checked_at:type_name -> google.protobuf.Timestamp
+	13, // 48: lanyard.agent.v1.Evidence.mode:type_name -> lanyard.agent.v1.AgentMode
+	4,  // 49: lanyard.agent.v1.EnrollmentService.ExchangeSecret:input_type -> lanyard.agent.v1.ExchangeSecretRequest
+	6,  // 50: lanyard.agent.v1.EnrollmentService.Enroll:input_type -> lanyard.agent.v1.EnrollRequest
+	10, // 51: lanyard.agent.v1.EnrollmentService.RenewExpired:input_type -> lanyard.agent.v1.RenewExpiredRequest
+	9,  // 52: lanyard.agent.v1.AgentService.Renew:input_type -> lanyard.agent.v1.RenewRequest
+	12, // 53: lanyard.agent.v1.AgentService.ReportInventory:input_type -> lanyard.agent.v1.ReportInventoryRequest
+	23, // 54: lanyard.agent.v1.AgentService.Connect:input_type -> lanyard.agent.v1.ConnectRequest
+	38, // 55: lanyard.agent.v1.AgentService.EscrowRecoveryKey:input_type -> lanyard.agent.v1.EscrowRecoveryKeyRequest
+	5,  // 56: lanyard.agent.v1.EnrollmentService.ExchangeSecret:output_type -> lanyard.agent.v1.ExchangeSecretResponse
+	7,  // 57: lanyard.agent.v1.EnrollmentService.Enroll:output_type -> lanyard.agent.v1.EnrollResponse
+	11, // 58: lanyard.agent.v1.EnrollmentService.RenewExpired:output_type -> lanyard.agent.v1.RenewResponse
+	11, // 59: lanyard.agent.v1.AgentService.Renew:output_type -> lanyard.agent.v1.RenewResponse
+	14, // 60: lanyard.agent.v1.AgentService.ReportInventory:output_type -> lanyard.agent.v1.ReportInventoryResponse
+	24, // 61: lanyard.agent.v1.AgentService.Connect:output_type -> lanyard.agent.v1.ConnectResponse
+	39, // 62: lanyard.agent.v1.AgentService.EscrowRecoveryKey:output_type -> lanyard.agent.v1.EscrowRecoveryKeyResponse
+	56, // [56:63] is the sub-list for method output_type
+	49, // [49:56] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_lanyard_agent_v1_agent_proto_init() }
@@ -2978,17 +3502,17 @@ func file_lanyard_agent_v1_agent_proto_init() {
 	if File_lanyard_agent_v1_agent_proto != nil {
 		return
 	}
-	file_lanyard_agent_v1_agent_proto_msgTypes[18].OneofWrappers = []any{
+	file_lanyard_agent_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
 		(*ConnectRequest_Hello)(nil),
 		(*ConnectRequest_Heartbeat)(nil),
 		(*ConnectRequest_CommandResult)(nil),
 	}
-	file_lanyard_agent_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
+	file_lanyard_agent_v1_agent_proto_msgTypes[20].OneofWrappers = []any{
 		(*ConnectResponse_Command)(nil),
 		(*ConnectResponse_HeartbeatAck)(nil),
 		(*ConnectResponse_Welcome)(nil),
 	}
-	file_lanyard_agent_v1_agent_proto_msgTypes[24].OneofWrappers = []any{
+	file_lanyard_agent_v1_agent_proto_msgTypes[25].OneofWrappers = []any{
 		(*Command_Lock)(nil),
 		(*Command_Wipe)(nil),
 		(*Command_Message)(nil),
@@ -2999,7 +3523,7 @@ func file_lanyard_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lanyard_agent_v1_agent_proto_rawDesc), len(file_lanyard_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -243,9 +243,10 @@ var EnrollmentService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	AgentService_Renew_FullMethodName           = "/lanyard.agent.v1.AgentService/Renew"
-	AgentService_ReportInventory_FullMethodName = "/lanyard.agent.v1.AgentService/ReportInventory"
-	AgentService_Connect_FullMethodName         = "/lanyard.agent.v1.AgentService/Connect"
+	AgentService_Renew_FullMethodName             = "/lanyard.agent.v1.AgentService/Renew"
+	AgentService_ReportInventory_FullMethodName   = "/lanyard.agent.v1.AgentService/ReportInventory"
+	AgentService_Connect_FullMethodName           = "/lanyard.agent.v1.AgentService/Connect"
+	AgentService_EscrowRecoveryKey_FullMethodName = "/lanyard.agent.v1.AgentService/EscrowRecoveryKey"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -264,6 +265,12 @@ type AgentServiceClient interface {
 	// and command results; the server sends commands. The server ends the stream with
 	// Unauthenticated when the agent's certificate or device is revoked.
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error)
+	// EscrowRecoveryKey stores a disk-encryption recovery secret (today: a BitLocker recovery
+	// password) sealed at rest on the server. The agent sends it after enrolling, whenever the
+	// volume's recovery protector changes (rotation), and the server names the escrowed
+	// protectors in every lock, so a lock forces recovery only on a volume whose password
+	// the server holds. Errors: InvalidArgument (missing or malformed fields).
+	EscrowRecoveryKey(ctx context.Context, in *EscrowRecoveryKeyRequest, opts ...grpc.CallOption) (*EscrowRecoveryKeyResponse, error)
 }
 
 type agentServiceClient struct {
@@ -307,6 +314,16 @@ func (c *agentServiceClient) Connect(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_ConnectClient = grpc.BidiStreamingClient[ConnectRequest, ConnectResponse]
 
+func (c *agentServiceClient) EscrowRecoveryKey(ctx context.Context, in *EscrowRecoveryKeyRequest, opts ...grpc.CallOption) (*EscrowRecoveryKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EscrowRecoveryKeyResponse)
+	err := c.cc.Invoke(ctx, AgentService_EscrowRecoveryKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -323,6 +340,12 @@ type AgentServiceServer interface {
 	// and command results; the server sends commands. The server ends the stream with
 	// Unauthenticated when the agent's certificate or device is revoked.
 	Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error
+	// EscrowRecoveryKey stores a disk-encryption recovery secret (today: a BitLocker recovery
+	// password) sealed at rest on the server. The agent sends it after enrolling, whenever the
+	// volume's recovery protector changes (rotation), and the server names the escrowed
+	// protectors in every lock, so a lock forces recovery only on a volume whose password
+	// the server holds. Errors: InvalidArgument (missing or malformed fields).
+	EscrowRecoveryKey(context.Context, *EscrowRecoveryKeyRequest) (*EscrowRecoveryKeyResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -341,6 +364,9 @@ func (UnimplementedAgentServiceServer) ReportInventory(context.Context, *ReportI
 }
 func (UnimplementedAgentServiceServer) Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error {
 	return status.Error(codes.Unimplemented, "method Connect not implemented")
+}
+func (UnimplementedAgentServiceServer) EscrowRecoveryKey(context.Context, *EscrowRecoveryKeyRequest) (*EscrowRecoveryKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EscrowRecoveryKey not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -406,6 +432,24 @@ func _AgentService_Connect_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_ConnectServer = grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]
 
+func _AgentService_EscrowRecoveryKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EscrowRecoveryKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).EscrowRecoveryKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_EscrowRecoveryKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).EscrowRecoveryKey(ctx, req.(*EscrowRecoveryKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -420,6 +464,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportInventory",
 			Handler:    _AgentService_ReportInventory_Handler,
+		},
+		{
+			MethodName: "EscrowRecoveryKey",
+			Handler:    _AgentService_EscrowRecoveryKey_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
