@@ -19,7 +19,9 @@ type fixedPlanner struct {
 	calls  int
 }
 
-func okChecks(context.Context) []Check { return []Check{{Name: "fact", OK: true, Observed: "x", Expected: "x"}} }
+func okChecks(context.Context) []Check {
+	return []Check{{Name: "fact", OK: true, Observed: "x", Expected: "x"}}
+}
 
 func (p *fixedPlanner) Plan(context.Context, Command) (Plan, error) {
 	p.calls++
@@ -171,7 +173,9 @@ func TestLinuxLockPlanExactSteps(t *testing.T) {
 
 type planFunc func(Command) []Step
 
-func (p planFunc) Plan(_ context.Context, c Command) (Plan, error) { return Plan{Steps: p(c), Verify: okChecks}, nil }
+func (p planFunc) Plan(_ context.Context, c Command) (Plan, error) {
+	return Plan{Steps: p(c), Verify: okChecks}, nil
+}
 
 func TestLinuxWipePlans(t *testing.T) {
 	f := linuxFacts("/")

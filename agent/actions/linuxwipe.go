@@ -31,4 +31,3 @@ func LinuxWipePlan(f LinuxFacts) []Step {
 	}
 	return steps
 }
-

@@ -62,4 +62,3 @@ func WindowsMessagePlan(title, body string) []Step {
 	}
 	return []Step{{Name: "message", Argv: []string{WinMsg, "*", "/TIME:0", text}}}
 }
-
