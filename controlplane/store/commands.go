@@ -17,15 +17,24 @@ const (
 	CommandWipe             = "wipe"
 	CommandMessage          = "message"
 	CommandCollectInventory = "collect_inventory"
+	CommandUnlock           = "unlock"
 
+	// queued → sent → received → running → done | failed | expired | canceled, plus
+	// simulated (a dry-run agent). done for lock, unlock and wipe means the device's
+	// signed evidence verified; for MDM, the Mac's Acknowledged.
 	CommandAwaitingApproval = "awaiting_approval"
 	CommandQueued           = "queued"
 	CommandSent             = "sent"
-	CommandAcknowledged     = "acknowledged"
+	CommandReceived         = "received"
+	CommandRunning          = "running"
 	CommandDone             = "done"
 	CommandFailed           = "failed"
 	CommandExpired          = "expired"
 	CommandCanceled         = "canceled"
+	CommandSimulated        = "simulated"
+	// CommandAcknowledged is the state before received existed; migration 00203 turns it
+	// into received.
+	CommandAcknowledged = "acknowledged"
 
 	ChannelAgent = "agent"
 	ChannelMDM   = "mdm"
