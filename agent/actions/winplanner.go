@@ -225,6 +225,12 @@ func (p *winPlanner) lockPlan(ctx context.Context, cmd Command) (Plan, error) {
 
 	var steps []Step
 	toDisable := enabledHumans(users)
+	// The ids the server named in the first lock still count on a
+	// re-assert: the password the server holds has not changed.
+	escrowedIDs := slices.Clone(cmd.EscrowedProtectors)
+	if haveRecord && rec.BitLocker != nil {
+		escrowedIDs = append(escrowedIDs, rec.BitLocker.EscrowedProtectorIDs...)
+	}
 	if !haveRecord {
 		rec = winLockRecord{Version: 1, CommandID: cmd.ID, LockedAt: p.clock(), PreviousRights: map[string]rightValue{}}
 		for _, u := range toDisable {
@@ -235,7 +241,7 @@ func (p *winPlanner) lockPlan(ctx context.Context, cmd Command) (Plan, error) {
 		}
 		if bl.encrypted() {
 			brec := &winBitLockerRecord{Volume: p.volume}
-			for _, pr := range bl.escrowed(cmd.EscrowedProtectors) {
+			for _, pr := range bl.escrowed(escrowedIDs) {
 				brec.EscrowedProtectorIDs = append(brec.EscrowedProtectorIDs, pr.ID)
 			}
 			brec.ForcedRecovery = len(brec.EscrowedProtectorIDs) > 0 && len(bl.tpmProtectors()) > 0
@@ -259,7 +265,7 @@ func (p *winPlanner) lockPlan(ctx context.Context, cmd Command) (Plan, error) {
 	for _, s := range sessions {
 		steps = append(steps, winSessionStep(s.ID))
 	}
-	escrowed := bl.escrowed(cmd.EscrowedProtectors)
+	escrowed := bl.escrowed(escrowedIDs)
 	forcing := false
 	if bl.encrypted() && len(escrowed) > 0 {
 		if !bl.Status.protectionOn() {
@@ -283,7 +289,7 @@ func (p *winPlanner) lockPlan(ctx context.Context, cmd Command) (Plan, error) {
 		Verify: func(ctx context.Context) []Check {
 			return p.verifyLock(ctx, lockExpect{
 				accounts: disabled, usersErr: usersErr, sessionsErr: sessionsErr, join: join, joinErr: joinErr,
-				bitlocker: bl, escrowedIDs: cmd.EscrowedProtectors,
+				bitlocker: bl, escrowedIDs: escrowedIDs,
 			})
 		},
 		Message: "logons denied, local accounts disabled, sessions signed out",

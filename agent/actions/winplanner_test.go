@@ -407,6 +407,20 @@ func TestWindowsReassert(t *testing.T) {
 			t.Fatalf("lock record overwritten:\n%s\nwas:\n%s", now, first)
 		}
 	}
+	// A re-assert on a machine whose recovery the first lock forced: the
+	// record's escrowed ids still count (the client need not repeat them).
+	dir = t.TempDir()
+	f = newFakeWindows(t, "entra", "before", "locked")
+	p = newTestWinPlanner(t, f, dir)
+	if w := executeWin(t, f, p, Command{ID: "lock-1", Kind: Lock, EscrowedProtectors: []string{entraRP1}}); w.res.State != Done {
+		t.Fatalf("entra lock %s: %s", w.res.State, w.res.Error)
+	}
+	f.set("locked")
+	w := executeWin(t, f, p, Command{ID: "lock-1", Kind: Lock, Reassert: true})
+	if w.res.State != Done || !checkOf(t, w.res, "bitlocker-recovery:C:").OK || len(w.commits) != 0 {
+		t.Fatalf("entra re-assert %s %s, commits %d", w.res.State, w.res.Error, len(w.commits))
+	}
+
 	// A re-assert that must force recovery again (someone re-added the TPM
 	// protector) restarts.
 	dir = t.TempDir()
