@@ -217,23 +217,6 @@ func TestLinuxWipePlans(t *testing.T) {
 	}
 }
 
-func TestWindowsPlans(t *testing.T) {
-	lock := names(WindowsLockPlan(WindowsFacts{Users: []string{"alice"}, Sessions: []uint32{2}}, "Locked"))
-	want := []string{
-		`disable-account:alice: C:\Windows\System32\net.exe user alice /active:no`,
-		`log-off-session:2: C:\Windows\System32\logoff.exe 2`,
-		`shut-down: C:\Windows\System32\shutdown.exe /s /f /t 15 /c Locked`,
-	}
-	if !slices.Equal(lock, want) {
-		t.Fatalf("windows lock:\n%s", strings.Join(lock, "\n"))
-	}
-	wipe := WindowsWipePlan()
-	if len(wipe) != 1 || !wipe[0].Destructive || !strings.Contains(wipe[0].Argv[len(wipe[0].Argv)-1], "doWipeProtectedMethod") ||
-		!strings.Contains(wipe[0].Argv[len(wipe[0].Argv)-1], "MDM_RemoteWipe") {
-		t.Fatalf("windows wipe %v", wipe)
-	}
-}
-
 func TestSameSerial(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string

@@ -2,63 +2,67 @@ package actions
 
 import (
 	"context"
-	"fmt"
+	"strings"
+	"time"
 	"unsafe"
 
-	"github.com/yusufpapurcu/wmi"
 	"golang.org/x/sys/windows"
 
-	"github.com/lanyardhq/lanyard/agent/inventory"
+	"github.com/lanyardhq/lanyard/agent/internal/allowcmd"
 )
 
-// NewPlanner returns the planner for this OS.
-func NewPlanner(PlannerOptions) Planner { return windowsPlanner{} }
-
-type windowsPlanner struct{}
-
-type win32UserAccount struct {
-	Name     string
-	SID      string
-	Disabled bool
+// NewPlanner returns the planner for this OS. It gathers facts by running
+// the allowlisted Windows tools; everything else (plans, parsing, checks)
+// lives in the OS-independent winPlanner.
+func NewPlanner(o PlannerOptions) Planner {
+	return &winPlanner{
+		stateDir: o.StateDir, volume: osVolume(), tools: execTools{}, wtsSessions: wtsSessions,
+		sessionWait: 30 * time.Second, pollEvery: 2 * time.Second,
+	}
 }
 
-func (windowsPlanner) facts() (WindowsFacts, error) {
-	var accts []win32UserAccount
-	if err := wmi.Query("SELECT Name, SID, Disabled FROM Win32_UserAccount WHERE LocalAccount = TRUE", &accts); err != nil {
-		return WindowsFacts{}, fmt.Errorf("actions: Win32_UserAccount: %w", err)
+// execTools runs programs through the allowlist.
+type execTools struct{}
+
+func (execTools) Output(ctx context.Context, argv ...string) (string, error) {
+	out, err := allowcmd.Run(ctx, argv...)
+	return string(out), err
+}
+
+// osVolume is the drive Windows runs from ("C:"), from the system itself
+// rather than %SystemDrive%, which the environment could change.
+func osVolume() string {
+	if dir, err := windows.GetSystemWindowsDirectory(); err == nil && len(dir) >= 2 && dir[1] == ':' {
+		return strings.ToUpper(dir[:2])
 	}
-	var f WindowsFacts
-	for _, a := range accts {
-		if !a.Disabled && inventory.IsHumanWindowsSID(a.SID) {
-			f.Users = append(f.Users, a.Name)
-		}
-	}
+	return "C:"
+}
+
+// wtsSessions lists user sessions through the WTS API where quser.exe is
+// missing. Session 0 is services; only active and disconnected sessions
+// have a user signed in.
+func wtsSessions(context.Context) ([]winSession, error) {
 	var info *windows.WTS_SESSION_INFO
 	var n uint32
-	if err := windows.WTSEnumerateSessions(0, 0, 1, &info, &n); err == nil {
-		defer windows.WTSFreeMemory(uintptr(unsafe.Pointer(info)))
-		for _, s := range unsafe.Slice(info, n) {
-			// Session 0 is services; only active or disconnected user sessions.
-			if s.SessionID != 0 && (s.State == windows.WTSActive || s.State == windows.WTSDisconnected) {
-				f.Sessions = append(f.Sessions, s.SessionID)
-			}
-		}
+	if err := windows.WTSEnumerateSessions(0, 0, 1, &info, &n); err != nil {
+		return nil, err
 	}
-	return f, nil
-}
-
-func (p windowsPlanner) Plan(_ context.Context, cmd Command) (Plan, error) {
-	switch cmd.Kind {
-	case Lock:
-		f, err := p.facts()
-		if err != nil {
-			return Plan{}, err
+	defer windows.WTSFreeMemory(uintptr(unsafe.Pointer(info)))
+	var out []winSession
+	for _, s := range unsafe.Slice(info, n) {
+		if s.SessionID == 0 {
+			continue
 		}
-		return Plan{Steps: WindowsLockPlan(f, cmd.Message)}, nil
-	case Wipe:
-		return Plan{Steps: WindowsWipePlan()}, nil
-	case Message:
-		return Plan{Steps: WindowsMessagePlan(cmd.Title, cmd.Message)}, nil
+		state := ""
+		switch s.State {
+		case windows.WTSActive:
+			state = "Active"
+		case windows.WTSDisconnected:
+			state = "Disc"
+		default:
+			continue
+		}
+		out = append(out, winSession{User: "(session user)", Name: windows.UTF16PtrToString(s.WindowStationName), ID: s.SessionID, State: state})
 	}
-	return Plan{}, fmt.Errorf("%w: %s", ErrUnsupported, cmd.Kind)
+	return out, nil
 }
