@@ -80,6 +80,15 @@ type RecoveryKey struct {
 	Password    string
 }
 
+// String never prints the password: a RecoveryKey logged by mistake with
+// %v must not leak it.
+func (k RecoveryKey) String() string {
+	return fmt.Sprintf("%s %s %s (password redacted)", k.Kind, k.Volume, k.ProtectorID)
+}
+
+// GoString keeps %#v from printing the password too.
+func (k RecoveryKey) GoString() string { return k.String() }
+
 // RecoveryKeyReader is implemented by planners of platforms whose lock
 // forces disk recovery; the client escrows what it returns whenever it
 // changes.
