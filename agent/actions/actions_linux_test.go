@@ -173,14 +173,6 @@ func shadowFields(t *testing.T, root string) map[string][]string {
 	return fields
 }
 
-func checkNames(cs []Check) []string {
-	var out []string
-	for _, c := range cs {
-		out = append(out, c.Name)
-	}
-	return out
-}
-
 // TestLUKSEraseOnImage creates a LUKS2 image file, runs the real
 // crypto-erase step through ExecRunner and checks no keyslot is left.
 func TestLUKSEraseOnImage(t *testing.T) {

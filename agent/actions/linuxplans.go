@@ -237,9 +237,13 @@ func LinuxLockPlan(f LinuxFacts, msg string) []Step {
 	}
 	var steps []Step
 	if rec, changed := linuxLockRecord(f, msg); changed && f.StateDir != "" && f.RecordErr == "" {
-		b, _ := json.MarshalIndent(rec, "", "  ")
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // keep "uid < 1000" readable
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rec) // plain structs: cannot fail
 		steps = append(steps, Step{Name: "lock-record",
-			Write: &FileWrite{Path: f.recordPath(), Content: string(b) + "\n", Mode: 0o600, Private: true}})
+			Write: &FileWrite{Path: f.recordPath(), Content: b.String(), Mode: 0o600, Private: true}})
 	}
 	for _, p := range nologinPaths {
 		if !f.NologinPresent[p] {
