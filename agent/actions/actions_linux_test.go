@@ -216,3 +216,25 @@ func TestLUKSEraseOnImage(t *testing.T) {
 		t.Fatalf("image still opens after luksErase: %v", err)
 	}
 }
+
+// TestLinuxLockWithoutStateDir: the machine is still locked, but the lock
+// is not done: nothing recorded what an unlock should restore.
+func TestLinuxLockWithoutStateDir(t *testing.T) {
+	if allowcmd.First("/usr/sbin/usermod", "/sbin/usermod") == "" || os.Geteuid() != 0 {
+		t.Skip("needs root and usermod")
+	}
+	root := fakeRoot(t, map[string]string{
+		"etc/passwd":  "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n",
+		"etc/shadow":  "root:*:20000:0:99999:7:::\nalice:$y$j9T$aliceHash:20000:0:99999:7:::\n",
+		"etc/group":   "root:x:0:\nalice:x:1000:\n",
+		"etc/gshadow": "root:*::\nalice:!::\n",
+	})
+	e := &Executor{Serial: "S1", Planner: &LinuxPlanner{Root: root}, Runner: ExecRunner{}}
+	res := e.Execute(context.Background(), Command{ID: "l", Kind: Lock, TargetSerial: "S1"})
+	if res.State != Failed || !strings.Contains(res.Error, "lock-record") || !strings.Contains(res.Error, "no state directory") {
+		t.Fatalf("lock without a state dir: %s %q", res.State, res.Error)
+	}
+	if f := shadowFields(t, root)["alice"]; !strings.HasPrefix(f[1], "!") || f[7] != "1" {
+		t.Fatalf("alice not locked: %v", f)
+	}
+}

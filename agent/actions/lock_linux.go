@@ -14,20 +14,26 @@ import (
 	"github.com/lanyardhq/lanyard/agent/internal/pamlock"
 )
 
-// lockPlan locks the machine (see LinuxLockPlan) and checks the result. A
-// lock needs the state dir: without a record no unlock could restore what
-// it changed.
+// lockPlan locks the machine (see LinuxLockPlan) and checks the result.
+// Without a state dir the machine is still locked (refusing would leave it
+// open), but no record is kept, so the lock is reported failed: no unlock
+// could restore what it changed.
 func (p *LinuxPlanner) lockPlan(_ context.Context, f LinuxFacts, cmd Command) (Plan, error) {
 	if err := p.needLockTools(f); err != nil {
 		return Plan{}, err
 	}
-	if f.StateDir == "" {
-		return Plan{}, errors.New("actions: lock: no state directory to keep the lock record in")
-	}
 	f.CommandID = cmd.ID
+	verify := func(ctx context.Context) []Check {
+		cs := verifyLinuxLock(ctx, f)
+		if f.StateDir == "" {
+			cs = append([]Check{{Name: "lock-record", Expected: "record of what the lock changed kept in the agent's state directory",
+				Observed: "no state directory configured: nothing recorded, an unlock could not restore this lock"}}, cs...)
+		}
+		return cs
+	}
 	return Plan{
 		Steps:   LinuxLockPlan(f, cmd.Message),
-		Verify:  func(ctx context.Context) []Check { return verifyLinuxLock(ctx, f) },
+		Verify:  verify,
 		Message: "local accounts locked and expired; every account but root and the system accounts refused at PAM's account stage; sessions ended",
 	}, nil
 }
