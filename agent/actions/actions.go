@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +100,9 @@ type FileWrite struct {
 	Path    string
 	Content string
 	Mode    os.FileMode
+	// Private files (the lock record) are written owner-only through
+	// securefs, in a directory securefs restricts.
+	Private bool
 }
 
 // Step is one action of a plan. Exactly one of Argv and Write is set.
@@ -435,23 +437,13 @@ func truncate(s string) string {
 }
 
 // ExecRunner runs steps for real: programs through the allowlist, file
-// writes directly.
+// writes atomically (writeFile).
 type ExecRunner struct{}
 
 // Run implements Runner.
 func (ExecRunner) Run(ctx context.Context, s Step) (string, error) {
 	if s.Write != nil {
-		if err := os.MkdirAll(filepath.Dir(s.Write.Path), 0o755); err != nil {
-			return "", fmt.Errorf("actions: %w", err)
-		}
-		mode := s.Write.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		if err := os.WriteFile(s.Write.Path, []byte(s.Write.Content), mode); err != nil {
-			return "", fmt.Errorf("actions: %w", err)
-		}
-		return "", nil
+		return "", writeFile(*s.Write)
 	}
 	out, err := allowcmd.Run(ctx, s.Argv...)
 	return string(out), err

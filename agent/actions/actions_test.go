@@ -149,7 +149,11 @@ func TestLinuxLockPlanExactSteps(t *testing.T) {
 		"lock-account:alice: /usr/sbin/usermod --lock --expiredate 1 alice",
 		"lock-account:bob: /usr/sbin/usermod --lock --expiredate 1 bob",
 		"end-sessions:alice: /usr/bin/loginctl terminate-user alice",
+		"kill-processes:alice: /usr/bin/pkill -KILL -U 1000",
+		"kill-processes-euid:alice: /usr/bin/pkill -KILL -u 1000",
 		"end-sessions:bob: /usr/bin/loginctl terminate-user bob",
+		"kill-processes:bob: /usr/bin/pkill -KILL -U 1001",
+		"kill-processes-euid:bob: /usr/bin/pkill -KILL -u 1001",
 	}
 	if got := names(dry.Steps()); !slices.Equal(got, want) {
 		t.Fatalf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -162,12 +166,13 @@ func TestLinuxLockPlanExactSteps(t *testing.T) {
 	if dry.Steps()[0].Write.Content != "Locked.\n" {
 		t.Fatal("lock message not written to nologin")
 	}
-	// Without systemd, sessions end with pkill.
+	// Without systemd, sessions end with pkill alone.
 	f := linuxFacts("/")
 	f.Systemd = false
 	last := LinuxLockPlan(f, "")
-	if got := last[len(last)-1].Argv; !slices.Equal(got, []string{"/usr/bin/pkill", "-KILL", "-u", "bob"}) {
-		t.Fatalf("no-systemd session step %v", got)
+	if got := names(last[len(last)-2:]); !slices.Equal(got, []string{"kill-processes:bob: /usr/bin/pkill -KILL -U 1001", "kill-processes-euid:bob: /usr/bin/pkill -KILL -u 1001"}) ||
+		slices.ContainsFunc(last, func(s Step) bool { return strings.HasPrefix(s.Name, "end-sessions") }) {
+		t.Fatalf("no-systemd session steps %v", names(last))
 	}
 }
 

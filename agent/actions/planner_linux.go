@@ -20,7 +20,8 @@ type LinuxPlanner struct {
 	StateDir string
 }
 
-// Facts reads accounts and the programs the plans use.
+// Facts reads accounts, the programs the plans use and what a lock and an
+// unlock need to know (lockFacts).
 func (p *LinuxPlanner) Facts() (LinuxFacts, error) {
 	accts, _, err := accounts.Local(p.Root)
 	if err != nil {
@@ -40,6 +41,7 @@ func (p *LinuxPlanner) Facts() (LinuxFacts, error) {
 	if _, err := os.Stat("/run/systemd/system"); err == nil {
 		f.Systemd = true
 	}
+	p.lockFacts(&f, accts)
 	return f, nil
 }
 

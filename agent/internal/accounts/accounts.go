@@ -161,16 +161,68 @@ func (e ShadowEntry) Expired() bool {
 }
 
 // Describe says what the entry holds, without the hash.
-func (e ShadowEntry) Describe() string {
+func (e ShadowEntry) Describe() string { return e.State().Describe() }
+
+// State is the entry without its hash: what a lock changes and an unlock
+// restores.
+func (e ShadowEntry) State() ShadowState {
+	return ShadowState{Name: e.Name, Locked: e.PasswordLocked(), Empty: e.Password == "",
+		NoPassword: strings.HasPrefix(e.Password, "*"), ExpireDays: e.ExpireDays}
+}
+
+// ShadowState is what a lock changes of a shadow entry, never the hash.
+type ShadowState struct {
+	Name string
+	// Locked: the password field starts with "!" (usermod --lock).
+	Locked bool
+	// Empty: the password field is empty (no password needed, a state an
+	// unlock must restore with usermod --password "").
+	Empty bool
+	// NoPassword: "*": no password can match (key-only or service login).
+	NoPassword bool
+	// ExpireDays: account expiry in days since 1970-01-01, -1 for none.
+	ExpireDays int
+}
+
+// Expired reports an expiry before today (a lock sets 1).
+func (s ShadowState) Expired() bool {
+	return s.ExpireDays >= 0 && int64(s.ExpireDays) < time.Now().Unix()/86400
+}
+
+// Describe says in words what the state is ("password locked, expires
+// 1970-01-02").
+func (s ShadowState) Describe() string {
 	pw := "password usable"
-	if e.PasswordLocked() {
+	switch {
+	case s.Locked:
 		pw = "password locked"
+	case s.Empty:
+		pw = "empty password"
+	case s.NoPassword:
+		pw = "no password set"
 	}
-	exp := "no expiry"
-	if e.ExpireDays >= 0 {
-		exp = "expires " + time.Unix(int64(e.ExpireDays)*86400, 0).UTC().Format("2006-01-02")
+	return pw + ", " + DescribeExpiry(s.ExpireDays)
+}
+
+// DescribeExpiry says an expiry field in words.
+func DescribeExpiry(days int) string {
+	if days < 0 {
+		return "no expiry"
 	}
-	return pw + ", " + exp
+	return "expires " + time.Unix(int64(days)*86400, 0).UTC().Format("2006-01-02")
+}
+
+// ReadShadowStates is ReadShadow without the hashes.
+func ReadShadowStates(root string) (map[string]ShadowState, error) {
+	entries, err := ReadShadow(root)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]ShadowState, len(entries))
+	for n, e := range entries {
+		out[n] = e.State()
+	}
+	return out, nil
 }
 
 // ReadShadow parses root/etc/shadow into entries by name.

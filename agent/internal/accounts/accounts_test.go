@@ -51,3 +51,43 @@ func TestLocalAndHumans(t *testing.T) {
 		t.Fatalf("FullName = %q", accts[2].FullName())
 	}
 }
+
+func TestShadowStates(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	shadow := "alice:$y$j9T$hash:20000:0:99999:7:::\n" +
+		"bob:!$y$j9T$hash:20000:0:99999:7::1:\n" +
+		"carol::20000:0:99999:7::19000:\n" +
+		"svc:*:20000:0:99999:7:::\n" +
+		"dan:!:20000::::::\n" +
+		"short:x\n"
+	os.WriteFile(filepath.Join(root, "etc", "shadow"), []byte(shadow), 0o640)
+	got, err := ReadShadowStates(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		want    ShadowState
+		words   string
+		expired bool
+	}{
+		{"alice", ShadowState{Name: "alice", ExpireDays: -1}, "password usable, no expiry", false},
+		{"bob", ShadowState{Name: "bob", Locked: true, ExpireDays: 1}, "password locked, expires 1970-01-02", true},
+		{"carol", ShadowState{Name: "carol", Empty: true, ExpireDays: 19000}, "empty password, expires 2022-01-08", true},
+		{"svc", ShadowState{Name: "svc", NoPassword: true, ExpireDays: -1}, "no password set, no expiry", false},
+		{"dan", ShadowState{Name: "dan", Locked: true, ExpireDays: -1}, "password locked, no expiry", false},
+	}
+	for _, tc := range cases {
+		s, ok := got[tc.name]
+		if !ok || s != tc.want || s.Describe() != tc.words || s.Expired() != tc.expired {
+			t.Errorf("%s: %+v %q expired=%v, want %+v %q %v", tc.name, s, s.Describe(), s.Expired(), tc.want, tc.words, tc.expired)
+		}
+		if strings.Contains(s.Describe(), "$") {
+			t.Errorf("%s: description leaks the hash", tc.name)
+		}
+	}
+	if _, ok := got["short"]; ok || len(got) != 5 {
+		t.Fatalf("malformed line parsed: %v", got)
+	}
+}
