@@ -221,13 +221,6 @@ func checkOf(t *testing.T, r Result, name string) Check {
 	return Check{}
 }
 
-func checkNames(r Result) []string {
-	var n []string
-	for _, c := range r.Evidence.Checks {
-		n = append(n, c.Name)
-	}
-	return n
-}
 
 // TestWindowsLockExecutor runs the Executor over recorded machines: Done
 // only when every fact checks out, the result committed before the
@@ -285,7 +278,7 @@ func TestWindowsLockExecutor(t *testing.T) {
 			}
 			restarted := slices.ContainsFunc(w.ran, func(s string) bool { return strings.HasPrefix(s, WinShutdown) })
 			if tc.want == Done {
-				if got := checkNames(w.res); !slices.Equal(got, tc.checks) {
+				if got := checkNames(w.res.Evidence.Checks); !slices.Equal(got, tc.checks) {
 					t.Fatalf("checks %v, want %v", got, tc.checks)
 				}
 				if len(w.commits) != 1 || w.commits[0].State != Done || w.commits[0].Evidence.FinalAction != "restart" {
@@ -529,7 +522,7 @@ func TestWindowsUnlock(t *testing.T) {
 			if w.res.State != Done {
 				t.Fatalf("unlock %s: %s %+v", w.res.State, w.res.Error, w.res.Evidence.Checks)
 			}
-			if got := checkNames(w.res); !slices.Equal(got, tc.checks) {
+			if got := checkNames(w.res.Evidence.Checks); !slices.Equal(got, tc.checks) {
 				t.Fatalf("checks %v, want %v", got, tc.checks)
 			}
 			if _, err := os.Stat(filepath.Join(dir, winLockRecordName)); !errors.Is(err, os.ErrNotExist) {
@@ -603,7 +596,7 @@ func TestWindowsWipe(t *testing.T) {
 				}
 				return
 			}
-			if !slices.Equal(checkNames(w.res), []string{"winre-enabled", "remote-wipe-csp-reachable"}) || w.res.Evidence.WipeMethod != WipeRemoteCSP {
+			if !slices.Equal(checkNames(w.res.Evidence.Checks), []string{"winre-enabled", "remote-wipe-csp-reachable"}) || w.res.Evidence.WipeMethod != WipeRemoteCSP {
 				t.Fatalf("evidence %+v", w.res.Evidence)
 			}
 			if c := checkOf(t, w.res, "remote-wipe-csp-reachable"); c.Observed != `MDM_RemoteWipe ./Vendor/MSFT/RemoteWipe found in root\cimv2\mdm\dmmap` {
