@@ -102,7 +102,9 @@ type Builder struct {
 // NewBuilder starts an empty layout.
 func NewBuilder() *Builder { return &Builder{dirs: map[string]string{}} }
 
-func (b *Builder) add(format string, args ...any) { b.lines = append(b.lines, fmt.Sprintf(format, args...)) }
+func (b *Builder) add(format string, args ...any) {
+	b.lines = append(b.lines, fmt.Sprintf(format, args...))
+}
 
 func (b *Builder) link(at, target string) {
 	rel, err := filepath.Rel(filepath.Dir(at), target)
