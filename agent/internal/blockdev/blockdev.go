@@ -294,6 +294,29 @@ type Layout struct {
 	// Volumes are the distinct LUKS volumes under any store (boot
 	// included), in discovery order.
 	Volumes []Volume
+	// Mounts is the whole mount table, virtual filesystems included.
+	Mounts []Mount
+}
+
+// StoreOf returns the filesystem store holding path (the mount with the
+// longest mount point above it); false when that mount is virtual
+// (tmpfs: memory) or path is on no mount.
+func (l Layout) StoreOf(path string) (Store, bool) {
+	best := -1
+	for i, m := range l.Mounts {
+		if within(path, m.MountPoint) && (best < 0 || len(m.MountPoint) >= len(l.Mounts[best].MountPoint)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return Store{}, false
+	}
+	for _, s := range l.Stores {
+		if s.Kind == Filesystem && s.DevNo == l.Mounts[best].DevNo {
+			return s, true
+		}
+	}
+	return Store{}, false
 }
 
 // Data returns the stores that hold user data.
@@ -448,7 +471,7 @@ type discovery struct {
 }
 
 func (d *discovery) layout(swaps []SwapEntry) Layout {
-	var l Layout
+	l := Layout{Mounts: d.mounts}
 	byDev := map[string]int{}
 	for _, m := range d.mounts {
 		if virtualFS[m.FSType] {
