@@ -361,6 +361,24 @@ func Discover(r Roots) (Layout, error) {
 	return d.layout(swaps), nil
 }
 
+// DeviceStack classifies the stack under one block device ("253:1") as
+// Discover would for a filesystem on it (loop backing files are judged
+// with the mount table of r.Proc when present).
+func DeviceStack(r Roots, devno string) (Store, error) {
+	r = r.withDefaults()
+	d := &discovery{roots: r, devs: map[string]*Device{}}
+	if mi, err := os.ReadFile(filepath.Join(r.Proc, "self", "mountinfo")); err == nil {
+		d.mounts = ParseMountinfo(string(mi))
+	}
+	dev, err := d.byDevNo(devno)
+	if err != nil {
+		return Store{}, fmt.Errorf("blockdev: %s not in sysfs: %w", devno, err)
+	}
+	s := Store{Kind: Filesystem, DevNo: devno, Role: RoleData, Devices: []string{dev.Name}}
+	d.walk(dev.Name, 0, &s)
+	return s, nil
+}
+
 // Mount is one mountinfo line.
 type Mount struct {
 	DevNo      string // "253:1"; "0:N" for filesystems without one block device
