@@ -16,11 +16,11 @@ func TestCryptOf(t *testing.T) {
 		"CRYPT-PLAIN-cryptswap":                               blockdev.Plain,
 		"CRYPT-VERITY-7d2c4f3b9a8e4d1c8b7a6f5e4d3c2b1a-root":  blockdev.Verity,
 		"CRYPT-BITLK-5e6f70819a2b4c3d8e9f0a1b2c3d4e5f-win":    blockdev.BitLocker,
-		"CRYPT-TCRYPT-vc":                                     blockdev.TrueCrypt,
+		"CRYPT-TCRYPT-vc": blockdev.TrueCrypt,
 		"CRYPT-SUBDEV-c4d5e6f708194a2b9c3d4e5f60718293-r_dif": blockdev.SubDev,
 		"LVM-Xq3dPz0aR8kW2mN5bV7cT1yU4iO6pL9h":                blockdev.NotCrypt,
 		"mpath-3600508b400105e210000900000490000":             blockdev.NotCrypt,
-		"":                                                    blockdev.NotCrypt,
+		"": blockdev.NotCrypt,
 	} {
 		got := blockdev.CryptOf(uuid)
 		if got != want {
