@@ -113,7 +113,9 @@ func dmUUID(typ, uuid, name string) string {
 // headerState tries the volume's own key: "opens", or cryptsetup's refusal.
 func headerState(t *testing.T, cs string, l luksLoop) string {
 	t.Helper()
-	out, err := exec.Command(cs, "open", "--test-passphrase", "--key-file", l.key, l.dev()).CombinedOutput()
+	cmd := exec.Command(cs, "open", "--test-passphrase", "--key-file", l.key, l.dev())
+	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	out, err := cmd.CombinedOutput()
 	if err == nil {
 		return "opens"
 	}
