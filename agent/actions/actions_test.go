@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lanyardhq/lanyard/agent/internal/accounts"
-	"github.com/lanyardhq/lanyard/agent/posture"
 )
 
 type fixedPlanner struct {
@@ -182,45 +181,6 @@ func (p planFunc) Plan(_ context.Context, c Command) (Plan, error) {
 	return Plan{Steps: p(c), Verify: okChecks}, nil
 }
 
-func TestLinuxWipePlans(t *testing.T) {
-	f := linuxFacts("/")
-	f.LUKS = posture.LUKSInfo{Encrypted: true, CryptName: "dm-0", Backing: "nvme0n1p3"}
-	luks := LinuxWipePlan(f)
-	tail := names(luks[len(luks)-2:])
-	if !slices.Equal(tail, []string{
-		"crypto-erase:/dev/nvme0n1p3: /usr/sbin/cryptsetup luksErase --batch-mode /dev/nvme0n1p3",
-		"power-off: /usr/bin/systemctl poweroff --force --force",
-	}) {
-		t.Fatalf("luks wipe tail %v", tail)
-	}
-	if luks[0].Name != "block-logins:/etc/nologin" || !luks[len(luks)-1].Destructive {
-		t.Fatal("wipe must start by blocking logins and end destructively")
-	}
-
-	f.LUKS = posture.LUKSInfo{}
-	plain := names(LinuxWipePlan(f))
-	for _, w := range []string{
-		"remove-user-data:/root: /usr/bin/rm -rf --one-file-system --preserve-root -- /root",
-		"remove-user-data:/home/alice: /usr/bin/rm -rf --one-file-system --preserve-root -- /home/alice",
-		"power-off: /usr/bin/systemctl poweroff --force --force",
-	} {
-		if !slices.Contains(plain, w) {
-			t.Fatalf("plain wipe lacks %q:\n%s", w, strings.Join(plain, "\n"))
-		}
-	}
-	// The wipe is refused without confirmation, and runs (dry) with it.
-	dry := &DryRunner{}
-	e := &Executor{Serial: "S1", Runner: dry, Planner: planFunc(func(Command) []Step { return LinuxWipePlan(f) })}
-	if res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1"}); res.State != Failed {
-		t.Fatalf("unconfirmed wipe: %+v", res)
-	}
-	if res := e.Execute(context.Background(), Command{ID: "w", Kind: Wipe, TargetSerial: "S1", Confirmed: true}); res.State != Simulated {
-		t.Fatalf("confirmed wipe: %+v", res)
-	}
-	if len(dry.Steps()) != len(plain) {
-		t.Fatalf("recorded %d steps, want %d", len(dry.Steps()), len(plain))
-	}
-}
 
 func TestSameSerial(t *testing.T) {
 	for _, tc := range []struct {

@@ -3,7 +3,6 @@ package actions
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,7 +102,7 @@ func (p *LinuxPlanner) lockFacts(f *LinuxFacts, passwd []accounts.Account) {
 	}
 	seen := map[string]bool{}
 	for _, inc := range PAMAccountIncludes {
-		real, err := resolveIn(f, inc)
+		real, err := resolveIn(f.Root, inc)
 		if err != nil || seen[real] {
 			continue
 		}
@@ -133,30 +132,6 @@ func (p *LinuxPlanner) lockFacts(f *LinuxFacts, passwd []accounts.Account) {
 	if f.live() {
 		f.DirectorySessions = directorySessions("/run/systemd/users", passwd, f.Humans)
 	}
-}
-
-// resolveIn follows symlinks of a logical path's last element inside the
-// facts' root (an absolute link target is taken relative to the root, so
-// a fake root never leads to the host's files).
-func resolveIn(f *LinuxFacts, p string) (string, error) {
-	for range 16 {
-		st, err := os.Lstat(f.path(p))
-		if err != nil {
-			return "", err
-		}
-		if st.Mode()&os.ModeSymlink == 0 {
-			return p, nil
-		}
-		t, err := os.Readlink(f.path(p))
-		if err != nil {
-			return "", err
-		}
-		if !filepath.IsAbs(t) {
-			t = filepath.Join(filepath.Dir(p), t)
-		}
-		p = filepath.Clean(t)
-	}
-	return "", fmt.Errorf("actions: %s: too many symbolic links", p)
 }
 
 func pamModuleInstalled(f *LinuxFacts, module string) bool {

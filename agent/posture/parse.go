@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/lanyardhq/lanyard/agent/internal/blockdev"
 )
 
 // --- macOS -------------------------------------------------------------
@@ -267,51 +269,77 @@ func RootDevice(mountinfo string) (majmin, source, fstype string, err error) {
 
 // LUKSInfo is what LUKSForDevice found.
 type LUKSInfo struct {
+	// Encrypted: every path under the device passes a LUKS layer (a
+	// crypto-erasable volume). Plain dm-crypt, dm-verity and foreign
+	// formats are not LUKS.
 	Encrypted bool
-	// CryptName is the dm device name of the crypt mapping ("dm-0").
+	// CryptName is the dm device name of the (first) LUKS mapping ("dm-0").
 	CryptName string
-	// Backing is the block device holding the LUKS header ("nvme0n1p3").
+	// Backing is the block device holding its LUKS header ("nvme0n1p3").
 	Backing string
+	// Type is "LUKS1" or "LUKS2".
+	Type string
 }
 
 // LUKSForDevice walks from the block device majmin in sysfs (root "/sys")
-// down through its slaves looking for a dm-crypt mapping.
+// down its stack (device-mapper, MD RAID, partitions) looking for LUKS.
 func LUKSForDevice(sysfs, majmin string) (LUKSInfo, error) {
-	link := filepath.Join(sysfs, "dev", "block", majmin)
-	dir, err := filepath.EvalSymlinks(link)
+	st, err := blockdev.DeviceStack(blockdev.Roots{Sys: sysfs}, majmin)
 	if err != nil {
 		return LUKSInfo{}, fmt.Errorf("%w (%s)", ErrNoBlockDevice, majmin)
 	}
-	return walkCrypt(sysfs, dir, 0)
+	return luksInfo(st), nil
 }
 
-func walkCrypt(sysfs, dir string, depth int) (LUKSInfo, error) {
-	if depth > 8 {
-		return LUKSInfo{}, errors.New("posture: block device stack too deep")
+func luksInfo(st blockdev.Store) LUKSInfo {
+	if len(st.LUKS) == 0 {
+		return LUKSInfo{}
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "dm", "uuid")); err == nil &&
-		strings.HasPrefix(strings.TrimSpace(string(b)), "CRYPT-") {
-		info := LUKSInfo{Encrypted: true, CryptName: filepath.Base(dir)}
-		if slaves, _ := os.ReadDir(filepath.Join(dir, "slaves")); len(slaves) > 0 {
-			info.Backing = slaves[0].Name()
-		}
-		return info, nil
+	v := st.LUKS[0]
+	return LUKSInfo{Encrypted: st.Erasable(), CryptName: v.Crypt, Backing: v.Header, Type: string(v.Type)}
+}
+
+// linuxDiskEncryption judges the whole layout, as the wipe does: On when
+// every mounted filesystem holding data and every active swap area is
+// encrypted (LUKS, or plain dm-crypt and other formats, which encrypt but
+// cannot be crypto-erased); Off when one is stored in the clear; Unknown
+// when discovery cannot tell, or nothing holding data is on a block device
+// (a container's overlay root).
+func linuxDiskEncryption(l blockdev.Layout) result {
+	data := l.Data()
+	if len(data) == 0 {
+		return unknown("no filesystem holding data: mounts are not on a block device")
 	}
-	slaves, _ := os.ReadDir(filepath.Join(dir, "slaves"))
-	for _, s := range slaves {
-		child, err := filepath.EvalSymlinks(filepath.Join(dir, "slaves", s.Name()))
-		if err != nil {
-			continue
+	var off, unk, on, notErasable []string
+	for _, s := range data {
+		clear, unsure := false, false
+		for _, e := range s.Exposed {
+			clear = clear || (!e.Encrypted && !e.Unknown)
+			unsure = unsure || e.Unknown
 		}
-		info, err := walkCrypt(sysfs, child, depth+1)
-		if err != nil {
-			return LUKSInfo{}, err
-		}
-		if info.Encrypted {
-			return info, nil
+		switch {
+		case clear:
+			off = append(off, s.Describe())
+		case unsure:
+			unk = append(unk, s.Describe())
+		default:
+			on = append(on, s.Where())
+			if !s.Erasable() {
+				notErasable = append(notErasable, s.Where())
+			}
 		}
 	}
-	return LUKSInfo{}, nil
+	switch {
+	case len(off) > 0:
+		return result{Off, "not encrypted: " + strings.Join(off, "; ")}
+	case len(unk) > 0:
+		return unknown("cannot tell: " + strings.Join(unk, "; "))
+	}
+	detail := "encrypted: " + strings.Join(on, ", ")
+	if len(notErasable) > 0 {
+		detail += " (not LUKS, so a wipe cannot crypto-erase: " + strings.Join(notErasable, ", ") + ")"
+	}
+	return result{On, detail}
 }
 
 func sortedCopy(in []string) []string {

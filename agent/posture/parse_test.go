@@ -4,7 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/lanyardhq/lanyard/agent/internal/blockdev"
+	"github.com/lanyardhq/lanyard/agent/internal/blockdev/blockdevtest"
 )
 
 func TestParsers(t *testing.T) {
@@ -101,46 +105,74 @@ func TestRootDevice(t *testing.T) {
 	}
 }
 
-// fakeSysfs builds /sys/dev/block and /sys/class/block-like links:
-// dm-1 (LVM) -> dm-0 (CRYPT) -> nvme0n1p3, and sda1 plain.
-func fakeSysfs(t *testing.T) string {
-	sys := t.TempDir()
-	blk := filepath.Join(sys, "devices", "virtual", "block")
-	mk := func(name, uuid string, slaves ...string) {
-		d := filepath.Join(blk, name)
-		os.MkdirAll(filepath.Join(d, "slaves"), 0o755)
-		if uuid != "" {
-			os.MkdirAll(filepath.Join(d, "dm"), 0o755)
-			os.WriteFile(filepath.Join(d, "dm", "uuid"), []byte(uuid+"\n"), 0o644)
-		}
-		for _, s := range slaves {
-			os.Symlink(filepath.Join(blk, s), filepath.Join(d, "slaves", s))
-		}
-	}
-	mk("nvme0n1p3", "")
-	mk("dm-0", "CRYPT-LUKS2-0123456789abcdef-luks-root", "nvme0n1p3")
-	mk("dm-1", "LVM-abcdef", "dm-0")
-	mk("sda1", "")
-	os.MkdirAll(filepath.Join(sys, "dev", "block"), 0o755)
-	os.Symlink(filepath.Join(blk, "dm-1"), filepath.Join(sys, "dev", "block", "253:1"))
-	os.Symlink(filepath.Join(blk, "sda1"), filepath.Join(sys, "dev", "block", "8:1"))
-	return sys
-}
-
-func TestLUKSForDevice(t *testing.T) {
-	sys := fakeSysfs(t)
-	info, err := LUKSForDevice(sys, "253:1")
+// recorded materializes one of blockdev's recorded layouts.
+func recorded(t *testing.T, name string) blockdev.Roots {
+	t.Helper()
+	spec, err := os.ReadFile(filepath.Join("..", "internal", "blockdev", "testdata", name+".txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.Encrypted || info.CryptName != "dm-0" || info.Backing != "nvme0n1p3" {
-		t.Fatalf("LVM on LUKS: %+v", info)
+	return blockdevtest.Materialize(t, string(spec))
+}
+
+func TestLUKSForDevice(t *testing.T) {
+	for _, tc := range []struct {
+		layout, devno string
+		want          LUKSInfo
+	}{
+		// LVM LV -> LUKS2 PV -> partition.
+		{"lvm-on-luks", "253:1", LUKSInfo{Encrypted: true, CryptName: "dm-0", Backing: "nvme0n1p3", Type: "LUKS2"}},
+		{"luks2-integrity-on-mdraid", "253:1", LUKSInfo{Encrypted: true, CryptName: "dm-1", Backing: "md0", Type: "LUKS2"}},
+		// Plain dm-crypt and dm-verity are not LUKS.
+		{"plain-dm-crypt", "253:0", LUKSInfo{}},
+		{"verity-root", "253:0", LUKSInfo{}},
+		{"no-encryption", "259:2", LUKSInfo{}},
+	} {
+		r := recorded(t, tc.layout)
+		got, err := LUKSForDevice(r.Sys, tc.devno)
+		if err != nil || got != tc.want {
+			t.Errorf("%s %s: %+v %v, want %+v", tc.layout, tc.devno, got, err, tc.want)
+		}
 	}
-	info, err = LUKSForDevice(sys, "8:1")
-	if err != nil || info.Encrypted {
-		t.Fatalf("plain partition: %+v %v", info, err)
-	}
-	if _, err := LUKSForDevice(sys, "0:52"); !errors.Is(err, ErrNoBlockDevice) {
+	if _, err := LUKSForDevice(recorded(t, "no-encryption").Sys, "0:52"); !errors.Is(err, ErrNoBlockDevice) {
 		t.Fatalf("overlay: err = %v, want ErrNoBlockDevice", err)
+	}
+}
+
+// TestLinuxDiskEncryption: the posture check reads the same discovery as
+// the wipe; plain dm-crypt is encryption (On) but not crypto-erasable.
+func TestLinuxDiskEncryption(t *testing.T) {
+	for _, tc := range []struct {
+		layout string
+		want   State
+		detail string
+	}{
+		{"luks-root-ext4", On, "encrypted: /, /swapfile"},
+		{"fedora-btrfs-two-devices", On, "encrypted: /"},
+		{"lvm-on-luks", On, "encrypted: /, /dev/dm-2"},
+		{"swap-on-luks", On, "encrypted"},
+		{"plain-dm-crypt", On, "cannot crypto-erase: /, /dev/dm-1"},
+		{"bitlocker-data", On, "cannot crypto-erase: /mnt/windows"},
+		{"luks-home-plain-root", Off, "not encrypted: / (ext4 on sda2"},
+		{"verity-root", Off, "/home (ext4 on nvme0n1p4"},
+		{"no-encryption", Off, "/dev/nvme0n1p3 (swap on nvme0n1p3: not encrypted)"},
+		{"recorded-btrfs-on-loop", Off, "loop device backed by"},
+	} {
+		l, err := blockdev.Discover(recorded(t, tc.layout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := linuxDiskEncryption(l)
+		if got.state != tc.want || !strings.Contains(got.detail, tc.detail) {
+			t.Errorf("%s: %s %q, want %s containing %q", tc.layout, got.state, got.detail, tc.want, tc.detail)
+		}
+	}
+	// A container: overlay root, nothing on a block device.
+	l, err := blockdev.Discover(blockdevtest.Materialize(t, "== mountinfo\n"+mountinfoContainer+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := linuxDiskEncryption(l); got.state != Unknown || !strings.Contains(got.detail, "not on a block device") {
+		t.Fatalf("container: %+v", got)
 	}
 }

@@ -5,40 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/lanyardhq/lanyard/agent/internal/allowcmd"
+	"github.com/lanyardhq/lanyard/agent/internal/blockdev"
 )
 
-// RootLUKS reports whether / is on dm-crypt, and which device holds the
-// LUKS header. Used by the wipe plan as well.
+// RootLUKS reports whether / is on LUKS, and which device holds the
+// header. The wipe uses blockdev directly, for every mount.
 func RootLUKS() (LUKSInfo, error) {
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	l, err := blockdev.Discover(blockdev.Roots{Sys: "/sys", Proc: "/proc", Dev: "/dev"})
 	if err != nil {
 		return LUKSInfo{}, fmt.Errorf("posture: %w", err)
 	}
-	majmin, source, fstype, err := RootDevice(string(mi))
-	if err != nil {
-		return LUKSInfo{}, err
+	for _, s := range l.Stores {
+		if s.Kind == blockdev.Filesystem && slices.Contains(s.MountPoints, "/") {
+			if len(s.Devices) == 0 {
+				return LUKSInfo{}, fmt.Errorf("%w: / is %s (%s)", ErrNoBlockDevice, s.Source, s.FSType)
+			}
+			return luksInfo(s), nil
+		}
 	}
-	info, err := LUKSForDevice("/sys", majmin)
-	if err != nil {
-		return LUKSInfo{}, fmt.Errorf("%w: / is %s (%s)", err, source, fstype)
-	}
-	return info, nil
+	return LUKSInfo{}, errors.New("posture: no / entry in mountinfo")
 }
 
 func diskEncryption(context.Context) result {
-	info, err := RootLUKS()
-	if errors.Is(err, ErrNoBlockDevice) {
-		return unknown(err.Error())
-	}
+	l, err := blockdev.Discover(blockdev.Roots{Sys: "/sys", Proc: "/proc", Dev: "/dev"})
 	if err != nil {
 		return unknown(err.Error())
 	}
-	if info.Encrypted {
-		return result{On, "root on dm-crypt " + info.CryptName + " (LUKS on " + info.Backing + ")"}
-	}
-	return result{Off, "root filesystem is not on dm-crypt"}
+	return linuxDiskEncryption(l)
 }
 
 func run(ctx context.Context, candidates []string, args ...string) *toolAnswer {
