@@ -181,7 +181,6 @@ func (p planFunc) Plan(_ context.Context, c Command) (Plan, error) {
 	return Plan{Steps: p(c), Verify: okChecks}, nil
 }
 
-
 func TestSameSerial(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string

@@ -221,7 +221,6 @@ func checkOf(t *testing.T, r Result, name string) Check {
 	return Check{}
 }
 
-
 // TestWindowsLockExecutor runs the Executor over recorded machines: Done
 // only when every fact checks out, the result committed before the
 // restart; a lock whose tools did nothing, or with a recovery password the
