@@ -45,7 +45,7 @@ func TestAdminRoutes(t *testing.T) {
 			t.Fatalf("it role listed secrets: %d", r.Status)
 		}
 		ag := e.enroll(created.Plaintext, "SN-API", "uuid-api")
-		dev := storetest.Device(t, db, e.org.ID, "SN-API")
+		dev := linuxDevice(t, db, e.org.ID, "SN-API")
 		if _, err := e.agentClient(&ag.Cert).ReportInventory(ctx, inventory("SN-API")); err != nil {
 			t.Fatal(err)
 		}
