@@ -44,7 +44,9 @@ func TestRecoveryKeyEscrowAndReveal(t *testing.T) {
 			{"volume", func(r *agentv1.EscrowRecoveryKeyRequest) { r.Volume = `\\?\Volume{1}` }},
 			{"protector without braces", func(r *agentv1.EscrowRecoveryKeyRequest) { r.ProtectorId = strings.Trim(testProtector, "{}") }},
 			{"password of 7 groups", func(r *agentv1.EscrowRecoveryKeyRequest) { r.RecoveryPassword = testPassword[:48] }},
-			{"password with letters", func(r *agentv1.EscrowRecoveryKeyRequest) { r.RecoveryPassword = strings.Replace(testPassword, "1", "a", 1) }},
+			{"password with letters", func(r *agentv1.EscrowRecoveryKeyRequest) {
+				r.RecoveryPassword = strings.Replace(testPassword, "1", "a", 1)
+			}},
 			{"empty password", func(r *agentv1.EscrowRecoveryKeyRequest) { r.RecoveryPassword = "" }},
 		}
 		for _, tc := range bad {
