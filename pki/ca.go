@@ -106,6 +106,7 @@ type CA struct {
 	jwk      *jose.JSONWebKey
 	signer   jose.Signer
 	pool     *x509.CertPool
+	inters   *x509.CertPool
 }
 
 // Issued is a freshly signed agent certificate.
@@ -274,6 +275,8 @@ func (ca *CA) load(m store.PKIAuthority, sealer Sealer) error {
 	}
 	ca.pool = x509.NewCertPool()
 	ca.pool.AddCert(ca.root)
+	ca.inters = x509.NewCertPool()
+	ca.inters.AddCert(ca.inter)
 	return nil
 }
 
@@ -319,6 +322,10 @@ func (ca *CA) Intermediate() *x509.Certificate { return ca.inter }
 
 // RootPool returns a pool holding the root, for verifying client certificates.
 func (ca *CA) RootPool() *x509.CertPool { return ca.pool }
+
+// IntermediatePool returns a pool holding the issuing intermediate, for verifying a
+// bare agent leaf (a result's signer certificate) up to the root.
+func (ca *CA) IntermediatePool() *x509.CertPool { return ca.inters }
 
 // RootFingerprint is the hex SHA-256 of the root certificate, which an agent can pin for
 // its first (enrollment) connection.

@@ -251,8 +251,8 @@ func lockAcked(ctx context.Context, db *store.DB, orgID, deviceID string) (time.
 			continue
 		}
 		n++
-		if c.AcknowledgedAt != nil {
-			at = *c.AcknowledgedAt
+		if c.ReceivedAt != nil {
+			at = *c.ReceivedAt
 		}
 	}
 	return at, n, nil

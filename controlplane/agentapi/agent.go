@@ -64,7 +64,8 @@ func toReport(req *agentv1.ReportInventoryRequest) (store.InventoryReport, error
 	if err := json.Unmarshal(raw, &all); err != nil {
 		return store.InventoryReport{}, status.Error(codes.Internal, "inventory encoding")
 	}
-	r := store.InventoryReport{Full: req.GetFull(), Hash: req.GetInventoryHash(), Sections: map[string]json.RawMessage{}, At: domain.Now()}
+	r := store.InventoryReport{Full: req.GetFull(), Hash: req.GetInventoryHash(), Sections: map[string]json.RawMessage{}, At: domain.Now(),
+		Mode: modeOf(req.GetMode())}
 	if r.Full {
 		r.Sections = all
 	} else {
@@ -182,7 +183,14 @@ func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error 
 	if _, err := a.s.presence.apply(ctx, presence{agentID: c.AgentID, online: true}); err != nil {
 		a.s.cfg.Logger.Warn("mark agent online failed", "agent_id", c.AgentID, "err", err)
 	}
-	conn := a.s.hub.register(ctx, c.Agent, ag.DeviceID)
+	// The Hello's mode and held lock are written only when they changed: at 10,000
+	// agents reconnecting, a write per stream is what the presence batch avoids.
+	if mode := modeOf(hello.GetMode()); mode != ag.Mode || hello.GetLockedByCommandId() != ag.LockedByCommandID {
+		if err := a.s.db.RecordAgentHello(ctx, c.OrgID, c.AgentID, mode, truncate(hello.GetLockedByCommandId(), 64)); err != nil {
+			a.s.cfg.Logger.Warn("record agent hello failed", "agent_id", c.AgentID, "err", err)
+		}
+	}
+	conn := a.s.hub.register(ctx, c.Agent, ag.DeviceID, hello)
 	defer a.s.hub.unregister(conn)
 	go conn.sendLoop(stream)
 
@@ -245,7 +253,7 @@ func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error 
 			conn.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
 				ServerTime: timestamppb.Now(), FullInventoryRequired: need}}})
 		case *agentv1.ConnectRequest_CommandResult:
-			if err := a.s.Commands.applyResult(ctx, c.Agent, conn.deviceID(), m.CommandResult); err != nil {
+			if err := a.s.Commands.applyResult(ctx, c.Agent, conn.info(), m.CommandResult); err != nil {
 				return err
 			}
 		case *agentv1.ConnectRequest_Hello:

@@ -199,7 +199,7 @@ func TestRejections(t *testing.T) {
 			wantCode(t, err, codes.InvalidArgument)
 		})
 		t.Run("another org's certificate on this org's device", func(t *testing.T) {
-			dev := storetest.Device(t, db, e.org.ID, "SN-ORG-A")
+			dev := linuxDevice(t, db, e.org.ID, "SN-ORG-A")
 			cmd, _, err := e.srv.Commands.Submit(ctx, e.org, dev.ID, agentapi.SubmitRequest{Type: store.CommandLock})
 			if err != nil {
 				t.Fatal(err)

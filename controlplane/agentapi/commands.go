@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -28,7 +26,8 @@ import (
 //
 // Dispatch is called after the command row exists in state queued (channel = Name()). The
 // channel then owns delivery and reports progress with store.DB.TransitionDeviceCommand
-// (queued → sent → acknowledged → done | failed), which audits each transition.
+// (queued → sent → received → running → done | failed | simulated), which audits each
+// transition.
 type Channel interface {
 	Name() string
 	Supports(ctx context.Context, d domain.Device) bool
@@ -105,22 +104,36 @@ var (
 	ErrBadCommand      = fmt.Errorf("%w: bad command", store.ErrInvalidInput)
 	ErrConfirmMismatch = errors.New("wipe confirmation does not match the device serial number")
 	ErrSelfApproval    = errors.New("a wipe must be approved by a different admin")
+	// ErrUnlockOverMDM: Apple's DeviceLock has no remote undo.
+	ErrUnlockOverMDM = errors.New("a Mac locked through MDM is unlocked at the Mac with its PIN " +
+		"(GET /api/v1/mdm/commands/{id}/pin reveals it); Lanyard cannot unlock it remotely")
 )
+
+// MacNeedsMDM is the reason a lock, unlock or wipe for a Mac without a live MDM
+// enrollment fails at once: the agent on macOS cannot lock or erase it.
+const MacNeedsMDM = "macOS: lock and wipe need an MDM enrollment; this Mac has only the agent"
 
 var commandTypes = map[string]agentv1.CommandType{
 	store.CommandLock: agentv1.CommandType_COMMAND_TYPE_LOCK, store.CommandWipe: agentv1.CommandType_COMMAND_TYPE_WIPE,
 	store.CommandMessage: agentv1.CommandType_COMMAND_TYPE_MESSAGE, store.CommandCollectInventory: agentv1.CommandType_COMMAND_TYPE_COLLECT_INVENTORY,
+	store.CommandUnlock: agentv1.CommandType_COMMAND_TYPE_UNLOCK,
 }
 
 var allowedParams = map[string][]string{
 	store.CommandLock: {"message"}, store.CommandWipe: {}, store.CommandMessage: {"title", "body"}, store.CommandCollectInventory: {},
+	store.CommandUnlock: {},
 }
 
 // Submit creates a command for a device and hands it to its channel. A repeated
 // idempotency key returns the first command (created == false) and dispatches nothing.
+//
+// Unlock goes over the agent channel only (ErrUnlockOverMDM for a Mac enrolled in MDM).
+// A lock, unlock or wipe for a Mac without a live MDM enrollment is created failed
+// (MacNeedsMDM), audited, instead of going to an agent that cannot run it. A wipe
+// carries allow_best_effort when the org's wipe_allow_best_effort setting is on.
 func (c *Commands) Submit(ctx context.Context, org domain.Org, deviceID string, req SubmitRequest) (store.DeviceCommand, bool, error) {
 	if _, ok := commandTypes[req.Type]; !ok {
-		return store.DeviceCommand{}, false, fmt.Errorf("%w: type must be one of lock, wipe, message, collect_inventory", ErrBadCommand)
+		return store.DeviceCommand{}, false, fmt.Errorf("%w: type must be one of lock, unlock, wipe, message, collect_inventory", ErrBadCommand)
 	}
 	for k, v := range req.Params {
 		ok := false
@@ -155,9 +168,22 @@ func (c *Commands) Submit(ctx context.Context, org domain.Org, deviceID string, 
 		ttl = c.cfg.CommandTTL
 	}
 	ch := c.channelFor(ctx, d)
-	cmd := store.DeviceCommand{OrgID: org.ID, DeviceID: d.ID, Type: req.Type, Params: req.Params, IdempotencyKey: req.IdempotencyKey,
+	if req.Type == store.CommandUnlock && ch.Name() != store.ChannelAgent {
+		return store.DeviceCommand{}, false, ErrUnlockOverMDM
+	}
+	params := map[string]string{}
+	for k, v := range req.Params {
+		params[k] = v
+	}
+	if req.Type == store.CommandWipe && org.Settings.WipeAllowBestEffort {
+		params["allow_best_effort"] = "true"
+	}
+	cmd := store.DeviceCommand{OrgID: org.ID, DeviceID: d.ID, Type: req.Type, Params: params, IdempotencyKey: req.IdempotencyKey,
 		Channel: ch.Name(), TargetSerial: d.SerialNumber, ExpiresAt: time.Now().Add(ttl), State: store.CommandQueued}
-	if req.Type == store.CommandWipe && org.Settings.WipeRequiresApproval {
+	switch {
+	case needsProof(req.Type) && ch.Name() == store.ChannelAgent && d.Platform == domain.PlatformMacOS:
+		cmd.State, cmd.Error = store.CommandFailed, MacNeedsMDM
+	case req.Type == store.CommandWipe && org.Settings.WipeRequiresApproval:
 		cmd.State = store.CommandAwaitingApproval
 	}
 	created, err := c.db.CreateDeviceCommand(ctx, &cmd)
@@ -208,61 +234,6 @@ func (c *Commands) Cancel(ctx context.Context, orgID, id string) (store.DeviceCo
 
 var resultJSON = protojson.MarshalOptions{UseProtoNames: true}
 
-// applyResult records an agent's result for a command. A result for a command of another
-// org or another device is refused with PermissionDenied and writes nothing; a repeated
-// result for a finished command is ignored.
-func (c *Commands) applyResult(ctx context.Context, agent identity.Agent, deviceID string, r *agentv1.CommandResult) error {
-	cmd, err := c.db.GetDeviceCommand(ctx, agent.OrgID, r.GetCommandId())
-	if errors.Is(err, store.ErrNotFound) {
-		return status.Error(codes.PermissionDenied, "no such command for this agent")
-	}
-	if err != nil {
-		return grpcError(err)
-	}
-	if cmd.Channel != store.ChannelAgent || (cmd.AgentID != agent.AgentID && cmd.DeviceID != deviceID) {
-		return status.Error(codes.PermissionDenied, "no such command for this agent")
-	}
-	ctx = domain.WithActor(ctx, domain.Actor{ID: "agent:" + agent.AgentID})
-	u := store.CommandUpdate{AgentID: agent.AgentID, Error: truncate(r.GetError(), 2000)}
-	switch r.GetState() {
-	case agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED, agentv1.CommandState_COMMAND_STATE_RECEIVED:
-		u.From, u.To = []string{store.CommandQueued, store.CommandSent}, store.CommandAcknowledged
-	case agentv1.CommandState_COMMAND_STATE_RUNNING:
-		return nil
-	case agentv1.CommandState_COMMAND_STATE_DONE:
-		u.From, u.To = []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, store.CommandDone
-	case agentv1.CommandState_COMMAND_STATE_SIMULATED:
-		// Until the store has a simulated state: never done.
-		u.From, u.To = []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, store.CommandFailed
-		u.Error = "simulated by a dry-run agent: nothing ran"
-	case agentv1.CommandState_COMMAND_STATE_FAILED:
-		u.From, u.To = []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, store.CommandFailed
-		if u.Error == "" {
-			u.Error = "failed on the device"
-		}
-	default:
-		return status.Error(codes.InvalidArgument, "command result needs a state")
-	}
-	if u.To != store.CommandAcknowledged {
-		b, err := resultJSON.Marshal(r)
-		if err != nil {
-			return status.Error(codes.InvalidArgument, "result does not encode")
-		}
-		if len(b) > 64<<10 {
-			return status.Error(codes.ResourceExhausted, "command result larger than 64 KiB")
-		}
-		u.Result = b
-	}
-	_, err = c.db.TransitionDeviceCommand(ctx, agent.OrgID, cmd.ID, u)
-	if errors.Is(err, store.ErrCommandState) {
-		return nil // duplicate or late result: the command already moved on
-	}
-	if err != nil {
-		return grpcError(err)
-	}
-	return nil
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -270,18 +241,26 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// toProto renders a command for the agent; a wipe carries a signed second confirmation.
-func (c *Commands) toProto(cmd store.DeviceCommand) (*agentv1.Command, error) {
+// toProto renders a command for the agent: a lock names the BitLocker protectors whose
+// recovery password the server holds (read at delivery, so a key escrowed after the
+// submit counts); a wipe carries the org's best-effort permission and a signed second
+// confirmation.
+func (c *Commands) toProto(ctx context.Context, cmd store.DeviceCommand) (*agentv1.Command, error) {
 	t := commandTypes[cmd.Type]
 	m := &agentv1.Command{Id: cmd.ID, Type: t, TargetSerial: cmd.TargetSerial, Params: cmd.Params, IdempotencyKey: cmd.IdempotencyKey,
 		IssuedAt: timestamppb.New(cmd.CreatedAt), ExpiresAt: timestamppb.New(cmd.ExpiresAt)}
 	switch cmd.Type {
 	case store.CommandLock:
-		m.TypedParams = &agentv1.Command_Lock{Lock: &agentv1.LockParams{Message: cmd.Params["message"]}}
+		ids, err := c.db.EscrowedProtectorIDs(ctx, cmd.OrgID, cmd.DeviceID, store.RecoveryKindBitLocker)
+		if err != nil {
+			return nil, err
+		}
+		m.TypedParams = &agentv1.Command_Lock{Lock: &agentv1.LockParams{Message: cmd.Params["message"], EscrowedProtectorIds: ids}}
 	case store.CommandMessage:
 		m.TypedParams = &agentv1.Command_Message{Message: &agentv1.MessageParams{Title: cmd.Params["title"], Body: cmd.Params["body"]}}
 	case store.CommandWipe:
-		m.TypedParams = &agentv1.Command_Wipe{Wipe: &agentv1.WipeParams{ConfirmSerial: cmd.TargetSerial}}
+		m.TypedParams = &agentv1.Command_Wipe{Wipe: &agentv1.WipeParams{ConfirmSerial: cmd.TargetSerial,
+			AllowBestEffort: cmd.Params["allow_best_effort"] == "true"}}
 		nonce := make([]byte, 16)
 		if _, err := rand.Read(nonce); err != nil {
 			return nil, err

@@ -18,8 +18,9 @@ import (
 	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
 )
 
-// simAgent holds a Connect stream like the real agent: it acks and completes every
-// command and counts deliveries per command id.
+// simAgent holds a Connect stream like the real agent: with autoDone it answers every
+// command as a current agent does (received, running, then done with evidence signed by
+// its key for lock, unlock and wipe) and counts deliveries per command id.
 type simAgent struct {
 	mu       sync.Mutex
 	got      map[string]int
@@ -27,23 +28,37 @@ type simAgent struct {
 	done     chan struct{}
 	err      error
 	autoDone bool
+	st       agentv1.AgentService_ConnectClient
+	sendMu   sync.Mutex
+	acks     chan struct{}
 }
 
 func (e *env) connect(t *testing.T, ag enrolledAgent, autoDone bool) (*simAgent, context.CancelFunc) {
+	t.Helper()
+	var respond func(*agentv1.Command) []*agentv1.CommandResult
+	if autoDone {
+		respond = func(c *agentv1.Command) []*agentv1.CommandResult { return honestResults(t, ag, c) }
+	}
+	return e.connectWith(t, ag, &agentv1.Hello{AgentVersion: "test"}, respond)
+}
+
+// connectWith opens a stream with hello; respond (nil: none) gives the results to send
+// for each delivered command.
+func (e *env) connectWith(t *testing.T, ag enrolledAgent, hello *agentv1.Hello, respond func(*agentv1.Command) []*agentv1.CommandResult) (*simAgent, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := e.agentClient(&ag.Cert).Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Hello{Hello: &agentv1.Hello{AgentVersion: "test"}}}); err != nil {
+	if err := st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Hello{Hello: hello}}); err != nil {
 		t.Fatal(err)
 	}
 	if m, err := st.Recv(); err != nil || m.GetWelcome() == nil {
 		t.Fatalf("welcome: %v %v", m, err)
 	}
-	a := &simAgent{got: map[string]int{}, cmds: make(chan *agentv1.Command, 100), done: make(chan struct{}), autoDone: autoDone}
-	var sendMu sync.Mutex
+	a := &simAgent{got: map[string]int{}, cmds: make(chan *agentv1.Command, 100), done: make(chan struct{}), autoDone: respond != nil, st: st,
+		acks: make(chan struct{}, 16)}
 	go func() {
 		defer close(a.done)
 		for {
@@ -51,6 +66,10 @@ func (e *env) connect(t *testing.T, ag enrolledAgent, autoDone bool) (*simAgent,
 			if err != nil {
 				a.err = err
 				return
+			}
+			if m.GetHeartbeatAck() != nil {
+				a.acks <- struct{}{}
+				continue
 			}
 			c := m.GetCommand()
 			if c == nil {
@@ -60,18 +79,40 @@ func (e *env) connect(t *testing.T, ag enrolledAgent, autoDone bool) (*simAgent,
 			a.got[c.GetId()]++
 			a.mu.Unlock()
 			a.cmds <- c
-			if a.autoDone {
-				sendMu.Lock()
-				_ = st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_CommandResult{CommandResult: &agentv1.CommandResult{
-					CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED}}})
-				_ = st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_CommandResult{CommandResult: &agentv1.CommandResult{
-					CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_DONE,
-					Steps: []*agentv1.CommandStep{{Name: "write nologin", Status: agentv1.StepStatus_STEP_STATUS_DRY_RUN}}}}})
-				sendMu.Unlock()
+			if respond != nil {
+				for _, r := range respond(c) {
+					_ = a.send(r)
+				}
 			}
 		}
 	}()
 	return a, func() { cancel(); <-a.done }
+}
+
+// sync returns once the server has handled everything sent before it: the server
+// handles a stream's messages in order, so its answer to a heartbeat comes after them.
+func (a *simAgent) sync(t *testing.T) {
+	t.Helper()
+	a.sendMu.Lock()
+	err := a.st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}})
+	a.sendMu.Unlock()
+	if err != nil {
+		t.Fatalf("heartbeat: %v", err)
+	}
+	select {
+	case <-a.acks:
+	case <-a.done:
+		t.Fatalf("stream ended: %v", a.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no heartbeat answer")
+	}
+}
+
+// send sends one result on the stream.
+func (a *simAgent) send(r *agentv1.CommandResult) error {
+	a.sendMu.Lock()
+	defer a.sendMu.Unlock()
+	return a.st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_CommandResult{CommandResult: r}})
 }
 
 func waitState(t *testing.T, db *store.DB, orgID, id, want string) store.DeviceCommand {
@@ -94,7 +135,7 @@ func waitState(t *testing.T, db *store.DB, orgID, id, want string) store.DeviceC
 
 func linkedAgent(t *testing.T, e *env, serial string) (enrolledAgent, domain.Device) {
 	t.Helper()
-	dev := storetest.Device(t, e.db, e.org.ID, serial)
+	dev := linuxDevice(t, e.db, e.org.ID, serial)
 	secret, _ := e.secret(e.org.ID, enrollment.Options{})
 	ag := e.enroll(secret, serial, "uuid-"+serial)
 	if _, err := e.agentClient(&ag.Cert).ReportInventory(context.Background(), inventory(serial)); err != nil {
@@ -122,7 +163,8 @@ func TestCommandDelivery(t *testing.T) {
 			t.Fatalf("delivered %+v", got)
 		}
 		done := waitState(t, db, e.org.ID, cmd.ID, store.CommandDone)
-		if done.AcknowledgedAt == nil || done.AgentID != ag.ID || len(done.Result) == 0 {
+		if done.ReceivedAt == nil || done.StartedAt == nil || done.AgentID != ag.ID || len(done.Result) == 0 ||
+			done.Evidence == nil || !done.Evidence.Verified {
 			t.Fatalf("done command %+v", done)
 		}
 		// Duplicate submission: same command, nothing sent again.
@@ -159,7 +201,7 @@ func TestCommandDelivery(t *testing.T) {
 		for _, a := range audit {
 			actions = append(actions, a.Action)
 		}
-		want := []string{"device_command.queued", "device_command.sent", "device_command.acknowledged", "device_command.done"}
+		want := []string{"device_command.queued", "device_command.sent", "device_command.received", "device_command.running", "device_command.done"}
 		if fmt.Sprint(actions) != fmt.Sprint(want) {
 			t.Fatalf("audit %v, want %v", actions, want)
 		}

@@ -52,7 +52,7 @@ func startServerWith(t *testing.T, db *store.DB, kr *secrets.Keyring, tune func(
 		t.Fatal(err)
 	}
 	cfg := agentapi.Config{AgentAddr: "127.0.0.1:0", PollInterval: 200 * time.Millisecond,
-		HeartbeatInterval: time.Second, MaxMessageBytes: 64 << 10}
+		HeartbeatInterval: time.Second, MaxMessageBytes: 64 << 10, Sealer: kr}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -236,3 +236,14 @@ func (e *env) intermediateKey() *ecdsa.PrivateKey {
 }
 
 func codeOf(err error) codes.Code { return status.Code(err) }
+
+// linuxDevice creates a Linux laptop (storetest.Device makes Macs, which the agent cannot
+// lock: their locks fail at once without MDM).
+func linuxDevice(t testing.TB, db *store.DB, orgID, serial string) domain.Device {
+	t.Helper()
+	d := domain.Device{OrgID: orgID, SerialNumber: serial, Vendor: "dell", Model: "XPS 13", Platform: domain.PlatformLinux, EquipmentType: "laptop"}
+	if err := db.CreateDevice(context.Background(), &d); err != nil {
+		t.Fatalf("create device: %v", err)
+	}
+	return d
+}

@@ -44,6 +44,15 @@ type conn struct {
 	// started is when the stream opened: a command sent before it was sent on an older
 	// stream and may be lost, one sent after it went out on this stream.
 	started time.Time
+	// version and mode are what the stream's Hello announced; a result on a stream that
+	// announced a test knob never counts as done.
+	version string
+	mode    store.AgentMode
+}
+
+// info is what applyResult needs to know about the stream a result came on.
+func (c *conn) info() streamInfo {
+	return streamInfo{deviceID: c.deviceID(), version: c.version, mode: c.mode}
 }
 
 func (c *conn) deviceID() string {
@@ -77,9 +86,10 @@ func (c *conn) sendLoop(stream agentv1.AgentService_ConnectServer) {
 	}
 }
 
-func (h *hub) register(ctx context.Context, id identity.Agent, deviceID string) *conn {
+func (h *hub) register(ctx context.Context, id identity.Agent, deviceID string, hello *agentv1.Hello) *conn {
 	cctx, cancel := context.WithCancelCause(ctx)
-	c := &conn{h: h, id: id, ctx: cctx, cancel: cancel, out: make(chan *agentv1.ConnectResponse, 16), done: make(chan struct{}), device: deviceID, started: time.Now()}
+	c := &conn{h: h, id: id, ctx: cctx, cancel: cancel, out: make(chan *agentv1.ConnectResponse, 16), done: make(chan struct{}), device: deviceID, started: time.Now(),
+		version: hello.GetAgentVersion(), mode: modeOf(hello.GetMode())}
 	h.mu.Lock()
 	old := h.byAgent[id.AgentID]
 	h.byAgent[id.AgentID] = c
@@ -197,7 +207,7 @@ func (h *hub) flushSeen(ctx context.Context) {
 	}
 }
 
-// deliverOpen sends a device's queued and unacknowledged commands on a (new) stream.
+// deliverOpen sends a device's queued and unreceived commands on a (new) stream.
 func (h *hub) deliverOpen(ctx context.Context, c *conn) {
 	dev := c.deviceID()
 	if dev == "" {
@@ -237,7 +247,7 @@ func (h *hub) deliver(ctx context.Context, c *conn, cmd store.DeviceCommand) {
 		h.s.cfg.Logger.Warn("claim command failed", "command_id", cmd.ID, "err", err)
 		return
 	}
-	msg, err := h.s.Commands.toProto(sent)
+	msg, err := h.s.Commands.toProto(ctx, sent)
 	if err != nil {
 		h.s.cfg.Logger.Error("encode command failed", "command_id", cmd.ID, "err", err)
 		return
@@ -245,6 +255,11 @@ func (h *hub) deliver(ctx context.Context, c *conn, cmd store.DeviceCommand) {
 	if !c.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_Command{Command: msg}}) {
 		h.s.cfg.Logger.Info("stream ended before the command was sent; it is resent at next connect", "command_id", cmd.ID)
 	}
+}
+
+// modeOf reads an announced agent mode.
+func modeOf(m *agentv1.AgentMode) store.AgentMode {
+	return store.AgentMode{DryRun: m.GetDryRun(), SerialOverridden: m.GetSerialOverridden()}
 }
 
 // kick delivers a command that was just queued, when this replica holds its device's stream.

@@ -16,8 +16,9 @@ import (
 
 // ActionRequest is the body of POST /api/v1/devices/{id}/actions.
 type ActionRequest struct {
-	// Type is lock, wipe, message or collect_inventory.
-	Type string `json:"type"`
+	// Type is lock, unlock, wipe, message or collect_inventory. unlock undoes an agent
+	// lock (Linux, Windows); a Mac locked through MDM is unlocked at the Mac with its PIN.
+	Type string `json:"type" enum:"lock,unlock,wipe,message,collect_inventory"`
 	// Params: lock {message}, message {title, body}.
 	Params map[string]string `json:"params,omitempty"`
 	// Confirm must equal the device's serial number for a wipe.
@@ -71,7 +72,7 @@ func (s *Server) Routes() []api.Route {
 	f := domain.FeatureDeviceTracking
 	tag := "Agents"
 	return []api.Route{
-		{Method: "POST", Path: "/api/v1/devices/{id}/actions", Summary: "Send lock, wipe, message or collect_inventory to a device (wipe needs confirm = serial)",
+		{Method: "POST", Path: "/api/v1/devices/{id}/actions", Summary: "Send lock, unlock, wipe, message or collect_inventory to a device (wipe needs confirm = serial; wipe and unlock need admin)",
 			Tag: tag, Role: domain.RoleIT, Feature: f, Resource: "device", Request: ActionRequest{}, Response: store.DeviceCommand{}, Status: http.StatusCreated,
 			Handler: s.postAction},
 		{Method: "GET", Path: "/api/v1/devices/{id}/actions", Summary: "List a device's commands", Tag: tag, Role: domain.RoleViewer, Feature: f,
@@ -83,7 +84,9 @@ func (s *Server) Routes() []api.Route {
 		{Method: "POST", Path: "/api/v1/device-actions/{id}/cancel", Summary: "Cancel a command not yet sent", Tag: tag, Role: domain.RoleIT,
 			Feature: f, Resource: "device_action", Response: store.DeviceCommand{}, Handler: s.cancelAction},
 		{Method: "GET", Path: "/api/v1/devices/{id}/tracking", Summary: "Agent tracking of a device (last seen, online, review and conflict flags, inventory, posture)",
-			Tag: tag, Role: domain.RoleViewer, Feature: f, Resource: "device", Response: store.DeviceTracking{}, Handler: s.getTracking},
+			Tag: tag, Role: domain.RoleViewer, Feature: f, Resource: "device", Response: TrackingView{}, Handler: s.getTracking},
+		{Method: "GET", Path: "/api/v1/devices/{id}/recovery-keys", Summary: "Reveal a device's escrowed BitLocker recovery passwords (audited)",
+			Tag: tag, Role: domain.RoleAdmin, Feature: f, Resource: "device", Response: api.List[RecoveryKeyView]{}, Handler: s.getRecoveryKeys},
 		{Method: "GET", Path: "/api/v1/devices/{id}/inventory-history", Summary: "What changed in a device's inventory, and when", Tag: tag,
 			Role: domain.RoleViewer, Feature: f, Resource: "device", Query: []api.Param{{Name: "limit"}, {Name: "cursor"}},
 			Response: api.List[store.InventoryChange]{}, Handler: devicePage(s, s.db.ListInventoryHistory)},
@@ -108,7 +111,7 @@ func (s *Server) Routes() []api.Route {
 
 // DeviceDetails adds the tracking view to GET /api/v1/devices/{id} under "tracking".
 func (s *Server) DeviceDetails(ctx context.Context, orgID, deviceID string) (string, any, error) {
-	t, err := s.db.GetDeviceTracking(ctx, orgID, deviceID)
+	t, err := s.trackingView(ctx, orgID, deviceID)
 	if err != nil {
 		return "tracking", nil, err
 	}
@@ -127,6 +130,9 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) error {
 	if req.Type == store.CommandWipe && !p.Role.AtLeast(domain.RoleAdmin) {
 		return api.Forbidden("a wipe needs the admin role")
 	}
+	if req.Type == store.CommandUnlock && !p.Role.AtLeast(domain.RoleAdmin) {
+		return api.Forbidden("an unlock needs the admin role")
+	}
 	if req.ExpiresInSeconds < 0 || req.ExpiresInSeconds > 30*24*3600 {
 		return api.BadRequest("expires_in_seconds must be between 0 and 2592000")
 	}
@@ -135,6 +141,8 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, ErrConfirmMismatch):
 		return api.Unprocessable(`a wipe needs "confirm": "<the device's serial number>"`)
+	case errors.Is(err, ErrUnlockOverMDM):
+		return api.Conflict(err.Error())
 	case err != nil:
 		return err
 	}
@@ -195,7 +203,7 @@ func (s *Server) cancelAction(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getTracking(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.db.GetDeviceTracking(r.Context(), api.PrincipalFrom(r.Context()).OrgID, r.PathValue("id"))
+	t, err := s.trackingView(r.Context(), api.PrincipalFrom(r.Context()).OrgID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package agentapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func TestAdminRoutes(t *testing.T) {
 			t.Fatalf("it role listed secrets: %d", r.Status)
 		}
 		ag := e.enroll(created.Plaintext, "SN-API", "uuid-api")
-		dev := storetest.Device(t, db, e.org.ID, "SN-API")
+		dev := linuxDevice(t, db, e.org.ID, "SN-API")
 		if _, err := e.agentClient(&ag.Cert).ReportInventory(ctx, inventory("SN-API")); err != nil {
 			t.Fatal(err)
 		}
@@ -142,4 +143,52 @@ func TestAdminRoutes(t *testing.T) {
 			t.Fatalf("hr plan got %d", r.Status)
 		}
 	})
+}
+
+// TestOpenAPIDocumentsOutcomes: the generated document names every command state and
+// type and describes the evidence and its checks.
+func TestOpenAPIDocumentsOutcomes(t *testing.T) {
+	db := storetest.NewSQLite(t)
+	e := newEnv(t, db, domain.PlanPro)
+	h := apitest.New(t, db, api.Options{}, e.srv.Routes())
+	b, err := json.Marshal(h.API.OpenAPI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Enum  []string `json:"enum"`
+					Ref   string   `json:"$ref"`
+					Items struct {
+						Ref string `json:"$ref"`
+					} `json:"items"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	s := doc.Components.Schemas
+	cmd := s["DeviceCommand"].Properties
+	if got := strings.Join(cmd["state"].Enum, ","); got != "awaiting_approval,queued,sent,received,running,done,failed,expired,canceled,simulated" {
+		t.Fatalf("state enum %q", got)
+	}
+	if !strings.Contains(strings.Join(cmd["type"].Enum, ","), "unlock") || cmd["evidence"].Ref != "#/components/schemas/CommandEvidence" {
+		t.Fatalf("command schema %+v", cmd)
+	}
+	for _, f := range []string{"received_at", "started_at", "completed_at", "confirmed_at", "confirmation"} {
+		if _, ok := cmd[f]; !ok {
+			t.Errorf("DeviceCommand has no %s", f)
+		}
+	}
+	ev := s["CommandEvidence"].Properties
+	if ev["checks"].Items.Ref != "#/components/schemas/CommandCheck" || len(ev["wipe_method"].Enum) != 3 || ev["mode"].Ref == "" {
+		t.Fatalf("evidence schema %+v", ev)
+	}
+	if _, ok := s["TrackingView"].Properties["agent_mode"]; !ok {
+		t.Fatalf("tracking view has no agent_mode: %+v", s["TrackingView"])
+	}
 }

@@ -58,7 +58,10 @@ type Config struct {
 	// EnrollRateLimit caps enrollment calls per source address (IPv6: per /64); the zero
 	// value is no limit.
 	EnrollRateLimit RateLimit
-	Logger          *slog.Logger
+	// Sealer seals escrowed recovery keys at rest (the server keyring; Open sets it from
+	// its sealer). Without it EscrowRecoveryKey is refused.
+	Sealer pki.Sealer
+	Logger *slog.Logger
 }
 
 func (c *Config) init() error {

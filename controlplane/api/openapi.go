@@ -203,6 +203,10 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 			name = f.Name
 		}
 		props[name] = g.schema(f.Type)
+		// enum:"a,b,c" documents the values a string field takes (command states, types).
+		if enum := f.Tag.Get("enum"); enum != "" && f.Type.Kind() == reflect.String {
+			props[name].(map[string]any)["enum"] = strings.Split(enum, ",")
+		}
 		if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") && f.Type.Kind() != reflect.Pointer {
 			*required = append(*required, name)
 		}

@@ -46,6 +46,10 @@ type OrgSettings struct {
 	IncludeInternational bool `json:"include_international"`
 	// WipeRequiresApproval makes a wipe wait for a second admin.
 	WipeRequiresApproval bool `json:"wipe_requires_approval"`
+	// WipeAllowBestEffort lets a wipe of a machine without full-disk encryption remove
+	// the data it can find (evidence wipe_method best_effort) instead of failing with
+	// "no crypto-erase possible". Default false: only a crypto-erase counts as a wipe.
+	WipeAllowBestEffort bool `json:"wipe_allow_best_effort"`
 	// OffboardingHour is the local hour (0-23) at which a scheduled offboarding runs.
 	OffboardingHour int `json:"offboarding_hour"`
 	// OnboardingLeadDays is how many days before the start date onboarding begins.

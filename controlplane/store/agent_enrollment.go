@@ -46,6 +46,10 @@ type Agent struct {
 	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason   string     `json:"revoke_reason,omitempty"`
 	CreatedAt      time.Time  `json:"created_at"`
+	// Mode is the test knobs the agent last announced (Hello, inventory reports).
+	Mode AgentMode `json:"agent_mode"`
+	// LockedByCommandID is the lock the agent says it holds (Hello).
+	LockedByCommandID string `json:"locked_by_command_id,omitempty"`
 }
 
 // ErrSecretRejected means an enrollment secret is unknown, revoked, expired or used up.
@@ -213,13 +217,16 @@ func (db *DB) ExchangeEnrollmentSecret(ctx context.Context, hash string, a *Agen
 }
 
 const agentCols = `id, org_id, secret_id, device_id, hostname, serial_number, hardware_uuid, platform, agent_version, enrolled_at, last_seen_at,
-	online, serial_conflict, inventory_hash, revoked_at, revoke_reason, created_at`
+	online, serial_conflict, inventory_hash, revoked_at, revoke_reason, created_at, agent_mode, locked_by_command_id`
 
 func scanAgent(s interface{ Scan(...any) error }) (Agent, error) {
 	var a Agent
 	var dev *string
+	var mode string
 	err := s.Scan(&a.ID, &a.OrgID, &a.SecretID, &dev, &a.Hostname, &a.SerialNumber, &a.HardwareUUID, &a.Platform, &a.AgentVersion,
-		&a.EnrolledAt, &a.LastSeenAt, &a.Online, &a.SerialConflict, &a.InventoryHash, &a.RevokedAt, &a.RevokeReason, &a.CreatedAt)
+		&a.EnrolledAt, &a.LastSeenAt, &a.Online, &a.SerialConflict, &a.InventoryHash, &a.RevokedAt, &a.RevokeReason, &a.CreatedAt,
+		&mode, &a.LockedByCommandID)
+	a.Mode = ParseAgentMode(mode)
 	if dev != nil {
 		a.DeviceID = *dev
 	}

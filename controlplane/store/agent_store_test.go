@@ -260,9 +260,9 @@ func TestDeviceCommandLifecycle(t *testing.T) {
 		}{
 			{store.CommandUpdate{From: []string{store.CommandQueued}, To: store.CommandSent, AgentID: "ag"}, true},
 			{store.CommandUpdate{From: []string{store.CommandQueued}, To: store.CommandSent}, false}, // claimed already
-			{store.CommandUpdate{From: []string{store.CommandSent}, To: store.CommandAcknowledged}, true},
-			{store.CommandUpdate{From: []string{store.CommandSent, store.CommandAcknowledged}, To: store.CommandDone, Result: json.RawMessage(`{"steps":[]}`)}, true},
-			{store.CommandUpdate{From: []string{store.CommandSent, store.CommandAcknowledged}, To: store.CommandFailed}, false},
+			{store.CommandUpdate{From: []string{store.CommandSent}, To: store.CommandReceived}, true},
+			{store.CommandUpdate{From: []string{store.CommandSent, store.CommandReceived}, To: store.CommandDone, Result: json.RawMessage(`{"steps":[]}`)}, true},
+			{store.CommandUpdate{From: []string{store.CommandSent, store.CommandReceived}, To: store.CommandFailed}, false},
 		}
 		for i, s := range steps {
 			_, err := db.TransitionDeviceCommand(ctx, org.ID, id, s.u)
@@ -274,7 +274,7 @@ func TestDeviceCommandLifecycle(t *testing.T) {
 			}
 		}
 		c, _ := db.GetDeviceCommand(ctx, org.ID, id)
-		if c.State != store.CommandDone || c.SentAt == nil || c.AcknowledgedAt == nil || c.CompletedAt == nil || c.AgentID != "ag" || c.Attempts != 1 {
+		if c.State != store.CommandDone || c.SentAt == nil || c.ReceivedAt == nil || c.CompletedAt == nil || c.AgentID != "ag" || c.Attempts != 1 {
 			t.Fatalf("final %+v", c)
 		}
 		audit, _, err := db.ListAudit(ctx, org.ID, store.AuditFilter{TargetType: "device_command", TargetID: id}, store.Page{})

@@ -32,6 +32,8 @@ type InventoryReport struct {
 	OSVersion    string
 	OSBuild      string
 	At           time.Time
+	// Mode is the test knobs the report announced (recorded on the agent).
+	Mode AgentMode
 }
 
 // InventoryOutcome is what tracking concluded from a report.
@@ -64,6 +66,10 @@ type DeviceTracking struct {
 	Inventory          json.RawMessage `json:"inventory,omitempty"`
 	InventoryHash      string          `json:"inventory_hash,omitempty"`
 	InventoryUpdatedAt *time.Time      `json:"inventory_updated_at,omitempty"`
+	// AgentMode is the test knobs the agent last announced; LockedByCommandID the lock
+	// it holds (re-asserted at every start until an unlock).
+	AgentMode         AgentMode `json:"agent_mode"`
+	LockedByCommandID string    `json:"locked_by_command_id,omitempty"`
 }
 
 // InventoryChange is one entry of a device's inventory history.
@@ -184,6 +190,14 @@ func (db *DB) ApplyInventoryBatch(ctx context.Context, items []InventoryItem) ([
 }
 
 func (db *DB) applyInventoryTx(ctx context.Context, tx *sql.Tx, orgID, agentID string, r InventoryReport) (InventoryOutcome, error) {
+	out, err := db.applyInventoryReport(ctx, tx, orgID, agentID, r)
+	if err != nil {
+		return out, err
+	}
+	return out, recordReportedMode(ctx, tx, orgID, agentID, out.DeviceID, r.Mode, out.Linked)
+}
+
+func (db *DB) applyInventoryReport(ctx context.Context, tx *sql.Tx, orgID, agentID string, r InventoryReport) (InventoryOutcome, error) {
 	var out InventoryOutcome
 	if r.At.IsZero() {
 		r.At = domain.Now()
@@ -255,14 +269,14 @@ func (db *DB) applyInventoryTx(ctx context.Context, tx *sql.Tx, orgID, agentID s
 // else, which takes the full path.
 func (db *DB) applyInventoryFast(ctx context.Context, tx *sql.Tx, orgID, agentID string, r InventoryReport, out *InventoryOutcome) (bool, error) {
 	var revoked *time.Time
-	var agentSerial, deviceID, devSerial, state, trAgent, inv, conflicts string
+	var agentSerial, deviceID, devSerial, state, trAgent, inv, conflicts, mode string
 	var emp *string
 	err := tx.QueryRowContext(ctx, `SELECT a.revoked_at, a.serial_number, COALESCE(a.device_id, ''), COALESCE(d.serial_number, ''),
-		COALESCE(d.state, ''), d.assigned_employee_id, COALESCE(t.agent_id, ''), COALESCE(t.inventory, ''), COALESCE(t.conflict_agent_ids, '')
+		COALESCE(d.state, ''), d.assigned_employee_id, COALESCE(t.agent_id, ''), COALESCE(t.inventory, ''), COALESCE(t.conflict_agent_ids, ''), a.agent_mode
 		FROM agents a LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN device_tracking t ON t.device_id = a.device_id
-		WHERE a.org_id = $1 AND a.id = $2`, orgID, agentID).Scan(&revoked, &agentSerial, &deviceID, &devSerial, &state, &emp, &trAgent, &inv, &conflicts)
-	if err != nil || revoked != nil || deviceID == "" || trAgent != agentID || devSerial == "" {
-		return false, nil // the full path reports errors and handles every other case
+		WHERE a.org_id = $1 AND a.id = $2`, orgID, agentID).Scan(&revoked, &agentSerial, &deviceID, &devSerial, &state, &emp, &trAgent, &inv, &conflicts, &mode)
+	if err != nil || revoked != nil || deviceID == "" || trAgent != agentID || devSerial == "" || mode != r.Mode.String() {
+		return false, nil // the full path reports errors and handles every other case (a changed mode too)
 	}
 	serial := r.Serial
 	if serial == "" && !r.Full {
@@ -517,21 +531,21 @@ func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []Inve
 		ids = append(ids, it.AgentID)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT a.id, a.org_id, a.revoked_at IS NOT NULL, a.serial_number, COALESCE(a.device_id, ''), COALESCE(d.serial_number, ''),
-		COALESCE(d.state, ''), d.assigned_employee_id IS NOT NULL, COALESCE(t.agent_id, ''), COALESCE(t.inventory, '')
+		COALESCE(d.state, ''), d.assigned_employee_id IS NOT NULL, COALESCE(t.agent_id, ''), COALESCE(t.inventory, ''), a.agent_mode
 		FROM agents a LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN device_tracking t ON t.device_id = a.device_id
 		WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE OF a`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load agents: %w", err)
 	}
 	type row struct {
-		org, agentSerial, deviceID, devSerial, state, trAgent, inv string
-		revoked, assigned                                          bool
+		org, agentSerial, deviceID, devSerial, state, trAgent, inv, mode string
+		revoked, assigned                                                bool
 	}
 	found := map[string]row{}
 	for rows.Next() {
 		var id string
 		var r row
-		if err := rows.Scan(&id, &r.org, &r.revoked, &r.agentSerial, &r.deviceID, &r.devSerial, &r.state, &r.assigned, &r.trAgent, &r.inv); err != nil {
+		if err := rows.Scan(&id, &r.org, &r.revoked, &r.agentSerial, &r.deviceID, &r.devSerial, &r.state, &r.assigned, &r.trAgent, &r.inv, &r.mode); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -547,7 +561,8 @@ func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []Inve
 	for i, it := range items {
 		r, ok := found[it.AgentID]
 		fast := ok && r.org == it.OrgID && !r.revoked && r.deviceID != "" && r.trAgent == it.AgentID && r.devSerial != "" &&
-			!seenAgent[it.AgentID] && !seenDevice[r.deviceID] && !(domain.DeviceState(r.state) == domain.StateAssigned && r.assigned)
+			!seenAgent[it.AgentID] && !seenDevice[r.deviceID] && !(domain.DeviceState(r.state) == domain.StateAssigned && r.assigned) &&
+			r.mode == it.Report.Mode.String()
 		rep := it.Report
 		if fast {
 			serial := rep.Serial
@@ -707,14 +722,16 @@ func (db *DB) GetDeviceTracking(ctx context.Context, orgID, deviceID string) (De
 	if _, err := GetDevice(ctx, db.SQL, orgID, deviceID); err != nil {
 		return t, err
 	}
-	var posture, inv, conflicts string
+	var posture, inv, conflicts, mode string
 	var agentOnline *bool
 	var agentSeen *time.Time
 	err := db.SQL.QueryRowContext(ctx, `SELECT t.agent_id, t.last_seen_at, t.needs_review, t.review_reason, t.serial_conflict, t.conflict_agent_ids,
-		t.hostname, t.os_name, t.os_version, t.os_build, t.posture, t.inventory, t.inventory_hash, t.inventory_updated_at, a.online, a.last_seen_at
+		t.hostname, t.os_name, t.os_version, t.os_build, t.posture, t.inventory, t.inventory_hash, t.inventory_updated_at, a.online, a.last_seen_at,
+		COALESCE(a.agent_mode, ''), COALESCE(a.locked_by_command_id, '')
 		FROM device_tracking t LEFT JOIN agents a ON a.id = t.agent_id WHERE t.org_id = $1 AND t.device_id = $2`, orgID, deviceID).Scan(
 		&t.AgentID, &t.LastSeenAt, &t.NeedsReview, &t.ReviewReason, &t.SerialConflict, &conflicts, &t.Hostname, &t.OSName, &t.OSVersion,
-		&t.OSBuild, &posture, &inv, &t.InventoryHash, &t.InventoryUpdatedAt, &agentOnline, &agentSeen)
+		&t.OSBuild, &posture, &inv, &t.InventoryHash, &t.InventoryUpdatedAt, &agentOnline, &agentSeen, &mode, &t.LockedByCommandID)
+	t.AgentMode = ParseAgentMode(mode)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/api/apitest"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
+	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
 )
 
@@ -26,7 +27,10 @@ func TestAgentActionsAndEnrollmentSecrets(t *testing.T) {
 	}
 	h := apitest.New(t, db, api.Options{}, srv.Routes())
 	o := storetest.Org(t, db, domain.PlanPro)
-	dev := storetest.Device(t, db, o.ID, "C02XYZ")
+	dev := domain.Device{OrgID: o.ID, SerialNumber: "C02XYZ", Vendor: "dell", Platform: domain.PlatformLinux, EquipmentType: "laptop"}
+	if err := db.CreateDevice(ctx, &dev); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("LANYARDCTL_CONFIG", filepath.Join(t.TempDir(), "ctl.json"))
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
@@ -65,7 +69,61 @@ func TestAgentActionsAndEnrollmentSecrets(t *testing.T) {
 		t.Fatalf("wipe: %v\n%s", err, out)
 	}
 	out, err = run("devices", "actions", dev.ID)
-	if err != nil || strings.Count(out, "agent") != 2 || !strings.Contains(out, "lock") || !strings.Contains(out, "wipe") {
+	if err != nil || strings.Count(out, "agent") != 2 || !strings.Contains(out, "lock") || !strings.Contains(out, "wipe") || !strings.Contains(out, "REASON") {
 		t.Fatalf("actions: %v\n%s", err, out)
+	}
+	if out, err := run("devices", "unlock", dev.ID); err != nil || !strings.Contains(out, "unlock") || !strings.Contains(out, "queued") {
+		t.Fatalf("unlock: %v\n%s", err, out)
+	}
+
+	// What the agent API records for a lock whose evidence failed a check, rendered.
+	cmds, _, _ := db.ListDeviceCommands(ctx, o.ID, dev.ID, store.Page{})
+	lock := cmds[0]
+	ev := &store.CommandEvidence{Verified: false, SerialNumber: "C02XYZ", Checks: []store.CommandCheck{
+		{Name: "account-locked:ada", OK: true, Observed: "locked", Expected: "locked"},
+		{Name: "pam-account-deny", OK: false, Observed: "no deny rule", Expected: "deny rule for non-root"}}}
+	for _, u := range []store.CommandUpdate{{From: store.OpenCommandStates, To: store.CommandReceived},
+		{From: store.OpenCommandStates, To: store.CommandFailed, Evidence: ev, Error: "check pam-account-deny failed: found no deny rule, want deny rule for non-root"}} {
+		if _, err := db.TransitionDeviceCommand(ctx, lock.OrgID, lock.ID, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = run("devices", "action", lock.ID)
+	flat := strings.Join(strings.Fields(out), " ") // column widths aside
+	for _, want := range []string{"state: failed", "reason: check pam-account-deny failed", "evidence verified: no", "received: 20",
+		"check: ok account-locked:ada: found locked (want locked)", "check: FAIL pam-account-deny: found no deny rule (want deny rule for non-root)"} {
+		if err != nil || !strings.Contains(flat, want) {
+			t.Fatalf("action get: %v, want %q in\n%s", err, want, out)
+		}
+	}
+	out, err = run("--json", "devices", "action", lock.ID)
+	var full map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &full) != nil || full["received_at"] == nil || full["evidence"] == nil || full["org_id"] != o.ID {
+		t.Fatalf("action --json: %v\n%s", err, out)
+	}
+	if out, err := run("devices", "actions", dev.ID); err != nil || !strings.Contains(out, "1/2 ok, unverified") {
+		t.Fatalf("actions with evidence: %v\n%s", err, out)
+	}
+
+	// A Mac without MDM: the lock is failed at once, and the CLI says why.
+	mac := storetest.Device(t, db, o.ID, "C02MAC1")
+	if out, err := run("devices", "lock", mac.ID); err != nil || !strings.Contains(out, "failed") || !strings.Contains(out, agentapi.MacNeedsMDM) {
+		t.Fatalf("mac lock: %v\n%s", err, out)
+	}
+
+	// Escrowed BitLocker keys are revealed to admins.
+	if out, err := run("devices", "recovery-keys", dev.ID); err != nil || !strings.Contains(out, "no recovery key") {
+		t.Fatalf("no keys: %v\n%s", err, out)
+	}
+	const pw = "111111-222222-333333-444444-555555-666666-777777-888888"
+	sealed, err := kr.Seal([]byte(pw), store.RecoveryKeyAAD(o.ID, dev.ID, "C:", "{P}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.EscrowRecoveryKey(ctx, &store.RecoveryKey{OrgID: o.ID, DeviceID: dev.ID, Kind: "bitlocker", Volume: "C:", ProtectorID: "{P}", SecretSealed: sealed}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("devices", "recovery-keys", dev.ID); err != nil || !strings.Contains(out, pw) || !strings.Contains(out, "C:") {
+		t.Fatalf("recovery keys: %v\n%s", err, out)
 	}
 }

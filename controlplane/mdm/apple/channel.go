@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -62,7 +62,14 @@ func (c *Channel) Dispatch(ctx context.Context, cmd store.DeviceCommand) error {
 	return nil
 }
 
-// syncDeviceCommand mirrors an MDM intent's progress onto its device_commands row.
+// mdmOpen are the device_commands states an MDM answer may move a command out of (the
+// MDM channel has no received or running: the Mac fetches the command and answers).
+var mdmOpen = []string{store.CommandQueued, store.CommandSent, store.CommandReceived, store.CommandRunning}
+
+// syncDeviceCommand mirrors an MDM intent's progress onto its device_commands row. The
+// Mac's Acknowledged of DeviceLock or EraseDevice is done: that is what Apple's protocol
+// means by it (the Mac accepted the command and carries it out); an erase is then
+// confirmed separately (confirmErases).
 func (s *Service) syncDeviceCommand(ctx context.Context, c store.MDMCommand) {
 	if c.Source != SourceDeviceCommand {
 		return
@@ -72,17 +79,82 @@ func (s *Service) syncDeviceCommand(ctx context.Context, c store.MDMCommand) {
 	case store.MDMCmdSent:
 		u = store.CommandUpdate{From: []string{store.CommandQueued}, To: store.CommandSent}
 	case store.MDMCmdDone:
-		res, _ := json.Marshal(map[string]any{"channel": "mdm", "request_type": c.RequestType, "pin_escrowed": c.SecretSealed != ""})
-		u = store.CommandUpdate{From: []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, To: store.CommandDone, Result: res}
+		res, _ := json.Marshal(map[string]any{"channel": "mdm", "request_type": c.RequestType, "status": "Acknowledged", "pin_escrowed": c.SecretSealed != ""})
+		u = store.CommandUpdate{From: mdmOpen, To: store.CommandDone, Result: res}
 	case store.MDMCmdFailed:
-		u = store.CommandUpdate{From: []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, To: store.CommandFailed, Error: c.Error}
+		reason := c.Error
+		if reason == "" {
+			reason = "the Mac answered " + c.RequestType + " with an error"
+		}
+		u = store.CommandUpdate{From: mdmOpen, To: store.CommandFailed, Error: reason}
 	case store.MDMCmdExpired:
-		u = store.CommandUpdate{From: []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged}, To: store.CommandExpired, Error: c.Error}
+		u = store.CommandUpdate{From: mdmOpen, To: store.CommandExpired, Error: c.Error}
 	default:
 		return
 	}
 	if _, err := s.db.TransitionDeviceCommand(ctx, c.OrgID, c.UUID, u); err != nil &&
-		!errors.Is(err, store.ErrCommandState) && !strings.Contains(err.Error(), "not found") {
+		!errors.Is(err, store.ErrCommandState) && !errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("mirror mdm command onto device command", "command_id", c.UUID, "err", err)
+	}
+}
+
+// EraseSilence is how long a Mac must stay silent after acknowledging an EraseDevice for
+// the erase to count as confirmed: an erased Mac has no MDM identity left and never
+// checks in again until it is enrolled anew. A Mac that checks in later than
+// eraseContactGrace after its Acknowledged (the answer itself is a check-in) did not
+// erase, and the erase stays unconfirmed.
+const (
+	EraseSilence      = 6 * time.Hour
+	eraseContactGrace = 2 * time.Minute
+)
+
+// confirmSilentErases confirms the done, unconfirmed MDM erases whose Mac has not
+// checked in since it acknowledged them, EraseSilence ago (run by the re-push loop).
+func (s *Service) confirmSilentErases(ctx context.Context) {
+	es, err := s.db.UnconfirmedMDMErasesBefore(ctx, s.cfg.Now().Add(-EraseSilence), 500)
+	if err != nil {
+		s.log.Warn("list unconfirmed erases", "err", err)
+		return
+	}
+	ctx = domain.WithActor(ctx, domain.Actor{ID: "system:mdm"})
+	for _, e := range es {
+		done := e.Command.CompletedAt
+		if done == nil || (e.LastSeenAt != nil && e.LastSeenAt.After(done.Add(eraseContactGrace))) {
+			continue // the Mac kept talking: not erased
+		}
+		if _, err := s.db.ConfirmDeviceCommand(ctx, e.Command.OrgID, e.Command.ID, store.ConfirmStoppedCheckingIn); err != nil &&
+			!errors.Is(err, store.ErrCommandState) {
+			s.log.Warn("confirm erase", "command_id", e.Command.ID, "err", err)
+			continue
+		}
+		s.log.Info("erase confirmed: the Mac stopped checking in", "command_id", e.Command.ID, "device_id", e.Command.DeviceID)
+	}
+}
+
+// confirmErasesOnReenroll confirms a device's done, unconfirmed MDM erases when one of its
+// Macs authenticates anew after the erase was acknowledged: an erased Mac comes back only
+// by enrolling again. An Authenticate that follows an identity-renewal profile sent after
+// the erase (prev.RenewalAt) is a renewal, not a re-enrollment, and confirms nothing.
+func (s *Service) confirmErasesOnReenroll(ctx context.Context, prev *store.MDMEnrollment, now store.MDMEnrollment) {
+	if now.DeviceID == "" {
+		return
+	}
+	erases, err := s.db.UnconfirmedMDMErases(ctx, now.OrgID, now.DeviceID)
+	if err != nil {
+		s.log.Warn("list unconfirmed erases", "device_id", now.DeviceID, "err", err)
+		return
+	}
+	for _, c := range erases {
+		if c.CompletedAt == nil {
+			continue
+		}
+		if prev != nil && prev.RenewalAt != nil && prev.RenewalAt.After(*c.CompletedAt) {
+			continue
+		}
+		if _, err := s.db.ConfirmDeviceCommand(ctx, c.OrgID, c.ID, store.ConfirmReenrolled); err != nil && !errors.Is(err, store.ErrCommandState) {
+			s.log.Warn("confirm erase", "command_id", c.ID, "err", err)
+			continue
+		}
+		s.log.Info("erase confirmed: the Mac re-enrolled", "command_id", c.ID, "device_id", c.DeviceID)
 	}
 }

@@ -66,13 +66,19 @@ func (l *listener) Authenticate(r *mdm.Request, m *mdm.Authenticate) error {
 		employeeID = l.s.adeEmployeeForSerial(ctx, orgID, m.SerialNumber)
 	}
 	notAfter := r.Certificate.NotAfter.UTC()
-	_, err = l.s.db.MDMAuthenticate(ctx, store.MDMEnrollment{
+	var prev *store.MDMEnrollment
+	if p, err := l.s.db.MDMGetEnrollment(ctx, m.UDID); err == nil {
+		prev = &p
+	}
+	e, err := l.s.db.MDMAuthenticate(ctx, store.MDMEnrollment{
 		UDID: m.UDID, OrgID: orgID, EmployeeID: employeeID, SerialNumber: m.SerialNumber, Model: model,
 		OSVersion: extra.OSVersion, DeviceName: extra.DeviceName, Topic: m.Topic, IdentityNotAfter: &notAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("lanyard authenticate: %w", err)
 	}
+	// An erased Mac comes back only by enrolling again.
+	l.s.confirmErasesOnReenroll(ctx, prev, e)
 	l.s.forgetTouch(m.UDID)
 	return nil
 }

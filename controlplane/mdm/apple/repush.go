@@ -66,7 +66,7 @@ func (s *Service) backoff(unanswered int) time.Duration {
 	return d
 }
 
-// RepushOnce expires overdue commands and re-pushes every Mac with open (queued, sent or
+// RepushOnce expires overdue commands, confirms erases whose Mac went silent, and re-pushes every Mac with open (queued, sent or
 // NotNow) commands whose backoff has elapsed. It returns how many Macs were pushed.
 func (s *Service) RepushOnce(ctx context.Context) (int, error) {
 	expired, err := s.db.MDMExpireCommands(ctx, s.cfg.Now())
@@ -77,6 +77,7 @@ func (s *Service) RepushOnce(ctx context.Context) (int, error) {
 		s.syncDeviceCommand(ctx, c)
 		s.log.Warn("command expired: the Mac never answered", "command_id", c.UUID, "request_type", c.RequestType, "udid", c.UDID)
 	}
+	s.confirmSilentErases(ctx)
 	if err := s.renewIdentities(ctx); err != nil {
 		s.log.Error("identity renewal", "err", err)
 	}
