@@ -56,9 +56,6 @@ type DeviceTracking struct {
 	ReviewReason       string          `json:"review_reason,omitempty"`
 	SerialConflict     bool            `json:"serial_conflict"`
 	ConflictAgentIDs   []string        `json:"conflict_agent_ids,omitempty"`
-	// IdentitySource says what the device's serial_number holds: "serial" (the firmware
-	// serial) or "hardware_uuid" (a machine without a usable firmware serial).
-	IdentitySource string `json:"identity_source"`
 	Hostname           string          `json:"hostname,omitempty"`
 	OSName             string          `json:"os_name,omitempty"`
 	OSVersion          string          `json:"os_version,omitempty"`
@@ -67,6 +64,9 @@ type DeviceTracking struct {
 	Inventory          json.RawMessage `json:"inventory,omitempty"`
 	InventoryHash      string          `json:"inventory_hash,omitempty"`
 	InventoryUpdatedAt *time.Time      `json:"inventory_updated_at,omitempty"`
+	// IdentitySource says what the device's serial_number holds: "serial" (the firmware
+	// serial) or "hardware_uuid" (a machine without a usable firmware serial).
+	IdentitySource string `json:"identity_source"`
 }
 
 // InventoryChange is one entry of a device's inventory history.
@@ -273,12 +273,6 @@ func (db *DB) applyInventoryFast(ctx context.Context, tx *sql.Tx, orgID, agentID
 	return true, applyInventorySections(ctx, db.Dialect, tx, orgID, deviceID, agentID, devSerial, r, out, tr)
 }
 
-// Review reasons of the identity rules (docs/device-actions/identity.md).
-const (
-	reviewSerialAppeared = "firmware now reports serial"
-	reviewSerialGone     = "agent reports no firmware serial"
-)
-
 // reportIdentity is what a report identifies its machine by (domain.IdentifyDevice):
 // its serial when usable, else its hardware UUID (the report's, or the one the agent
 // enrolled with). A delta without the hardware section carries neither and keeps the
@@ -314,10 +308,7 @@ func identitySource(ctx context.Context, q Querier, deviceID string) (string, er
 	return src, nil
 }
 
-// setIdentitySource records that a device is now known by source. Becoming known by
-// its serial (an admin set the serial of a device identified by hardware UUID to the
-// firmware serial it now reports) clears the identity review flags; becoming known by
-// the hardware UUID raises one.
+// setIdentitySource records what a device's serial_number holds, with its audit row.
 func setIdentitySource(ctx context.Context, q Querier, orgID, deviceID, from, to string, at time.Time) error {
 	if err := ensureTracking(ctx, q, orgID, deviceID, at); err != nil {
 		return err
@@ -325,19 +316,46 @@ func setIdentitySource(ctx context.Context, q Querier, orgID, deviceID, from, to
 	if _, err := q.ExecContext(ctx, `UPDATE device_tracking SET identity_source = $1, updated_at = $2 WHERE device_id = $3`, to, at, deviceID); err != nil {
 		return fmt.Errorf("set identity of %s: %w", deviceID, err)
 	}
-	if err := WriteAudit(ctx, q, AuditFor(ctx, orgID, "device.identity_changed", "device", deviceID,
-		map[string]string{"identity_source": from}, map[string]string{"identity_source": to})); err != nil {
-		return err
+	return WriteAudit(ctx, q, AuditFor(ctx, orgID, "device.identity_changed", "device", deviceID,
+		map[string]string{"identity_source": from}, map[string]string{"identity_source": to}))
+}
+
+// adoptFirmwareSerial handles a machine known by its hardware UUID whose firmware now
+// reports a serial (fixed, or the agent is newer): no second device is created. When no
+// other device of the org has that serial, the device takes it (so commands, which
+// target the serial the agent now reports, reach it) and is flagged for review; when one
+// does, the device keeps its UUID and is flagged with both records for the admin to
+// merge. It returns the identity the device is known by afterwards.
+func adoptFirmwareSerial(ctx context.Context, q Querier, d domain.Device, serial string, at time.Time) (string, error) {
+	uuid := d.SerialNumber
+	others, err := FindDevicesBySerial(ctx, q, d.OrgID, serial)
+	if err != nil {
+		return uuid, err
 	}
-	if to == domain.IdentityHardwareUUID {
-		return FlagDeviceForReview(ctx, q, orgID, deviceID, domain.ReviewNoFirmwareSerial, at)
+	if len(others) > 0 {
+		reason := fmt.Sprintf("firmware now reports serial %s for this device (identified by hardware UUID %s), but device %s already has that serial: check which record is this machine and retire the other",
+			serial, uuid, others[0].ID)
+		return uuid, FlagDeviceForReview(ctx, q, d.OrgID, d.ID, reason, at)
 	}
-	if _, err := q.ExecContext(ctx, `UPDATE device_tracking SET needs_review = $1, review_reason = '' WHERE device_id = $2
-		AND serial_conflict = $1 AND (review_reason = $3 OR review_reason LIKE $4 OR review_reason LIKE $5)`,
-		false, deviceID, domain.ReviewNoFirmwareSerial, reviewSerialAppeared+"%", reviewSerialGone+"%"); err != nil {
-		return fmt.Errorf("clear identity review of %s: %w", deviceID, err)
+	after := d
+	after.SerialNumber, after.Version, after.UpdatedAt = serial, d.Version+1, domain.Now()
+	res, err := q.ExecContext(ctx, `UPDATE devices SET serial_number = $1, version = $2, updated_at = $3 WHERE org_id = $4 AND id = $5 AND version = $6`,
+		serial, after.Version, after.UpdatedAt, d.OrgID, d.ID, d.Version)
+	if err != nil {
+		return uuid, fmt.Errorf("set serial of %s: %w", d.ID, err)
 	}
-	return nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		return uuid, fmt.Errorf("device %s changed concurrently: %w", d.ID, ErrConflict)
+	}
+	if err := WriteAudit(ctx, q, AuditFor(ctx, d.OrgID, "device.serial_adopted", "device", d.ID, d, after)); err != nil {
+		return uuid, err
+	}
+	if err := setIdentitySource(ctx, q, d.OrgID, d.ID, domain.IdentityHardwareUUID, domain.IdentitySerial, at); err != nil {
+		return uuid, err
+	}
+	reason := fmt.Sprintf("firmware now reports serial %s for this device, identified until now by hardware UUID %s: its serial number is now %s; check that the label on the machine matches",
+		serial, uuid, serial)
+	return serial, FlagDeviceForReview(ctx, q, d.OrgID, d.ID, reason, at)
 }
 
 // FlagDeviceForReview sets a device's needs_review flag with a reason an admin can act
@@ -394,14 +412,15 @@ func (db *DB) followLinkedDevice(ctx context.Context, tx *sql.Tx, orgID string, 
 			}
 		}
 	case devSource == domain.IdentityHardwareUUID && source == domain.IdentitySerial && uuid != "" && d.SerialNumber == uuid:
-		reason := fmt.Sprintf("%s %s for this device, identified by hardware UUID %s: set its serial number to %s", reviewSerialAppeared, key, uuid, key)
-		if err := FlagDeviceForReview(ctx, tx, orgID, d.ID, reason, r.At); err != nil {
+		if key, err = adoptFirmwareSerial(ctx, tx, d, key, r.At); err != nil {
 			return "", key, err
 		}
 		out.NeedsReview = true
+		return d.ID, key, db.promoteToInUse(ctx, tx, orgID, d.ID)
 	case devSource == domain.IdentitySerial && source == domain.IdentityHardwareUUID:
-		reason := fmt.Sprintf("%s (hardware UUID %s) for this device, known by serial %s: check the firmware, or whether the agent moved to another machine",
-			reviewSerialGone, key, d.SerialNumber)
+		// Its serial is the asset's record (procurement, retrieval): kept, and flagged.
+		reason := fmt.Sprintf("agent reports no firmware serial (hardware UUID %s) for this device, known by serial %s: check the firmware (board replaced or reset?), or whether the agent moved to another machine; commands to it fail until the agent reports that serial again",
+			key, d.SerialNumber)
 		if err := FlagDeviceForReview(ctx, tx, orgID, d.ID, reason, r.At); err != nil {
 			return "", key, err
 		}
@@ -435,12 +454,14 @@ func (db *DB) linkBySerial(ctx context.Context, tx *sql.Tx, orgID string, ag Age
 					return "", key, err
 				}
 				if src == domain.IdentityHardwareUUID {
-					reason := fmt.Sprintf("%s %s for this device, identified by hardware UUID %s: set its serial number to %s", reviewSerialAppeared, key, uuid, key)
-					if err := FlagDeviceForReview(ctx, tx, orgID, d.ID, reason, now); err != nil {
+					if key, err = adoptFirmwareSerial(ctx, tx, d, key, now); err != nil {
+						return "", key, err
+					}
+					if d, err = GetDevice(ctx, tx, orgID, d.ID); err != nil {
 						return "", key, err
 					}
 					out.NeedsReview = true
-					devs, key = []domain.Device{d}, uuid
+					devs = []domain.Device{d}
 					break
 				}
 			}
