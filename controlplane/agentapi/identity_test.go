@@ -74,5 +74,24 @@ func TestNoFirmwareSerialBecomesDevice(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the lock never reached the agent")
 		}
+
+		// The admin checks the machine and marks it reviewed; its next report (same
+		// identity) does not flag it again.
+		r = h.Do("POST", "/api/v1/devices/"+devID+"/review", h.Token(e.org.ID, domain.RoleIT), map[string]any{"note": "asset tag checked"})
+		if r.Status != http.StatusOK {
+			t.Fatalf("review %d %s", r.Status, r.Body)
+		}
+		if res, err := e.agentClient(&ag.Cert).ReportInventory(ctx, req); err != nil || res.GetNeedsReview() {
+			t.Fatalf("report after review: %v %v", res, err)
+		}
+		r = h.Do("GET", "/api/v1/devices/"+devID+"/tracking", admin, nil)
+		tr = store.DeviceTracking{}
+		r.JSON(t, &tr)
+		if tr.NeedsReview || tr.ReviewReason != "" || tr.IdentitySource != domain.IdentityHardwareUUID {
+			t.Fatalf("tracking after review %+v", tr)
+		}
+		if n := count(t, db, "audit_log WHERE action = 'device.review_resolved' AND target_id = $1", devID); n != 1 {
+			t.Fatalf("%d review_resolved audit rows", n)
+		}
 	})
 }

@@ -84,6 +84,8 @@ func (s *Server) Routes() []api.Route {
 			Feature: f, Resource: "device_action", Response: store.DeviceCommand{}, Handler: s.cancelAction},
 		{Method: "GET", Path: "/api/v1/devices/{id}/tracking", Summary: "Agent tracking of a device (last seen, online, review and conflict flags, inventory, posture)",
 			Tag: tag, Role: domain.RoleViewer, Feature: f, Resource: "device", Response: store.DeviceTracking{}, Handler: s.getTracking},
+		{Method: "POST", Path: "/api/v1/devices/{id}/review", Summary: "Mark a device flagged for review (unknown serial, hardware-UUID identity, serial conflict) as reviewed",
+			Tag: tag, Role: domain.RoleIT, Feature: f, Resource: "device", Request: ReviewRequest{}, Response: store.DeviceTracking{}, Handler: s.resolveReview},
 		{Method: "GET", Path: "/api/v1/devices/{id}/inventory-history", Summary: "What changed in a device's inventory, and when", Tag: tag,
 			Role: domain.RoleViewer, Feature: f, Resource: "device", Query: []api.Param{{Name: "limit"}, {Name: "cursor"}},
 			Response: api.List[store.InventoryChange]{}, Handler: devicePage(s, s.db.ListInventoryHistory)},

@@ -150,6 +150,19 @@ func TestIdentityChangesAreFlagged(t *testing.T) {
 		if d.SerialNumber != "PF-KEEP-1" || tr.IdentitySource != domain.IdentitySerial || !strings.Contains(tr.ReviewReason, "no firmware serial") {
 			t.Fatalf("device %+v tracking %+v", d, tr)
 		}
+		// Marked reviewed while the condition still holds: the next report flags it again.
+		if err := db.ResolveDeviceReview(ctx, org.ID, keep, "looked at it"); err != nil {
+			t.Fatal(err)
+		}
+		if tr, _ = db.GetDeviceTracking(ctx, org.ID, keep); tr.NeedsReview {
+			t.Fatalf("still flagged after review: %+v", tr)
+		}
+		if _, err := db.ApplyInventory(ctx, org.ID, a.ID, uuidReport("", "11111111-2222-3333-4444-555555555555")); err != nil {
+			t.Fatal(err)
+		}
+		if tr, _ = db.GetDeviceTracking(ctx, org.ID, keep); !tr.NeedsReview || !strings.Contains(tr.ReviewReason, "no firmware serial") {
+			t.Fatalf("condition still holds but not flagged again: %+v", tr)
+		}
 
 		// A UUID device whose firmware now reports a serial another record already has
 		// keeps its UUID and names the other record.

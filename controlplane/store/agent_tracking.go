@@ -381,6 +381,36 @@ func FlagDeviceForReview(ctx context.Context, q Querier, orgID, deviceID, reason
 	return WriteAudit(ctx, q, AuditFor(ctx, orgID, "device.review_flagged", "device", deviceID, nil, map[string]string{"reason": reason}))
 }
 
+// ResolveDeviceReview records that an admin reviewed a flagged device: needs_review, the
+// reason and any serial-conflict flag are cleared, with an audit row carrying the reason
+// that was resolved and the admin's note. A device that is not flagged is left as it is
+// (no audit). A condition that still holds (a second agent still reporting the serial, an
+// agent still not reporting its firmware serial) flags the device again on its next report.
+func (db *DB) ResolveDeviceReview(ctx context.Context, orgID, deviceID, note string) error {
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := GetDevice(ctx, tx, orgID, deviceID); err != nil {
+			return err
+		}
+		var flagged, conflict bool
+		var reason, agents string
+		err := tx.QueryRowContext(ctx, `SELECT needs_review, serial_conflict, review_reason, conflict_agent_ids FROM device_tracking WHERE org_id = $1 AND device_id = $2`,
+			orgID, deviceID).Scan(&flagged, &conflict, &reason, &agents)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !flagged && !conflict) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read review flag of %s: %w", deviceID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET needs_review = $1, serial_conflict = $1, review_reason = '', conflict_agent_ids = '',
+			updated_at = $2 WHERE device_id = $3`, false, domain.Now(), deviceID); err != nil {
+			return fmt.Errorf("resolve review of %s: %w", deviceID, err)
+		}
+		return WriteAudit(ctx, tx, AuditFor(ctx, orgID, "device.review_resolved", "device", deviceID,
+			map[string]any{"needs_review": flagged, "review_reason": reason, "serial_conflict": conflict, "conflict_agent_ids": agents},
+			map[string]any{"needs_review": false, "note": note}))
+	})
+}
+
 // UnknownSerialReason is the review reason of a device created because a channel
 // reported a serial the org did not know (via: "agent <id>", "MDM enrollment <udid>").
 func UnknownSerialReason(via string) string { return "unknown serial reported by " + via }
