@@ -154,7 +154,7 @@ func setup(ctx context.Context, db *store.DB, members []fakejustworks.Member) (*
 	reg := jobs.NewRegistry()
 	handle := &jobs.Handle{}
 	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Logger: quiet,
-		Built: func() []any { return []any{w.agent.API} }})
+		Commands: w.agent.API.Commands})
 	client, err := jobs.NewClient(db, reg, jobs.Options{Logger: quiet})
 	if err != nil {
 		return nil, err

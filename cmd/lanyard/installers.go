@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
-	"github.com/lanyardhq/lanyard/controlplane/enrollment"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/server"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -53,11 +52,13 @@ verified on macOS.`,
 			if err != nil {
 				return err
 			}
-			if controlURL == "" {
-				controlURL = cfg.PublicURL
+			// The flags override the config the address derivation reads, so the package
+			// carries what the installers API would bake for that config.
+			if controlURL != "" {
+				cfg.PublicURL = controlURL
 			}
-			if agentURL == "" {
-				agentURL = cfg.AgentURL
+			if agentURL != "" {
+				cfg.AgentURL = agentURL
 			}
 			if version == "" {
 				version = server.Version
@@ -87,9 +88,11 @@ verified on macOS.`,
 					return fmt.Errorf("open the agent CA: %w", err)
 				}
 				defer ca.Shutdown()
-				minter := enrollment.Minter{Store: db, Fingerprint: ca.RootFingerprint}
-				b := &installers.Builder{ControlPlaneURL: controlURL, GRPCAddress: agentURL, EnrollmentAddress: enrollAddr,
-					Version: version, Secrets: minter, CA: minter, Orgs: db, Agents: bins}
+				b := server.NewInstallerBuilder(cfg, db, ca.RootFingerprint, bins, server.NewLogger(cfg))
+				b.Version = version
+				if enrollAddr != "" {
+					b.EnrollmentAddress = enrollAddr
+				}
 				if signCert != "" || signKey != "" {
 					if signCert == "" || signKey == "" {
 						return errors.New("--sign-cert and --sign-key go together")
@@ -141,7 +144,7 @@ verified on macOS.`,
 	f.StringVar(&tsURL, "timestamp-url", "", "RFC 3161 timestamp server for Authenticode (release builds)")
 	f.StringVar(&controlURL, "control-plane-url", "", "URL baked into the agent config (default: public-url)")
 	f.StringVar(&agentURL, "agent-address", "", "agent gRPC host:port baked into the config (default: agent-url)")
-	f.StringVar(&enrollAddr, "enrollment-address", "", "enrollment host:port baked into the config (default: the agent's own default)")
+	f.StringVar(&enrollAddr, "enrollment-address", "", "enrollment host:port baked into the config (default: the agent address's host, its port + 1, where lanyard serve listens)")
 	f.DurationVar(&expiresIn, "secret-expires-in", 0, "expire the package's enrollment secret after this long (e.g. 720h); 0: never")
 	f.IntVar(&maxUses, "secret-max-uses", 0, "enroll at most this many devices with the package; 0: unlimited")
 	_ = build.MarkFlagRequired("org")

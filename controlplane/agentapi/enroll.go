@@ -33,7 +33,9 @@ func (e *enrollService) ExchangeSecret(ctx context.Context, req *agentv1.Exchang
 	if len(req.GetHostname()) > 255 || len(req.GetSerialNumber()) > 64 || len(req.GetHardwareUuid()) > 64 || len(req.GetPlatform()) > 32 {
 		return nil, status.Error(codes.InvalidArgument, "a field is too long")
 	}
-	a := store.Agent{Hostname: req.GetHostname(), SerialNumber: strings.ToUpper(strings.TrimSpace(req.GetSerialNumber())),
+	// The store picks the identity (a usable serial, else the hardware UUID) and normalizes
+	// both, as it does for every report (domain.IdentifyDevice).
+	a := store.Agent{Hostname: req.GetHostname(), SerialNumber: req.GetSerialNumber(),
 		HardwareUUID: req.GetHardwareUuid(), Platform: req.GetPlatform(), AgentVersion: req.GetAgentVersion()}
 	if _, err := e.s.db.ExchangeEnrollmentSecret(ctx, enrollment.Hash(secret), &a); err != nil {
 		if errors.Is(err, store.ErrSecretRejected) {

@@ -87,6 +87,8 @@ func (s *Server) Routes() []api.Route {
 			Tag: tag, Role: domain.RoleViewer, Feature: f, Resource: "device", Response: TrackingView{}, Handler: s.getTracking},
 		{Method: "GET", Path: "/api/v1/devices/{id}/recovery-keys", Summary: "Reveal a device's escrowed BitLocker recovery passwords (audited)",
 			Tag: tag, Role: domain.RoleAdmin, Feature: f, Resource: "device", Response: api.List[RecoveryKeyView]{}, Handler: s.getRecoveryKeys},
+		{Method: "POST", Path: "/api/v1/devices/{id}/review", Summary: "Mark a device flagged for review (unknown serial, hardware-UUID identity, serial conflict) as reviewed",
+			Tag: tag, Role: domain.RoleIT, Feature: f, Resource: "device", Request: ReviewRequest{}, Response: store.DeviceTracking{}, Handler: s.resolveReview},
 		{Method: "GET", Path: "/api/v1/devices/{id}/inventory-history", Summary: "What changed in a device's inventory, and when", Tag: tag,
 			Role: domain.RoleViewer, Feature: f, Resource: "device", Query: []api.Param{{Name: "limit"}, {Name: "cursor"}},
 			Response: api.List[store.InventoryChange]{}, Handler: devicePage(s, s.db.ListInventoryHistory)},

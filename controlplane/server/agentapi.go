@@ -1,12 +1,11 @@
 package server
 
-// Agent API wiring (owned by the agent-channel work, controlplane/agentapi). Registered from
-// init so this file is the whole hook, like hris.go. The capability opens the embedded agent
-// CA (keys sealed by the keyring) and serves the mTLS agent API on grpc-addr and enrollment
+// Agent API wiring (controlplane/agentapi). The capability opens the embedded agent CA
+// (keys sealed by the keyring) and serves the mTLS agent API on grpc-addr and enrollment
 // on the next port (Start), the admin routes for device actions, tracking and enrollment
-// secrets (Routes) and the "tracking" view of GET /devices/{id} (DeviceDetails). The Apple
-// MDM capability registers its command channel on it (see mdm_apple.go); installers and
-// lifecycle find it in d.Built.
+// secrets (Routes) and the "tracking" view of GET /devices/{id} (DeviceDetails). Its CA
+// and its command model (Commands) are handed to the capabilities built after it (see
+// buildCapabilities).
 
 import (
 	"context"
@@ -16,11 +15,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
 )
 
-func init() {
-	capabilities = append(capabilities, capability{name: "agentapi", build: buildAgentAPI})
-}
-
-func buildAgentAPI(ctx context.Context, d *Deps) (any, error) {
+func buildAgentAPI(ctx context.Context, d Deps) (*agentapi.Server, error) {
 	// The server certificate names what agents dial (agent-url) plus loopback.
 	names := []string{"localhost"}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
@@ -31,8 +26,6 @@ func buildAgentAPI(ctx context.Context, d *Deps) (any, error) {
 			names = append(names, host)
 		}
 	}
-	// The Apple MDM capability, built after this one, registers its channel on
-	// srv.Commands (mdm_apple.go).
 	limit, err := agentapi.ParseRateLimit(d.Config.EnrollRateLimit)
 	if err != nil {
 		return nil, fmt.Errorf("enroll-rate-limit: %w", err)

@@ -1,9 +1,19 @@
 package server
 
-import "context"
+import (
+	"context"
+	"fmt"
 
-// capability builds one capability from the shared dependencies. What it returns is
-// inspected for optional interfaces:
+	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
+	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
+	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
+	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
+	installersvc "github.com/lanyardhq/lanyard/installers/service"
+)
+
+// capabilities are the parts of the control plane, built once by buildCapabilities. The
+// server inspects each for optional interfaces:
 //
 //	Routes() []api.Route                 admin API routes
 //	Mount(*http.ServeMux)                other HTTP endpoints (webhooks, MDM, SCEP)
@@ -11,13 +21,47 @@ import "context"
 //	Ready(ctx) error                     fails /readyz
 //	Warnings(ctx) []string               shown on /readyz
 //	DeviceDetails(ctx, org, id)          adds a view to GET /devices/{id}
-//
-// Register River workers on d.JobRegistry while building; enqueue through d.Jobs.
-type capability struct {
-	name  string
-	build func(ctx context.Context, d *Deps) (any, error)
+type capabilities struct {
+	agentAPI   *agentapi.Server
+	installers *installersvc.Service
+	mdm        *apple.Service
+	hr         *hrsync.Engine
+	lifecycle  *lifecycle.Engine
+	// demoJustworks is the in-process fake Justworks of `make run` (nil otherwise).
+	demoJustworks *fakejustworks.Server
 }
 
-// capabilities lists every capability in build order; a later one may find an earlier
-// one in d.Built. Add one line per capability.
-var capabilities = []capability{}
+// list returns the capabilities in build order.
+func (c *capabilities) list() []any {
+	return []any{c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle}
+}
+
+// buildCapabilities builds every capability in dependency order, handing each the ones it
+// uses directly (no registry, no lookup by type), so a missing dependency is a compile
+// error rather than a start-up order that silently leaves a channel out:
+//
+//  1. the agent API: the agent CA and the shared device command model (agent channel);
+//  2. installers: the CA fingerprint from 1 (baked into every package);
+//  3. Apple MDM: its channel registered on 1's command model (Macs enrolled in MDM get
+//     lock and wipe over MDM), the agent .pkg for InstallEnterpriseApplication from 2;
+//  4. HR sync (the fake Justworks with --demo);
+//  5. lifecycle: lock and wipe through 1's command model (with 3's channel on it), ADE
+//     and Mac enrollment links from 3, agent installer links from 2.
+func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
+	c := &capabilities{}
+	var err error
+	if c.agentAPI, err = buildAgentAPI(ctx, d); err != nil {
+		return nil, fmt.Errorf("build agentapi: %w", err)
+	}
+	if c.installers, err = buildInstallers(d, c.agentAPI.CA()); err != nil {
+		return nil, fmt.Errorf("build installers: %w", err)
+	}
+	if c.mdm, err = buildAppleMDM(ctx, d, c.agentAPI.Commands, c.installers); err != nil {
+		return nil, fmt.Errorf("build mdm-apple: %w", err)
+	}
+	if c.hr, c.demoJustworks, err = buildHRIS(d); err != nil {
+		return nil, fmt.Errorf("build hris: %w", err)
+	}
+	c.lifecycle = buildLifecycle(d, c.agentAPI.Commands, c.mdm, c.installers)
+	return c, nil
+}

@@ -12,12 +12,9 @@ import (
 // DemoOrgName names the organization `make run` creates.
 const DemoOrgName = "Demo Co"
 
-// demoSeeders let capabilities add to the demo org (e.g. connect it to the fake
-// Justworks). Each runs on every demo start and must be idempotent.
-var demoSeeders []func(ctx context.Context, s *Server, org domain.Org) error
-
-// SeedDemo makes sure the demo organization exists with some stock, runs the capability
-// seeders, and mints a fresh owner token (the plaintext is returned once, never stored).
+// SeedDemo makes sure the demo organization exists with some stock, connects it to the
+// fake Justworks, and mints a fresh owner token (the plaintext is returned once, never
+// stored). It runs on every demo start, so each step is idempotent.
 func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
 	ctx = domain.WithActor(ctx, domain.Actor{ID: "system:demo"})
 	var org domain.Org
@@ -56,10 +53,8 @@ func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
 			return org, "", fmt.Errorf("seed demo org: %w", err)
 		}
 	}
-	for _, seed := range demoSeeders {
-		if err := seed(ctx, s, org); err != nil {
-			return org, "", fmt.Errorf("seed demo org: %w", err)
-		}
+	if err := s.seedHRIS(ctx, org); err != nil {
+		return org, "", fmt.Errorf("seed demo org: %w", err)
 	}
 	_, secret, err := s.DB.CreateToken(ctx, org.ID, "make run owner", domain.RoleOwner, nil)
 	if err != nil {

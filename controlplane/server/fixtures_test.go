@@ -12,12 +12,8 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
 )
 
-// Capability resources created through the API as org A's owner, so the generated
-// isolation test probes other org's real ids rather than random ones.
-func init() {
-	fixtureMakers = append(fixtureMakers, apiFixtures)
-}
-
+// apiFixtures creates capability resources through the API as org A's owner, so the
+// generated isolation test probes other org's real ids rather than random ones.
 func apiFixtures(t *testing.T, s *Server, org domain.Org) map[string]string {
 	srv := httptest.NewServer(s.Handler)
 	defer srv.Close()

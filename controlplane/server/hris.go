@@ -1,8 +1,7 @@
 package server
 
-// HR sync wiring (owned by the HR-sync work, controlplane/hris). Registered from
-// init so this file is the whole hook; move the entry into capabilities.go's
-// list if you prefer one place.
+// HR sync wiring (controlplane/hris). With --demo the engine talks to an in-process fake
+// Justworks, which SeedDemo connects the demo org to.
 
 import (
 	"context"
@@ -15,26 +14,20 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 )
 
-func init() {
-	capabilities = append(capabilities, capability{name: "hris", build: buildHRIS})
-	demoSeeders = append(demoSeeders, seedHRIS)
-}
-
-// demoJustworks is the in-process fake Justworks of `make run` (nil otherwise).
-var demoJustworks *fakejustworks.Server
-
-func buildHRIS(ctx context.Context, d *Deps) (any, error) {
+// buildHRIS builds the HR sync engine and registers its jobs; with --demo it also starts
+// the fake Justworks it returns.
+func buildHRIS(d Deps) (*hrsync.Engine, *fakejustworks.Server, error) {
 	cfg := d.Config
 	providers := map[string]hris.Provider{}
 	var jw justworks.Config
+	var fake *fakejustworks.Server
 	switch {
 	case cfg.Demo:
 		// Lives as long as the process; background context on purpose.
-		fake, err := fakejustworks.StartDemo(context.Background(), "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+		var err error
+		if fake, err = fakejustworks.StartDemo(context.Background(), "127.0.0.1:0"); err != nil {
+			return nil, nil, err
 		}
-		demoJustworks = fake
 		jw = hrsync.FakeJustworksConfig(fake, cfg.PublicURL)
 	case cfg.JustworksClientID != "":
 		jw = justworks.Config{ClientID: cfg.JustworksClientID, ClientSecret: cfg.JustworksSecret,
@@ -45,7 +38,7 @@ func buildHRIS(ctx context.Context, d *Deps) (any, error) {
 		jw.Logger = d.Logger
 		p, err := justworks.New(jw)
 		if err != nil {
-			return nil, fmt.Errorf("justworks provider: %w", err)
+			return nil, fake, fmt.Errorf("justworks provider: %w", err)
 		}
 		providers["justworks"] = p
 	}
@@ -53,23 +46,19 @@ func buildHRIS(ctx context.Context, d *Deps) (any, error) {
 		WebhookSecret: cfg.JustworksWebhookKey, ReconcileInterval: cfg.HRReconcileInterval, Logger: d.Logger,
 		Registerer: d.Registry})
 	if err != nil {
-		return nil, err
+		return nil, fake, err
 	}
 	e.RegisterJobs(d.JobRegistry)
-	return e, nil
+	return e, fake, nil
 }
 
 // seedHRIS connects the demo org to the fake Justworks and imports it.
-func seedHRIS(ctx context.Context, s *Server, org domain.Org) error {
-	if demoJustworks == nil {
+func (s *Server) seedHRIS(ctx context.Context, org domain.Org) error {
+	if s.caps.demoJustworks == nil {
 		return nil
 	}
-	for _, c := range s.Capabilities {
-		if e, ok := c.(*hrsync.Engine); ok {
-			if _, err := hrsync.ConnectDemo(ctx, e, org.ID, demoJustworks); err != nil {
-				return fmt.Errorf("connect demo org to the fake Justworks: %w", err)
-			}
-		}
+	if _, err := hrsync.ConnectDemo(ctx, s.caps.hr, org.ID, s.caps.demoJustworks); err != nil {
+		return fmt.Errorf("connect demo org to the fake Justworks: %w", err)
 	}
 	return nil
 }

@@ -1,62 +1,35 @@
 package server
 
-// Installers wiring (owned by the installers work, installers/). Registered from init so
-// this file is the whole hook, like hris.go. The service serves GET /api/v1/installers,
+// Installers wiring (installers/). The service serves GET /api/v1/installers,
 // /api/v1/installers/builds, /api/v1/installers/{platform}, POST /api/v1/installers/links
 // and the public GET /api/v1/installers/download/{token} (Routes).
 //
 // Agent binaries come from the directory of the running lanyard executable, where
 // `make build` puts lanyard-agent-<goos>-<goarch>[.exe] beside bin/lanyard; packages are
 // cached under <data-dir>/installers. Secrets are minted by controlplane/enrollment and the
-// CA fingerprint comes from the agent API's CA, looked up when a package is built.
+// CA fingerprint is the agent API's CA.
 
 import (
-	"context"
-	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 
-	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/enrollment"
+	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/installers"
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
+	"github.com/lanyardhq/lanyard/pki"
 )
 
-func init() {
-	capabilities = append(capabilities, capability{name: "installers", build: buildInstallers})
-}
-
-// builtCA finds the agent API's CA among the built capabilities (at call time, so the
-// order of the capability list does not matter).
-type builtCA struct{ d *Deps }
-
-func (b builtCA) CAFingerprint(context.Context, string) (string, error) {
-	for _, c := range b.d.Built {
-		if a, ok := c.(*agentapi.Server); ok && a.CA() != nil {
-			return a.CA().RootFingerprint(), nil
-		}
-	}
-	return "", errors.New("installers: the agent API (and its CA) is not running in this server")
-}
-
-func buildInstallers(_ context.Context, d *Deps) (any, error) {
+func buildInstallers(d Deps, ca *pki.CA) (*installersvc.Service, error) {
 	binDir := ""
 	if exe, err := os.Executable(); err == nil {
 		binDir = filepath.Dir(exe)
 	}
-	b := &installers.Builder{
-		ControlPlaneURL:   d.Config.PublicURL,
-		GRPCAddress:       d.Config.AgentURL,
-		EnrollmentAddress: enrollmentAddress(d.Config.AgentURL),
-		Version:           installers.PackageVersion(Version),
-		Secrets:           enrollment.Minter{Store: d.DB},
-		CA:                builtCA{d},
-		Orgs:              d.DB,
-		Agents:            installers.Prebuilt{Dir: binDir},
-		Logger:            d.Logger,
-	}
+	b := NewInstallerBuilder(d.Config, d.DB, ca.RootFingerprint, installers.Prebuilt{Dir: binDir}, d.Logger)
 	svc, err := installersvc.New(b, d.DB, filepath.Join(d.Config.DataDir, "installers"), d.Logger)
 	if err != nil {
 		return nil, err
@@ -64,6 +37,28 @@ func buildInstallers(_ context.Context, d *Deps) (any, error) {
 	// Expiring public download links (onboarding e-mail, MDM InstallEnterpriseApplication).
 	svc.Links = &installersvc.Links{Sealer: d.Keyring, BaseURL: d.Config.PublicURL}
 	return svc, nil
+}
+
+// NewInstallerBuilder is the one place an agent package builder is made, for both the
+// installers API and `lanyard installers build`, so every package carries the same
+// addresses for the same config: the control-plane URL is public-url, the agent address
+// agent-url, and the enrollment address agent-url's host with the port after agent-url's,
+// where the agent API's enrollment listener is (agentapi.Config: grpc-addr's port + 1).
+// Leaving the enrollment address out would make the agent fall back to port 8444, wrong
+// for any agent-url not on 8443. fingerprint is the agent CA root's (pki.CA.RootFingerprint).
+func NewInstallerBuilder(cfg config.Config, db *store.DB, fingerprint func() string, agents installers.AgentBinaries, logger *slog.Logger) *installers.Builder {
+	m := enrollment.Minter{Store: db, Fingerprint: fingerprint}
+	return &installers.Builder{
+		ControlPlaneURL:   cfg.PublicURL,
+		GRPCAddress:       cfg.AgentURL,
+		EnrollmentAddress: enrollmentAddress(cfg.AgentURL),
+		Version:           installers.PackageVersion(Version),
+		Secrets:           m,
+		CA:                m,
+		Orgs:              db,
+		Agents:            agents,
+		Logger:            logger,
+	}
 }
 
 // enrollmentAddress mirrors agentapi's default enrollment listener: the agent address's

@@ -1,6 +1,7 @@
 // Package server wires Lanyard's control plane together: it opens the store, builds every
 // capability from config, and runs the HTTP and background loops. It holds no logic of its
-// own; cmd/lanyard calls it. Capabilities plug in through capabilities.go.
+// own; cmd/lanyard calls it. buildCapabilities (capabilities.go) builds every capability
+// in one explicit order with its dependencies passed in.
 package server
 
 import (
@@ -59,15 +60,15 @@ type Deps struct {
 	Jobs *jobs.Handle
 	// Jobs workers and periodic jobs are registered here during construction.
 	JobRegistry *jobs.Registry
-	// Capabilities built before this one, for the few that consume another's interface.
-	Built []any
 }
 
 // Server is a running control plane.
 type Server struct {
 	Deps
-	API          *api.Server
+	API *api.Server
+	// Capabilities are the built capabilities in build order (see buildCapabilities).
 	Capabilities []any
+	caps         *capabilities
 	httpLn       net.Listener
 	// Handler serves the admin API, webhooks and capability HTTP endpoints.
 	Handler http.Handler
@@ -93,17 +94,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{Deps: Deps{Config: cfg, DB: db, Keyring: kr, Logger: logger, Registry: reg, Jobs: &jobs.Handle{}, JobRegistry: jobs.NewRegistry()}}
-	for _, c := range capabilities {
-		built, err := c.build(ctx, &s.Deps)
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("build %s: %w", c.name, err)
-		}
-		if built != nil {
-			s.Capabilities = append(s.Capabilities, built)
-			s.Built = append(s.Built, built)
-		}
+	if s.caps, err = buildCapabilities(ctx, s.Deps); err != nil {
+		db.Close()
+		return nil, err
 	}
+	s.Capabilities = s.caps.list()
 	opts := api.Options{Store: db, Ready: []api.ReadyCheck{db.Ready}, Registry: reg, Logger: logger, Version: Version}
 	var routes [][]api.Route
 	mux := http.NewServeMux()

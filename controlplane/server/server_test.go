@@ -54,7 +54,7 @@ func TestEveryRouteIsolatedAndRoleChecked(t *testing.T) {
 				t.Fatal(err)
 			}
 			fx := apitest.Fixtures{"device": dev.ID, "employee": emp.ID, "token": tok.ID}
-			for kind, id := range capabilityFixtures(t, s, a) {
+			for kind, id := range apiFixtures(t, s, a) {
 				fx[kind] = id
 			}
 			t.Run("isolation", func(t *testing.T) { apitest.CheckIsolation(t, h, h.Token(b.ID, domain.RoleOwner), fx) })
@@ -63,21 +63,6 @@ func TestEveryRouteIsolatedAndRoleChecked(t *testing.T) {
 		})
 	}
 }
-
-// capabilityFixtures creates one resource of each capability kind in org for the isolation
-// test; kinds with no fixture are probed with random ids.
-func capabilityFixtures(t *testing.T, s *Server, org domain.Org) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, f := range fixtureMakers {
-		for k, v := range f(t, s, org) {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-var fixtureMakers []func(t *testing.T, s *Server, org domain.Org) map[string]string
 
 func TestGeneratedDocsAreFresh(t *testing.T) {
 	ref, err := APIReference(context.Background())

@@ -206,6 +206,10 @@ func (db *DB) ExchangeEnrollmentSecret(ctx context.Context, hash string, a *Agen
 			a.ID = domain.NewID()
 		}
 		a.CreatedAt = now
+		// The machine is known by its serial, or by its hardware UUID when the firmware has
+		// no usable serial, normalized the way every inventory report is.
+		a.HardwareUUID = domain.CleanHardwareUUID(a.HardwareUUID)
+		a.SerialNumber, _ = domain.IdentifyDevice(a.SerialNumber, a.HardwareUUID)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, org_id, secret_id, hostname, serial_number, hardware_uuid, platform, agent_version, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a.ID, a.OrgID, a.SecretID, a.Hostname, a.SerialNumber, a.HardwareUUID, a.Platform, a.AgentVersion, now, now); err != nil {
 			return fmt.Errorf("create agent: %w", err)

@@ -70,6 +70,9 @@ type DeviceTracking struct {
 	// it holds (re-asserted at every start until an unlock).
 	AgentMode         AgentMode `json:"agent_mode"`
 	LockedByCommandID string    `json:"locked_by_command_id,omitempty"`
+	// IdentitySource says what the device's serial_number holds: "serial" (the firmware
+	// serial) or "hardware_uuid" (a machine without a usable firmware serial).
+	IdentitySource string `json:"identity_source"`
 }
 
 // InventoryChange is one entry of a device's inventory history.
@@ -212,17 +215,10 @@ func (db *DB) applyInventoryReport(ctx context.Context, tx *sql.Tx, orgID, agent
 	if ag.RevokedAt != nil {
 		return out, fmt.Errorf("agent %s is revoked: %w", agentID, ErrConflict)
 	}
-	if r.Serial == "" && !r.Full {
-		r.Serial = ag.SerialNumber // a delta without the hardware section
-	}
-	serial := ""
-	if r.Serial != "" {
-		if s, err := domain.NormalizeSerial(r.Serial); err == nil {
-			serial = s
-		}
-	}
+	serial, source := reportIdentity(r, ag.SerialNumber, ag.HardwareUUID)
 	if serial == "" {
-		// Without a serial nothing can be linked; the agent record still tracks it.
+		// Neither a usable serial nor a hardware UUID: nothing can be linked; the agent
+		// record still tracks it.
 		_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = $2, inventory_hash = $3, updated_at = $1 WHERE id = $4`,
 			r.At, r.Hostname, r.Hash, agentID)
 		if err != nil {
@@ -233,18 +229,12 @@ func (db *DB) applyInventoryReport(ctx context.Context, tx *sql.Tx, orgID, agent
 	}
 	deviceID := ""
 	if ag.DeviceID != "" {
-		d, err := GetDevice(ctx, tx, orgID, ag.DeviceID)
-		if err == nil && d.SerialNumber == serial {
-			deviceID = d.ID
-			if d.State == domain.StateAssigned && d.AssignedEmployeeID != "" {
-				if _, err := TransitionDevice(ctx, tx, orgID, d.ID, domain.StateInUse); err != nil {
-					return out, err
-				}
-			}
+		if deviceID, serial, err = db.followLinkedDevice(ctx, tx, orgID, ag, serial, source, r, &out); err != nil {
+			return out, err
 		}
 	}
 	if deviceID == "" {
-		deviceID, err = db.linkBySerial(ctx, tx, orgID, ag, serial, r, &out)
+		deviceID, serial, err = db.linkBySerial(ctx, tx, orgID, ag, serial, source, r, &out)
 		if err != nil {
 			return out, err
 		}
@@ -269,20 +259,18 @@ func (db *DB) applyInventoryReport(ctx context.Context, tx *sql.Tx, orgID, agent
 // else, which takes the full path.
 func (db *DB) applyInventoryFast(ctx context.Context, tx *sql.Tx, orgID, agentID string, r InventoryReport, out *InventoryOutcome) (bool, error) {
 	var revoked *time.Time
-	var agentSerial, deviceID, devSerial, state, trAgent, inv, conflicts, mode string
+	var agentSerial, deviceID, devSerial, state, trAgent, inv, conflicts, mode, trSource string
 	var emp *string
 	err := tx.QueryRowContext(ctx, `SELECT a.revoked_at, a.serial_number, COALESCE(a.device_id, ''), COALESCE(d.serial_number, ''),
-		COALESCE(d.state, ''), d.assigned_employee_id, COALESCE(t.agent_id, ''), COALESCE(t.inventory, ''), COALESCE(t.conflict_agent_ids, ''), a.agent_mode
+		COALESCE(d.state, ''), d.assigned_employee_id, COALESCE(t.agent_id, ''), COALESCE(t.inventory, ''), COALESCE(t.conflict_agent_ids, ''), a.agent_mode,
+		COALESCE(t.identity_source, '')
 		FROM agents a LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN device_tracking t ON t.device_id = a.device_id
-		WHERE a.org_id = $1 AND a.id = $2`, orgID, agentID).Scan(&revoked, &agentSerial, &deviceID, &devSerial, &state, &emp, &trAgent, &inv, &conflicts, &mode)
+		WHERE a.org_id = $1 AND a.id = $2`, orgID, agentID).Scan(&revoked, &agentSerial, &deviceID, &devSerial, &state, &emp, &trAgent, &inv,
+		&conflicts, &mode, &trSource)
 	if err != nil || revoked != nil || deviceID == "" || trAgent != agentID || devSerial == "" || mode != r.Mode.String() {
 		return false, nil // the full path reports errors and handles every other case (a changed mode too)
 	}
-	serial := r.Serial
-	if serial == "" && !r.Full {
-		serial = agentSerial
-	}
-	if s, err := domain.NormalizeSerial(serial); err != nil || s != devSerial {
+	if s, src := reportIdentity(r, agentSerial, ""); s != devSerial || (src != "" && src != trSource) {
 		return false, nil
 	}
 	if domain.DeviceState(state) == domain.StateAssigned && emp != nil {
@@ -299,13 +287,229 @@ func (db *DB) applyInventoryFast(ctx context.Context, tx *sql.Tx, orgID, agentID
 	return true, applyInventorySections(ctx, db.Dialect, tx, orgID, deviceID, agentID, devSerial, r, out, tr)
 }
 
-// linkBySerial finds or creates the device for serial and links the agent to it; it
-// returns "" when the serial is held by another live machine (a conflict).
-func (db *DB) linkBySerial(ctx context.Context, tx *sql.Tx, orgID string, ag Agent, serial string, r InventoryReport, out *InventoryOutcome) (string, error) {
-	now := r.At
-	devs, err := FindDevicesBySerial(ctx, tx, orgID, serial)
+// reportIdentity is what a report identifies its machine by (domain.IdentifyDevice):
+// its serial when usable, else its hardware UUID (the report's, or the one the agent
+// enrolled with). A delta without the hardware section carries neither and keeps the
+// agent's identity (source "": unchanged).
+func reportIdentity(r InventoryReport, agentSerial, agentUUID string) (key, source string) {
+	if !r.Full && strings.TrimSpace(r.Serial) == "" && strings.TrimSpace(r.HardwareUUID) == "" {
+		s, _ := domain.NormalizeSerial(agentSerial)
+		return s, ""
+	}
+	return domain.IdentifyDevice(r.Serial, firstNonEmpty(r.HardwareUUID, agentUUID))
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// identitySource reads what a device's serial_number holds ("serial" for a device agent
+// tracking has never seen).
+func identitySource(ctx context.Context, q Querier, deviceID string) (string, error) {
+	var src string
+	err := q.QueryRowContext(ctx, `SELECT identity_source FROM device_tracking WHERE device_id = $1`, deviceID).Scan(&src)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.IdentitySerial, nil
+	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("identity of %s: %w", deviceID, err)
+	}
+	return src, nil
+}
+
+// setIdentitySource records what a device's serial_number holds, with its audit row.
+func setIdentitySource(ctx context.Context, q Querier, orgID, deviceID, from, to string, at time.Time) error {
+	if err := ensureTracking(ctx, q, orgID, deviceID, at); err != nil {
+		return err
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE device_tracking SET identity_source = $1, updated_at = $2 WHERE device_id = $3`, to, at, deviceID); err != nil {
+		return fmt.Errorf("set identity of %s: %w", deviceID, err)
+	}
+	return WriteAudit(ctx, q, AuditFor(ctx, orgID, "device.identity_changed", "device", deviceID,
+		map[string]string{"identity_source": from}, map[string]string{"identity_source": to}))
+}
+
+// adoptFirmwareSerial handles a machine known by its hardware UUID whose firmware now
+// reports a serial (fixed, or the agent is newer): no second device is created. When no
+// other device of the org has that serial, the device takes it (so commands, which
+// target the serial the agent now reports, reach it) and is flagged for review; when one
+// does, the device keeps its UUID and is flagged with both records for the admin to
+// merge. It returns the identity the device is known by afterwards.
+func adoptFirmwareSerial(ctx context.Context, q Querier, d domain.Device, serial string, at time.Time) (string, error) {
+	uuid := d.SerialNumber
+	others, err := FindDevicesBySerial(ctx, q, d.OrgID, serial)
+	if err != nil {
+		return uuid, err
+	}
+	if len(others) > 0 {
+		reason := fmt.Sprintf("firmware now reports serial %s for this device (identified by hardware UUID %s), but device %s already has that serial: check which record is this machine and retire the other",
+			serial, uuid, others[0].ID)
+		return uuid, FlagDeviceForReview(ctx, q, d.OrgID, d.ID, reason, at)
+	}
+	after := d
+	after.SerialNumber, after.Version, after.UpdatedAt = serial, d.Version+1, domain.Now()
+	res, err := q.ExecContext(ctx, `UPDATE devices SET serial_number = $1, version = $2, updated_at = $3 WHERE org_id = $4 AND id = $5 AND version = $6`,
+		serial, after.Version, after.UpdatedAt, d.OrgID, d.ID, d.Version)
+	if err != nil {
+		return uuid, fmt.Errorf("set serial of %s: %w", d.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return uuid, fmt.Errorf("device %s changed concurrently: %w", d.ID, ErrConflict)
+	}
+	if err := WriteAudit(ctx, q, AuditFor(ctx, d.OrgID, "device.serial_adopted", "device", d.ID, d, after)); err != nil {
+		return uuid, err
+	}
+	if err := setIdentitySource(ctx, q, d.OrgID, d.ID, domain.IdentityHardwareUUID, domain.IdentitySerial, at); err != nil {
+		return uuid, err
+	}
+	reason := fmt.Sprintf("firmware now reports serial %s for this device, identified until now by hardware UUID %s: its serial number is now %s; check that the label on the machine matches",
+		serial, uuid, serial)
+	return serial, FlagDeviceForReview(ctx, q, d.OrgID, d.ID, reason, at)
+}
+
+// FlagDeviceForReview sets a device's needs_review flag with a reason an admin can act
+// on, in q's transaction, with its audit row (once per reason: flagging again with the
+// same reason writes nothing). Agent tracking and MDM enrollment flag through it, so a
+// device first seen on either channel is flagged the same way.
+func FlagDeviceForReview(ctx context.Context, q Querier, orgID, deviceID, reason string, at time.Time) error {
+	if err := ensureTracking(ctx, q, orgID, deviceID, at); err != nil {
+		return err
+	}
+	var flagged bool
+	var cur string
+	if err := q.QueryRowContext(ctx, `SELECT needs_review, review_reason FROM device_tracking WHERE device_id = $1`, deviceID).Scan(&flagged, &cur); err != nil {
+		return fmt.Errorf("read review flag of %s: %w", deviceID, err)
+	}
+	if flagged && cur == reason {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE device_tracking SET needs_review = $1, review_reason = $2, updated_at = $3 WHERE device_id = $4`,
+		true, reason, at, deviceID); err != nil {
+		return fmt.Errorf("flag device %s: %w", deviceID, err)
+	}
+	return WriteAudit(ctx, q, AuditFor(ctx, orgID, "device.review_flagged", "device", deviceID, nil, map[string]string{"reason": reason}))
+}
+
+// ResolveDeviceReview records that an admin reviewed a flagged device: needs_review, the
+// reason and any serial-conflict flag are cleared, with an audit row carrying the reason
+// that was resolved and the admin's note. A device that is not flagged is left as it is
+// (no audit). A condition that still holds (a second agent still reporting the serial, an
+// agent still not reporting its firmware serial) flags the device again on its next report.
+func (db *DB) ResolveDeviceReview(ctx context.Context, orgID, deviceID, note string) error {
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := GetDevice(ctx, tx, orgID, deviceID); err != nil {
+			return err
+		}
+		var flagged, conflict bool
+		var reason, agents string
+		err := tx.QueryRowContext(ctx, `SELECT needs_review, serial_conflict, review_reason, conflict_agent_ids FROM device_tracking WHERE org_id = $1 AND device_id = $2`,
+			orgID, deviceID).Scan(&flagged, &conflict, &reason, &agents)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !flagged && !conflict) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read review flag of %s: %w", deviceID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET needs_review = $1, serial_conflict = $1, review_reason = '', conflict_agent_ids = '',
+			updated_at = $2 WHERE device_id = $3`, false, domain.Now(), deviceID); err != nil {
+			return fmt.Errorf("resolve review of %s: %w", deviceID, err)
+		}
+		return WriteAudit(ctx, tx, AuditFor(ctx, orgID, "device.review_resolved", "device", deviceID,
+			map[string]any{"needs_review": flagged, "review_reason": reason, "serial_conflict": conflict, "conflict_agent_ids": agents},
+			map[string]any{"needs_review": false, "note": note}))
+	})
+}
+
+// UnknownSerialReason is the review reason of a device created because a channel
+// reported a serial the org did not know (via: "agent <id>", "MDM enrollment <udid>").
+func UnknownSerialReason(via string) string { return "unknown serial reported by " + via }
+
+// followLinkedDevice keeps an agent on the device it is linked to when the report still
+// identifies that device; it returns "" (and the key unchanged) when it does not, and
+// the caller links by the reported identity. A machine whose identity source changed
+// (firmware that now reports a serial for a device known by its hardware UUID, or one
+// that stopped reporting its serial) stays on its device and is flagged for review
+// instead of silently becoming a second device; the returned key is then the device's.
+func (db *DB) followLinkedDevice(ctx context.Context, tx *sql.Tx, orgID string, ag Agent, key, source string, r InventoryReport, out *InventoryOutcome) (string, string, error) {
+	d, err := GetDevice(ctx, tx, orgID, ag.DeviceID)
+	if errors.Is(err, ErrNotFound) {
+		return "", key, nil
+	}
+	if err != nil {
+		return "", key, err
+	}
+	devSource, err := identitySource(ctx, tx, d.ID)
+	if err != nil {
+		return "", key, err
+	}
+	uuid := domain.CleanHardwareUUID(firstNonEmpty(r.HardwareUUID, ag.HardwareUUID))
+	switch {
+	case d.SerialNumber == key:
+		if source != "" && source != devSource {
+			if err := setIdentitySource(ctx, tx, orgID, d.ID, devSource, source, r.At); err != nil {
+				return "", key, err
+			}
+		}
+	case devSource == domain.IdentityHardwareUUID && source == domain.IdentitySerial && uuid != "" && d.SerialNumber == uuid:
+		if key, err = adoptFirmwareSerial(ctx, tx, d, key, r.At); err != nil {
+			return "", key, err
+		}
+		out.NeedsReview = true
+		return d.ID, key, db.promoteToInUse(ctx, tx, orgID, d.ID)
+	case devSource == domain.IdentitySerial && source == domain.IdentityHardwareUUID:
+		// Its serial is the asset's record (procurement, retrieval): kept, and flagged.
+		reason := fmt.Sprintf("agent reports no firmware serial (hardware UUID %s) for this device, known by serial %s: check the firmware (board replaced or reset?), or whether the agent moved to another machine; commands to it fail until the agent reports that serial again",
+			key, d.SerialNumber)
+		if err := FlagDeviceForReview(ctx, tx, orgID, d.ID, reason, r.At); err != nil {
+			return "", key, err
+		}
+		out.NeedsReview = true
+	default:
+		return "", key, nil
+	}
+	return d.ID, d.SerialNumber, db.promoteToInUse(ctx, tx, orgID, d.ID)
+}
+
+// linkBySerial finds or creates the device for key (a serial, or a hardware UUID when
+// source says so) and links the agent to it; it returns the device and the key the agent
+// is now known by, or "" when the key is held by another live machine (a conflict).
+func (db *DB) linkBySerial(ctx context.Context, tx *sql.Tx, orgID string, ag Agent, key, source string, r InventoryReport, out *InventoryOutcome) (string, string, error) {
+	now := r.At
+	devs, err := FindDevicesBySerial(ctx, tx, orgID, key)
+	if err != nil {
+		return "", key, err
+	}
+	if len(devs) == 0 && source == domain.IdentitySerial {
+		// The machine may be known by its hardware UUID already (enrolled while its
+		// firmware had no serial, and enrolled again since): that is its device.
+		if uuid := domain.CleanHardwareUUID(firstNonEmpty(r.HardwareUUID, ag.HardwareUUID)); uuid != "" {
+			byUUID, err := FindDevicesBySerial(ctx, tx, orgID, uuid)
+			if err != nil {
+				return "", key, err
+			}
+			for _, d := range byUUID {
+				src, err := identitySource(ctx, tx, d.ID)
+				if err != nil {
+					return "", key, err
+				}
+				if src == domain.IdentityHardwareUUID {
+					if key, err = adoptFirmwareSerial(ctx, tx, d, key, now); err != nil {
+						return "", key, err
+					}
+					if d, err = GetDevice(ctx, tx, orgID, d.ID); err != nil {
+						return "", key, err
+					}
+					out.NeedsReview = true
+					devs = []domain.Device{d}
+					break
+				}
+			}
+		}
 	}
 	var d domain.Device
 	if len(devs) == 0 {
@@ -313,64 +517,71 @@ func (db *DB) linkBySerial(ctx context.Context, tx *sql.Tx, orgID string, ag Age
 		if vendor == "" {
 			vendor = "unknown"
 		}
-		d = domain.Device{OrgID: orgID, SerialNumber: serial, Vendor: vendor, Model: r.Model, Platform: r.Platform, EquipmentType: "laptop",
+		d = domain.Device{OrgID: orgID, SerialNumber: key, Vendor: vendor, Model: r.Model, Platform: r.Platform, EquipmentType: "laptop",
 			Notes: "created from an agent report; needs review"}
 		if err := CreateDevice(ctx, tx, &d); err != nil {
-			return "", err
+			return "", key, err
 		}
-		if err := ensureTracking(ctx, tx, orgID, d.ID, now); err != nil {
-			return "", err
+		reason := UnknownSerialReason("agent " + ag.ID)
+		if source == domain.IdentityHardwareUUID {
+			reason = domain.ReviewNoFirmwareSerial
+			if err := ensureTracking(ctx, tx, orgID, d.ID, now); err != nil {
+				return "", key, err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET identity_source = $1 WHERE device_id = $2`, source, d.ID); err != nil {
+				return "", key, fmt.Errorf("set identity of %s: %w", d.ID, err)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET needs_review = $1, review_reason = $2 WHERE device_id = $3`,
-			true, "unknown serial reported by agent "+ag.ID, d.ID); err != nil {
-			return "", fmt.Errorf("flag device %s: %w", d.ID, err)
+		if err := FlagDeviceForReview(ctx, tx, orgID, d.ID, reason, now); err != nil {
+			return "", key, err
 		}
 		out.Created, out.NeedsReview = true, true
 	} else {
 		d = devs[0]
 		if err := ensureTracking(ctx, tx, orgID, d.ID, now); err != nil {
-			return "", err
+			return "", key, err
 		}
 		tr, err := loadTracking(ctx, tx, orgID, d.ID)
 		if err != nil {
-			return "", err
+			return "", key, err
 		}
 		if tr.agentID != "" && tr.agentID != ag.ID {
 			holder, err := GetAgent(ctx, tx, orgID, tr.agentID)
-			sameMachine := err == nil && holder.HardwareUUID != "" && holder.HardwareUUID == ag.HardwareUUID
+			hw := domain.CleanHardwareUUID(ag.HardwareUUID)
+			sameMachine := err == nil && hw != "" && domain.CleanHardwareUUID(holder.HardwareUUID) == hw
 			if err == nil && holder.RevokedAt == nil && !sameMachine {
 				conflicts := tr.conflicts
 				if !slices.Contains(conflicts, ag.ID) {
 					conflicts = append(conflicts, ag.ID)
 				}
 				if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET serial_conflict = $1, needs_review = $1, review_reason = $2, conflict_agent_ids = $3, updated_at = $4 WHERE device_id = $5`,
-					true, "serial "+serial+" reported by two agents", strings.Join(conflicts, ","), now, d.ID); err != nil {
-					return "", fmt.Errorf("flag conflict on %s: %w", d.ID, err)
+					true, "serial "+key+" reported by two agents", strings.Join(conflicts, ","), now, d.ID); err != nil {
+					return "", key, fmt.Errorf("flag conflict on %s: %w", d.ID, err)
 				}
 				if !slices.Contains(tr.conflicts, ag.ID) {
 					if err := WriteAudit(ctx, tx, AuditFor(ctx, orgID, "device.serial_conflict", "device", d.ID, nil,
-						map[string]string{"serial_number": serial, "holder_agent_id": tr.agentID, "agent_id": ag.ID})); err != nil {
-						return "", err
+						map[string]string{"serial_number": key, "holder_agent_id": tr.agentID, "agent_id": ag.ID})); err != nil {
+						return "", key, err
 					}
 				}
 				out.SerialConflict, out.NeedsReview = true, true
-				return "", nil
+				return "", key, nil
 			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE agents SET device_id = $1, serial_number = $2, serial_conflict = $3, updated_at = $4 WHERE id = $5`,
-		d.ID, serial, false, now, ag.ID); err != nil {
-		return "", fmt.Errorf("link agent %s: %w", ag.ID, err)
+		d.ID, key, false, now, ag.ID); err != nil {
+		return "", key, fmt.Errorf("link agent %s: %w", ag.ID, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET agent_id = $1, updated_at = $2 WHERE device_id = $3`, ag.ID, now, d.ID); err != nil {
-		return "", fmt.Errorf("link device %s: %w", d.ID, err)
+		return "", key, fmt.Errorf("link device %s: %w", d.ID, err)
 	}
 	out.Linked = true
 	if err := WriteAudit(ctx, tx, AuditFor(ctx, orgID, "device.agent_linked", "device", d.ID, nil,
-		map[string]string{"agent_id": ag.ID, "serial_number": serial})); err != nil {
-		return "", err
+		map[string]string{"agent_id": ag.ID, "serial_number": key})); err != nil {
+		return "", key, err
 	}
-	return d.ID, nil
+	return d.ID, key, nil
 }
 
 // promoteToInUse moves an assigned device to in_use when its agent reports: the employee
@@ -531,21 +742,23 @@ func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []Inve
 		ids = append(ids, it.AgentID)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT a.id, a.org_id, a.revoked_at IS NOT NULL, a.serial_number, COALESCE(a.device_id, ''), COALESCE(d.serial_number, ''),
-		COALESCE(d.state, ''), d.assigned_employee_id IS NOT NULL, COALESCE(t.agent_id, ''), COALESCE(t.inventory, ''), a.agent_mode
+		COALESCE(d.state, ''), d.assigned_employee_id IS NOT NULL, COALESCE(t.agent_id, ''), COALESCE(t.inventory, ''), a.agent_mode,
+		COALESCE(t.identity_source, '')
 		FROM agents a LEFT JOIN devices d ON d.id = a.device_id LEFT JOIN device_tracking t ON t.device_id = a.device_id
 		WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE OF a`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load agents: %w", err)
 	}
 	type row struct {
-		org, agentSerial, deviceID, devSerial, state, trAgent, inv, mode string
-		revoked, assigned                                                bool
+		org, agentSerial, deviceID, devSerial, state, trAgent, inv, mode, trSource string
+		revoked, assigned                                                          bool
 	}
 	found := map[string]row{}
 	for rows.Next() {
 		var id string
 		var r row
-		if err := rows.Scan(&id, &r.org, &r.revoked, &r.agentSerial, &r.deviceID, &r.devSerial, &r.state, &r.assigned, &r.trAgent, &r.inv, &r.mode); err != nil {
+		if err := rows.Scan(&id, &r.org, &r.revoked, &r.agentSerial, &r.deviceID, &r.devSerial, &r.state, &r.assigned, &r.trAgent, &r.inv,
+			&r.mode, &r.trSource); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -565,12 +778,8 @@ func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []Inve
 			r.mode == it.Report.Mode.String()
 		rep := it.Report
 		if fast {
-			serial := rep.Serial
-			if serial == "" && !rep.Full {
-				serial = r.agentSerial
-			}
-			s, err := domain.NormalizeSerial(serial)
-			fast = err == nil && s == r.devSerial
+			s, src := reportIdentity(rep, r.agentSerial, "")
+			fast = s == r.devSerial && (src == "" || src == r.trSource)
 		}
 		var tr trackingRow
 		if fast {
@@ -718,7 +927,7 @@ func hotPathTx(ctx context.Context, tx *sql.Tx) error {
 // GetDeviceTracking returns the tracking view of a device (zero value with the device id
 // when no agent ever reported for it). Another org's device is ErrNotFound.
 func (db *DB) GetDeviceTracking(ctx context.Context, orgID, deviceID string) (DeviceTracking, error) {
-	t := DeviceTracking{DeviceID: deviceID}
+	t := DeviceTracking{DeviceID: deviceID, IdentitySource: domain.IdentitySerial}
 	if _, err := GetDevice(ctx, db.SQL, orgID, deviceID); err != nil {
 		return t, err
 	}
@@ -727,12 +936,13 @@ func (db *DB) GetDeviceTracking(ctx context.Context, orgID, deviceID string) (De
 	var agentSeen *time.Time
 	err := db.SQL.QueryRowContext(ctx, `SELECT t.agent_id, t.last_seen_at, t.needs_review, t.review_reason, t.serial_conflict, t.conflict_agent_ids,
 		t.hostname, t.os_name, t.os_version, t.os_build, t.posture, t.inventory, t.inventory_hash, t.inventory_updated_at, a.online, a.last_seen_at,
-		COALESCE(a.agent_mode, ''), COALESCE(a.locked_by_command_id, '')
+		COALESCE(a.agent_mode, ''), COALESCE(a.locked_by_command_id, ''), t.identity_source
 		FROM device_tracking t LEFT JOIN agents a ON a.id = t.agent_id WHERE t.org_id = $1 AND t.device_id = $2`, orgID, deviceID).Scan(
 		&t.AgentID, &t.LastSeenAt, &t.NeedsReview, &t.ReviewReason, &t.SerialConflict, &conflicts, &t.Hostname, &t.OSName, &t.OSVersion,
-		&t.OSBuild, &posture, &inv, &t.InventoryHash, &t.InventoryUpdatedAt, &agentOnline, &agentSeen, &mode, &t.LockedByCommandID)
+		&t.OSBuild, &posture, &inv, &t.InventoryHash, &t.InventoryUpdatedAt, &agentOnline, &agentSeen, &mode, &t.LockedByCommandID, &t.IdentitySource)
 	t.AgentMode = ParseAgentMode(mode)
 	if errors.Is(err, sql.ErrNoRows) {
+		t.IdentitySource = domain.IdentitySerial
 		return t, nil
 	}
 	if err != nil {

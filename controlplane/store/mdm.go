@@ -253,7 +253,7 @@ func (db *DB) MDMListEnrollments(ctx context.Context, orgID string, p Page) ([]M
 func (db *DB) MDMAuthenticate(ctx context.Context, e MDMEnrollment) (MDMEnrollment, error) {
 	now := domain.Now()
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		dev, err := joinDeviceBySerial(ctx, tx, e.OrgID, e.SerialNumber, e.Model, e.EmployeeID)
+		dev, err := joinDeviceBySerial(ctx, tx, e.OrgID, e.UDID, e.SerialNumber, e.Model, e.EmployeeID, now)
 		if err != nil {
 			return err
 		}
@@ -283,8 +283,10 @@ func (db *DB) MDMAuthenticate(ctx context.Context, e MDMEnrollment) (MDMEnrollme
 }
 
 // joinDeviceBySerial finds the org's device with this serial (one device, two channels:
-// the agent report and MDM land on the same row) or creates an Apple macOS device.
-func joinDeviceBySerial(ctx context.Context, q Querier, orgID, serial, model, employeeID string) (domain.Device, error) {
+// the agent report and MDM land on the same row) or creates an Apple macOS device,
+// flagged for review like a device an agent first reports (FlagDeviceForReview): a Mac
+// the org never recorded enrolled itself (through an enrollment link, or ADE).
+func joinDeviceBySerial(ctx context.Context, q Querier, orgID, udid, serial, model, employeeID string, now time.Time) (domain.Device, error) {
 	if serial == "" {
 		return domain.Device{}, errors.New("mdm enrollment without serial number")
 	}
@@ -302,8 +304,11 @@ func joinDeviceBySerial(ctx context.Context, q Querier, orgID, serial, model, em
 		}
 	} else {
 		dev = domain.Device{OrgID: orgID, SerialNumber: serial, Vendor: "apple", Model: model,
-			Platform: domain.PlatformMacOS, EquipmentType: "laptop"}
+			Platform: domain.PlatformMacOS, EquipmentType: "laptop", Notes: "created from an MDM enrollment; needs review"}
 		if err := CreateDevice(ctx, q, &dev); err != nil {
+			return dev, err
+		}
+		if err := FlagDeviceForReview(ctx, q, orgID, dev.ID, UnknownSerialReason("MDM enrollment "+udid), now); err != nil {
 			return dev, err
 		}
 	}

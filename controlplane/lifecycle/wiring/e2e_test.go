@@ -20,6 +20,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring/agentsim"
+	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
@@ -106,11 +107,11 @@ func buildWorld(t *testing.T, db *store.DB, withMac bool) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.agent.Close)
-	built := []any{w.agent.API}
+	var mdm *apple.Service
 	if withMac {
 		w.mac = startAppleMDM(ctx, t, db, kr, w.org.ID)
 		w.agent.API.Commands.RegisterChannel(w.mac.svc.Channel())
-		built = append(built, w.mac.svc)
+		mdm = w.mac.svc
 	}
 	// Lifecycle wired like the server does it, on River.
 	if err := jobs.Migrate(ctx, db); err != nil {
@@ -118,7 +119,7 @@ func buildWorld(t *testing.T, db *store.DB, withMac bool) *world {
 	}
 	reg := jobs.NewRegistry()
 	handle := &jobs.Handle{}
-	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Built: func() []any { return built }, Logger: quiet, Workers: 4,
+	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Commands: w.agent.API.Commands, MDM: mdm, Logger: quiet, Workers: 4,
 		InstallerURL: func(_ context.Context, orgID string, p domain.Platform) (string, error) {
 			return srv.URL + "/downloads/lanyard-agent-" + string(p), nil
 		},

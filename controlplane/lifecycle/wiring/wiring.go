@@ -173,10 +173,13 @@ type Deps struct {
 	Keys     lifecycle.Keyring
 	Jobs     *jobs.Handle
 	Registry *jobs.Registry
-	// Built returns the capabilities the server has built; the agent API server
-	// (*agentapi.Server) and the Apple MDM service (*apple.Service) are looked up in it
-	// at call time, so the order capabilities are built in does not matter.
-	Built  func() []any
+	// Commands is the shared device command model (agentapi.Commands, with the Apple
+	// MDM channel registered on it) that carries lock and wipe; nil: every lock and wipe
+	// is a manual task (lifecycle.ErrNoChannel).
+	Commands Submitter
+	// MDM is the Apple MDM service (ADE profile assignment, Mac enrollment links); nil:
+	// no ADE, and Macs get the installer link like other platforms.
+	MDM    *apple.Service
 	Logger *slog.Logger
 	// InstallerURL is the agent installer download per platform (optional).
 	InstallerURL func(ctx context.Context, orgID string, p domain.Platform) (string, error)
@@ -188,57 +191,28 @@ type Deps struct {
 	Options []lifecycle.Option
 }
 
-// lazySubmitter finds the agent API's command service when first needed.
-type lazySubmitter struct{ built func() []any }
+// noCommands is the command model of a server without the agent API.
+type noCommands struct{}
 
-func (l lazySubmitter) Submit(ctx context.Context, org domain.Org, deviceID string, req agentapi.SubmitRequest) (store.DeviceCommand, bool, error) {
-	for _, b := range l.built() {
-		if a, ok := b.(*agentapi.Server); ok && a.Commands != nil {
-			return a.Commands.Submit(ctx, org, deviceID, req)
-		}
-	}
+func (noCommands) Submit(context.Context, domain.Org, string, agentapi.SubmitRequest) (store.DeviceCommand, bool, error) {
 	return store.DeviceCommand{}, false, lifecycle.ErrNoChannel
-}
-
-// lazyApple finds the Apple MDM service when first needed.
-type lazyApple struct{ built func() []any }
-
-func (l lazyApple) svc() *apple.Service {
-	for _, b := range l.built() {
-		if a, ok := b.(*apple.Service); ok {
-			return a
-		}
-	}
-	return nil
-}
-
-func (l lazyApple) AssignADEProfile(ctx context.Context, orgID, serial, employeeID string) error {
-	s := l.svc()
-	if s == nil {
-		return lifecycle.ErrNoADE
-	}
-	return s.AssignADEProfile(ctx, orgID, serial, employeeID)
-}
-
-func (l lazyApple) CreateEnrollLink(ctx context.Context, orgID, employeeID, actor string, ttl time.Duration) (string, error) {
-	s := l.svc()
-	if s == nil {
-		return "", fmt.Errorf("the Apple MDM service is not running: %w", apps.ErrNotSupported)
-	}
-	return AppleLinks{S: s}.CreateEnrollLink(ctx, orgID, employeeID, actor, ttl)
 }
 
 // New builds the lifecycle engine with the real adapters, registers its River worker and
 // queue, and returns it. The engine is the capability: it has Routes() and Start(ctx)
 // (the outbox/timer loop, run on every replica).
 func New(d Deps) *lifecycle.Engine {
-	if d.Built == nil {
-		d.Built = func() []any { return nil }
+	var commands Submitter = noCommands{}
+	if d.Commands != nil {
+		commands = d.Commands
 	}
-	la := lazyApple{built: d.Built}
+	enroller := Enroller{InstallerURL: d.InstallerURL}
+	if d.MDM != nil {
+		enroller.ADE, enroller.Links = d.MDM, AppleLinks{S: d.MDM}
+	}
 	opts := []lifecycle.Option{lifecycle.WithKeys(d.Keys), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: d.DB, Keys: d.Keys}),
-		lifecycle.WithCommander(Commander{DB: d.DB, Commands: lazySubmitter{built: d.Built}}),
-		lifecycle.WithEnroller(Enroller{ADE: la, Links: la, InstallerURL: d.InstallerURL})}
+		lifecycle.WithCommander(Commander{DB: d.DB, Commands: commands}),
+		lifecycle.WithEnroller(enroller)}
 	if d.Logger != nil {
 		opts = append(opts, lifecycle.WithLogger(d.Logger))
 	}
