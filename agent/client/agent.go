@@ -6,6 +6,14 @@
 // down) with jittered exponential reconnect backoff, and an on-disk queue
 // of command results so nothing is lost while offline or across restarts.
 //
+// A command goes RECEIVED (stored on disk), RUNNING, then DONE, FAILED or
+// SIMULATED; the terminal result of a lock, unlock or wipe carries the
+// device's evidence signed with the device key. A Done result whose plan
+// ends in an irreversible step is committed (confirmed by the server, or
+// given up on after CommitTimeout) before that step runs. A DONE lock holds
+// the device (held-lock.json) and is re-asserted at every start until a DONE
+// unlock. Recovery keys the planner can read are escrowed with the server.
+//
 // Generated protobuf types stop in this package.
 package client
 

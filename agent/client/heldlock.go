@@ -129,23 +129,20 @@ func (a *Agent) reassertHeldLock(ctx context.Context) {
 		Mode: actions.Mode{SerialOverridden: a.mode.SerialOverridden}}
 	res := ex.Execute(ctx, cmd)
 	log := a.log.With("lock_command_id", h.CommandID, "state", res.State)
-	var bad []string
+	var found, bad []string
 	if res.Evidence != nil {
 		for _, c := range res.Evidence.Checks {
+			found = append(found, fmt.Sprintf("%s: %s", c.Name, c.Observed))
 			if !c.OK {
 				bad = append(bad, fmt.Sprintf("%s: found %q, want %q", c.Name, c.Observed, c.Expected))
 			}
 		}
 	}
-	checks := 0
-	if res.Evidence != nil {
-		checks = len(res.Evidence.Checks)
-	}
 	if res.State == actions.Done {
-		log.Info("held lock re-asserted", "checks", checks)
+		log.Info("held lock re-asserted", "checks", strings.Join(found, "; "))
 	} else {
-		log.Warn("held lock re-asserted, but not every check passed", "error", res.Error, "failed_checks", strings.Join(bad, "; "),
-			"checks", checks)
+		log.Warn("held lock re-asserted, but it is not proven to hold", "error", res.Error,
+			"failed_checks", strings.Join(bad, "; "), "checks", strings.Join(found, "; "))
 	}
 	a.status.update(func(s *Status) {
 		s.Locked, s.LockedByCommandID, s.LockedAt = true, h.CommandID, h.LockedAt

@@ -216,7 +216,17 @@ func (a *Agent) runStream(ctx context.Context) (bool, error) {
 	recvErr := make(chan error, 1)
 	welcomed := make(chan struct{}, 1)
 	tick := time.NewTicker(st.interval)
-	go func() { recvErr <- a.receive(sctx, st, welcomed) }()
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		recvErr <- a.receive(sctx, st, welcomed)
+	}()
+	// The receiver handles commands and acks (queue and status writes): it
+	// ends before runStream returns, so nothing writes after Run returned.
+	defer func() {
+		cancel()
+		<-recvDone
+	}()
 
 	gotWelcome := false
 	defer tick.Stop()
