@@ -27,17 +27,6 @@ import (
 // Version is set at build time: -ldflags "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.2.3".
 var Version = "dev"
 
-// Environment variables read by the agent.
-const (
-	// EnvTestSerial replaces the firmware serial number. TEST ONLY: the
-	// end-to-end test runs in containers that have no serial. Never set it
-	// on a real device; the agent logs a warning when it is set.
-	EnvTestSerial = "LANYARD_AGENT_TEST_SERIAL"
-	// EnvDryRun=1 makes the agent record lock/wipe/message steps without
-	// running them (same as run --dry-run).
-	EnvDryRun = "LANYARD_AGENT_DRY_RUN"
-)
-
 const usage = `usage: lanyard-agent <command> [flags]
 
 commands:
@@ -71,6 +60,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "inventory":
 		return inventoryCmd(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
+		if TestBuild {
+			fmt.Fprintln(stdout, Version+" (test build: lanyardtest knobs)")
+			return nil
+		}
 		fmt.Fprintln(stdout, Version)
 		return nil
 	case "help", "-h", "--help":
@@ -117,26 +110,51 @@ func (c *common) state(cfg config.Config) string {
 	return cfg.StateDirectory()
 }
 
+// collector is the inventory collector; only a test build may override the
+// serial (testSerial is "" in release builds).
 func collector(log *slog.Logger) *inventory.Collector {
 	c := &inventory.Collector{AgentVersion: Version}
-	if s := os.Getenv(EnvTestSerial); s != "" {
-		log.Warn("TEST ONLY: serial number overridden by "+EnvTestSerial, "serial", s)
+	if s := testSerial(); s != "" {
+		log.Warn("TEST BUILD: serial number overridden; the server is told", "serial", s)
 		c.SerialOverride = s
 	}
 	return c
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// flagSet parses one command's flags. A bad flag is one line of error (the
+// usage only on -h), so `run --dry-run` on a release build says exactly what
+// is wrong.
+type flagSet struct {
+	*flag.FlagSet
+	name   string
+	stderr io.Writer
+}
+
+func newFlags(name string, stderr io.Writer) *flagSet {
 	fs := flag.NewFlagSet("lanyard-agent "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	fs.SetOutput(io.Discard)
+	return &flagSet{FlagSet: fs, name: name, stderr: stderr}
+}
+
+func (f *flagSet) Parse(args []string) error {
+	err := f.FlagSet.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(f.stderr, "usage of lanyard-agent %s:\n", f.name)
+		f.SetOutput(f.stderr)
+		f.PrintDefaults()
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	return nil
 }
 
 func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	var c common
-	c.register(fs)
-	dry := fs.Bool("dry-run", os.Getenv(EnvDryRun) == "1", "record lock/wipe/message steps without running them")
+	c.register(fs.FlagSet)
+	knobs := registerRunKnobs(fs.FlagSet)
 	invEvery := fs.Duration("inventory-interval", time.Minute, "how often inventory is collected and compared")
 	hbEvery := fs.Duration("heartbeat-interval", 30*time.Second, "heartbeat interval until the server sets one")
 	boMax := fs.Duration("backoff-max", 5*time.Minute, "longest wait between reconnection attempts")
@@ -149,14 +167,19 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	var runner actions.Runner = actions.ExecRunner{}
-	if *dry {
-		log.Warn("dry-run executor: commands are recorded and acknowledged, nothing is executed")
+	dry := knobs.dry()
+	if dry {
+		log.Warn("TEST BUILD dry-run executor: commands are recorded, nothing is executed; results are simulated")
 		runner = &actions.DryRunner{}
 	}
+	col := collector(log)
 	a, err := client.New(client.Options{
 		Config: cfg, ConfigPath: c.configPath, StateDir: c.state(cfg),
-		Collector: collector(log), Planner: actions.NewPlanner(actions.PlannerOptions{StateDir: c.state(cfg)}), Runner: runner,
-		Version: Version, Logger: log,
+		Collector: col, Planner: actions.NewPlanner(actions.PlannerOptions{StateDir: c.state(cfg)}), Runner: runner,
+		// A held lock is re-asserted for real, dry run or not.
+		ReassertRunner: actions.ExecRunner{},
+		Mode:           actions.Mode{DryRun: dry, SerialOverridden: col.SerialOverride != ""},
+		Version:        Version, Logger: log,
 		InventoryInterval: *invEvery, HeartbeatInterval: *hbEvery, BackoffMax: *boMax,
 	})
 	if err != nil {
@@ -200,7 +223,7 @@ func controlCmd(action string, args []string, stdout, stderr io.Writer) error {
 func enrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("enroll", stderr)
 	var c common
-	c.register(fs)
+	c.register(fs.FlagSet)
 	url := fs.String("url", "", "control-plane URL, e.g. https://lanyard.example.com")
 	secret := fs.String("secret", "", "enrollment secret (lyes_...)")
 	grpcAddr := fs.String("grpc-address", "", "agent API host:port (default: URL host, port 8443)")
@@ -256,7 +279,7 @@ func enrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func statusCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr)
 	var c common
-	c.register(fs)
+	c.register(fs.FlagSet)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -268,8 +291,16 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	dir := c.state(cfg)
 	id, idErr := client.Store{Dir: dir}.LoadIdentity()
 	st, stErr := client.ReadStatus(dir)
+	held, locked, heldErr := client.ReadHeldLock(dir)
+	if heldErr != nil {
+		// Unreadable: the agent treats the device as locked, so do we.
+		locked, held = true, client.HeldLock{CommandID: "unknown (" + heldErr.Error() + ")"}
+	}
 	if *asJSON {
-		out := map[string]any{"enrolled": idErr == nil, "state_dir": dir}
+		out := map[string]any{"enrolled": idErr == nil, "state_dir": dir, "locked": locked}
+		if locked {
+			out["held_lock"] = held
+		}
 		if idErr == nil {
 			out["identity"] = id
 		}
@@ -292,12 +323,26 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 			w("org id", id.OrgID)
 			w("certificate until", id.NotAfter.Format(time.RFC3339))
 		}
+		if locked {
+			w("locked", "yes, by command "+held.CommandID+" since "+formatTime(held.LockedAt)+"; re-asserted at every start")
+		} else {
+			w("locked", "no")
+		}
 		if stErr != nil {
 			w("agent", stErr.Error())
 		} else {
+			w("test knobs", knobsText(st))
 			w("connected", st.Connected)
 			w("device id", st.DeviceID)
 			w("serial number", st.SerialNumber)
+			w("hardware uuid", st.HardwareUUID)
+			if st.Locked && !st.LockReassertedAt.IsZero() {
+				msg := st.LockReassertState + " at " + formatTime(st.LockReassertedAt)
+				if st.LockReassertError != "" {
+					msg += ": " + st.LockReassertError
+				}
+				w("lock re-asserted", msg)
+			}
 			w("last heartbeat ack", formatTime(st.LastHeartbeatAck))
 			w("last inventory", formatTime(st.LastInventory))
 			w("pending results", st.PendingResults)
@@ -311,6 +356,21 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 		return client.ErrNotEnrolled
 	}
 	return nil
+}
+
+// knobsText says which test knobs the running agent announced.
+func knobsText(st client.Status) string {
+	var k []string
+	if st.DryRun {
+		k = append(k, "dry-run (results are simulated)")
+	}
+	if st.SerialOverridden {
+		k = append(k, "serial override")
+	}
+	if len(k) == 0 {
+		return "none"
+	}
+	return "TEST BUILD: " + strings.Join(k, ", ")
 }
 
 func formatTime(t time.Time) string {

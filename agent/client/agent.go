@@ -6,6 +6,14 @@
 // down) with jittered exponential reconnect backoff, and an on-disk queue
 // of command results so nothing is lost while offline or across restarts.
 //
+// A command goes RECEIVED (stored on disk), RUNNING, then DONE, FAILED or
+// SIMULATED; the terminal result of a lock, unlock or wipe carries the
+// device's evidence signed with the device key. A Done result whose plan
+// ends in an irreversible step is committed (confirmed by the server, or
+// given up on after CommitTimeout) before that step runs. A DONE lock holds
+// the device (held-lock.json) and is re-asserted at every start until a DONE
+// unlock. Recovery keys the planner can read are escrowed with the server.
+//
 // Generated protobuf types stop in this package.
 package client
 
@@ -48,14 +56,26 @@ type Options struct {
 	Collector *inventory.Collector
 	Planner   actions.Planner
 	Runner    actions.Runner
-	Version   string
-	Logger    *slog.Logger
+	// ReassertRunner runs the held lock again at start (default Runner).
+	// The CLI always passes the real runner: a device held locked is locked
+	// for real, whatever test knobs a test build has.
+	ReassertRunner actions.Runner
+	// Mode is the test knobs in effect (only test builds have any). The
+	// agent announces it in every Hello and inventory report and in its
+	// evidence; a *actions.DryRunner runner or a Collector serial override
+	// count even when Mode does not say so.
+	Mode    actions.Mode
+	Version string
+	Logger  *slog.Logger
 
 	// Intervals; zero means the default.
 	InventoryInterval time.Duration // 1 min
 	HeartbeatInterval time.Duration // 30 s, until the server's Welcome says otherwise
 	BackoffBase       time.Duration // 1 s
 	BackoffMax        time.Duration // 5 min
+	// CommitTimeout bounds how long a Done result waits for the server's
+	// confirmation before the plan's final step (power-off) runs anyway.
+	CommitTimeout time.Duration // 2 min
 }
 
 // Agent runs the control-plane connection.
@@ -66,6 +86,7 @@ type Agent struct {
 	queue  *Queue
 	status *statusFile
 	holder certHolder
+	mode   actions.Mode
 
 	mu      sync.Mutex
 	roots   *x509.CertPool
@@ -80,9 +101,17 @@ type Agent struct {
 	lastSent map[string]string // section hashes the server has
 	resends  map[string]int    // result id → connections that carried it
 	stream   *activeStream
+	// held is the lock command holding the device ("" when not held).
+	held string
+	// waiters: result id → a Commit waiting for its confirmation.
+	waiters map[string]waiter
+
+	// escrowMu serializes escrow rounds (start and inventory ticks).
+	escrowMu sync.Mutex
 
 	invTrigger chan struct{}
 	work       chan *agentv1.Command
+	kick       chan struct{}
 }
 
 // New validates options and prepares the state directory.
@@ -105,12 +134,25 @@ func New(o Options) (*Agent, error) {
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 5 * time.Minute
 	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 2 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.ReassertRunner == nil {
+		o.ReassertRunner = o.Runner
+	}
+	mode := o.Mode
+	if _, ok := o.Runner.(*actions.DryRunner); ok {
+		mode.DryRun = true
+	}
+	if o.Collector.SerialOverride != "" {
+		mode.SerialOverridden = true
+	}
 	a := &Agent{
-		o: o, log: o.Logger.With("component", "agent"), store: Store{Dir: o.StateDir},
-		invTrigger: make(chan struct{}, 1), work: make(chan *agentv1.Command, 64),
+		o: o, log: o.Logger.With("component", "agent"), store: Store{Dir: o.StateDir}, mode: mode,
+		invTrigger: make(chan struct{}, 1), work: make(chan *agentv1.Command, 64), kick: make(chan struct{}, 1),
 	}
 	if err := a.store.Init(); err != nil {
 		return nil, err
@@ -127,10 +169,25 @@ func New(o Options) (*Agent, error) {
 // Run blocks until ctx is done. It enrolls first when the state directory
 // has no identity and the config carries an enrollment secret.
 func (a *Agent) Run(ctx context.Context) error {
-	a.status.update(func(s *Status) { *s = Status{Version: a.o.Version, PID: pid()} })
+	a.status.update(func(s *Status) {
+		*s = Status{Version: a.o.Version, PID: pid(), DryRun: a.mode.DryRun, SerialOverridden: a.mode.SerialOverridden}
+	})
+	if a.mode.DryRun || a.mode.SerialOverridden {
+		a.log.Warn("TEST BUILD knobs in effect; the server is told and records no result of this agent as done",
+			"dry_run", a.mode.DryRun, "serial_overridden", a.mode.SerialOverridden)
+	}
 	if err := a.recoverInterrupted(); err != nil {
 		return err
 	}
+	// The first inventory is taken before anything else: the serial and
+	// hardware UUID are the identity a held lock is re-asserted for and
+	// every command is checked against.
+	if err := a.collect(ctx); err != nil {
+		return err
+	}
+	// A device held locked is locked again before it connects or enrolls,
+	// so a reboot gives nobody a window.
+	a.reassertHeldLock(ctx)
 	creds, err := a.ensureEnrolled(ctx)
 	if err != nil {
 		return err
@@ -157,11 +214,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		s.CertNotAfter, s.CertRenewAfter = a.ident.NotAfter, a.ident.RenewAfter
 	})
 
-	// The first inventory is taken before anything else so the serial is
-	// known when the first command arrives.
-	if err := a.collect(ctx); err != nil {
-		return err
-	}
 	// One synchronous attempt at the full report, so the stream's Hello
 	// already carries the accepted hash; the inventory loop retries.
 	if err := a.report(ctx); err != nil {
@@ -180,24 +232,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
-// recoverInterrupted turns results left at RECEIVED or RUNNING by a previous run
-// (the agent stopped while a command ran or waited) into FAILED, so every
-// command reaches a terminal state instead of hanging.
+// recoverInterrupted turns results left at RECEIVED or RUNNING by a previous
+// run (the agent stopped while a command ran or waited) into FAILED, so
+// every command reaches a terminal state instead of hanging. A progress
+// result the server already confirmed counts too: its command still never
+// finished.
 func (a *Agent) recoverInterrupted() error {
-	pending, err := a.queue.Pending()
+	unfinished, err := a.queue.Unfinished()
 	if err != nil {
 		return err
 	}
-	for _, r := range pending {
-		if st := r.GetState(); st == agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED || st == agentv1.CommandState_COMMAND_STATE_RECEIVED ||
-			st == agentv1.CommandState_COMMAND_STATE_RUNNING {
-			r.State = agentv1.CommandState_COMMAND_STATE_FAILED
-			r.Error = "agent restarted before the command finished"
-			r.FinishedAt = timestamppb.Now()
-			if err := a.queue.Put(r); err != nil {
-				return err
-			}
+	for _, r := range unfinished {
+		r.State = agentv1.CommandState_COMMAND_STATE_FAILED
+		r.Error = "agent restarted before the command finished"
+		r.FinishedAt = timestamppb.Now()
+		if err := a.queue.Put(r); err != nil {
+			return err
 		}
+		a.log.Warn("command interrupted by a restart; reported failed", "command_id", r.GetCommandId())
 	}
 	return nil
 }
@@ -272,7 +324,9 @@ func (a *Agent) collect(ctx context.Context) error {
 	a.mu.Lock()
 	a.inv, a.invHash = inv, hash
 	a.mu.Unlock()
-	a.status.update(func(s *Status) { s.SerialNumber, s.InventoryHash = inv.Hardware.SerialNumber, hash })
+	a.status.update(func(s *Status) {
+		s.SerialNumber, s.HardwareUUID, s.InventoryHash = inv.Hardware.SerialNumber, inv.Hardware.HardwareUUID, hash
+	})
 	return nil
 }
 
@@ -283,6 +337,15 @@ func (a *Agent) serial() string {
 		return ""
 	}
 	return a.inv.Hardware.SerialNumber
+}
+
+func (a *Agent) hardwareUUID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inv == nil {
+		return ""
+	}
+	return a.inv.Hardware.HardwareUUID
 }
 
 // TriggerInventory asks for a full report as soon as possible.
@@ -313,18 +376,16 @@ func (a *Agent) inventoryLoop(ctx context.Context) {
 				continue
 			}
 		}
-		if first {
-			first = false
-			a.mu.Lock()
-			done := a.lastSent != nil
-			a.mu.Unlock()
-			if done {
-				continue
-			}
-		}
+		// report sends nothing when the server already has this inventory
+		// (the initial report in Run).
+		first = false
 		if err := a.report(ctx); err != nil && ctx.Err() == nil {
 			a.setError(err)
 			a.log.Warn("inventory report failed", "err", err)
+		}
+		if err := a.escrowKeys(ctx); err != nil && ctx.Err() == nil {
+			a.setError(err)
+			a.log.Warn("recovery key escrow failed; retried on the next inventory tick", "err", err)
 		}
 	}
 }
@@ -340,7 +401,8 @@ func (a *Agent) report(ctx context.Context) error {
 	if prev != nil && len(changed) == 0 {
 		return nil
 	}
-	req := &agentv1.ReportInventoryRequest{Full: prev == nil, InventoryHash: hash, CollectedAt: timestamppb.Now()}
+	req := &agentv1.ReportInventoryRequest{Full: prev == nil, InventoryHash: hash, CollectedAt: timestamppb.Now(),
+		Mode: modeProto(a.mode)}
 	if req.Full {
 		req.Inventory = inventoryProto(inv, nil)
 	} else {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,15 +79,26 @@ func samePublic(a, b crypto.PublicKey) bool {
 
 func (h *harness) start(t *testing.T) (*Agent, func()) {
 	t.Helper()
+	return h.startWith(t, nil)
+}
+
+// startWith starts an agent whose options edit adjusts (planner, runner, …)
+// before New. Without edit: the real planner and the dry-run runner.
+func (h *harness) startWith(t *testing.T, edit func(*Options)) (*Agent, func()) {
+	t.Helper()
 	cfg, err := config.Load(h.cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Options{Config: cfg, ConfigPath: h.cfgPath, StateDir: h.stateDir,
+	o := Options{Config: cfg, ConfigPath: h.cfgPath, StateDir: h.stateDir,
 		Collector: &inventory.Collector{AgentVersion: "test", SerialOverride: "SER-1"},
 		Planner:   actions.NewPlanner(actions.PlannerOptions{}), Runner: h.dry, Version: "test", Logger: quiet,
 		InventoryInterval: 200 * time.Millisecond, HeartbeatInterval: time.Second,
-		BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+		BackoffBase: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond}
+	if edit != nil {
+		edit(&o)
+	}
+	a, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +162,7 @@ func TestEnrollRunCommandsAndRevocation(t *testing.T) {
 		}
 	}
 
-	// A lock for this device: acknowledged, then done through the dry-run executor.
+	// A lock for this device: received, running, then simulated by the dry-run executor (never done).
 	exp := timestamppb.New(time.Now().Add(time.Hour))
 	h.cp.cmdCh <- &agentv1.Command{Id: "cmd-lock", Type: agentv1.CommandType_COMMAND_TYPE_LOCK, TargetSerial: "SER-1",
 		ExpiresAt: exp, TypedParams: &agentv1.Command_Lock{Lock: &agentv1.LockParams{Message: "bye"}}}
@@ -162,17 +174,21 @@ func TestEnrollRunCommandsAndRevocation(t *testing.T) {
 		Confirmation: &agentv1.Confirmation{Nonce: "n", ExpiresAt: exp, Signature: []byte("forged"), SignerChainDer: [][]byte{h.cp.inter.Raw}}}
 	waitFor(t, "three terminal results", func() bool {
 		_, res, _ := h.cp.snapshot()
-		return resultFor(res, "cmd-lock", agentv1.CommandState_COMMAND_STATE_DONE) != nil &&
+		return resultFor(res, "cmd-lock", agentv1.CommandState_COMMAND_STATE_SIMULATED) != nil &&
 			resultFor(res, "cmd-other", agentv1.CommandState_COMMAND_STATE_FAILED) != nil &&
 			resultFor(res, "cmd-wipe", agentv1.CommandState_COMMAND_STATE_FAILED) != nil
 	})
 	_, results, _ := h.cp.snapshot()
-	if resultFor(results, "cmd-lock", agentv1.CommandState_COMMAND_STATE_RECEIVED) == nil {
-		t.Fatal("lock was not acknowledged before it finished")
+	if got := states(results, "cmd-lock"); !slices.Equal(got, []agentv1.CommandState{agentv1.CommandState_COMMAND_STATE_RECEIVED,
+		agentv1.CommandState_COMMAND_STATE_RUNNING, agentv1.CommandState_COMMAND_STATE_SIMULATED}) {
+		t.Fatalf("lock states %v", got)
 	}
-	done := resultFor(results, "cmd-lock", agentv1.CommandState_COMMAND_STATE_DONE)
+	done := resultFor(results, "cmd-lock", agentv1.CommandState_COMMAND_STATE_SIMULATED)
 	if len(done.GetSteps()) == 0 {
 		t.Fatal("lock result has no steps")
+	}
+	if ev := h.verified(t, done); !ev.GetMode().GetDryRun() || ev.GetCommandId() != "cmd-lock" || len(ev.GetChecks()) != 0 {
+		t.Fatalf("simulated lock evidence %v", ev)
 	}
 	for _, s := range done.GetSteps() {
 		if s.GetStatus() != agentv1.StepStatus_STEP_STATUS_DRY_RUN {
@@ -181,6 +197,8 @@ func TestEnrollRunCommandsAndRevocation(t *testing.T) {
 	}
 	if got := resultFor(results, "cmd-other", agentv1.CommandState_COMMAND_STATE_FAILED); !strings.Contains(got.GetError(), "serial") {
 		t.Fatalf("serial mismatch error %q", got.GetError())
+	} else if ev := h.verified(t, got); ev.GetSerialNumber() != "SER-1" || len(ev.GetChecks()) != 0 {
+		t.Fatalf("refusal evidence %v", ev)
 	}
 	if got := resultFor(results, "cmd-wipe", agentv1.CommandState_COMMAND_STATE_FAILED); !strings.Contains(got.GetError(), "confirmation") {
 		t.Fatalf("forged wipe error %q", got.GetError())
@@ -199,7 +217,7 @@ func TestEnrollRunCommandsAndRevocation(t *testing.T) {
 		_, res, _ := h.cp.snapshot()
 		n := 0
 		for _, r := range res {
-			if r.GetCommandId() == "cmd-lock" && r.GetState() == agentv1.CommandState_COMMAND_STATE_DONE {
+			if r.GetCommandId() == "cmd-lock" && r.GetState() == agentv1.CommandState_COMMAND_STATE_SIMULATED {
 				n++
 			}
 		}
@@ -257,7 +275,7 @@ func TestResultsSurviveRestartWhileOffline(t *testing.T) {
 		ExpiresAt: timestamppb.New(time.Now().Add(time.Hour))}
 	waitFor(t, "result sent", func() bool {
 		_, res, _ := h.cp.snapshot()
-		return resultFor(res, "cmd-1", agentv1.CommandState_COMMAND_STATE_DONE) != nil
+		return resultFor(res, "cmd-1", agentv1.CommandState_COMMAND_STATE_SIMULATED) != nil
 	})
 	stop()
 	q, err := OpenQueue(filepath.Join(h.stateDir, "results"))
@@ -265,7 +283,7 @@ func TestResultsSurviveRestartWhileOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	pending, _ := q.Pending()
-	if len(pending) != 1 || pending[0].GetCommandId() != "cmd-1" || pending[0].GetState() != agentv1.CommandState_COMMAND_STATE_DONE {
+	if len(pending) != 1 || pending[0].GetCommandId() != "cmd-1" || pending[0].GetState() != agentv1.CommandState_COMMAND_STATE_SIMULATED {
 		t.Fatalf("pending after stop: %v", pending)
 	}
 
@@ -279,20 +297,41 @@ func TestResultsSurviveRestartWhileOffline(t *testing.T) {
 		_, res, hellos := h.cp.snapshot()
 		last := hellos[len(hellos)-1]
 		return len(hellos) >= 2 && len(last.GetPendingResultIds()) == 1 && last.GetPendingResultIds()[0] == "cmd-1" &&
-			resultFor(res, "cmd-1", agentv1.CommandState_COMMAND_STATE_DONE) != nil && a2.Status().PendingResults == 0
+			resultFor(res, "cmd-1", agentv1.CommandState_COMMAND_STATE_SIMULATED) != nil && a2.Status().PendingResults == 0
 	})
-	if r, ok := q.Get("cmd-1"); !ok || r.GetState() != agentv1.CommandState_COMMAND_STATE_DONE {
+	if r, ok := q.Get("cmd-1"); !ok || r.GetState() != agentv1.CommandState_COMMAND_STATE_SIMULATED {
 		t.Fatal("delivered result not kept for deduplication")
 	}
 }
 
-func TestQueueInterruptedAckBecomesFailed(t *testing.T) {
+// TestQueueInterruptedBecomesFailed: a result a previous run left at
+// received or running (or an old agent's acknowledged) becomes FAILED at the
+// next start, so the command ends instead of hanging; terminal results stay.
+func TestQueueInterruptedBecomesFailed(t *testing.T) {
 	h := newHarness(t)
 	q, err := OpenQueue(filepath.Join(h.stateDir, "results"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Put(&agentv1.CommandResult{CommandId: "x/../y", State: agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED}); err != nil {
+	cases := map[string]struct{ in, want agentv1.CommandState }{
+		"x/../y":   {agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED, agentv1.CommandState_COMMAND_STATE_FAILED},
+		"received": {agentv1.CommandState_COMMAND_STATE_RECEIVED, agentv1.CommandState_COMMAND_STATE_FAILED},
+		"running":  {agentv1.CommandState_COMMAND_STATE_RUNNING, agentv1.CommandState_COMMAND_STATE_FAILED},
+		"done":     {agentv1.CommandState_COMMAND_STATE_DONE, agentv1.CommandState_COMMAND_STATE_DONE},
+		"sim":      {agentv1.CommandState_COMMAND_STATE_SIMULATED, agentv1.CommandState_COMMAND_STATE_SIMULATED},
+	}
+	for id, c := range cases {
+		if err := q.Put(&agentv1.CommandResult{CommandId: id, State: c.in}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Running, and the server confirmed the running: the command still never finished.
+	cases["confirmed-running"] = struct{ in, want agentv1.CommandState }{agentv1.CommandState_COMMAND_STATE_RUNNING,
+		agentv1.CommandState_COMMAND_STATE_FAILED}
+	if err := q.Put(&agentv1.CommandResult{CommandId: "confirmed-running", State: agentv1.CommandState_COMMAND_STATE_RUNNING}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.MarkDelivered("confirmed-running", agentv1.CommandState_COMMAND_STATE_RUNNING); err != nil {
 		t.Fatal(err)
 	}
 	a, err := New(Options{Config: config.Config{}, StateDir: h.stateDir, Collector: &inventory.Collector{},
@@ -303,13 +342,20 @@ func TestQueueInterruptedAckBecomesFailed(t *testing.T) {
 	if err := a.recoverInterrupted(); err != nil {
 		t.Fatal(err)
 	}
-	r, ok := q.Get("x/../y")
-	if !ok || r.GetState() != agentv1.CommandState_COMMAND_STATE_FAILED || !strings.Contains(r.GetError(), "restarted") {
-		t.Fatalf("after recovery: %v", r)
+	for id, c := range cases {
+		r, ok := q.Get(id)
+		if !ok || r.GetState() != c.want {
+			t.Fatalf("%s after recovery: %v", id, r)
+		}
+		if c.want == agentv1.CommandState_COMMAND_STATE_FAILED && !strings.Contains(r.GetError(), "agent restarted before the command finished") {
+			t.Fatalf("%s error %q", id, r.GetError())
+		}
 	}
 	entries, _ := os.ReadDir(filepath.Join(h.stateDir, "results", "pending"))
-	if len(entries) != 1 || strings.Contains(entries[0].Name(), "..") {
-		t.Fatalf("unsafe queue file names: %v", entries)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "..") {
+			t.Fatalf("unsafe queue file name %s", e.Name())
+		}
 	}
 }
 

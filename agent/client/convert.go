@@ -45,7 +45,7 @@ func inventoryProto(inv *inventory.Inventory, sections []string) *agentv1.Invent
 	if want("hardware") {
 		h := inv.Hardware
 		out.Hardware = &agentv1.Hardware{SerialNumber: h.SerialNumber, HardwareUuid: h.HardwareUUID,
-			Vendor: h.Vendor, Model: h.Model, HostId: h.HostID}
+			Vendor: h.Vendor, Model: h.Model, HostId: h.HostID, SerialSource: wireSerialSource(h.SerialSource)}
 	}
 	if want("cpu") {
 		out.Cpu = &agentv1.Cpu{Model: inv.CPU.Model, PhysicalCores: inv.CPU.PhysicalCores, LogicalCores: inv.CPU.LogicalCores}
@@ -131,12 +131,59 @@ func commandKind(t agentv1.CommandType) (actions.Kind, bool) {
 	switch t {
 	case agentv1.CommandType_COMMAND_TYPE_LOCK:
 		return actions.Lock, true
+	case agentv1.CommandType_COMMAND_TYPE_UNLOCK:
+		return actions.Unlock, true
 	case agentv1.CommandType_COMMAND_TYPE_WIPE:
 		return actions.Wipe, true
 	case agentv1.CommandType_COMMAND_TYPE_MESSAGE:
 		return actions.Message, true
 	}
 	return "", false
+}
+
+func commandType(k actions.Kind) agentv1.CommandType {
+	switch k {
+	case actions.Lock:
+		return agentv1.CommandType_COMMAND_TYPE_LOCK
+	case actions.Unlock:
+		return agentv1.CommandType_COMMAND_TYPE_UNLOCK
+	case actions.Wipe:
+		return agentv1.CommandType_COMMAND_TYPE_WIPE
+	case actions.Message:
+		return agentv1.CommandType_COMMAND_TYPE_MESSAGE
+	}
+	return agentv1.CommandType_COMMAND_TYPE_UNSPECIFIED
+}
+
+// serialSourceOverride is what inventory.Collector records for a test
+// override; the wire knows only it and "firmware".
+const serialSourceOverride = "override:test"
+
+// wireSerialSource maps the collector's detailed source ("dmi:product_serial",
+// "not available: ...") to the wire's "firmware" or "override:test": only a
+// test build's override is not the firmware's word (an empty serial is the
+// firmware having none).
+func wireSerialSource(src string) string {
+	if src == serialSourceOverride {
+		return serialSourceOverride
+	}
+	return "firmware"
+}
+
+func modeProto(m actions.Mode) *agentv1.AgentMode {
+	return &agentv1.AgentMode{DryRun: m.DryRun, SerialOverridden: m.SerialOverridden}
+}
+
+func evidenceProto(ev *actions.Evidence) *agentv1.Evidence {
+	out := &agentv1.Evidence{CommandId: ev.CommandID, Type: commandType(ev.Kind), SerialNumber: ev.Serial,
+		HardwareUuid: ev.HardwareUUID, WipeMethod: ev.WipeMethod, FinalAction: ev.FinalAction, Mode: modeProto(ev.Mode)}
+	if !ev.CheckedAt.IsZero() {
+		out.CheckedAt = timestamppb.New(ev.CheckedAt)
+	}
+	for _, c := range ev.Checks {
+		out.Checks = append(out.Checks, &agentv1.Check{Name: c.Name, Ok: c.OK, Observed: c.Observed, Expected: c.Expected})
+	}
+	return out
 }
 
 func actionCommand(c *agentv1.Command) actions.Command {
@@ -149,6 +196,9 @@ func actionCommand(c *agentv1.Command) actions.Command {
 	switch kind {
 	case actions.Lock:
 		ac.Message = first(c.GetLock().GetMessage(), p["message"])
+		ac.EscrowedProtectors = append([]string(nil), c.GetLock().GetEscrowedProtectorIds()...)
+	case actions.Wipe:
+		ac.AllowBestEffort = c.GetWipe().GetAllowBestEffort()
 	case actions.Message:
 		ac.Title = first(c.GetMessage().GetTitle(), p["title"])
 		ac.Message = first(c.GetMessage().GetBody(), p["body"], p["message"])

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -52,6 +53,12 @@ type fakeCP struct {
 	// expiredRenewals counts renewals of expired certificates on the enrollment port.
 	refuseRenew     bool
 	expiredRenewals int
+	// escrows are the EscrowRecoveryKey requests received; failEscrow makes
+	// the next n of them fail with Unavailable.
+	escrows    []*agentv1.EscrowRecoveryKeyRequest
+	failEscrow int
+
+	agentSrv *grpc.Server
 }
 
 func newCert(t *testing.T, tmpl *x509.Certificate, parent *x509.Certificate, pub any, key *ecdsa.PrivateKey) *x509.Certificate {
@@ -103,6 +110,7 @@ func startFakeCP(t *testing.T) *fakeCP {
 			return nil
 		}}
 	ag := grpc.NewServer(grpc.Creds(credentials.NewTLS(agentTLS)))
+	f.agentSrv = ag
 	agentv1.RegisterAgentServiceServer(ag, &fakeAgentSvc{f: f})
 	en := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{srvCert}})))
 	agentv1.RegisterEnrollmentServiceServer(en, &fakeEnrollSvc{f: f})
@@ -119,6 +127,27 @@ func startFakeCP(t *testing.T) *fakeCP {
 		t.Cleanup(x.s.Stop)
 	}
 	return f
+}
+
+// stopAgentAPI takes the agent service down for good (connections cut,
+// the port refuses): the server is unreachable.
+func (f *fakeCP) stopAgentAPI() { f.agentSrv.Stop() }
+
+// confirm signs c's second confirmation with the CA intermediate, as the
+// control plane does for a destructive command.
+func (f *fakeCP) confirm(c *agentv1.Command) *agentv1.Command {
+	f.t.Helper()
+	exp := time.Now().Add(time.Hour)
+	c.Confirmation = &agentv1.Confirmation{Nonce: "nonce-" + c.GetId(), ExpiresAt: timestamppb.New(exp),
+		SignerChainDer: [][]byte{f.inter.Raw}}
+	sum := sha256.Sum256(identity.ConfirmationPayload(c.GetId(), c.GetType().String(), c.GetTargetSerial(),
+		c.Confirmation.Nonce, exp))
+	sig, err := ecdsa.SignASN1(rand.Reader, f.interKey, sum[:])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c.Confirmation.Signature = sig
+	return c
 }
 
 func (f *fakeCP) revoke() {
@@ -216,6 +245,17 @@ func (s *fakeAgentSvc) Renew(_ context.Context, r *agentv1.RenewRequest) (*agent
 	s.f.renewals++
 	s.f.mu.Unlock()
 	return &agentv1.RenewResponse{Certificate: s.f.issue(csr.PublicKey, time.Hour)}, nil
+}
+
+func (s *fakeAgentSvc) EscrowRecoveryKey(_ context.Context, r *agentv1.EscrowRecoveryKeyRequest) (*agentv1.EscrowRecoveryKeyResponse, error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	s.f.escrows = append(s.f.escrows, r)
+	if s.f.failEscrow > 0 {
+		s.f.failEscrow--
+		return nil, status.Error(codes.Unavailable, "escrow refused by the test")
+	}
+	return &agentv1.EscrowRecoveryKeyResponse{}, nil
 }
 
 func (s *fakeAgentSvc) ReportInventory(_ context.Context, r *agentv1.ReportInventoryRequest) (*agentv1.ReportInventoryResponse, error) {

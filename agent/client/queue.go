@@ -79,9 +79,34 @@ func (q *Queue) Get(id string) (*agentv1.CommandResult, bool) {
 
 // Pending returns pending results, oldest first.
 func (q *Queue) Pending() ([]*agentv1.CommandResult, error) {
+	return q.list("pending")
+}
+
+// Unfinished returns the results, pending or delivered, that are not
+// terminal (received, running, or an old agent's acknowledged): after a
+// restart their commands will never finish.
+func (q *Queue) Unfinished() ([]*agentv1.CommandResult, error) {
+	var out []*agentv1.CommandResult
+	for _, box := range []string{"pending", "delivered"} {
+		rs, err := q.list(box)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			switch r.GetState() {
+			case agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED, agentv1.CommandState_COMMAND_STATE_RECEIVED,
+				agentv1.CommandState_COMMAND_STATE_RUNNING:
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (q *Queue) list(box string) ([]*agentv1.CommandResult, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	entries, err := os.ReadDir(filepath.Join(q.dir, "pending"))
+	entries, err := os.ReadDir(filepath.Join(q.dir, box))
 	if err != nil {
 		return nil, fmt.Errorf("client: queue: %w", err)
 	}
@@ -98,7 +123,7 @@ func (q *Queue) Pending() ([]*agentv1.CommandResult, error) {
 		if err != nil {
 			continue
 		}
-		r, err := readResult(filepath.Join(q.dir, "pending", e.Name()))
+		r, err := readResult(filepath.Join(q.dir, box, e.Name()))
 		if err != nil {
 			continue
 		}

@@ -71,23 +71,28 @@ func (a *Agent) sendResultOn(st *activeStream, r *agentv1.CommandResult) error {
 }
 
 // deliver stores r (pending) and sends it on the open stream, if any,
-// followed by a heartbeat whose acknowledgement confirms delivery.
-func (a *Agent) deliver(r *agentv1.CommandResult) {
-	if err := a.queue.Put(r); err != nil {
-		a.log.Error("could not queue command result", "command_id", r.GetCommandId(), "err", err)
+// followed by a heartbeat whose acknowledgement confirms delivery. Without
+// a stream it goes out after the next Hello. The error is the queue's: a
+// result that is not on disk is not kept across a restart.
+func (a *Agent) deliver(r *agentv1.CommandResult) error {
+	qerr := a.queue.Put(r)
+	if qerr != nil {
+		a.log.Error("could not queue command result", "command_id", r.GetCommandId(), "err", qerr)
+		qerr = fmt.Errorf("client: queue result: %w", qerr)
 	}
 	a.updatePending()
 	a.mu.Lock()
 	st := a.stream
 	a.mu.Unlock()
 	if st == nil {
-		return // sent after the next Hello
+		return qerr // sent after the next Hello
 	}
 	if err := a.sendResultOn(st, r); err != nil {
 		a.log.Warn("sending command result failed; kept for the next connection", "command_id", r.GetCommandId(), "err", err)
-		return
+		return qerr
 	}
 	_ = a.heartbeat(st)
+	return qerr
 }
 
 func (a *Agent) updatePending() {
@@ -122,10 +127,23 @@ func (a *Agent) connectLoop(ctx context.Context) {
 		} else {
 			a.log.Warn("control stream ended", "err", err)
 		}
-		if !sleep(ctx, bo.next()) {
+		if !a.sleepOrKick(ctx, bo.next()) {
 			return
 		}
 	}
+}
+
+// sleepOrKick waits d, less when a commit needs the stream now.
+func (a *Agent) sleepOrKick(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-a.kick:
+	}
+	return true
 }
 
 // runStream runs one Connect stream until it fails. It reports whether the
@@ -145,7 +163,8 @@ func (a *Agent) runStream(ctx context.Context) (bool, error) {
 	a.mu.Lock()
 	hash := a.reported
 	a.mu.Unlock()
-	hello := &agentv1.Hello{AgentVersion: a.o.Version, InventoryHash: hash, SerialNumber: a.serial()}
+	hello := &agentv1.Hello{AgentVersion: a.o.Version, InventoryHash: hash, SerialNumber: a.serial(),
+		Mode: modeProto(a.mode), LockedByCommandId: a.heldLockID()}
 	for _, r := range pending {
 		hello.PendingResultIds = append(hello.PendingResultIds, r.GetCommandId())
 	}
@@ -172,17 +191,42 @@ func (a *Agent) runStream(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("client: resend result: %w", err)
 		}
 	}
-	if err := a.heartbeat(st); err != nil {
-		return false, err
-	}
 	a.mu.Lock()
 	a.stream = st
 	a.mu.Unlock()
+	// A result queued between reading pending and publishing the stream
+	// was sent nowhere: send what this stream has not carried yet.
+	if again, err := a.queue.Pending(); err == nil {
+		for _, r := range again {
+			st.mu.Lock()
+			prev, carried := st.sent[r.GetCommandId()]
+			st.mu.Unlock()
+			if carried && prev.state == r.GetState() {
+				continue
+			}
+			if err := a.sendResultOn(st, r); err != nil {
+				return false, fmt.Errorf("client: resend result: %w", err)
+			}
+		}
+	}
+	if err := a.heartbeat(st); err != nil {
+		return false, err
+	}
 
 	recvErr := make(chan error, 1)
 	welcomed := make(chan struct{}, 1)
 	tick := time.NewTicker(st.interval)
-	go func() { recvErr <- a.receive(sctx, st, welcomed) }()
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		recvErr <- a.receive(sctx, st, welcomed)
+	}()
+	// The receiver handles commands and acks (queue and status writes): it
+	// ends before runStream returns, so nothing writes after Run returned.
+	defer func() {
+		cancel()
+		<-recvDone
+	}()
 
 	gotWelcome := false
 	defer tick.Stop()
@@ -269,6 +313,7 @@ func (a *Agent) onHeartbeatAck(st *activeStream, ack *agentv1.HeartbeatAck) {
 		if err := a.queue.MarkDelivered(id, states[id]); err != nil {
 			a.log.Warn("queue", "err", err)
 		}
+		a.notifyDelivered(id, states[id])
 	}
 	if len(done) > 0 {
 		a.updatePending()
@@ -280,8 +325,9 @@ func (a *Agent) onHeartbeatAck(st *activeStream, ack *agentv1.HeartbeatAck) {
 }
 
 // onCommand answers a redelivered command from the queue, handles
-// collect-inventory itself and hands lock/wipe/message to the worker after
-// acknowledging them.
+// collect-inventory itself and hands lock/unlock/wipe/message to the worker
+// once RECEIVED is stored on disk (a restart then turns it into FAILED
+// instead of losing the command).
 func (a *Agent) onCommand(ctx context.Context, c *agentv1.Command) {
 	log := a.log.With("command_id", c.GetId(), "type", c.GetType().String())
 	if c.GetId() == "" {
@@ -290,33 +336,40 @@ func (a *Agent) onCommand(ctx context.Context, c *agentv1.Command) {
 	}
 	if prev, ok := a.queue.Get(c.GetId()); ok {
 		log.Info("command already seen; resending its last result", "state", prev.GetState().String())
-		a.deliver(prev)
+		_ = a.deliver(prev)
 		return
 	}
 	a.status.update(func(s *Status) { s.CommandsHandled++ })
 	if c.GetType() == agentv1.CommandType_COMMAND_TYPE_COLLECT_INVENTORY {
 		res := actions.Result{CommandID: c.GetId(), State: actions.Done, Finished: time.Now().UTC(),
 			Message: "full inventory report scheduled"}
-		if !actions.SameSerial(c.GetTargetSerial(), a.serial()) {
+		if !actions.Targets(c.GetTargetSerial(), a.serial(), a.hardwareUUID()) {
 			res.State, res.Error, res.Message = actions.Failed, actions.ErrSerialMismatch.Error(), "refused: command is for another device"
 		} else {
 			a.triggerFull()
 		}
-		a.deliver(resultProto(res))
+		_ = a.deliver(resultProto(res))
 		return
 	}
-	if _, ok := commandKind(c.GetType()); !ok {
-		a.deliver(resultProto(actions.Result{CommandID: c.GetId(), State: actions.Failed, Finished: time.Now().UTC(),
+	kind, ok := commandKind(c.GetType())
+	if !ok {
+		_ = a.deliver(resultProto(actions.Result{CommandID: c.GetId(), State: actions.Failed, Finished: time.Now().UTC(),
 			Error: fmt.Sprintf("unsupported command type %s", c.GetType())}))
 		return
 	}
-	a.deliver(&agentv1.CommandResult{CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_RECEIVED,
-		Message: "received"})
+	if err := a.deliver(&agentv1.CommandResult{CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_RECEIVED,
+		Message: "received"}); err != nil {
+		// Not on disk: a restart would forget it. Refuse rather than run a
+		// command whose outcome could be lost.
+		_ = a.deliver(a.resultMessage(kind, actions.Result{CommandID: c.GetId(), State: actions.Failed, Finished: time.Now().UTC(),
+			Error: err.Error(), Message: "refused: the agent could not store the command"}))
+		return
+	}
 	select {
 	case a.work <- c:
 	case <-ctx.Done():
 	default:
-		a.deliver(resultProto(actions.Result{CommandID: c.GetId(), State: actions.Failed, Finished: time.Now().UTC(),
+		_ = a.deliver(a.resultMessage(kind, actions.Result{CommandID: c.GetId(), State: actions.Failed, Finished: time.Now().UTC(),
 			Error: "agent command queue full"}))
 	}
 }
@@ -346,11 +399,27 @@ func (a *Agent) execute(ctx context.Context, c *agentv1.Command) {
 			cmd.Confirmed = true
 		}
 	}
-	ex := &actions.Executor{Serial: a.serial(), Planner: a.o.Planner, Runner: a.o.Runner}
+	_ = a.deliver(&agentv1.CommandResult{CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_RUNNING,
+		Message: "running"})
+	committed := false
+	ex := &actions.Executor{Serial: a.serial(), HardwareUUID: a.hardwareUUID(), Planner: a.o.Planner, Runner: a.o.Runner,
+		Mode: a.mode,
+		Commit: func(ctx context.Context, r actions.Result) error {
+			committed = true
+			return a.commit(ctx, cmd.Kind, r)
+		}}
 	res := ex.Execute(ctx, cmd)
 	if errors.Is(ctx.Err(), context.Canceled) && res.State == actions.Failed {
 		return // shutting down: recoverInterrupted reports it on the next start
 	}
-	a.log.Info("command finished", "command_id", c.GetId(), "state", res.State, "error", res.Error, "steps", len(res.Steps))
-	a.deliver(resultProto(res))
+	a.recordLockOutcome(cmd, res)
+	a.log.Info("command finished", "command_id", c.GetId(), "state", res.State, "error", res.Error, "steps", len(res.Steps),
+		"committed_before_final", committed)
+	if committed {
+		// The server has (or will get from the queue) the result that was
+		// committed before the final step; this one only adds the final
+		// step's outcome, which nobody is left to read.
+		return
+	}
+	_ = a.deliver(a.resultMessage(cmd.Kind, res))
 }

@@ -17,14 +17,18 @@ import (
 	"github.com/lanyardhq/lanyard/internal/e2etest"
 )
 
-// The end-to-end test builds both binaries, starts `lanyard serve --demo`
-// (SQLite, fake Justworks with employees) and a real `lanyard-agent` with
-// the dry-run executor, then walks issue 5's "Done when": enroll with a
-// secret, the inventory arrives with the serial, the device links to its
-// employee, a lock command is acknowledged, revocation cuts the stream.
+// The end-to-end test builds the server and a test build of the agent
+// (-tags lanyardtest, the only build with test knobs), starts `lanyard serve
+// --demo` (SQLite, fake Justworks with employees) and a real `lanyard-agent
+// run --dry-run`, then walks issue 5's and issue 12's "Done when": enroll
+// with a secret, the inventory arrives with the serial, the device links to
+// its employee and is flagged for review as a dry-run agent, a lock ends
+// simulated (never done), revocation cuts the stream. A server that does not
+// answer fails the test.
 //
-// The container has no firmware serial, so the agent takes one from
-// LANYARD_AGENT_TEST_SERIAL (test only).
+// The container has no firmware serial, so the test agent takes one from
+// LANYARD_AGENT_TEST_SERIAL; the release agent (releaseagent_test.go) gets a
+// firmware serial from a fake DMI table in its own mount namespace.
 
 const testSerial = "E2E-SERIAL-0001"
 
@@ -44,9 +48,8 @@ func setup(t *testing.T) *env {
 	}
 	e := &env{t: t, dir: t.TempDir()}
 	e.bin = filepath.Join(e.dir, "bin")
-	for _, pkg := range []string{"lanyard", "lanyard-agent"} {
-		e2etest.GoBuild(t, filepath.Join(e.bin, pkg), "./cmd/"+pkg)
-	}
+	e2etest.GoBuild(t, filepath.Join(e.bin, "lanyard"), "./cmd/lanyard")
+	e2etest.BuildTestAgent(t, filepath.Join(e.bin, "lanyard-agent"))
 	e.serve = e2etest.StartServe(t, filepath.Join(e.bin, "lanyard"), filepath.Join(e.dir, "server"), "--demo")
 	e.serve.WaitFor(t, "the server's owner token", 90*time.Second, func() bool {
 		out := e.serve.Output()
@@ -60,11 +63,9 @@ func setup(t *testing.T) *env {
 		}
 		return false
 	})
-	// The agent API listens next to the admin API once the agentapi
-	// capability is wired into `lanyard serve`.
-	if !e2etest.WaitListening(e.serve.EnrollAddr, 100, nil) {
-		t.Skipf("lanyard serve does not listen for agents on %s (agent API not wired into controlplane/server yet)", e.serve.EnrollAddr)
-	}
+	// The agent API listens next to the admin API.
+	e.serve.MustListen(t, "agent enrollment", e.serve.EnrollAddr, 300)
+	e.serve.MustListen(t, "agents", e.serve.GRPCAddr, 300)
 	return e
 }
 
@@ -113,15 +114,46 @@ type device struct {
 }
 
 type command struct {
-	ID     string          `json:"id"`
-	State  string          `json:"state"`
-	Error  string          `json:"error"`
-	Result json.RawMessage `json:"result"`
+	ID       string          `json:"id"`
+	State    string          `json:"state"`
+	Error    string          `json:"error"`
+	Result   json.RawMessage `json:"result"`
+	Evidence *struct {
+		Verified bool `json:"verified"`
+		Mode     struct {
+			DryRun bool `json:"dry_run"`
+		} `json:"mode"`
+	} `json:"evidence"`
+}
+
+func terminal(state string) bool {
+	switch state {
+	case "done", "failed", "simulated", "expired", "canceled":
+		return true
+	}
+	return false
+}
+
+// tracking is the agent channel's view of a device (GET /devices/{id}/tracking).
+type tracking struct {
+	NeedsReview  bool   `json:"needs_review"`
+	ReviewReason string `json:"review_reason"`
+	AgentMode    *struct {
+		DryRun           bool `json:"dry_run"`
+		SerialOverridden bool `json:"serial_overridden"`
+	} `json:"agent_mode"`
+	Inventory json.RawMessage `json:"inventory"`
 }
 
 // agentSetup creates an enrollment secret and a device assigned to an
 // employee, writes the agent config and returns its paths.
 func (e *env) agentSetup() (cfgPath, stateDir, deviceID, employeeID string) {
+	return e.agentSetupFor(testSerial, "agent")
+}
+
+// agentSetupFor is agentSetup for a device with serial, the agent's files
+// under e.dir/name.
+func (e *env) agentSetupFor(serial, name string) (cfgPath, stateDir, deviceID, employeeID string) {
 	var employees struct {
 		Items []struct {
 			ID     string `json:"id"`
@@ -135,7 +167,7 @@ func (e *env) agentSetup() (cfgPath, stateDir, deviceID, employeeID string) {
 	employeeID = employees.Items[0].ID
 
 	var dev device
-	e.mustAPI("POST", "/api/v1/devices", map[string]any{"serial_number": testSerial, "vendor": "Lenovo",
+	e.mustAPI("POST", "/api/v1/devices", map[string]any{"serial_number": serial, "vendor": "Lenovo",
 		"model": "ThinkPad T14", "platform": "linux", "equipment_type": "laptop"}, &dev)
 	deviceID = dev.ID
 	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/assign", map[string]string{"employee_id": employeeID}, &dev)
@@ -144,12 +176,12 @@ func (e *env) agentSetup() (cfgPath, stateDir, deviceID, employeeID string) {
 		Plaintext     string `json:"plaintext"`
 		CAFingerprint string `json:"ca_fingerprint_sha256"`
 	}
-	e.mustAPI("POST", "/api/v1/enrollment-secrets", map[string]any{"name": "e2e"}, &secret)
+	e.mustAPI("POST", "/api/v1/enrollment-secrets", map[string]any{"name": "e2e-" + name}, &secret)
 	if secret.Plaintext == "" || secret.CAFingerprint == "" {
 		e.t.Fatalf("enrollment secret response %+v", secret)
 	}
-	cfgPath = filepath.Join(e.dir, "agent", "agent.json")
-	stateDir = filepath.Join(e.dir, "agent", "state")
+	cfgPath = filepath.Join(e.dir, name, "agent.json")
+	stateDir = filepath.Join(e.dir, name, "state")
 	if err := config.Write(cfgPath, config.Config{
 		ControlPlaneURL: e.serve.HTTPURL, GRPCAddress: e.serve.GRPCAddr, EnrollmentAddress: e.serve.EnrollAddr,
 		CAFingerprintSHA256: secret.CAFingerprint, EnrollmentSecret: secret.Plaintext, StateDir: stateDir,
@@ -163,6 +195,13 @@ func (e *env) startAgent(cfgPath string, extra ...string) *e2etest.Proc {
 	args := append([]string{"run", "--config", cfgPath, "--dry-run", "--heartbeat-interval", "1s",
 		"--inventory-interval", "2s", "--backoff-max", "2s", "--log-level", "debug"}, extra...)
 	return e2etest.Start(e.t, filepath.Join(e.bin, "lanyard-agent"), []string{"LANYARD_AGENT_TEST_SERIAL=" + testSerial}, args...)
+}
+
+func (e *env) tracking(deviceID string) tracking {
+	e.t.Helper()
+	var tr tracking
+	e.mustAPI("GET", "/api/v1/devices/"+deviceID+"/tracking", nil, &tr)
+	return tr
 }
 
 func (e *env) agentStatus(cfgPath string) map[string]any {
@@ -210,16 +249,32 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatalf("agent reports device %q, want %q", id, deviceID)
 	}
 
-	// 4. A lock command is acknowledged and completed by the dry-run executor.
+	// 4. The dry-run agent is announced: tracking shows the mode and asks for review.
+	e.serve.WaitFor(t, "the dry-run mode on the device's tracking", 30*time.Second, func() bool {
+		tr := e.tracking(deviceID)
+		return tr.AgentMode != nil && tr.AgentMode.DryRun
+	})
+	if tr := e.tracking(deviceID); !tr.AgentMode.SerialOverridden || !tr.NeedsReview || tr.ReviewReason == "" {
+		t.Fatalf("tracking of a dry-run, serial-overridden agent: %+v", tr)
+	}
+	if statusField(e.agentStatus(cfgPath), "dry_run") != true {
+		t.Fatal("lanyard-agent status does not show the dry run")
+	}
+
+	// 5. A lock ends simulated within seconds, never done: the agent recorded
+	// the plan and ran nothing.
 	var cmd command
 	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/actions", map[string]any{"type": "lock",
 		"params": map[string]string{"message": "Locked by the e2e test"}, "idempotency_key": "e2e-lock-1"}, &cmd)
-	e.serve.WaitFor(t, "the lock to finish", 30*time.Second, func() bool {
+	e.serve.WaitFor(t, "the lock to end", 20*time.Second, func() bool {
 		e.mustAPI("GET", "/api/v1/device-actions/"+cmd.ID, nil, &cmd)
-		return cmd.State == "done" || cmd.State == "failed"
+		return terminal(cmd.State)
 	})
-	if cmd.State != "done" {
-		t.Fatalf("lock command %+v", cmd)
+	if cmd.State != "simulated" || cmd.Error == "" {
+		t.Fatalf("lock through a dry-run agent: %+v", cmd)
+	}
+	if cmd.Evidence == nil || !cmd.Evidence.Mode.DryRun {
+		t.Fatalf("lock evidence does not say dry run: %+v", cmd.Evidence)
 	}
 	if !strings.Contains(string(cmd.Result), "STEP_STATUS_DRY_RUN") || !strings.Contains(string(cmd.Result), "nologin") {
 		t.Fatalf("lock result is not the dry-run plan: %s", cmd.Result)
@@ -228,25 +283,25 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatal("agent did not run with the dry-run executor")
 	}
 
-	// 4b. A wipe carries the control plane's signed confirmation; the agent
-	// verifies it and records the destructive plan (dry run).
+	// 5b. A wipe through a dry-run agent is simulated too, whatever its plan
+	// found (on a machine without disk encryption the plan refuses before
+	// anything; the server still records no dry-run result as done or failed).
 	var wipe command
 	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/actions", map[string]any{"type": "wipe", "confirm": testSerial,
 		"idempotency_key": "e2e-wipe-1"}, &wipe)
 	if wipe.State == "awaiting_approval" {
 		t.Log("wipe waits for a second admin in this org; confirmation path not exercised")
 	} else {
-		e.serve.WaitFor(t, "the wipe to finish", 30*time.Second, func() bool {
+		e.serve.WaitFor(t, "the wipe to end", 20*time.Second, func() bool {
 			e.mustAPI("GET", "/api/v1/device-actions/"+wipe.ID, nil, &wipe)
-			return wipe.State == "done" || wipe.State == "failed"
+			return terminal(wipe.State)
 		})
-		if wipe.State != "done" || !strings.Contains(string(wipe.Result), `"destructive":true`) ||
-			!strings.Contains(string(wipe.Result), "STEP_STATUS_DRY_RUN") {
+		if wipe.State != "simulated" {
 			t.Fatalf("wipe command %+v %s", wipe, wipe.Result)
 		}
 	}
 
-	// 5. Revocation cuts the open stream; the agent cannot come back.
+	// 6. Revocation cuts the open stream; the agent cannot come back.
 	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/revoke-agents", map[string]any{"reason": "e2e"}, nil)
 	e.serve.WaitFor(t, "the stream to be cut", 30*time.Second, func() bool {
 		st := e.agentStatus(cfgPath)
@@ -258,7 +313,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatal("the revoked agent reconnected")
 	}
 
-	// 6. `lanyard-agent enroll --url --secret` on a second machine writes its
+	// 7. `lanyard-agent enroll --url --secret` on a second machine writes its
 	// config without the secret and an owner-only identity.
 	var secret struct {
 		Plaintext     string `json:"plaintext"`

@@ -31,14 +31,14 @@ func TestAgentFootprint(t *testing.T) {
 	e := setup(t)
 	cfgPath, _, _, _ := e.agentSetup()
 
-	// The shipped build: stripped, trimmed, without x/net/trace.
+	// The shipped build: stripped, trimmed, without x/net/trace, without the
+	// test knobs. No command is sent to it (it would run for real).
 	stripped := filepath.Join(e.bin, "lanyard-agent-stripped")
 	e2etest.GoBuild(t, stripped, "./cmd/lanyard-agent",
-		"-trimpath", "-tags", "nobadger,nobbolt,nomysql,grpcnotrace", "-ldflags", "-s -w")
+		"-trimpath", "-tags", e2etest.AgentTags(false, "grpcnotrace"), "-ldflags", "-s -w")
 	st, _ := os.Stat(stripped)
 
-	agent := e2etest.Start(t, stripped, []string{"LANYARD_AGENT_TEST_SERIAL=" + testSerial},
-		"run", "--config", cfgPath, "--dry-run")
+	agent := e2etest.Start(t, stripped, nil, "run", "--config", cfgPath)
 	e.serve.WaitFor(t, "the agent to connect", 60*time.Second, func() bool {
 		return statusField(e.agentStatus(cfgPath), "connected") == true
 	})

@@ -156,7 +156,32 @@ var junkSerials = map[string]bool{
 	"": true, "0": true, "none": true, "default string": true, "to be filled by o.e.m.": true,
 	"system serial number": true, "not specified": true, "not applicable": true, "n/a": true,
 	"0123456789": true, "serial number": true, "chassis serial number": true, "123456789": true,
-	"00000000": true, "oem": true, "invalid": true,
+	"00000000": true, "oem": true, "invalid": true, "not settable": true, "not available": true,
+	"unknown": true, "to be filled by oem": true, "default": true, "none provided": true, "empty": true,
+	"1234567890": true, "base board serial number": true, "system product name": true,
+}
+
+// junkUUIDs are SMBIOS system UUIDs that cheap boards ship on every unit.
+var junkUUIDs = map[string]bool{
+	"03000200-0400-0500-0006-000700080009": true,
+	"00020003-0004-0005-0006-000700080009": true,
+	"12345678-1234-5678-90ab-cddeefaabbcc": true,
+}
+
+// CleanUUID normalizes a firmware system UUID to lower case and returns ""
+// for placeholders (all zeros, all F, known factory defaults): without a
+// serial the UUID becomes the device's identity, so a value shared by many
+// machines must not count.
+func CleanUUID(s string) string {
+	s = strings.ToLower(CleanSerial(s))
+	if s == "" || junkUUIDs[s] {
+		return ""
+	}
+	hex := strings.ReplaceAll(s, "-", "")
+	if strings.Trim(hex, "0") == "" || strings.Trim(hex, "f") == "" {
+		return ""
+	}
+	return s
 }
 
 // CleanSerial trims a firmware string and returns "" for known placeholders.

@@ -50,7 +50,7 @@ func hardware(context.Context) (Hardware, []string) {
 		hw.SerialSource = why
 		warnings = append(warnings, "serial_number: "+why)
 	}
-	hw.HardwareUUID = strings.ToLower(CleanSerial(readTrim(filepath.Join(dmi, "product_uuid"))))
+	hw.HardwareUUID = CleanUUID(readTrim(filepath.Join(dmi, "product_uuid")))
 	hw.Vendor = CleanSerial(readTrim(filepath.Join(dmi, "sys_vendor")))
 	hw.Model = CleanSerial(readTrim(filepath.Join(dmi, "product_name")))
 	if hw.Model == "" {

@@ -37,6 +37,34 @@ func TestLinuxHardwareFromFakeDMI(t *testing.T) {
 	}
 }
 
+// TestLinuxHardwareJunkSerialKeepsUUID: a board whose every serial field is
+// a placeholder reports no serial (never the placeholder) and its hardware
+// UUID, which then identifies the device.
+func TestLinuxHardwareJunkSerialKeepsUUID(t *testing.T) {
+	for _, junk := range []string{"To be filled by O.E.M.", "Default string", "0", "None", "System Serial Number",
+		"Not Specified", "0000000000", "        "} {
+		t.Run(junk, func(t *testing.T) {
+			root := t.TempDir()
+			dmi := filepath.Join(root, "sys", "class", "dmi", "id")
+			os.MkdirAll(dmi, 0o755)
+			for f, v := range map[string]string{
+				"product_serial": junk + "\n", "chassis_serial": junk + "\n", "board_serial": junk + "\n",
+				"product_uuid": "8F3B2A10-5C4D-11EE-8C99-0242AC120002\n",
+			} {
+				os.WriteFile(filepath.Join(dmi, f), []byte(v), 0o400)
+			}
+			withSysRoot(t, root)
+			hw, _ := hardware(context.Background())
+			if hw.SerialNumber != "" {
+				t.Fatalf("serial %q from placeholder %q", hw.SerialNumber, junk)
+			}
+			if hw.HardwareUUID != "8f3b2a10-5c4d-11ee-8c99-0242ac120002" {
+				t.Fatalf("hardware uuid %q", hw.HardwareUUID)
+			}
+		})
+	}
+}
+
 func TestLinuxHardwareNoDMISaysSo(t *testing.T) {
 	withSysRoot(t, t.TempDir())
 	hw, warnings := hardware(context.Background())

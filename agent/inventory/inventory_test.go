@@ -125,3 +125,18 @@ func TestHashesAndChanged(t *testing.T) {
 		t.Fatal("hash not hex sha256")
 	}
 }
+
+func TestCleanUUID(t *testing.T) {
+	for in, want := range map[string]string{
+		"4C4C4544-0042-3510-8052-B4C04F4E3732\n": "4c4c4544-0042-3510-8052-b4c04f4e3732",
+		"00000000-0000-0000-0000-000000000000":   "",
+		"FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF":   "",
+		"03000200-0400-0500-0006-000700080009":   "", // factory default on many boards
+		"Not Settable":                           "",
+		"":                                       "",
+	} {
+		if got := CleanUUID(in); got != want {
+			t.Errorf("CleanUUID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

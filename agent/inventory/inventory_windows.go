@@ -44,7 +44,7 @@ func hardware(context.Context) (Hardware, []string) {
 				hw.SerialNumber, hw.SerialSource = s, "wmi:Win32_ComputerSystemProduct"
 			}
 		}
-		hw.HardwareUUID = strings.ToLower(CleanSerial(csp[0].UUID))
+		hw.HardwareUUID = CleanUUID(csp[0].UUID)
 		hw.Vendor, hw.Model = CleanSerial(csp[0].Vendor), CleanSerial(csp[0].Name)
 	} else if err != nil {
 		warnings = append(warnings, "Win32_ComputerSystemProduct: "+err.Error())

@@ -31,7 +31,7 @@ func ParseIoreg(out string) map[string]string {
 func hardwareFromIoreg(m map[string]string) Hardware {
 	hw := Hardware{
 		SerialNumber: CleanSerial(m["IOPlatformSerialNumber"]),
-		HardwareUUID: strings.ToLower(m["IOPlatformUUID"]),
+		HardwareUUID: CleanUUID(m["IOPlatformUUID"]),
 		Vendor:       m["manufacturer"],
 		Model:        m["model"],
 	}

@@ -126,7 +126,7 @@ func agentStatus() map[string]any {
 
 func (h *harness) startAgent() *e2etest.Proc {
 	// What the systemd unit runs (ExecStart=/usr/bin/lanyard-agent run), with
-	// short intervals and the dry-run executor for the test.
+	// short intervals and the dry-run executor of the test build.
 	return e2etest.Start(h.t, agentBin, []string{"LANYARD_AGENT_TEST_SERIAL=" + serial},
 		"run", "--dry-run", "--heartbeat-interval", "1s", "--inventory-interval", "2s", "--backoff-max", "2s")
 }
@@ -148,14 +148,12 @@ func setup(t *testing.T) *harness {
 	h.token = m[1]
 	h.serve = e2etest.StartServe(t, filepath.Join(h.bin, "lanyard"), h.dataDir)
 	h.serve.Poll = 250 * time.Millisecond
-	if !e2etest.WaitListening(h.serve.EnrollAddr, 300, h.serve.Done()) {
-		if h.serve.Exited() {
-			t.Fatalf("lanyard serve exited:\n%s", h.serve.Output())
-		}
-		t.Skipf("lanyard serve does not listen for agent enrollment on %s (agent API not wired into controlplane/server yet)", h.serve.EnrollAddr)
-	}
+	// A server this test started that does not answer is a failure, not a skip.
+	h.serve.MustListen(t, "agent enrollment", h.serve.EnrollAddr, 300)
 	// The agent sits beside lanyard, where the server wiring looks for prebuilt agents.
-	e2etest.GoBuild(t, filepath.Join(h.bin, "lanyard-agent-linux-"+runtime.GOARCH), "./cmd/lanyard-agent",
+	// It is a test build (-tags lanyardtest): the test runs it with --dry-run and a
+	// serial override, which release builds do not have.
+	e2etest.BuildTestAgent(t, filepath.Join(h.bin, "lanyard-agent-linux-"+runtime.GOARCH),
 		"-ldflags", "-X github.com/lanyardhq/lanyard/agent/cli.Version=1.0.0")
 	return h
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,6 +132,54 @@ func GoBuild(t *testing.T, out, pkg string, flags ...string) {
 	}
 }
 
+// TestTag is the build tag of test agents: only they have the test knobs
+// (run --dry-run, LANYARD_AGENT_DRY_RUN, LANYARD_AGENT_TEST_SERIAL).
+const TestTag = "lanyardtest"
+
+// AgentTags are the build tags for an agent: the ones in GOFLAGS (the
+// Makefile's nobadger,…) without TestTag, then extra, plus TestTag for a
+// test build. A release build never gets TestTag, even from the environment.
+func AgentTags(test bool, extra ...string) string {
+	var tags []string
+	for _, f := range strings.Fields(os.Getenv("GOFLAGS")) {
+		v, ok := strings.CutPrefix(f, "-tags=")
+		if !ok {
+			v, ok = strings.CutPrefix(f, "--tags=")
+		}
+		if !ok {
+			continue
+		}
+		for _, t := range strings.Split(v, ",") {
+			if t != "" && t != TestTag {
+				tags = append(tags, t)
+			}
+		}
+	}
+	for _, t := range extra {
+		if t != TestTag {
+			tags = append(tags, t)
+		}
+	}
+	if test {
+		tags = append(tags, TestTag)
+	}
+	return strings.Join(tags, ",")
+}
+
+// BuildTestAgent builds ./cmd/lanyard-agent with the test knobs (TestTag)
+// into out; flags (e.g. -ldflags) come before the package.
+func BuildTestAgent(t *testing.T, out string, flags ...string) {
+	t.Helper()
+	GoBuild(t, out, "./cmd/lanyard-agent", append([]string{"-tags", AgentTags(true)}, flags...)...)
+}
+
+// BuildReleaseAgent builds ./cmd/lanyard-agent as `make build` ships it:
+// without the test knobs.
+func BuildReleaseAgent(t *testing.T, out string, flags ...string) {
+	t.Helper()
+	GoBuild(t, out, "./cmd/lanyard-agent", append([]string{"-tags", AgentTags(false)}, flags...)...)
+}
+
 // FreePorts returns an HTTP port and a gRPC port whose successor (the
 // enrollment listener) is free too, all on 127.0.0.1.
 func FreePorts(t *testing.T) (httpPort, grpcPort int) {
@@ -155,6 +204,21 @@ func FreePorts(t *testing.T) (httpPort, grpcPort int) {
 	}
 	t.Fatal("no free port pair")
 	return 0, 0
+}
+
+// MustListen fails the test, with the end of the server's output, unless
+// addr accepts a connection within tries×100 ms: a server the test started
+// that does not answer is a failure, never a skip.
+func (s *Serve) MustListen(t *testing.T, what, addr string, tries int) {
+	t.Helper()
+	if WaitListening(addr, tries, s.Done()) {
+		return
+	}
+	state := "is running"
+	if s.Exited() {
+		state = "exited"
+	}
+	t.Fatalf("lanyard serve (%s) does not listen for %s on %s:\n%s", state, what, addr, tail(s.Output(), 6000))
 }
 
 // WaitListening dials addr up to tries times, 100 ms apart, and reports
