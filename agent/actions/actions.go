@@ -324,6 +324,10 @@ func (e *Executor) Execute(ctx context.Context, cmd Command) Result {
 	if !cmd.ExpiresAt.IsZero() && now().After(cmd.ExpiresAt) {
 		return fail(ErrExpired, "refused: command expired before it could start")
 	}
+	if cmd.Kind == Wipe && !cmd.Confirmed {
+		// A wipe is destructive whatever its plan: refuse before even looking at the disks.
+		return fail(ErrNotConfirmed, "refused: a wipe needs the control plane's signed confirmation")
+	}
 	plan, err := e.Planner.Plan(ctx, cmd)
 	if errors.Is(err, ErrDeferredToMDM) {
 		return fail(err, "macOS: lock and wipe are delivered through MDM; the agent does not run them")

@@ -56,7 +56,8 @@ func TestExecutorRefusals(t *testing.T) {
 		{"empty target", "ABC123", Command{ID: "c1", Kind: Lock}, &fixedPlanner{}, ErrSerialMismatch, 0},
 		{"device without serial", "", Command{ID: "c1", Kind: Lock, TargetSerial: ""}, &fixedPlanner{}, ErrSerialMismatch, 0},
 		{"expired", "ABC123", Command{ID: "c1", Kind: Lock, TargetSerial: "abc123", ExpiresAt: now.Add(-time.Second)}, &fixedPlanner{}, ErrExpired, 0},
-		{"unconfirmed wipe", "ABC123", Command{ID: "c1", Kind: Wipe, TargetSerial: "ABC123"}, &fixedPlanner{steps: destructive}, ErrNotConfirmed, 1},
+		{"unconfirmed wipe", "ABC123", Command{ID: "c1", Kind: Wipe, TargetSerial: "ABC123"}, &fixedPlanner{steps: destructive}, ErrNotConfirmed, 0},
+		{"unconfirmed destructive lock step", "ABC123", Command{ID: "c1", Kind: Lock, TargetSerial: "ABC123"}, &fixedPlanner{steps: destructive}, ErrNotConfirmed, 1},
 		{"mdm platform", "ABC123", Command{ID: "c1", Kind: Wipe, TargetSerial: "ABC123", Confirmed: true}, &fixedPlanner{err: ErrDeferredToMDM}, ErrDeferredToMDM, 1},
 	}
 	for _, tc := range cases {
