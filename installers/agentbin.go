@@ -49,7 +49,7 @@ func (g *GoBuild) AgentBinary(ctx context.Context, goos, goarch string) (string,
 		pkgPath = "./cmd/lanyard-agent"
 	}
 	out := filepath.Join(g.OutDir, BinaryName(goos, goarch))
-	args := []string{"build", "-trimpath", "-ldflags", "-s -w -X main.version=" + g.Version, "-o", out}
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w -X " + AgentVersionSymbol + "=" + g.Version, "-o", out}
 	if g.Tags != "" {
 		args = append(args, "-tags", g.Tags)
 	}
