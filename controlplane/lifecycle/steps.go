@@ -563,11 +563,12 @@ func (e *Engine) commandDevices(ctx context.Context, rc *runCtx, verb string, de
 		}
 		switch {
 		case detail != "":
-			r.Outcome = outcomeBlocked
-			tasks = append(tasks, store.LifecycleTask{Kind: taskKind, SubjectID: id,
+			// The task id is chosen here so the device's output can name it.
+			r.Outcome, r.ManualTask = outcomeBlocked, domain.NewID()
+			tasks = append(tasks, store.LifecycleTask{ID: r.ManualTask, Kind: taskKind, SubjectID: id,
 				Title:  fmt.Sprintf("%s %s (%s) of %s by hand", titleVerb(verb), dev.Model, dev.SerialNumber, displayName(rc.emp)),
 				Detail: detail})
-			blocked = append(blocked, fmt.Sprintf("%s %s: %s", dev.SerialNumber, r.State, orDefault(r.Reason, "no reason given")))
+			blocked = append(blocked, fmt.Sprintf("%s %s: %s (task %s)", dev.SerialNumber, r.State, orDefault(r.Reason, "no reason given"), r.ManualTask))
 		case cmd.Done():
 			r.Outcome = outcomeDone
 		default:
@@ -832,7 +833,8 @@ func (e *Engine) cleanDevices(ctx context.Context, rc *runCtx) (outcome, error) 
 				if t, has := rc.manualTask("manual_wipe", id); has {
 					res["manual_task"] = t.ID
 				} else {
-					tasks = append(tasks, store.LifecycleTask{Kind: "manual_wipe", SubjectID: id,
+					res["manual_task"] = domain.NewID()
+					tasks = append(tasks, store.LifecycleTask{ID: res["manual_task"].(string), Kind: "manual_wipe", SubjectID: id,
 						Title: fmt.Sprintf("Wipe %s %s by hand before it is cleaned", dev.Model, dev.SerialNumber),
 						Detail: fmt.Sprintf("Nothing proves %s was wiped (the wipe step was skipped or its command did not end done). "+
 							"Erase the disk by hand, then complete this task: your name and note are recorded and only then does the device go on to cleaning and redeploy.", dev.SerialNumber)})
