@@ -126,6 +126,10 @@ type Agent struct {
 	behaviors map[agentv1.CommandType]Behavior
 	dryRun    bool
 	restarts  int
+	// finals holds the final result of every command answered, resent when the server
+	// delivers the command again (as the real agent's result queue does) instead of
+	// running it twice.
+	finals map[string]*agentv1.CommandResult
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -158,7 +162,7 @@ func (s *Server) Enroll(ctx context.Context, orgID, serial, vendor, model string
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	a := &Agent{ID: res.GetAgentId(), Serial: serial, got: map[string]int{}, received: map[string]time.Time{},
-		behaviors: map[agentv1.CommandType]Behavior{}, key: key,
+		behaviors: map[agentv1.CommandType]Behavior{}, key: key, finals: map[string]*agentv1.CommandResult{},
 		cert: tls.Certificate{Certificate: res.GetCertificate().GetChainDer(), PrivateKey: key}}
 	a.cc, err = grpc.NewClient(s.API.AgentAddr().String(), grpc.WithTransportCredentials(credentials.NewTLS(s.tlsConfig(&a.cert))))
 	if err != nil {
@@ -247,7 +251,11 @@ func (a *Agent) Connect(ctx context.Context) error {
 
 func (a *Agent) serve(ctx context.Context, st stream, stop context.CancelFunc) {
 	defer close(a.done)
-	defer func() { stop() }()
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
 	for {
 		m, err := st.Recv()
 		if err != nil {
@@ -262,7 +270,12 @@ func (a *Agent) serve(ctx context.Context, st stream, stop context.CancelFunc) {
 		if _, ok := a.received[c.GetId()]; !ok {
 			a.received[c.GetId()] = time.Now()
 		}
+		final, answered := a.finals[c.GetId()]
 		a.mu.Unlock()
+		if answered {
+			_ = a.send(st, final)
+			continue
+		}
 		switch b := a.behavior(c.GetType()); b {
 		case NeverAnswer:
 		case RestartMidCommand:
@@ -279,13 +292,22 @@ func (a *Agent) serve(ctx context.Context, st stream, stop context.CancelFunc) {
 			a.mu.Unlock()
 			r := result(c.GetId(), agentv1.CommandState_COMMAND_STATE_FAILED)
 			r.Error = RestartReason
+			a.remember(r)
 			_ = a.send(st, r)
 		default:
-			for _, r := range a.answer(c, b) {
+			rs := a.answer(c, b)
+			a.remember(rs[len(rs)-1])
+			for _, r := range rs {
 				_ = a.send(st, r)
 			}
 		}
 	}
+}
+
+func (a *Agent) remember(final *agentv1.CommandResult) {
+	a.mu.Lock()
+	a.finals[final.GetCommandId()] = final
+	a.mu.Unlock()
 }
 
 func (a *Agent) send(st stream, r *agentv1.CommandResult) error {
