@@ -130,8 +130,8 @@ type Agent struct {
 	// delivers the command again (as the real agent's result queue does) instead of
 	// running it twice.
 	finals map[string]*agentv1.CommandResult
-	cancel    context.CancelFunc
-	done      chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // Enroll mints an enrollment secret, enrolls an agent for serial and reports its
