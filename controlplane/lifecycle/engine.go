@@ -59,6 +59,11 @@ type Config struct {
 	DefaultAssignee string
 	// Consumer names this engine's outbox cursor. Default "lifecycle".
 	Consumer string
+	// PollOnly runs the loop on its poll alone, without notifications: for a Postgres
+	// behind a pooler that cannot LISTEN (PgBouncer in transaction mode), and to measure
+	// the chain without them (bench/lifecycle). Nothing but the poll wakes the loop or
+	// a waiting step; everything still happens, only later.
+	PollOnly bool
 }
 
 func (c *Config) defaults() {
@@ -416,8 +421,10 @@ func (e *Engine) Start(ctx context.Context) error {
 // handles what they announce as it arrives; every interval it also consumes the outbox,
 // ticks and re-reads every waiting command, whatever the notifications said.
 func (e *Engine) Run(ctx context.Context, interval time.Duration) {
-	stop := e.listen(ctx)
-	defer stop()
+	if !e.cfg.PollOnly {
+		stop := e.listen(ctx)
+		defer stop()
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	tick := true
@@ -653,7 +660,7 @@ func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.Workflow
 		e.stepRuns.WithLabelValues(st.Kind, strings.TrimPrefix(action, "lifecycle.step.")).Inc()
 	}
 	e.enqueue(ctx, next)
-	if (action == "lifecycle.step.waiting" || action == "lifecycle.step.blocked") && isCommandStep(st.Kind) {
+	if (action == "lifecycle.step.waiting" || action == "lifecycle.step.blocked") && isCommandStep(st.Kind) && !e.cfg.PollOnly {
 		// A command may have ended while this run was in flight: its notification found
 		// the step running and left it. Look once more now that the step waits.
 		if _, err := e.wakeSteps(ctx, []string{st.ID}); err != nil {
