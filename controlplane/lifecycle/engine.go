@@ -62,8 +62,12 @@ type Config struct {
 	// PollOnly runs the loop on its poll alone, without notifications: for a Postgres
 	// behind a pooler that cannot LISTEN (PgBouncer in transaction mode), and to measure
 	// the chain without them (bench/lifecycle). Nothing but the poll wakes the loop or
-	// a waiting step; everything still happens, only later.
+	// a waiting step, and steps run only as River jobs; everything still happens, only
+	// later.
 	PollOnly bool
+	// LocalWorkers bounds the steps this replica starts itself, beside their River
+	// jobs, while Run is active (local.go). Default 4.
+	LocalWorkers int
 }
 
 func (c *Config) defaults() {
@@ -114,6 +118,9 @@ func (c *Config) defaults() {
 	if c.Consumer == "" {
 		c.Consumer = "lifecycle"
 	}
+	if c.LocalWorkers <= 0 {
+		c.LocalWorkers = 4
+	}
 }
 
 // Engine runs lifecycle workflows.
@@ -132,7 +139,8 @@ type Engine struct {
 	mu       sync.Mutex
 	failures map[string]int // outbox event id → failed handling attempts
 
-	notes wakeups // what the notifications asked the loop to look at (notify.go)
+	notes  wakeups   // what the notifications asked the loop to look at (notify.go)
+	locals localRuns // steps started on this replica while Run is active (local.go)
 
 	stepRuns *prometheus.CounterVec // kind, outcome
 	stepSecs *prometheus.HistogramVec
@@ -221,6 +229,7 @@ func (e *Engine) enqueue(ctx context.Context, steps []store.RunnableStep) {
 	if err := e.queue.EnqueueSteps(ctx, steps); err != nil {
 		e.log.Warn("enqueue steps; the sweeper will retry", "err", err, "steps", len(steps))
 	}
+	e.runLocal(steps)
 }
 
 // wfData is what steps pass to each other, stored as the workflow's data.
@@ -424,6 +433,8 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 	if !e.cfg.PollOnly {
 		stop := e.listen(ctx)
 		defer stop()
+		stopLocal := e.locals.start(ctx, e.cfg.LocalWorkers)
+		defer stopLocal()
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
