@@ -7,8 +7,10 @@ import (
 	"testing"
 )
 
-// BenchmarkLifecycle runs the whole scenario once (make bench). Set
-// LANYARD_BENCH_WRITE=1 to update docs/benchmarks.md.
+// BenchmarkLifecycle runs the whole scenario once (make bench, or
+// `go test -run '^$' -bench . -benchtime 1x ./bench/lifecycle/`). Set
+// LANYARD_BENCH_WRITE=1 to update docs/benchmarks.md. A step run twice or a device
+// locked twice fails it.
 func BenchmarkLifecycle(b *testing.B) {
 	cfg := Config{Webhooks: 30, Layoff: 500, PGURL: os.Getenv("LANYARD_TEST_DATABASE_URL")}
 	for i := 0; i < b.N; i++ {
@@ -17,13 +19,23 @@ func BenchmarkLifecycle(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, r := range res {
-			b.ReportMetric(float64(r.P99.Milliseconds()), r.Store+"-webhook-lock-p99-ms")
-			b.ReportMetric(r.LayoffAllAcked.Seconds(), r.Store+"-layoff-s")
+			tag := r.Store
+			if r.Mode == ModePoll {
+				tag += "-poll"
+			}
+			b.ReportMetric(float64(r.LockP99.Microseconds())/1000, tag+"-webhook-lock-done-p99-ms")
+			if r.Layoff > 0 {
+				b.ReportMetric(r.LayoffSteps.Seconds(), tag+"-layoff-s")
+			}
 		}
+		b.Log("\n" + Markdown(cfg, res))
 		if os.Getenv("LANYARD_BENCH_WRITE") == "1" {
 			if err := WriteSection("../../docs/benchmarks.md", Markdown(cfg, res)); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if err := Check(res); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
@@ -37,9 +49,24 @@ func TestSmallRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(res) != 2 || res[0].Mode != ModeNotify || res[1].Mode != ModePoll {
+		t.Fatalf("results = %+v", res)
+	}
 	r := res[0]
-	if r.P50 <= 0 || r.LayoffAllAcked <= 0 || r.LayoffLocks != 7 || r.StepsTwice != 0 || r.DevicesTwice != 0 {
+	if r.LockP50 <= 0 || r.StepP50 < r.LockP50 || r.LayoffLocks <= 0 || r.LayoffSteps <= 0 || r.LockCommands != 7 ||
+		r.StepsRunTwice != 0 || r.DevicesTwice != 0 || r.StepExecutions <= r.Steps {
 		t.Fatalf("%+v", r)
+	}
+	if p := res[1]; p.LockCommands != 2 || p.Layoff != 0 || p.LockP50 <= 0 {
+		t.Fatalf("poll run = %+v", p)
+	}
+	if err := Check(res); err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]Result(nil), res...)
+	bad[0].StepsRunTwice = 1
+	if Check(bad) == nil {
+		t.Fatal("a step run twice passed the check")
 	}
 	path := t.TempDir() + "/b.md"
 	_ = os.WriteFile(path, []byte("# Benchmarks\n\n## HR sync\n\nx\n\n## Lifecycle\n\nOLDSECTION\n\n## Later\n\ny\n"), 0o644)
@@ -48,7 +75,7 @@ func TestSmallRun(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	s := string(b)
-	if !strings.Contains(s, "## HR sync\n\nx") || !strings.Contains(s, "## Later\n\ny") || strings.Contains(s, "OLDSECTION") || !strings.Contains(s, "| SQLite |") {
+	if !strings.Contains(s, "## HR sync\n\nx") || !strings.Contains(s, "## Later\n\ny") || strings.Contains(s, "OLDSECTION") || !strings.Contains(s, "| SQLite | notifications |") {
 		t.Fatalf("section not replaced:\n%s", s)
 	}
 }

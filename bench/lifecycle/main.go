@@ -1,21 +1,25 @@
 // Command lifecycle benchmarks offboarding end to end with the real pieces: the fake
 // Justworks server sends a signed webhook, HR sync turns it into an outbox event, the
-// lifecycle engine (outbox loop every 250 ms, steps on River) removes app access on a fake
-// SCIM server and locks the laptop through the agent API's command model, and a
-// simulated agent holding its mTLS gRPC stream acknowledges the lock (as the real agent
-// does with its dry-run executor). On SQLite and (with -pg or LANYARD_TEST_DATABASE_URL)
-// PostgreSQL:
+// lifecycle engine (steps on River) removes app access on a fake SCIM server and locks
+// the laptop through the agent API's command model, and a simulated agent holding its
+// mTLS gRPC stream answers RECEIVED, RUNNING and DONE with evidence signed by its own
+// device key (agentsim). A lock counts when its command is done with that evidence. On
+// SQLite and (with -pg or LANYARD_TEST_DATABASE_URL) PostgreSQL:
 //
-//  1. termination webhook (same-day termination) → lock acknowledged, sequential,
-//     p50/p99 over -webhooks terminations;
-//  2. a layoff: -layoff employees terminated at once; time until every lock is
-//     acknowledged, and a check that no step ran twice and no device got two locks.
+//  1. termination webhook (same-day termination) → lock done, sequential, p50/p99 over
+//     -webhooks terminations, with the engine as it ships (woken by notifications, poll
+//     as backstop) and, for comparison, with notifications off (Config.PollOnly) and the
+//     poll at the interval it had before them (250 ms);
+//  2. a layoff: -layoff employees terminated at once; time until every lock is done and
+//     every lock step succeeded, and a check that no step ran twice (step executions
+//     counted per step id from the audit log) and no device got two locks.
 //
 // With -write it replaces the "Lifecycle" section of docs/benchmarks.md.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,16 +54,33 @@ type Config struct {
 	Webhooks int
 	Layoff   int
 	PGURL    string
+	// NoBefore skips the poll-only comparison run.
+	NoBefore bool
 }
 
-// Result is one store's figures.
+// Modes of the engine's loop.
+const (
+	ModeNotify = "notifications"
+	ModePoll   = "poll only"
+)
+
+// Result is one store's figures in one mode.
 type Result struct {
-	Store          string
-	P50, P99, Max  time.Duration
-	LayoffAllAcked time.Duration
-	LayoffLocks    int
-	StepsTwice     int
-	DevicesTwice   int
+	Store, Mode string
+	// Load is /proc/loadavg's three figures before the run (what `uptime` shows).
+	Load string
+	// Webhook → lock command done with evidence, and → lock step succeeded.
+	LockP50, LockP99, LockMax time.Duration
+	StepP50, StepP99          time.Duration
+	// Layoff (notifications mode only): when the last lock was done and the last lock
+	// step succeeded, counted from the first termination.
+	Layoff                   int
+	LayoffLocks, LayoffSteps time.Duration
+	LockCommands             int
+	Steps, StepExecutions    int
+	LockStepsInOneExecution  int
+	StepsRunTwice            int
+	DevicesTwice             int
 }
 
 func main() {
@@ -68,6 +89,7 @@ func main() {
 	flag.IntVar(&cfg.Webhooks, "webhooks", 30, "sequential terminations for the latency figure")
 	flag.IntVar(&cfg.Layoff, "layoff", 500, "employees offboarded at once")
 	flag.StringVar(&cfg.PGURL, "pg", os.Getenv("LANYARD_TEST_DATABASE_URL"), "PostgreSQL URL (empty: SQLite only)")
+	flag.BoolVar(&cfg.NoBefore, "no-before", false, "skip the poll-only comparison")
 	flag.BoolVar(&write, "write", false, "replace the Lifecycle section of docs/benchmarks.md")
 	flag.Parse()
 	res, err := RunAll(context.Background(), cfg)
@@ -83,13 +105,54 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if err := Check(res); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }
 
-// RunAll runs the scenario on SQLite and, when configured, Postgres.
+// Check fails the benchmark when a step ran twice or a device got two locks.
+func Check(res []Result) error {
+	var errs []error
+	for _, r := range res {
+		if r.StepsRunTwice != 0 || r.DevicesTwice != 0 {
+			errs = append(errs, fmt.Errorf("%s, %s: %d steps run twice, %d devices locked twice", r.Store, r.Mode, r.StepsRunTwice, r.DevicesTwice))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RunAll runs the scenario on SQLite and, when configured, Postgres: with notifications
+// (webhooks and layoff) and, unless NoBefore, on the poll alone (webhooks only).
 func RunAll(ctx context.Context, cfg Config) ([]Result, error) {
-	return benchutil.EachStore(ctx, cfg.PGURL, "bench_lifecycle_", func(db *store.DB, name string) (Result, error) {
-		return run(ctx, db, name, cfg)
+	per, err := benchutil.EachStore(ctx, cfg.PGURL, "bench_lifecycle_", func(db *store.DB, name string) ([]Result, error) {
+		// One keyring per database: the agent CA it seals outlives a run.
+		kr, err := secrets.New(secrets.NewKey())
+		if err != nil {
+			return nil, err
+		}
+		var out []Result
+		modes := []string{ModeNotify}
+		if !cfg.NoBefore {
+			modes = append(modes, ModePoll)
+		}
+		for _, mode := range modes {
+			r, err := run(ctx, db, kr, name, mode, cfg)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", mode, err)
+			}
+			out = append(out, r)
+		}
+		return out, nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for _, r := range per {
+		out = append(out, r...)
+	}
+	return out, nil
 }
 
 type world struct {
@@ -101,7 +164,7 @@ type world struct {
 	stop  func()
 }
 
-func setup(ctx context.Context, db *store.DB, members []fakejustworks.Member) (*world, error) {
+func setup(ctx context.Context, db *store.DB, kr *secrets.Keyring, members []fakejustworks.Member, mode string) (*world, error) {
 	if err := db.Migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -109,10 +172,6 @@ func setup(ctx context.Context, db *store.DB, members []fakejustworks.Member) (*
 		return nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	kr, err := secrets.New(secrets.NewKey())
-	if err != nil {
-		return nil, err
-	}
 	w := &world{db: db}
 	// Plan hr while importing: no onboarding for the existing staff.
 	w.org = domain.Org{Name: "Bench", Plan: domain.PlanHR, TimeZone: "UTC"}
@@ -125,6 +184,7 @@ func setup(ctx context.Context, db *store.DB, members []fakejustworks.Member) (*
 			stops[i]()
 		}
 	}
+	var err error
 	w.fake, err = fakejustworks.Start(fakejustworks.Options{AutoDeliver: true})
 	if err != nil {
 		return nil, err
@@ -153,8 +213,13 @@ func setup(ctx context.Context, db *store.DB, members []fakejustworks.Member) (*
 	stops = append(stops, w.agent.Close)
 	reg := jobs.NewRegistry()
 	handle := &jobs.Handle{}
+	var opts []lifecycle.Option
+	if mode == ModePoll {
+		// The engine before notifications: the loop on its poll alone, at the old intervals.
+		opts = append(opts, lifecycle.WithConfig(lifecycle.Config{PollOnly: true, CommandRecheck: 5 * time.Second}))
+	}
 	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Logger: quiet,
-		Commands: w.agent.API.Commands})
+		Commands: w.agent.API.Commands, Options: opts})
 	client, err := jobs.NewClient(db, reg, jobs.Options{Logger: quiet})
 	if err != nil {
 		return nil, err
@@ -182,8 +247,12 @@ func setup(ctx context.Context, db *store.DB, members []fakejustworks.Member) (*
 	if _, err := hrsync.ConnectDemo(ctx, hr, w.org.ID, w.fake); err != nil {
 		return nil, err
 	}
-	// The production loop: outbox and timers every 250 ms on this replica.
-	go func() { _ = w.eng.Start(rctx) }()
+	if mode == ModePoll {
+		go w.eng.Run(rctx, 250*time.Millisecond)
+	} else {
+		// The production loop: notifications, the poll (PollInterval) as backstop.
+		go func() { _ = w.eng.Start(rctx) }()
+	}
 	return w, nil
 }
 
@@ -238,31 +307,71 @@ func allEmployees(ctx context.Context, db *store.DB, orgID string) ([]domain.Emp
 	}
 }
 
-// lockAcked returns when the device's lock command was acknowledged, if it was.
-func lockAcked(ctx context.Context, db *store.DB, orgID, deviceID string) (time.Time, int, error) {
+// lockDone returns when the device's lock command was done with the device's signed
+// evidence, if it was; a lock that ended otherwise is an error (the benchmark's agents
+// all complete). n counts the device's lock commands.
+func lockDone(ctx context.Context, db *store.DB, orgID, deviceID string) (at time.Time, n int, err error) {
 	cmds, _, err := db.ListDeviceCommands(ctx, orgID, deviceID, store.Page{Limit: 50})
 	if err != nil {
-		return time.Time{}, 0, err
+		return at, 0, err
 	}
-	var at time.Time
-	n := 0
 	for _, c := range cmds {
 		if c.Type != store.CommandLock {
 			continue
 		}
 		n++
-		if c.ReceivedAt != nil {
-			at = *c.ReceivedAt
+		switch c.State {
+		case store.CommandDone:
+			if c.Evidence == nil || !c.Evidence.Verified || len(c.Evidence.Checks) == 0 {
+				return at, n, fmt.Errorf("lock %s of %s is done without verified evidence: %+v", c.ID, deviceID, c.Evidence)
+			}
+			at = *c.CompletedAt
+		case store.CommandFailed, store.CommandExpired, store.CommandCanceled, store.CommandSimulated:
+			return at, n, fmt.Errorf("lock %s of %s ended %s: %s", c.ID, deviceID, c.State, c.Error)
 		}
 	}
 	return at, n, nil
 }
 
-func run(ctx context.Context, db *store.DB, name string, cfg Config) (Result, error) {
-	res := Result{Store: name}
-	n := cfg.Webhooks + cfg.Layoff
+// lockStepDone returns when the employee's offboarding lock step succeeded, if it did.
+func lockStepDone(ctx context.Context, db *store.DB, orgID, employeeID string) (time.Time, error) {
+	ws, _, err := db.ListWorkflows(ctx, orgID, store.WorkflowFilter{EmployeeID: employeeID, Kind: string(lifecycle.KindOffboarding)}, store.Page{})
+	if err != nil || len(ws) == 0 {
+		return time.Time{}, err
+	}
+	w, err := db.GetWorkflow(ctx, orgID, ws[0].ID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, s := range w.Steps {
+		if s.Kind == string(lifecycle.StepLockDevices) && s.State == string(lifecycle.StepSucceeded) && s.FinishedAt != nil {
+			return *s.FinishedAt, nil
+		}
+	}
+	return time.Time{}, nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func run(ctx context.Context, db *store.DB, kr *secrets.Keyring, name, mode string, cfg Config) (Result, error) {
+	res := Result{Store: name, Mode: mode, Load: loadAvg()}
+	layoffN := cfg.Layoff
+	if mode == ModePoll {
+		layoffN = 0
+	}
+	n := cfg.Webhooks + layoffN
 	members := fakejustworks.Generate(n, 7, fakejustworks.GenOptions{AllActiveUS: true, Now: time.Now().UTC().Truncate(24 * time.Hour)})
-	w, err := setup(ctx, db, members)
+	w, err := setup(ctx, db, kr, members, mode)
 	if err != nil {
 		return res, err
 	}
@@ -276,26 +385,40 @@ func run(ctx context.Context, db *store.DB, name string, cfg Config) (Result, er
 			a.Close()
 		}
 	}()
+	empOf, err := employeesByExternalID(ctx, db, w.org.ID)
+	if err != nil {
+		return res, err
+	}
 	today := w.fake.Now().Format(time.DateOnly)
-	// 1. Sequential: webhook → lock acknowledged.
-	var lat []time.Duration
+	// 1. Sequential: webhook → lock done (and lock step succeeded).
+	var lat, stepLat []time.Duration
 	for _, m := range members[:cfg.Webhooks] {
 		t0 := time.Now()
 		if _, err := w.fake.ScheduleTermination(m.ID, today); err != nil {
 			return res, err
 		}
-		at, err := waitAcked(ctx, db, w.org.ID, devOf[m.ID], 60*time.Second)
+		at, err := waitFor(time.Minute, func() (time.Time, error) {
+			at, _, err := lockDone(ctx, db, w.org.ID, devOf[m.ID])
+			return at, err
+		})
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("lock of %s: %w", devOf[m.ID], err)
 		}
-		lat = append(lat, at.Sub(t0))
+		sat, err := waitFor(time.Minute, func() (time.Time, error) { return lockStepDone(ctx, db, w.org.ID, empOf[m.ID]) })
+		if err != nil {
+			return res, fmt.Errorf("lock step of %s: %w", empOf[m.ID], err)
+		}
+		lat, stepLat = append(lat, at.Sub(t0)), append(stepLat, sat.Sub(t0))
 	}
 	slices.Sort(lat)
+	slices.Sort(stepLat)
 	if len(lat) > 0 {
-		res.P50, res.P99, res.Max = pct(lat, 50), pct(lat, 99), lat[len(lat)-1]
+		res.LockP50, res.LockP99, res.LockMax = pct(lat, 50), pct(lat, 99), lat[len(lat)-1]
+		res.StepP50, res.StepP99 = pct(stepLat, 50), pct(stepLat, 99)
 	}
 	// 2. The layoff: everyone else at once.
 	layoff := members[cfg.Webhooks:]
+	res.Layoff = len(layoff)
 	t0 := time.Now()
 	for _, m := range layoff {
 		if _, err := w.fake.ScheduleTermination(m.ID, today); err != nil {
@@ -304,21 +427,27 @@ func run(ctx context.Context, db *store.DB, name string, cfg Config) (Result, er
 	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for _, m := range layoff {
-		at, err := waitAcked(ctx, db, w.org.ID, devOf[m.ID], time.Until(deadline))
+		at, err := waitFor(time.Until(deadline), func() (time.Time, error) {
+			at, _, err := lockDone(ctx, db, w.org.ID, devOf[m.ID])
+			return at, err
+		})
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("layoff lock of %s: %w", devOf[m.ID], err)
 		}
-		if d := at.Sub(t0); d > res.LayoffAllAcked {
-			res.LayoffAllAcked = d
+		res.LayoffLocks = max(res.LayoffLocks, at.Sub(t0))
+		sat, err := waitFor(time.Until(deadline), func() (time.Time, error) { return lockStepDone(ctx, db, w.org.ID, empOf[m.ID]) })
+		if err != nil {
+			return res, fmt.Errorf("layoff lock step of %s: %w", empOf[m.ID], err)
 		}
+		res.LayoffSteps = max(res.LayoffSteps, sat.Sub(t0))
 	}
-	// No step twice, no device locked twice.
-	for _, m := range append(slices.Clone(members[:cfg.Webhooks]), layoff...) {
-		_, locks, err := lockAcked(ctx, db, w.org.ID, devOf[m.ID])
+	// No device locked twice.
+	for _, m := range members {
+		_, locks, err := lockDone(ctx, db, w.org.ID, devOf[m.ID])
 		if err != nil {
 			return res, err
 		}
-		res.LayoffLocks += locks
+		res.LockCommands += locks
 		if locks != 1 {
 			res.DevicesTwice++
 		}
@@ -328,44 +457,103 @@ func run(ctx context.Context, db *store.DB, name string, cfg Config) (Result, er
 			res.DevicesTwice++
 		}
 	}
-	twice, err := stepsTwice(ctx, db, w.org.ID)
+	// No step run twice.
+	runs, err := stepRuns(ctx, db, w.org.ID)
 	if err != nil {
 		return res, err
 	}
-	res.StepsTwice = twice
+	for _, r := range runs {
+		res.Steps++
+		res.StepExecutions += r.started
+		if r.twice() {
+			res.StepsRunTwice++
+		}
+		if r.kind == string(lifecycle.StepLockDevices) && r.started == 1 {
+			res.LockStepsInOneExecution++
+		}
+	}
 	return res, nil
 }
 
-func waitAcked(ctx context.Context, db *store.DB, orgID, deviceID string, timeout time.Duration) (time.Time, error) {
+func employeesByExternalID(ctx context.Context, db *store.DB, orgID string) (map[string]string, error) {
+	emps, err := allEmployees(ctx, db, orgID)
+	out := map[string]string{}
+	for _, e := range emps {
+		out[e.ExternalID] = e.ID
+	}
+	return out, err
+}
+
+// waitFor polls get until it returns a time, an error or the timeout passes.
+func waitFor(timeout time.Duration, get func() (time.Time, error)) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		at, _, err := lockAcked(ctx, db, orgID, deviceID)
-		if err != nil {
+		at, err := get()
+		if err != nil || !at.IsZero() {
 			return at, err
 		}
-		if !at.IsZero() {
-			return at, nil
-		}
 		if time.Now().After(deadline) {
-			return at, errors.New("lock of " + deviceID + " not acknowledged in time")
+			return at, errors.New("not done in time")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// stepsTwice counts steps that succeeded more than once (from the audit log).
-func stepsTwice(ctx context.Context, db *store.DB, orgID string) (int, error) {
-	rows, err := db.SQL.QueryContext(ctx, `SELECT target_id, COUNT(*) FROM audit_log WHERE org_id = $1 AND action = 'lifecycle.step.succeeded'
-		GROUP BY target_id HAVING COUNT(*) > 1`, orgID)
+// stepRun is one step's executions as the audit log records them.
+type stepRun struct {
+	kind                                           string
+	started, waiting, blocked, retrying, succeeded int
+}
+
+// twice reports an execution nothing explains. A step executes once, plus once more
+// after each run that ended waiting, blocked or retrying (it was woken or retried and
+// re-checked reality); anything beyond that, or a second success, is a step that ran
+// twice (a duplicate job, two replicas, a lost claim).
+func (r stepRun) twice() bool {
+	return r.succeeded > 1 || r.started > 1+r.waiting+r.blocked+r.retrying
+}
+
+// stepRuns counts the lifecycle.step.* audit rows per step of the org.
+func stepRuns(ctx context.Context, db *store.DB, orgID string) (map[string]*stepRun, error) {
+	rows, err := db.SQL.QueryContext(ctx, `SELECT target_id, action, after_json FROM audit_log WHERE org_id = $1 AND target_type = 'workflow_step'
+		AND action IN ('lifecycle.step.started', 'lifecycle.step.waiting', 'lifecycle.step.blocked', 'lifecycle.step.retrying', 'lifecycle.step.succeeded')`, orgID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer rows.Close()
-	n := 0
+	out := map[string]*stepRun{}
 	for rows.Next() {
-		n++
+		var id, action string
+		var after *string
+		if err := rows.Scan(&id, &action, &after); err != nil {
+			return nil, err
+		}
+		r := out[id]
+		if r == nil {
+			r = &stepRun{}
+			out[id] = r
+		}
+		if after != nil && r.kind == "" {
+			var a struct {
+				Kind string `json:"kind"`
+			}
+			_ = json.Unmarshal([]byte(*after), &a)
+			r.kind = a.Kind
+		}
+		switch action {
+		case "lifecycle.step.started":
+			r.started++
+		case "lifecycle.step.waiting":
+			r.waiting++
+		case "lifecycle.step.blocked":
+			r.blocked++
+		case "lifecycle.step.retrying":
+			r.retrying++
+		case "lifecycle.step.succeeded":
+			r.succeeded++
+		}
 	}
-	return n, rows.Err()
+	return out, rows.Err()
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {
@@ -383,22 +571,51 @@ func Markdown(cfg Config, res []Result) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "## Lifecycle\n\n")
-	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s, %s/%s), `go run ./bench/lifecycle -write`. One process runs\n",
+	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s, %s/%s) with `go test -run '^$' -bench . -benchtime 1x ./bench/lifecycle/`\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), benchutil.CPUModel(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "the fake Justworks (signed webhooks over loopback HTTP), HR sync, the lifecycle engine with its production\n")
-	fmt.Fprintf(&b, "settings (outbox loop every 250 ms, River poll 200 ms), a fake SCIM app, the agent API (mTLS gRPC) and one\n")
-	fmt.Fprintf(&b, "simulated agent per laptop holding its command stream and acknowledging at once. An offboarding removes\n")
-	fmt.Fprintf(&b, "app access first (SCIM `active=false`), then locks. Target: webhook → lock acknowledged < 5 s.\n\n")
-	fmt.Fprintf(&b, "| store | termination webhook → lock acknowledged (n=%d) p50 / p99 / max | layoff: %d terminated at once, all locks acknowledged | locks sent | steps run twice | devices locked twice |\n", cfg.Webhooks, cfg.Layoff)
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "(or `go run ./bench/lifecycle -write`). One process runs the fake Justworks (signed webhooks over loopback HTTP), HR\n")
+	fmt.Fprintf(&b, "sync, the lifecycle engine with its production settings, River (poll 200 ms), a fake SCIM app, the agent API\n")
+	fmt.Fprintf(&b, "(mTLS gRPC) and one simulated agent per laptop holding its command stream and answering RECEIVED, RUNNING, then\n")
+	fmt.Fprintf(&b, "DONE with evidence signed by its own device key. An offboarding removes app access first (SCIM `active=false`),\n")
+	fmt.Fprintf(&b, "then locks; the lock counts when its command is `done` with that evidence, and the lock step succeeds after that.\n")
+	fmt.Fprintf(&b, "\"%s\" is the engine as it ships: woken by LISTEN/NOTIFY (Postgres) or the commit signal (SQLite), the poll\n", ModeNotify)
+	fmt.Fprintf(&b, "(1 s) as backstop. \"%s\" is the same code with notifications off (`PollOnly`, for a Postgres behind a pooler\n", ModePoll)
+	fmt.Fprintf(&b, "that cannot LISTEN), polling the outbox and the waiting commands every 250 ms as the engine did before notifications.\n")
+	fmt.Fprintf(&b, "Target: webhook → lock done p99 < 500 ms.\n\n")
+	fmt.Fprintf(&b, "| store | engine loop | load before (`uptime`) | webhook → lock done (n=%d) p50 / p99 / max | webhook → lock step succeeded p50 / p99 |\n", cfg.Webhooks)
+	fmt.Fprintf(&b, "|---|---|---|---|---|\n")
 	for _, r := range res {
-		fmt.Fprintf(&b, "| %s | %s / %s / %s | %.1f s | %d | %d | %d |\n", r.Store, ms(r.P50), ms(r.P99), ms(r.Max),
-			r.LayoffAllAcked.Seconds(), r.LayoffLocks, r.StepsTwice, r.DevicesTwice)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s / %s / %s | %s / %s |\n", r.Store, r.Mode, r.Load, ms(r.LockP50), ms(r.LockP99), ms(r.LockMax), ms(r.StepP50), ms(r.StepP99))
 	}
-	fmt.Fprintf(&b, "\nThe latency is the sum of HR sync's webhook handling, the 250 ms outbox poll (no LISTEN yet) and River's 200 ms\n")
-	fmt.Fprintf(&b, "fetch interval per step (revoke_apps, then lock_devices).\n\n")
+	fmt.Fprintf(&b, "\n| store | layoff: terminated at once | all locks done | all lock steps succeeded | lock commands | steps (executions) | lock steps in one execution | steps run twice | devices locked twice |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range res {
+		if r.Layoff == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.1f s | %.1f s | %d | %d (%d) | %d | %d | %d |\n", r.Store, r.Layoff, r.LayoffLocks.Seconds(), r.LayoffSteps.Seconds(),
+			r.LockCommands, r.Steps, r.StepExecutions, r.LockStepsInOneExecution, r.StepsRunTwice, r.DevicesTwice)
+	}
+	fmt.Fprintf(&b, "\nA step executes once, plus once more after each run that ended waiting (the lock step sends the command and\n")
+	fmt.Fprintf(&b, "waits; the command's outcome wakes it and it succeeds on its second execution). \"Steps run twice\" counts\n")
+	fmt.Fprintf(&b, "executions beyond that, per step id, from the audit log (`lifecycle.step.started` against `waiting`, `blocked`,\n")
+	fmt.Fprintf(&b, "`retrying`), or a second success; the benchmark fails when it is not 0. \"Lock commands\" covers the webhook\n")
+	fmt.Fprintf(&b, "terminations and the layoff, one per laptop.\n\n")
+	b.WriteString(before)
 	return b.String()
 }
+
+// before is the same scenario measured on the engine before this change (commit
+// 11f8135: outbox polled every 250 ms, lock steps re-checked every 5 s, steps only as
+// River jobs, a lock counted on the agent's acknowledgement), with its bench changed to
+// wait for the lock command's done. Kept as a record; it is not re-measured.
+const before = "Before notifications (commit 11f8135, measured 2026-12-02 04:43 UTC on the same machine, load 2.82 5.01 6.16;\n" +
+	"the simulated agent then sent an unsigned DONE at once and the lock step succeeded on the acknowledgement):\n" +
+	"webhook → lock done p50 / p99 / max SQLite 239 / 416 / 416 ms, PostgreSQL 280 / 417 / 417 ms; layoff of 500, all locks\n" +
+	"done SQLite 23.8 s, PostgreSQL 14.1 s. Most of it was waiting: the outbox poll (250 ms) and River's fetch, which polls\n" +
+	"(200 ms) on SQLite and waited out a 100 ms fetch cooldown per step on both stores. Now outbox rows and command outcomes\n" +
+	"wake the engine, and a step that becomes runnable is started on the replica at once as well as enqueued (the claim\n" +
+	"keeps it to one run).\n\n"
 
 // WriteSection replaces (or appends) the "## Lifecycle" section of path.
 func WriteSection(path, section string) error {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -40,7 +41,7 @@ func (e *Engine) cancelTx(ctx context.Context, tx *sql.Tx, w store.Workflow, rea
 			case StepRevokeApps:
 				rep.Reenable = append(rep.Reenable, "app access was removed: start an onboarding (POST /api/v1/workflows with kind onboarding) to grant it again")
 			case StepLockDevices:
-				rep.Reenable = append(rep.Reenable, "devices were locked: the lock step output lists the commands; a Mac unlocks with its escrowed PIN (GET /api/v1/mdm/commands/{id}/pin)")
+				rep.Reenable = append(rep.Reenable, "devices were locked: an \"Unlock\" task per device says how to unlock it (POST /api/v1/workflows/"+w.ID+"/unlock unlocks every agent-locked device; a Mac unlocks at the Mac with its escrowed PIN, GET /api/v1/mdm/commands/{id}/pin)")
 			case StepOpenRetrieval:
 				rep.Reenable = append(rep.Reenable, "retrievals were opened: cancel them (POST /api/v1/retrievals/{id}/cancel) if the device stays with the employee")
 			case StepGrantApps:
@@ -50,7 +51,7 @@ func (e *Engine) cancelTx(ctx context.Context, tx *sql.Tx, w store.Workflow, rea
 			}
 		case StepSkipped, StepCancelled:
 		default:
-			if _, err := store.SetStepState(ctx, tx, s.ID, []string{string(StepPending), string(StepWaiting), string(StepFailed)},
+			if _, err := store.SetStepState(ctx, tx, s.ID, []string{string(StepPending), string(StepWaiting), string(StepBlocked), string(StepFailed)},
 				store.StepUpdate{State: string(StepCancelled), Output: s.Output, Reason: reason}); err != nil {
 				return rep, err
 			}
@@ -68,7 +69,17 @@ func (e *Engine) cancelTx(ctx context.Context, tx *sql.Tx, w store.Workflow, rea
 	if err := store.CancelOpenTasks(ctx, tx, w.ID, domain.ActorFrom(ctx).ID, reason); err != nil {
 		return rep, err
 	}
-	if len(rep.AlreadyDone) > 0 {
+	// A device the offboarding locked must not stay locked silently: offer the unlock.
+	if w.Kind == string(KindOffboarding) {
+		n, err := e.offerUnlocks(ctx, tx, w, reason)
+		if err != nil {
+			return rep, err
+		}
+		if n > 0 && !slices.Contains(rep.AlreadyDone, string(StepLockDevices)) {
+			rep.Reenable = append(rep.Reenable, fmt.Sprintf("%d device(s) may be locked by a lock that was still running: see the \"Unlock\" tasks", n))
+		}
+	}
+	if len(rep.AlreadyDone) > 0 || len(rep.Reenable) > 0 {
 		d := parseData(w.Data)
 		d.Cancel = &rep
 		if err := store.SetWorkflowData(ctx, tx, w.ID, mustJSON(d)); err != nil {
@@ -193,6 +204,11 @@ func (e *Engine) stepAction(ctx context.Context, orgID, workflowID, stepID strin
 				return err
 			}
 		}
+		if to == StepPending && isCommandStep(st.Kind) {
+			if err := e.newRound(ctx, tx, w, *st); err != nil {
+				return err
+			}
+		}
 		if w.State == string(WorkflowFailed) {
 			if _, err := store.SetWorkflowState(ctx, tx, w.ID, []string{string(WorkflowFailed)}, string(WorkflowRunning), ""); err != nil {
 				return err
@@ -211,17 +227,56 @@ func (e *Engine) stepAction(ctx context.Context, orgID, workflowID, stepID strin
 	return err
 }
 
-// Retry runs a failed (or waiting) step again.
+// Retry runs a failed, waiting or blocked step again. For a blocked lock or wipe, each
+// device whose command ended without being done gets a new command (a new retry round
+// in its idempotency key) and its manual task is cancelled as superseded; devices
+// already done are not sent anything again.
 func (e *Engine) Retry(ctx context.Context, orgID, workflowID, stepID string) error {
-	return e.stepAction(ctx, orgID, workflowID, stepID, []StepState{StepFailed, StepWaiting}, StepPending, "lifecycle.step.retried", "")
+	return e.stepAction(ctx, orgID, workflowID, stepID, []StepState{StepFailed, StepWaiting, StepBlocked}, StepPending, "lifecycle.step.retried", "")
 }
 
-// Skip marks a step skipped; a reason is required.
+// Skip marks a step skipped; a reason is required. Skipping the wipe does not make a
+// device count as wiped: the clean step still wants proof (see wipeProof).
 func (e *Engine) Skip(ctx context.Context, orgID, workflowID, stepID, reason string) error {
 	if reason == "" {
 		return fmt.Errorf("%w: a reason is required to skip a step", store.ErrInvalidInput)
 	}
-	return e.stepAction(ctx, orgID, workflowID, stepID, []StepState{StepPending, StepWaiting, StepFailed}, StepSkipped, "lifecycle.step.skipped", reason)
+	return e.stepAction(ctx, orgID, workflowID, stepID, []StepState{StepPending, StepWaiting, StepBlocked, StepFailed}, StepSkipped, "lifecycle.step.skipped", reason)
+}
+
+// newRound prepares a retried lock or wipe step: devices blocked on an ended command get
+// a new retry round, and their open manual tasks are cancelled as superseded.
+func (e *Engine) newRound(ctx context.Context, tx *sql.Tx, w store.Workflow, st store.WorkflowStep) error {
+	d := parseData(w.Data)
+	tasks, err := store.TasksOfStep(ctx, tx, st.ID)
+	if err != nil {
+		return err
+	}
+	by := domain.ActorFrom(ctx).ID
+	changed := false
+	for _, r := range deviceResults(st.Output) {
+		if r.Outcome != outcomeBlocked {
+			continue
+		}
+		if r.CommandID != "" {
+			if d.Rounds == nil {
+				d.Rounds = map[string]int{}
+			}
+			d.Rounds[st.ID+":"+r.DeviceID]++
+			changed = true
+		}
+		for _, t := range tasks {
+			if t.SubjectID == r.DeviceID && t.Kind == "manual_"+commandVerb(st.Kind) && t.State == "open" {
+				if _, err := store.CloseTask(ctx, tx, w.OrgID, t.ID, "cancelled", by, "superseded: the step was retried by "+by); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return store.SetWorkflowData(ctx, tx, w.ID, mustJSON(d))
 }
 
 // CompleteTask closes a manual task and wakes its step.
@@ -243,6 +298,15 @@ func (e *Engine) CompleteTask(ctx context.Context, orgID, taskID, note string) (
 		if err := store.WriteAudit(ctx, tx, store.AuditFor(ctx, orgID, "lifecycle.task.completed", "task", taskID, nil,
 			map[string]string{"note": note, "kind": t.Kind})); err != nil {
 			return err
+		}
+		// A person, not the device, vouches for this lock or wipe: the device's audit
+		// trail says who and that it was done by hand.
+		if action, ok := byHandAudit[t.Kind]; ok {
+			if err := store.WriteAudit(ctx, tx, store.AuditFor(ctx, orgID, action, "device", t.SubjectID, nil,
+				map[string]string{"task_id": t.ID, "workflow_id": t.WorkflowID, "completed_by": domain.ActorFrom(ctx).ID, "note": note,
+					"evidence": "none from the device: done by hand"})); err != nil {
+				return err
+			}
 		}
 		st, err := store.GetStep(ctx, tx, t.StepID)
 		if err != nil {

@@ -47,6 +47,8 @@ func (e *Engine) Routes() []api.Route {
 			Resource: "workflow", Response: WorkflowView{}, Handler: e.hResume},
 		{Method: "POST", Path: "/api/v1/workflows/{id}/cancel", Summary: "Cancel a workflow (reports what already ran)", Tag: wf,
 			Role: domain.RoleIT, Feature: auto, Resource: "workflow", Request: reasonRequest{}, Response: CancelReport{}, Handler: e.hCancel},
+		{Method: "POST", Path: "/api/v1/workflows/{id}/unlock", Summary: "Unlock the devices a cancelled offboarding locked (agent: unlock command; Mac: PIN instruction)",
+			Tag: wf, Role: domain.RoleIT, Feature: auto, Resource: "workflow", Response: UnlockReport{}, Handler: e.hUnlock},
 		{Method: "POST", Path: "/api/v1/workflows/{id}/steps/{step}/retry", Summary: "Retry a failed step", Tag: wf, Role: domain.RoleIT,
 			Feature: auto, Resource: "workflow", Response: WorkflowView{}, Handler: e.hRetry},
 		{Method: "POST", Path: "/api/v1/workflows/{id}/steps/{step}/skip", Summary: "Skip a step (reason required)", Tag: wf,
@@ -266,6 +268,14 @@ func (e *Engine) hCancel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rep, err := e.Cancel(r.Context(), orgOf(r), r.PathValue("id"), req.Reason)
+	if err != nil {
+		return err
+	}
+	return api.JSON(w, http.StatusOK, rep)
+}
+
+func (e *Engine) hUnlock(w http.ResponseWriter, r *http.Request) error {
+	rep, err := e.UnlockDevices(r.Context(), orgOf(r), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

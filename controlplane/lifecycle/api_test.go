@@ -81,8 +81,8 @@ func TestDowngradeStopsFutureAutomationOnly(t *testing.T) {
 		h.connectSCIM("github", "engineering")
 		e, _ := h.onboarded("ha", "SER-HA", "")
 		h.hrEvent(&e, domain.EventEmployeeTerminated, nil)
-		h.pump("lock waiting", func() bool {
-			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices) == "waiting"
+		h.pump("lock blocked", func() bool {
+			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices) == "blocked"
 		})
 		h.org.Plan = domain.PlanHR
 		if _, err := db.UpdateOrg(ctx, h.org); err != nil {
@@ -185,8 +185,8 @@ func TestAPIWorkflowsDryRunAndAdmin(t *testing.T) {
 	if resp.Status != 200 {
 		t.Fatalf("offboard = %d %s", resp.Status, resp.Body)
 	}
-	h.pump("lock waiting", func() bool {
-		return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices) == "waiting"
+	h.pump("lock blocked", func() bool {
+		return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices) == "blocked"
 	})
 	w := h.workflow(e.ID, lifecycle.KindOffboarding)
 	resp = a.Do("POST", "/api/v1/workflows/"+w.ID+"/steps/lock_devices/skip", tok, map[string]any{})

@@ -333,7 +333,7 @@ func (e *Engine) wakeTx(ctx context.Context, tx *sql.Tx, orgID, employeeID strin
 	}
 	var run []store.RunnableStep
 	for _, s := range w.Steps {
-		if s.Kind == string(step) && s.State == string(StepWaiting) {
+		if s.Kind == string(step) && (s.State == string(StepWaiting) || s.State == string(StepBlocked)) {
 			ok, err := e.wakeStep(ctx, tx, s)
 			if err != nil {
 				return nil, err

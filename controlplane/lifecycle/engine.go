@@ -24,11 +24,13 @@ type Config struct {
 	// Lease is how long a claimed step is held before another replica may take it over
 	// (a replica that died mid-step). Default 5 min.
 	Lease time.Duration
-	// Recheck is how often a waiting step re-checks reality (commands acked, order
-	// delivered) besides being woken by events. Default 1 min (clock time).
+	// Recheck is how often a waiting step re-checks reality (order delivered, device
+	// checked in) besides being woken by events. Default 1 min (clock time).
 	Recheck time.Duration
-	// CommandRecheck is how often a lock/wipe step checks its commands' states (agent
-	// acknowledgements raise no event). Default 5 s.
+	// CommandRecheck is how often a lock/wipe step re-reads its commands' states while
+	// some are still on their way. It is the backstop only: a command reaching an end
+	// state wakes the step at once (NOTIFY on Postgres, a commit signal on SQLite, see
+	// notify.go). Default 30 s (clock time).
 	CommandRecheck time.Duration
 	// SweepAfter is how long a runnable step may sit unchanged before Tick enqueues it
 	// again (it was enqueued when it became runnable; this catches a lost enqueue).
@@ -57,6 +59,15 @@ type Config struct {
 	DefaultAssignee string
 	// Consumer names this engine's outbox cursor. Default "lifecycle".
 	Consumer string
+	// PollOnly runs the loop on its poll alone, without notifications: for a Postgres
+	// behind a pooler that cannot LISTEN (PgBouncer in transaction mode), and to measure
+	// the chain without them (bench/lifecycle). Nothing but the poll wakes the loop or
+	// a waiting step, and steps run only as River jobs; everything still happens, only
+	// later.
+	PollOnly bool
+	// LocalWorkers bounds the steps this replica starts itself, beside their River
+	// jobs, while Run is active (local.go). Default 4.
+	LocalWorkers int
 }
 
 func (c *Config) defaults() {
@@ -67,7 +78,7 @@ func (c *Config) defaults() {
 		c.Recheck = time.Minute
 	}
 	if c.CommandRecheck == 0 {
-		c.CommandRecheck = 5 * time.Second
+		c.CommandRecheck = 30 * time.Second
 	}
 	if c.SweepAfter == 0 {
 		c.SweepAfter = 10 * time.Second
@@ -107,6 +118,9 @@ func (c *Config) defaults() {
 	if c.Consumer == "" {
 		c.Consumer = "lifecycle"
 	}
+	if c.LocalWorkers <= 0 {
+		c.LocalWorkers = 4
+	}
 }
 
 // Engine runs lifecycle workflows.
@@ -124,6 +138,9 @@ type Engine struct {
 
 	mu       sync.Mutex
 	failures map[string]int // outbox event id → failed handling attempts
+
+	notes  wakeups   // what the notifications asked the loop to look at (notify.go)
+	locals localRuns // steps started on this replica while Run is active (local.go)
 
 	stepRuns *prometheus.CounterVec // kind, outcome
 	stepSecs *prometheus.HistogramVec
@@ -178,6 +195,7 @@ func New(db *store.DB, opts ...Option) *Engine {
 	}
 	e.cfg.defaults()
 	e.log = e.log.With("component", "lifecycle")
+	e.notes.init()
 	return e
 }
 
@@ -211,6 +229,7 @@ func (e *Engine) enqueue(ctx context.Context, steps []store.RunnableStep) {
 	if err := e.queue.EnqueueSteps(ctx, steps); err != nil {
 		e.log.Warn("enqueue steps; the sweeper will retry", "err", err, "steps", len(steps))
 	}
+	e.runLocal(steps)
 }
 
 // wfData is what steps pass to each other, stored as the workflow's data.
@@ -221,6 +240,9 @@ type wfData struct {
 	Devices       []string `json:"devices,omitempty"`
 	Retrievals    []string `json:"retrievals,omitempty"`
 	AppAccess     bool     `json:"app_access"`
+	// Rounds counts, per "stepID:deviceID", the admin retries of a lock or wipe whose
+	// command ended without being done; each round sends a new command (commandKey).
+	Rounds map[string]int `json:"rounds,omitempty"`
 	// Cancel is the report written when a started workflow is cancelled.
 	Cancel *CancelReport `json:"cancel,omitempty"`
 }
@@ -361,7 +383,7 @@ func (e *Engine) Tick(ctx context.Context) (int, error) {
 // wakeDue moves waiting steps whose re-check time has come back to pending and returns
 // those of running workflows for enqueueing.
 func (e *Engine) wakeDue(ctx context.Context, now time.Time) ([]store.RunnableStep, error) {
-	ids, err := store.QueryStrings(ctx, e.db.SQL, `SELECT s.id FROM lifecycle_steps s WHERE s.state = 'waiting' AND s.not_before IS NOT NULL
+	ids, err := store.QueryStrings(ctx, e.db.SQL, `SELECT s.id FROM lifecycle_steps s WHERE s.state IN ('waiting', 'blocked') AND s.not_before IS NOT NULL
 		AND s.not_before <= $1 ORDER BY s.id LIMIT 1000`, now.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("due waiting steps: %w", err)
@@ -390,34 +412,68 @@ func (e *Engine) wakeDue(ctx context.Context, now time.Time) ([]store.RunnableSt
 	return run, nil
 }
 
-// PollInterval is how often Start reads the outbox and runs timers. Both are a few
-// indexed queries, cheap enough to run four times a second on every replica; it bounds
-// how long an HR event waits before its workflow starts.
-const PollInterval = 250 * time.Millisecond
+// PollInterval is how often the loop reads the outbox, runs timers and re-reads the
+// commands that waiting steps wait for even when no notification came. It is the
+// backstop: new outbox rows and command outcomes wake the loop at once (notify.go), so
+// it bounds only the delay of something announced while the listener was down, and of
+// clock-driven work (a scheduled offboarding's start time, retrieval reminders).
+const PollInterval = time.Second
 
-// Start runs the engine's loop (outbox + timers) until ctx ends; the server runs it as a
-// capability background loop on every replica.
+// Start runs the engine's loop (outbox + timers + command outcomes) until ctx ends; the
+// server runs it as a capability background loop on every replica.
 func (e *Engine) Start(ctx context.Context) error {
 	e.Run(ctx, PollInterval)
 	return ctx.Err()
 }
 
-// Run calls Tick and consumes the outbox every interval until ctx ends.
+// Run follows the notifications (LISTEN on Postgres, commit signals on SQLite) and
+// handles what they announce as it arrives; every interval it also consumes the outbox,
+// ticks and re-reads every waiting command, whatever the notifications said.
 func (e *Engine) Run(ctx context.Context, interval time.Duration) {
+	if !e.cfg.PollOnly {
+		stop := e.listen(ctx)
+		defer stop()
+		stopLocal := e.locals.start(ctx, e.cfg.LocalWorkers)
+		defer stopLocal()
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	tick := true
 	for {
-		if _, err := e.ConsumeOutbox(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("consume outbox", "err", err)
-		}
-		if _, err := e.Tick(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("tick", "err", err)
-		}
+		e.pass(ctx, tick)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			tick = true
+		case <-e.notes.kick:
+			tick = false
 		}
+	}
+}
+
+// pass is one round of the loop. tick: the backstop's turn, which re-reads everything.
+func (e *Engine) pass(ctx context.Context, tick bool) {
+	outbox, scan, ids := e.notes.take()
+	if tick || outbox {
+		if _, err := e.ConsumeOutbox(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("consume outbox", "err", err)
+		}
+	}
+	if tick {
+		if _, err := e.Tick(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("tick", "err", err)
+		}
+	}
+	var err error
+	switch {
+	case tick || scan:
+		_, err = e.WakeCommandSteps(ctx)
+	case len(ids) > 0:
+		_, err = e.wakeForCommands(ctx, ids)
+	}
+	if err != nil && ctx.Err() == nil {
+		e.log.Error("wake steps for command outcomes", "err", err)
 	}
 }
 
@@ -434,8 +490,10 @@ func Permanent(err error) error { return permanentError{err} }
 
 // outcome is what a step handler decided.
 type outcome struct {
-	state  StepState // succeeded, waiting
+	state  StepState // succeeded, waiting, blocked
 	output any
+	// blocked sums up, for the step's last_error, why a blocked step needs a person.
+	blocked string
 	// recheck: when waiting, re-run the handler at this clock time (zero: only on wake).
 	recheck time.Time
 	tasks   []store.LifecycleTask
@@ -525,9 +583,10 @@ func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.Workflow
 				u.State, action = string(StepPending), "lifecycle.step.retrying"
 				retErr = runErr
 			}
-		case out.state == StepWaiting:
-			u.State, action = string(StepWaiting), "lifecycle.step.waiting"
+		case out.state == StepWaiting || out.state == StepBlocked:
+			u.State, action = string(out.state), "lifecycle.step."+string(out.state)
 			u.Output = mustJSON(out.output)
+			u.LastError = out.blocked
 			if !out.recheck.IsZero() {
 				u.NotBefore = &out.recheck
 			}
@@ -612,6 +671,13 @@ func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.Workflow
 		e.stepRuns.WithLabelValues(st.Kind, strings.TrimPrefix(action, "lifecycle.step.")).Inc()
 	}
 	e.enqueue(ctx, next)
+	if (action == "lifecycle.step.waiting" || action == "lifecycle.step.blocked") && isCommandStep(st.Kind) && !e.cfg.PollOnly {
+		// A command may have ended while this run was in flight: its notification found
+		// the step running and left it. Look once more now that the step waits.
+		if _, err := e.wakeSteps(ctx, []string{st.ID}); err != nil {
+			e.log.Warn("re-check step commands; the poll will", "step", st.ID, "err", err)
+		}
+	}
 	return retErr
 }
 
@@ -658,7 +724,10 @@ func (e *Engine) wake(ctx context.Context, orgID, employeeID string, kind Kind, 
 	return err
 }
 
-// wakeStep is wake by step id.
+// wakeStep moves a waiting or blocked step back to pending so it runs again (an event, a
+// person or a command outcome changed what it waits for). Output and last_error stay
+// until the run replaces them, so the admin keeps seeing why it was blocked.
 func (e *Engine) wakeStep(ctx context.Context, tx *sql.Tx, st store.WorkflowStep) (bool, error) {
-	return store.SetStepState(ctx, tx, st.ID, []string{string(StepWaiting)}, store.StepUpdate{State: string(StepPending), Output: st.Output})
+	return store.SetStepState(ctx, tx, st.ID, []string{string(StepWaiting), string(StepBlocked)},
+		store.StepUpdate{State: string(StepPending), Output: st.Output, LastError: st.LastError})
 }

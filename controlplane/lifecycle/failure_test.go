@@ -57,8 +57,14 @@ func TestTerminationCanceledAfterStart(t *testing.T) {
 				t.Fatalf("step %s = %s", s.Kind, s.State)
 			}
 		}
-		if len(h.openTasks(w.ID)) != 0 {
-			t.Fatal("open tasks survived the cancel")
+		// The only open task is the offer to unlock the laptop the lock step locked;
+		// the workflow's other tasks (the return kit) were cancelled with it.
+		open := h.openTasks(w.ID)
+		if len(open) != 1 || open[0].Kind != "unlock_device" || open[0].SubjectID != dev.ID ||
+			!strings.Contains(open[0].Detail, "lanyardctl devices unlock "+dev.ID) ||
+			!strings.Contains(open[0].Detail, `POST /api/v1/devices/`+dev.ID+`/actions {"type":"unlock"}`) ||
+			!strings.Contains(open[0].Detail, "termination canceled") || !strings.Contains(open[0].Title, "Unlock ThinkPad X1 (SER-CY) of cy Doe") {
+			t.Fatalf("open tasks after the cancel = %+v", open)
 		}
 		// Nothing further happens: no wipe.
 		h.pump("quiet", func() bool { return true })
@@ -106,17 +112,17 @@ func TestDeviceWithoutChannelBecomesManualTask(t *testing.T) {
 		h := newHarness(t, db, harnessOpts{})
 		e, dev := h.onboarded("ed", "SER-ED", "") // no agent, no MDM
 		h.hrEvent(&e, domain.EventEmployeeTerminated, nil)
-		h.pump("lock waiting", func() bool {
-			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices) == "waiting"
+		h.pump("lock blocked", func() bool {
+			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices) == "blocked"
 		})
 		w := h.workflow(e.ID, lifecycle.KindOffboarding)
 		tasks := h.openTasks(w.ID)
 		if len(tasks) != 1 || tasks[0].Kind != "manual_lock" || tasks[0].SubjectID != dev.ID || tasks[0].DueAt == nil || tasks[0].Assignee == "" {
 			t.Fatalf("tasks = %+v", tasks)
 		}
-		// It stays waiting: no silent success.
-		h.pump("still waiting", func() bool { return true })
-		if s := h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices); s != "waiting" {
+		// It stays blocked: no silent success.
+		h.pump("still blocked", func() bool { return true })
+		if s := h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices); s != "blocked" {
 			t.Fatalf("lock step = %s", s)
 		}
 		if _, err := h.eng.CompleteTask(ctx, h.org.ID, tasks[0].ID, "locked at the desk"); err != nil {
@@ -126,7 +132,7 @@ func TestDeviceWithoutChannelBecomesManualTask(t *testing.T) {
 			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepLockDevices) == "succeeded"
 		})
 		out := string(h.workflow(e.ID, lifecycle.KindOffboarding).Steps[1].Output)
-		if !strings.Contains(out, "manual_done") {
+		if !strings.Contains(out, `"outcome":"done_by_hand"`) || !strings.Contains(out, `"note":"locked at the desk"`) {
 			t.Fatalf("lock output = %s", out)
 		}
 	})

@@ -19,75 +19,110 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
 
-// fakeCommander is the device command model as the agent-server capability exposes it:
-// idempotent by key, a channel per device (agent, mdm, or none). With autoAck the
-// "device" acknowledges at once and the device.locked/wiped event is written, like the
-// agent API does on an acknowledgement.
+// fakeCommander is the device command model without its channels: commands are real
+// device_commands rows (store.CreateDeviceCommand, idempotent by key, every transition
+// audited and announced like the agent API's), and the fake plays the device. By
+// default a device proves the command at once (done); answer scripts another end
+// ("pending" leaves it sent, for settle to finish later). A device without a channel
+// gets ErrNoChannel.
 type fakeCommander struct {
 	db      *store.DB
 	mu      sync.Mutex
 	channel map[string]string // device id → agent|mdm ("" = none)
-	byKey   map[string]lifecycle.Command
-	calls   map[string]int // verb:device → commands created
-	autoAck bool
-	nextID  int
+	calls   map[string]int    // verb:device → commands created
+	answer  map[string]deviceAnswer
 }
 
+// deviceAnswer is how a device ends a command: state (done, failed, expired, canceled,
+// simulated, acknowledged = received, or "pending" = stays sent) and its reason.
+type deviceAnswer struct{ state, reason string }
+
 func newFakeCommander(db *store.DB) *fakeCommander {
-	return &fakeCommander{db: db, channel: map[string]string{}, byKey: map[string]lifecycle.Command{}, calls: map[string]int{}, autoAck: true}
+	return &fakeCommander{db: db, channel: map[string]string{}, calls: map[string]int{}, answer: map[string]deviceAnswer{}}
+}
+
+// script sets how deviceID answers commands of verb from now on.
+func (f *fakeCommander) script(verb, deviceID, state, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answer[verb+":"+deviceID] = deviceAnswer{state, reason}
 }
 
 func (f *fakeCommander) send(ctx context.Context, verb, orgID, deviceID, key string) (lifecycle.Command, error) {
 	f.mu.Lock()
-	if c, ok := f.byKey[key]; ok {
-		f.mu.Unlock()
-		return c, nil
-	}
 	ch := f.channel[deviceID]
+	ans, scripted := f.answer[verb+":"+deviceID]
+	f.mu.Unlock()
 	if ch == "" {
-		f.mu.Unlock()
 		return lifecycle.Command{}, lifecycle.ErrNoChannel
 	}
-	f.nextID++
-	c := lifecycle.Command{ID: fmt.Sprintf("cmd-%d", f.nextID), State: lifecycle.CommandQueued, Channel: ch}
-	if f.autoAck {
-		c.State = lifecycle.CommandAcknowledged
+	dev, err := f.db.GetDevice(ctx, orgID, deviceID)
+	if err != nil {
+		return lifecycle.Command{}, err
 	}
-	f.byKey[key] = c
+	c := store.DeviceCommand{OrgID: orgID, DeviceID: deviceID, Type: verb, IdempotencyKey: key, Channel: ch, TargetSerial: dev.SerialNumber,
+		State: store.CommandQueued, ExpiresAt: time.Now().Add(14 * 24 * time.Hour)}
+	created, err := f.db.CreateDeviceCommand(ctx, &c)
+	if err != nil {
+		return lifecycle.Command{}, err
+	}
+	if !created {
+		return toCommand(c), nil
+	}
+	f.mu.Lock()
 	f.calls[verb+":"+deviceID]++
 	f.mu.Unlock()
-	if f.autoAck {
-		typ := domain.EventDeviceLocked
-		if verb == "wipe" {
-			typ = domain.EventDeviceWiped
-		}
-		err := f.db.InTx(ctx, func(tx *sql.Tx) error {
-			return store.WriteEvent(ctx, tx, domain.Event{OrgID: orgID, Type: typ, SubjectType: "device", SubjectID: deviceID})
-		})
-		if err != nil {
-			return c, err
+	if c, err = f.transition(ctx, c, store.CommandSent, ""); err != nil {
+		return lifecycle.Command{}, err
+	}
+	if !scripted {
+		ans.state = store.CommandDone
+	}
+	if ans.state != "pending" {
+		if c, err = f.transition(ctx, c, ans.state, ans.reason); err != nil {
+			return lifecycle.Command{}, err
 		}
 	}
-	return c, nil
+	return toCommand(c), nil
+}
+
+func (f *fakeCommander) transition(ctx context.Context, c store.DeviceCommand, to, reason string) (store.DeviceCommand, error) {
+	from := []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged, store.CommandReceived, store.CommandRunning}
+	return f.db.TransitionDeviceCommand(ctx, c.OrgID, c.ID, store.CommandUpdate{From: from, To: to, Error: reason})
+}
+
+// settle ends a pending command as the device would report it later.
+func (f *fakeCommander) settle(ctx context.Context, orgID, commandID, state, reason string) error {
+	c, err := f.db.GetDeviceCommand(ctx, orgID, commandID)
+	if err != nil {
+		return err
+	}
+	_, err = f.transition(ctx, c, state, reason)
+	return err
+}
+
+func toCommand(c store.DeviceCommand) lifecycle.Command {
+	return lifecycle.Command{ID: c.ID, State: c.State, Channel: c.Channel, Reason: c.Error}
 }
 
 func (f *fakeCommander) Lock(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
-	return f.send(ctx, "lock", orgID, deviceID, key)
+	return f.send(ctx, store.CommandLock, orgID, deviceID, key)
 }
 
 func (f *fakeCommander) Wipe(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
-	return f.send(ctx, "wipe", orgID, deviceID, key)
+	return f.send(ctx, store.CommandWipe, orgID, deviceID, key)
 }
 
-func (f *fakeCommander) CommandStatus(_ context.Context, _, id string) (lifecycle.Command, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.byKey {
-		if c.ID == id {
-			return c, nil
-		}
+func (f *fakeCommander) Unlock(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
+	return f.send(ctx, store.CommandUnlock, orgID, deviceID, key)
+}
+
+func (f *fakeCommander) CommandStatus(ctx context.Context, orgID, id string) (lifecycle.Command, error) {
+	c, err := f.db.GetDeviceCommand(ctx, orgID, id)
+	if err != nil {
+		return lifecycle.Command{}, err
 	}
-	return lifecycle.Command{}, store.ErrNotFound
+	return toCommand(c), nil
 }
 
 func (f *fakeCommander) count(verb, deviceID string) int {
@@ -287,6 +322,9 @@ func (h *harness) pump(what string, cond func() bool) {
 		}
 		if _, err := h.eng.Tick(ctx); err != nil {
 			h.t.Fatalf("tick: %v", err)
+		}
+		if _, err := h.eng.WakeCommandSteps(ctx); err != nil {
+			h.t.Fatalf("wake command steps: %v", err)
 		}
 		if cond() {
 			return

@@ -62,7 +62,13 @@ const (
 	// StepRunning is claimed by one worker.
 	StepRunning StepState = "running"
 	// StepWaiting waits for a person (a manual task) or an outside event.
-	StepWaiting   StepState = "waiting"
+	StepWaiting StepState = "waiting"
+	// StepBlocked cannot finish without a person: a lock or wipe did not end done on a
+	// device (failed, expired, canceled, simulated by a dry-run agent, or no channel).
+	// The step's output names each device's state and reason, its last_error sums it up,
+	// and a manual task per device says what to do. Completing the tasks (or retrying the
+	// step once the cause is fixed) unblocks it.
+	StepBlocked   StepState = "blocked"
 	StepSucceeded StepState = "succeeded"
 	// StepFailed ran out of attempts or hit a permanent error; an admin decides.
 	StepFailed    StepState = "failed"
@@ -72,8 +78,9 @@ const (
 
 var stepTransitions = map[StepState][]StepState{
 	StepPending:   {StepRunning, StepSkipped, StepCancelled},
-	StepRunning:   {StepPending, StepWaiting, StepSucceeded, StepFailed, StepCancelled, StepRunning},
+	StepRunning:   {StepPending, StepWaiting, StepBlocked, StepSucceeded, StepFailed, StepCancelled, StepRunning},
 	StepWaiting:   {StepSucceeded, StepSkipped, StepCancelled, StepFailed, StepPending},
+	StepBlocked:   {StepSkipped, StepCancelled, StepPending},
 	StepFailed:    {StepPending, StepSkipped, StepCancelled},
 	StepSucceeded: nil,
 	StepSkipped:   nil,
@@ -151,11 +158,11 @@ var describe = map[StepKind]string{
 	StepGrantApps:      "grant application access by the org's rules",
 	StepAwaitCheckIn:   "wait for the device's first check-in",
 	StepRevokeApps:     "remove application access",
-	StepLockDevices:    "lock every assigned device (agent or MDM, PIN escrowed)",
+	StepLockDevices:    "lock every assigned device (agent or MDM, PIN escrowed); a device counts as locked only when it proves it",
 	StepOpenRetrieval:  "open a retrieval: ship a return kit to the employee's HR address",
 	StepAwaitReceipt:   "wait for the device to be received at a warehouse",
-	StepWipeDevices:    "wipe the received devices",
-	StepCleanDevices:   "clean the devices and mark them ready for redeploy",
+	StepWipeDevices:    "wipe the received devices; a device counts as wiped only when it proves it, or a person records wiping it by hand",
+	StepCleanDevices:   "clean the wiped devices and mark them ready for redeploy (a device not proven wiped stays received)",
 }
 
 // Describe returns what a step kind does.

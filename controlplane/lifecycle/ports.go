@@ -15,14 +15,23 @@ import (
 // declared here (consumer side) and implemented by adapters in controlplane/server
 // or by the capability packages themselves.
 
-// Command states of the shared device command model (DESIGN.md "Commands to devices").
+// Command states of the shared device command model (DESIGN.md "Commands to devices",
+// store/commands.go). Lifecycle keeps its own copy so it needs no store import to
+// classify a Command.
 const (
-	CommandQueued       = "queued"
-	CommandSent         = "sent"
+	CommandAwaitingApproval = "awaiting_approval"
+	CommandQueued           = "queued"
+	CommandSent             = "sent"
+	CommandReceived         = "received"
+	CommandRunning          = "running"
+	CommandDone             = "done"
+	CommandFailed           = "failed"
+	CommandExpired          = "expired"
+	CommandCanceled         = "canceled"
+	CommandSimulated        = "simulated"
+	// CommandAcknowledged is the state before received existed (an old database, an old
+	// agent): the device has the command, nothing is proven.
 	CommandAcknowledged = "acknowledged"
-	CommandDone         = "done"
-	CommandFailed       = "failed"
-	CommandExpired      = "expired"
 )
 
 // Command is a device command as lifecycle sees it.
@@ -31,26 +40,42 @@ type Command struct {
 	State string `json:"state"`
 	// Channel is "agent" or "mdm".
 	Channel string `json:"channel,omitempty"`
+	// Reason is the device's or the server's reason when the command did not end done
+	// ("check account-locked:alice failed: ...", "expired before completion").
+	Reason string `json:"reason,omitempty"`
 }
 
-// Acked reports whether the device confirmed the command.
-func (c Command) Acked() bool { return c.State == CommandAcknowledged || c.State == CommandDone }
+// Done reports whether the device proved the command: over the agent channel its signed
+// evidence verified, over MDM the Mac acknowledged it. Nothing else counts as a lock or a
+// wipe; "received" only means the device has the command.
+func (c Command) Done() bool { return c.State == CommandDone }
 
-// Dead reports whether the command ended without the device confirming it.
-func (c Command) Dead() bool {
-	return c.State == CommandFailed || c.State == CommandExpired || c.State == "canceled"
+// Ended reports whether the command is over without having been done (failed, expired,
+// canceled, or simulated by a dry-run agent): it will never lock or wipe anything.
+func (c Command) Ended() bool {
+	switch c.State {
+	case CommandFailed, CommandExpired, CommandCanceled, CommandSimulated:
+		return true
+	}
+	return false
 }
+
+// Terminal reports whether the command can change no more.
+func (c Command) Terminal() bool { return c.Done() || c.Ended() }
 
 // ErrNoChannel means a device has neither an agent nor an MDM enrollment, so a command
 // cannot reach it. Lifecycle turns it into a manual task, never a silent success.
 var ErrNoChannel = errors.New("device has no agent and no MDM enrollment")
 
-// DeviceCommander queues lock and wipe commands through the agent or MDM channel. Calls
-// are idempotent by key: the same key returns the same command. The lock PIN is
-// generated and escrowed (encrypted) by the implementation; lifecycle never sees it.
+// DeviceCommander queues lock, wipe and unlock commands through the agent or MDM
+// channel. Calls are idempotent by key: the same key returns the same command. The lock
+// PIN is generated and escrowed (encrypted) by the implementation; lifecycle never sees
+// it. Unlock exists on the agent channel only (Linux, Windows); a Mac locked through MDM
+// is unlocked at the Mac with its PIN.
 type DeviceCommander interface {
 	Lock(ctx context.Context, orgID, deviceID, idempotencyKey string) (Command, error)
 	Wipe(ctx context.Context, orgID, deviceID, idempotencyKey string) (Command, error)
+	Unlock(ctx context.Context, orgID, deviceID, idempotencyKey string) (Command, error)
 	CommandStatus(ctx context.Context, orgID, commandID string) (Command, error)
 }
 

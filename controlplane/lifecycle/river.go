@@ -58,8 +58,17 @@ func (e *Engine) Register(reg *jobs.Registry, workers int) {
 		workers = 10
 	}
 	jobs.Add(reg, &stepWorker{e: e})
-	reg.Queues[QueueName] = river.QueueConfig{MaxWorkers: workers}
+	// A step enqueued by this process wakes River's producer at once (InsertMany
+	// outside a transaction), but River then waits out a fetch cooldown, 100 ms by
+	// default, per fetch. An offboarding is a chain of steps (revoke apps → lock → the
+	// lock's outcome → retrieval), so that cooldown was most of the webhook → lock
+	// latency (bench/lifecycle). The lifecycle queue is small; a short cooldown costs a
+	// few more fetch queries in a burst (a layoff), never while idle.
+	reg.Queues[QueueName] = river.QueueConfig{MaxWorkers: workers, FetchCooldown: FetchCooldown}
 }
+
+// FetchCooldown is the lifecycle queue's minimum time between two job fetches.
+const FetchCooldown = 5 * time.Millisecond
 
 // RiverQueue enqueues steps through the River client held by h.
 type RiverQueue struct {

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -394,14 +395,48 @@ func (e *Engine) revokeApps(ctx context.Context, rc *runCtx) (outcome, error) {
 	return outcome{state: StepSucceeded, output: map[string]any{"apps": results}}, err
 }
 
+// Device outcomes on a lock or wipe step (deviceResult.Outcome).
+const (
+	// outcomeDone: the device proved it (verified evidence, or the Mac's Acknowledged).
+	outcomeDone = "done"
+	// outcomeWaiting: the command is on its way (queued, sent, received, running).
+	outcomeWaiting = "waiting"
+	// outcomeBlocked: the command ended without being done, or no channel reaches the
+	// device; a manual task says what to do.
+	outcomeBlocked = "blocked"
+	// outcomeByHand: a person completed the manual task, and the audit names them.
+	outcomeByHand = "done_by_hand"
+)
+
+// stateNoChannel is deviceResult.State when no command could be sent.
+const stateNoChannel = "no_channel"
+
 // deviceResult is one device's outcome on a lock or wipe step.
 type deviceResult struct {
-	DeviceID   string `json:"device_id"`
-	Serial     string `json:"serial_number"`
-	CommandID  string `json:"command_id,omitempty"`
-	State      string `json:"state"`
-	Channel    string `json:"channel,omitempty"`
+	DeviceID  string `json:"device_id"`
+	Serial    string `json:"serial_number"`
+	CommandID string `json:"command_id,omitempty"`
+	// State is the command's state (queued … done, failed, expired, canceled, simulated),
+	// or no_channel when no command could reach the device.
+	State   string `json:"state"`
+	Channel string `json:"channel,omitempty"`
+	// Reason is why the command did not end done, from the device or the server.
+	Reason string `json:"reason,omitempty"`
+	// Outcome is done, waiting, blocked or done_by_hand (see the outcome constants).
+	Outcome    string `json:"outcome"`
 	ManualTask string `json:"manual_task,omitempty"`
+	// DoneBy and Note say who completed the manual task and what they wrote.
+	DoneBy string `json:"done_by,omitempty"`
+	Note   string `json:"note,omitempty"`
+}
+
+// deviceResults reads the per-device results of a lock or wipe step's output.
+func deviceResults(output []byte) []deviceResult {
+	var out struct {
+		Devices []deviceResult `json:"devices"`
+	}
+	_ = json.Unmarshal(output, &out)
+	return out.Devices
 }
 
 // heldDevices lists the devices to lock: everything still linked to the employee.
@@ -419,13 +454,70 @@ func (e *Engine) heldDevices(ctx context.Context, orgID, employeeID string) ([]d
 	return out, nil
 }
 
+// manualTask returns the step's latest task of kind about subject that was not
+// cancelled (a retry cancels the tasks it supersedes).
+func (rc *runCtx) manualTask(kind, subject string) (store.LifecycleTask, bool) {
+	var found store.LifecycleTask
+	ok := false
+	for _, t := range rc.tasks {
+		if t.Kind == kind && t.SubjectID == subject && t.State != "cancelled" {
+			found, ok = t, true
+		}
+	}
+	return found, ok
+}
+
+// commandKey is the idempotency key of a step's command to a device: stepID:deviceID,
+// plus the retry round when an admin retried the step after that device's command
+// ended without being done (a new command; the old one stays as it ended).
+func commandKey(d wfData, stepID, deviceID string) string {
+	k := stepID + ":" + deviceID
+	if n := d.Rounds[k]; n > 0 {
+		k += fmt.Sprintf(":r%d", n)
+	}
+	return k
+}
+
+// stepOfKey is the step id an idempotency key made by commandKey belongs to.
+func stepOfKey(key string) string {
+	step, _, ok := strings.Cut(key, ":")
+	if !ok {
+		return ""
+	}
+	return step
+}
+
+func titleVerb(verb string) string { return strings.ToUpper(verb[:1]) + verb[1:] }
+
+// blockedAdvice tells the admin what to do about a command that ended state.
+func blockedAdvice(verb, state string) string {
+	byHand := fmt.Sprintf("%s the device by hand and complete this task (your name and note are recorded), or fix the cause and retry the step", verb)
+	if verb == "wipe" {
+		byHand = "erase the disk by hand (for example reinstall the OS with a new disk encryption key) and complete this task (your name and note are recorded), or fix the cause and retry the step; until then the device is not cleaned or redeployed"
+	}
+	switch state {
+	case CommandFailed:
+		return "The device could not prove the " + verb + ": " + byHand + "."
+	case CommandExpired:
+		return "The device never reported a result before the command expired (offline, agent stopped or removed): " + byHand + "."
+	case CommandCanceled:
+		return "The command was canceled before the device ran it: " + byHand + "."
+	case CommandSimulated:
+		return "The agent runs in dry-run mode, so nothing ran on the device. A release agent never does this: reinstall the agent (a test build or a local override is in place), then retry the step, or " + byHand + "."
+	}
+	return byHand + "."
+}
+
 // commandDevices runs a lock or wipe over devices: queue the command (idempotent by
-// key), and turn a device no channel can reach, or a command that failed, into a
-// manual task. The step is done when every device confirmed or its task is done.
+// key) and read its state. Only done counts: failed, expired, canceled or simulated —
+// or a device no channel reaches — blocks the step with a manual task that carries the
+// device's reason; sent, received and running keep waiting. The step succeeds when
+// every device is done or its manual task was completed by a person.
 func (e *Engine) commandDevices(ctx context.Context, rc *runCtx, verb string, devices []string,
 	send func(ctx context.Context, orgID, deviceID, key string) (Command, error)) (outcome, error) {
 	var results []deviceResult
 	var tasks []store.LifecycleTask
+	var blocked []string
 	waiting := false
 	taskKind := "manual_" + verb
 	for _, id := range devices {
@@ -434,45 +526,96 @@ func (e *Engine) commandDevices(ctx context.Context, rc *runCtx, verb string, de
 			return outcome{}, err
 		}
 		r := deviceResult{DeviceID: id, Serial: dev.SerialNumber}
-		if t, ok := rc.taskFor(taskKind, id); ok {
-			r.ManualTask, r.State = t.ID, "manual_"+t.State
-			if t.State == "open" {
-				waiting = true
+		prev := previousResult(rc.st.Output, id)
+		if t, ok := rc.manualTask(taskKind, id); ok {
+			// What the device last reported stays visible next to the task.
+			r.CommandID, r.State, r.Channel, r.Reason = prev.CommandID, prev.State, prev.Channel, prev.Reason
+			r.ManualTask = t.ID
+			if t.State == "done" {
+				r.Outcome, r.DoneBy, r.Note = outcomeByHand, t.CompletedBy, t.Note
+			} else {
+				r.Outcome = outcomeBlocked
+				blocked = append(blocked, fmt.Sprintf("%s %s (task %s)", dev.SerialNumber, orDefault(r.State, "not done"), t.ID))
 			}
 			results = append(results, r)
 			continue
 		}
 		var cmd Command
 		err = ErrNoChannel
-		if e.commands != nil {
-			cmd, err = send(ctx, rc.org.ID, id, rc.st.ID+":"+id)
+		if send != nil {
+			cmd, err = send(ctx, rc.org.ID, id, commandKey(rc.data, rc.st.ID, id))
 		}
-		reason := ""
+		var detail string
 		switch {
 		case errors.Is(err, ErrNoChannel):
-			reason = fmt.Sprintf("%s %s has no agent and no MDM enrollment: %s it by hand", dev.Model, dev.SerialNumber, verb)
+			r.State, r.Reason = stateNoChannel, "no agent and no MDM enrollment"
+			detail = fmt.Sprintf("%s %s has no agent and no MDM enrollment, so Lanyard cannot %s it. %s it by hand, then complete this task (your name and note are recorded).",
+				dev.Model, dev.SerialNumber, verb, titleVerb(verb))
 		case err != nil:
 			return outcome{state: StepWaiting, output: map[string]any{"devices": results}}, fmt.Errorf("%s %s: %w", verb, id, err)
-		case cmd.Dead():
-			reason = fmt.Sprintf("%s command %s for %s ended %s: %s it by hand", verb, cmd.ID, dev.SerialNumber, cmd.State, verb)
+		default:
+			r.CommandID, r.State, r.Channel, r.Reason = cmd.ID, cmd.State, cmd.Channel, cmd.Reason
+			if cmd.Ended() {
+				reason := orDefault(cmd.Reason, "no reason given")
+				detail = fmt.Sprintf("%s of %s ended %s: %s. %s (command %s)", verb, dev.SerialNumber, cmd.State, reason,
+					blockedAdvice(verb, cmd.State), cmd.ID)
+			}
 		}
-		r.CommandID, r.State, r.Channel = cmd.ID, cmd.State, cmd.Channel
-		if reason != "" {
-			r.State = "manual_open"
-			tasks = append(tasks, store.LifecycleTask{Kind: taskKind, SubjectID: id,
-				Title:  fmt.Sprintf("%s %s (%s) of %s by hand", strings.ToUpper(verb[:1])+verb[1:], dev.Model, dev.SerialNumber, displayName(rc.emp)),
-				Detail: reason})
-			waiting = true
-		} else if !cmd.Acked() {
+		switch {
+		case detail != "":
+			// The task id is chosen here so the device's output can name it.
+			r.Outcome, r.ManualTask = outcomeBlocked, domain.NewID()
+			tasks = append(tasks, store.LifecycleTask{ID: r.ManualTask, Kind: taskKind, SubjectID: id,
+				Title:  fmt.Sprintf("%s %s (%s) of %s by hand", titleVerb(verb), dev.Model, dev.SerialNumber, displayName(rc.emp)),
+				Detail: detail})
+			blocked = append(blocked, fmt.Sprintf("%s %s: %s (task %s)", dev.SerialNumber, r.State, orDefault(r.Reason, "no reason given"), r.ManualTask))
+		case cmd.Done():
+			r.Outcome = outcomeDone
+		default:
+			r.Outcome = outcomeWaiting
 			waiting = true
 		}
 		results = append(results, r)
 	}
-	out := map[string]any{"devices": results}
+	out := outcome{output: map[string]any{"devices": results}, tasks: tasks}
 	if waiting {
-		return outcome{state: StepWaiting, output: out, tasks: tasks, recheck: e.clock.Now().Add(e.cfg.CommandRecheck)}, nil
+		out.recheck = e.clock.Now().Add(e.cfg.CommandRecheck)
 	}
-	return outcome{state: StepSucceeded, output: out}, nil
+	switch {
+	case len(blocked) > 0:
+		out.state = StepBlocked
+		out.blocked = truncateText(fmt.Sprintf("%s not done on %d of %d devices: %s; see the manual tasks", verb, len(blocked), len(devices),
+			strings.Join(blocked, "; ")), 1000)
+	case waiting:
+		out.state = StepWaiting
+	default:
+		out.state = StepSucceeded
+	}
+	return out, nil
+}
+
+// previousResult is what the step's last run recorded for a device.
+func previousResult(output []byte, deviceID string) deviceResult {
+	for _, r := range deviceResults(output) {
+		if r.DeviceID == deviceID {
+			return r
+		}
+	}
+	return deviceResult{}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }
 
 func (e *Engine) lockDevices(ctx context.Context, rc *runCtx) (outcome, error) {
@@ -629,6 +772,41 @@ func (e *Engine) wipeDevices(ctx context.Context, rc *runCtx) (outcome, error) {
 	return e.commandDevices(ctx, rc, "wipe", devs, wipe)
 }
 
+// wipeProof says how a device of this workflow is known to be wiped: its wipe command
+// ended done (the device's evidence, or the Mac's Acknowledged), or a person completed
+// a manual wipe task for it (on the wipe step, or on the clean step when the wipe step
+// was skipped). ok is false when nothing proves it.
+func (e *Engine) wipeProof(ctx context.Context, rc *runCtx, deviceID string) (string, bool, error) {
+	for _, s := range rc.w.Steps {
+		if s.Kind != string(StepWipeDevices) {
+			continue
+		}
+		prev := previousResult(s.Output, deviceID)
+		if prev.CommandID != "" && e.commands != nil {
+			cmd, err := e.commands.CommandStatus(ctx, rc.org.ID, prev.CommandID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return "", false, err
+			}
+			if err == nil && cmd.Done() {
+				return fmt.Sprintf("wipe command %s done on the device", cmd.ID), true, nil
+			}
+		}
+		ts, err := store.TasksOfStep(ctx, e.db.SQL, s.ID)
+		if err != nil {
+			return "", false, err
+		}
+		for _, t := range ts {
+			if t.Kind == "manual_wipe" && t.SubjectID == deviceID && t.State == "done" {
+				return fmt.Sprintf("wiped by hand by %s (task %s)", t.CompletedBy, t.ID), true, nil
+			}
+		}
+	}
+	if t, ok := rc.manualTask("manual_wipe", deviceID); ok && t.State == "done" {
+		return fmt.Sprintf("wiped by hand by %s (task %s)", t.CompletedBy, t.ID), true, nil
+	}
+	return "", false, nil
+}
+
 func (e *Engine) cleanDevices(ctx context.Context, rc *runCtx) (outcome, error) {
 	devs, err := e.receivedDevices(ctx, rc)
 	if err != nil {
@@ -636,10 +814,39 @@ func (e *Engine) cleanDevices(ctx context.Context, rc *runCtx) (outcome, error) 
 	}
 	var results []map[string]any
 	var tasks []store.LifecycleTask
+	var unwiped []string
 	waiting := false
 	for _, id := range devs {
+		dev, err := e.db.GetDevice(ctx, rc.org.ID, id)
+		if err != nil {
+			return outcome{}, err
+		}
+		res := map[string]any{"device_id": id, "serial_number": dev.SerialNumber}
+		// A device nobody proved wiped never goes on to cleaning or redeploy.
+		if dev.State == domain.StateReceived {
+			proof, ok, err := e.wipeProof(ctx, rc, id)
+			if err != nil {
+				return outcome{}, err
+			}
+			if !ok {
+				res["state"], res["wiped"] = dev.State, false
+				if t, has := rc.manualTask("manual_wipe", id); has {
+					res["manual_task"] = t.ID
+				} else {
+					res["manual_task"] = domain.NewID()
+					tasks = append(tasks, store.LifecycleTask{ID: res["manual_task"].(string), Kind: "manual_wipe", SubjectID: id,
+						Title: fmt.Sprintf("Wipe %s %s by hand before it is cleaned", dev.Model, dev.SerialNumber),
+						Detail: fmt.Sprintf("Nothing proves %s was wiped (the wipe step was skipped or its command did not end done). "+
+							"Erase the disk by hand, then complete this task: your name and note are recorded and only then does the device go on to cleaning and redeploy.", dev.SerialNumber)})
+				}
+				unwiped = append(unwiped, dev.SerialNumber)
+				results = append(results, res)
+				continue
+			}
+			res["wiped"] = proof
+		}
 		var state domain.DeviceState
-		err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+		err = e.db.InTx(ctx, func(tx *sql.Tx) error {
 			dev, err := store.GetDevice(ctx, tx, rc.org.ID, id)
 			if err != nil {
 				return err
@@ -673,13 +880,20 @@ func (e *Engine) cleanDevices(ctx context.Context, rc *runCtx) (outcome, error) 
 		if err != nil {
 			return outcome{}, err
 		}
-		results = append(results, map[string]any{"device_id": id, "state": state})
+		res["state"] = state
+		results = append(results, res)
 	}
-	out := map[string]any{"devices": results}
-	if waiting {
-		return outcome{state: StepWaiting, output: out, tasks: tasks}, nil
+	out := outcome{output: map[string]any{"devices": results}, tasks: tasks}
+	switch {
+	case len(unwiped) > 0:
+		out.state = StepBlocked
+		out.blocked = truncateText(fmt.Sprintf("not proven wiped, so not cleaned: %s; see the manual tasks", strings.Join(unwiped, ", ")), 1000)
+	case waiting:
+		out.state = StepWaiting
+	default:
+		out.state = StepSucceeded
 	}
-	return done(out)
+	return out, nil
 }
 
 func sortGrants(g []apps.Grant) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -52,6 +53,10 @@ type DB struct {
 
 	migrations fs.FS
 	closers    []func()
+
+	commitMu    sync.Mutex
+	commitHooks map[int]func()
+	nextHook    int
 }
 
 // New assembles a DB; the dialect packages call it.
@@ -131,7 +136,38 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.runCommitHooks()
 	return nil
+}
+
+// AfterCommit registers fn to run after every transaction this process commits through
+// InTx, and returns a function that removes it. fn runs on the committing goroutine, so
+// it must only signal (a non-blocking channel send). On SQLite, where one process owns
+// the file, this is how lifecycle hears of new outbox rows and command outcomes without
+// polling; Postgres announces them with NOTIFY instead (migration 00402). Writes made
+// outside InTx are not announced: consumers keep a poll as a backstop.
+func (db *DB) AfterCommit(fn func()) (remove func()) {
+	db.commitMu.Lock()
+	defer db.commitMu.Unlock()
+	if db.commitHooks == nil {
+		db.commitHooks = map[int]func(){}
+	}
+	id := db.nextHook
+	db.nextHook++
+	db.commitHooks[id] = fn
+	return func() {
+		db.commitMu.Lock()
+		delete(db.commitHooks, id)
+		db.commitMu.Unlock()
+	}
+}
+
+func (db *DB) runCommitHooks() {
+	db.commitMu.Lock()
+	defer db.commitMu.Unlock()
+	for _, fn := range db.commitHooks {
+		fn()
+	}
 }
 
 // IsUniqueViolation reports whether err is a unique-constraint failure on either dialect.

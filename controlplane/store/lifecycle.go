@@ -504,3 +504,59 @@ func TasksOfStepSubject(ctx context.Context, q Querier, workflowID, kind, subjec
 	return queryAll(ctx, q, "tasks about "+subject, scanTask, `SELECT `+taskCols+` FROM lifecycle_tasks WHERE workflow_id = $1 AND kind = $2 AND subject_id = $3
 		AND state = 'open' ORDER BY id`, workflowID, kind, subject)
 }
+
+// CommandOutcome is what lifecycle reads of a device command to decide whether a step
+// waiting for it must look again.
+type CommandOutcome struct {
+	ID             string
+	OrgID          string
+	IdempotencyKey string
+	State          string
+}
+
+// CommandOutcomes reads the state and idempotency key of the commands with these ids
+// (missing ids are left out), in batches so any number of ids fits one call.
+func CommandOutcomes(ctx context.Context, q Querier, ids []string) (map[string]CommandOutcome, error) {
+	out := make(map[string]CommandOutcome, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), 200)
+		ph, args := inList(1, ids[:n])
+		ids = ids[n:]
+		err := queryEach(ctx, q, "command outcomes", func(r rowScanner) error {
+			var c CommandOutcome
+			var key *string
+			if err := r.Scan(&c.ID, &c.OrgID, &key, &c.State); err != nil {
+				return err
+			}
+			if key != nil {
+				c.IdempotencyKey = *key
+			}
+			out[c.ID] = c
+			return nil
+		}, `SELECT id, org_id, idempotency_key, state FROM device_commands WHERE id IN (`+ph+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// StepsAwaitingCommands lists the steps of these kinds that wait on something (waiting
+// or blocked) in running workflows, with their outputs, which name the commands they
+// wait for.
+func StepsAwaitingCommands(ctx context.Context, q Querier, kinds []string, limit int) ([]WorkflowStep, error) {
+	ph, args := inList(2, kinds)
+	return queryAll(ctx, q, "steps awaiting commands", scanStep, `SELECT `+prefixed("s.", stepCols)+` FROM lifecycle_steps s
+		JOIN lifecycle_workflows w ON w.id = s.workflow_id
+		WHERE s.state IN ('waiting', 'blocked') AND w.state = 'running' AND s.kind IN (`+ph+`) ORDER BY s.id LIMIT $1`,
+		append([]any{limit}, args...)...)
+}
+
+// prefixed qualifies every column of a column list with a table alias.
+func prefixed(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -62,11 +62,11 @@ func TestCommanderChannels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Acked() {
+		if st.Done() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lock not acknowledged: %+v", st)
+			t.Fatalf("lock not done: %+v", st)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -79,12 +79,12 @@ func (c Commander) submit(ctx context.Context, orgID, deviceID, key string, req 
 	return toCommand(cmd), nil
 }
 
+// toCommand is the command as lifecycle sees it. States pass through unchanged:
+// canceled stays canceled (someone stopped it before the device ran it, which needs
+// other advice than a failure), and acknowledged (an old row) is received to lifecycle.
+// Reason is the command's error, the device's or the server's words.
 func toCommand(cmd store.DeviceCommand) lifecycle.Command {
-	st := cmd.State
-	if st == store.CommandCanceled {
-		st = lifecycle.CommandFailed
-	}
-	return lifecycle.Command{ID: cmd.ID, State: st, Channel: cmd.Channel}
+	return lifecycle.Command{ID: cmd.ID, State: cmd.State, Channel: cmd.Channel, Reason: cmd.Error}
 }
 
 // Lock implements lifecycle.DeviceCommander. The MDM channel generates and escrows the
@@ -92,6 +92,13 @@ func toCommand(cmd store.DeviceCommand) lifecycle.Command {
 func (c Commander) Lock(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
 	return c.submit(ctx, orgID, deviceID, key, agentapi.SubmitRequest{Type: store.CommandLock,
 		Params: map[string]string{"message": LockMessage}, TTL: 14 * 24 * time.Hour})
+}
+
+// Unlock implements lifecycle.DeviceCommander: the agent restores exactly what its lock
+// changed (Linux, Windows). A Mac locked with MDM DeviceLock has no remote unlock; the
+// command model refuses it and lifecycle tells the admin to use the PIN at the Mac.
+func (c Commander) Unlock(ctx context.Context, orgID, deviceID, key string) (lifecycle.Command, error) {
+	return c.submit(ctx, orgID, deviceID, key, agentapi.SubmitRequest{Type: store.CommandUnlock, TTL: 14 * 24 * time.Hour})
 }
 
 // Wipe implements lifecycle.DeviceCommander (the confirmation is the device serial, as
