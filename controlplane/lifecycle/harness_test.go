@@ -34,7 +34,7 @@ type fakeCommander struct {
 }
 
 // deviceAnswer is how a device ends a command: state (done, failed, expired, canceled,
-// simulated, acknowledged = received, or "pending" = stays sent) and its reason.
+// simulated, or "pending" = stays sent) and its reason.
 type deviceAnswer struct{ state, reason string }
 
 func newFakeCommander(db *store.DB) *fakeCommander {
@@ -87,7 +87,7 @@ func (f *fakeCommander) send(ctx context.Context, verb, orgID, deviceID, key str
 }
 
 func (f *fakeCommander) transition(ctx context.Context, c store.DeviceCommand, to, reason string) (store.DeviceCommand, error) {
-	from := []string{store.CommandQueued, store.CommandSent, store.CommandAcknowledged, store.CommandReceived, store.CommandRunning}
+	from := []string{store.CommandQueued, store.CommandSent, store.CommandReceived, store.CommandRunning}
 	return f.db.TransitionDeviceCommand(ctx, c.OrgID, c.ID, store.CommandUpdate{From: from, To: to, Error: reason})
 }
 

@@ -86,7 +86,6 @@ func TestLockOutcomes(t *testing.T) {
 		// Needs the simulated state in the store (control-plane-commands slice).
 		{"dry-run agent", store.CommandSimulated, "simulated by a dry-run agent: nothing ran", "blocked"},
 		{"sent, no answer yet", "pending", "", "waiting"},
-		{"acknowledged (old row) is not done", store.CommandAcknowledged, "", "waiting"},
 		// Needs the received state in the store (control-plane-commands slice).
 		{"received is not done", store.CommandReceived, "", "waiting"},
 	}

@@ -29,9 +29,6 @@ const (
 	CommandExpired          = "expired"
 	CommandCanceled         = "canceled"
 	CommandSimulated        = "simulated"
-	// CommandAcknowledged is the state before received existed (an old database, an old
-	// agent): the device has the command, nothing is proven.
-	CommandAcknowledged = "acknowledged"
 )
 
 // Command is a device command as lifecycle sees it.
@@ -41,7 +38,7 @@ type Command struct {
 	// Channel is "agent" or "mdm".
 	Channel string `json:"channel,omitempty"`
 	// Reason is the device's or the server's reason when the command did not end done
-	// ("check account-locked:alice failed: ...", "expired before completion").
+	// ("check account-locked:alice failed: ...", "expired: sent to the device, which never confirmed receipt").
 	Reason string `json:"reason,omitempty"`
 }
 

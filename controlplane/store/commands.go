@@ -33,11 +33,6 @@ const (
 	CommandExpired          = "expired"
 	CommandCanceled         = "canceled"
 	CommandSimulated        = "simulated"
-	// CommandAcknowledged is the state before received existed. Migration 00203 turned
-	// every such row into received; no row has it any more.
-	//
-	// Deprecated: use CommandReceived.
-	CommandAcknowledged = "acknowledged"
 
 	ChannelAgent = "agent"
 	ChannelMDM   = "mdm"

@@ -36,8 +36,12 @@ func TestCommanderChannels(t *testing.T) {
 	if _, err := c.Lock(ctx, o.ID, bare.ID, "k1"); !errors.Is(err, lifecycle.ErrNoChannel) {
 		t.Fatalf("bare lock err = %v", err)
 	}
-	dev := storetest.Device(t, db, o.ID, "AGENT1")
-	ag, err := srv.Enroll(ctx, o.ID, "AGENT1", "Apple", "MacBook Pro")
+	// A Linux laptop: a Mac with only the agent fails a lock at once (no MDM channel).
+	dev := domain.Device{OrgID: o.ID, SerialNumber: "AGENT1", Vendor: "lenovo", Model: "ThinkPad T14", Platform: domain.PlatformLinux, EquipmentType: "laptop"}
+	if err := db.CreateDevice(ctx, &dev); err != nil {
+		t.Fatal(err)
+	}
+	ag, err := srv.Enroll(ctx, o.ID, "AGENT1", "lenovo", "ThinkPad T14")
 	if err != nil {
 		t.Fatal(err)
 	}

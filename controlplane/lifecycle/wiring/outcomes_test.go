@@ -128,7 +128,7 @@ func TestLockThroughTheCommandModel(t *testing.T) {
 	}{
 		{name: "verified done", behavior: agentsim.Complete, wantState: store.CommandDone},
 		{name: "fails after receipt", behavior: agentsim.FailAfterReceipt, wantState: store.CommandFailed, wantReason: agentsim.FailReason},
-		{name: "never answers", behavior: agentsim.NeverAnswer, expire: true, wantState: store.CommandExpired, wantReason: "expired before completion"},
+		{name: "never answers", behavior: agentsim.NeverAnswer, expire: true, wantState: store.CommandExpired, wantReason: "never confirmed receipt"},
 		{name: "restarts mid-lock", behavior: agentsim.RestartMidCommand, wantState: store.CommandFailed, wantReason: agentsim.RestartReason},
 		// The three below need the control-plane-commands slice (simulated state,
 		// evidence verification); on a branch without it they fail.
