@@ -17,6 +17,18 @@ import (
 // replaced, not followed: callers resolve links first (within the root
 // they manage) and pass the real file.
 func Write(path string, data []byte, mode os.FileMode) error {
+	return WriteWith(path, data, func(f *os.File) error {
+		if err := f.Chmod(mode.Perm()); err != nil {
+			return fmt.Errorf("atomicfile: chmod %s: %w", f.Name(), err)
+		}
+		return nil
+	})
+}
+
+// WriteWith is Write with the temporary file's permissions set by restrict,
+// which runs before the first byte is written (so a private file is never
+// readable by others, not even half-written).
+func WriteWith(path string, data []byte, restrict func(*os.File) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".lanyard-*")
 	if err != nil {
@@ -30,9 +42,8 @@ func Write(path string, data []byte, mode os.FileMode) error {
 			_ = os.Remove(tmp)
 		}
 	}()
-	// Chmod before the first byte, so a private file is never readable.
-	if err := f.Chmod(mode.Perm()); err != nil {
-		return fmt.Errorf("atomicfile: chmod %s: %w", tmp, err)
+	if err := restrict(f); err != nil {
+		return err
 	}
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("atomicfile: write %s: %w", tmp, err)

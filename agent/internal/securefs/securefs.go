@@ -8,7 +8,8 @@ package securefs
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/lanyardhq/lanyard/agent/internal/atomicfile"
 )
 
 // MkdirAll creates dir (and parents) and restricts dir itself to its owner:
@@ -25,34 +26,5 @@ func MkdirAll(dir string) error {
 // directory, fsync, rename) with owner-only permissions (0600 / protected
 // DACL). The permissions are applied before any byte is written.
 func WriteFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("securefs: create temp in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := restrictFile(f, tmp); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("securefs: write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("securefs: sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("securefs: close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("securefs: rename %s: %w", path, err)
-	}
-	ok = true
-	return nil
+	return atomicfile.WriteWith(path, data, func(f *os.File) error { return restrictFile(f, f.Name()) })
 }
