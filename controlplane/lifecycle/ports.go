@@ -15,20 +15,18 @@ import (
 // declared here (consumer side) and implemented by adapters in controlplane/server
 // or by the capability packages themselves.
 
-// Command states of the shared device command model (DESIGN.md "Commands to devices",
-// store/commands.go). Lifecycle keeps its own copy so it needs no store import to
-// classify a Command.
+// Command states lifecycle classifies: the shared device command model's
+// (store/commands.go is the one place they are defined).
 const (
-	CommandAwaitingApproval = "awaiting_approval"
-	CommandQueued           = "queued"
-	CommandSent             = "sent"
-	CommandReceived         = "received"
-	CommandRunning          = "running"
-	CommandDone             = "done"
-	CommandFailed           = "failed"
-	CommandExpired          = "expired"
-	CommandCanceled         = "canceled"
-	CommandSimulated        = "simulated"
+	CommandQueued    = store.CommandQueued
+	CommandSent      = store.CommandSent
+	CommandReceived  = store.CommandReceived
+	CommandRunning   = store.CommandRunning
+	CommandDone      = store.CommandDone
+	CommandFailed    = store.CommandFailed
+	CommandExpired   = store.CommandExpired
+	CommandCanceled  = store.CommandCanceled
+	CommandSimulated = store.CommandSimulated
 )
 
 // Command is a device command as lifecycle sees it.
