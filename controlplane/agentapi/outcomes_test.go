@@ -276,7 +276,7 @@ func TestCommandOutcomes(t *testing.T) {
 				}
 				if tc.audit != "" {
 					var seen []string
-					for _, a := range auditOf(t, db, e.org.ID, cmd.ID) {
+					for _, a := range storetest.AuditActions(t, db, e.org.ID, cmd.ID) {
 						switch a {
 						case "device_command.queued", "device_command.sent":
 						default:
@@ -316,18 +316,6 @@ func waitTerminal(t *testing.T, db *store.DB, orgID, id string) store.DeviceComm
 	}
 }
 
-func auditOf(t *testing.T, db *store.DB, orgID, id string) []string {
-	t.Helper()
-	rows, _, err := db.ListAudit(context.Background(), orgID, store.AuditFilter{TargetID: id}, store.Page{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, a := range rows {
-		out = append(out, a.Action)
-	}
-	return out
-}
 
 // TestReceivedNeverAnswered: an agent that received a lock and never answers ends
 // expired, with a reason, when the command's deadline passes.
@@ -356,7 +344,7 @@ func TestReceivedNeverAnswered(t *testing.T) {
 			t.Fatalf("%s %q", got.State, got.Error)
 		}
 		// A result after the expiry changes nothing.
-		tail := auditOf(t, db, e.org.ID, cmd.ID)
+		tail := storetest.AuditActions(t, db, e.org.ID, cmd.ID)
 		if tail[len(tail)-1] != "device_command.expired" {
 			t.Fatalf("audit %v", tail)
 		}
@@ -385,7 +373,7 @@ func TestMacWithoutMDMFailsAtOnce(t *testing.T) {
 			if cmd.State != store.CommandFailed || cmd.Error != agentapi.MacNeedsMDM || cmd.CompletedAt == nil {
 				t.Fatalf("%s: %s %q", req.Type, cmd.State, cmd.Error)
 			}
-			if a := auditOf(t, db, e.org.ID, cmd.ID); len(a) != 1 || a[0] != "device_command.failed" {
+			if a := storetest.AuditActions(t, db, e.org.ID, cmd.ID); len(a) != 1 || a[0] != "device_command.failed" {
 				t.Fatalf("%s: audit %v", req.Type, a)
 			}
 		}

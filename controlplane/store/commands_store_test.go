@@ -25,18 +25,6 @@ func newCommand(t *testing.T, db *store.DB, orgID, deviceID, typ string, expires
 	return c
 }
 
-func auditActions(t *testing.T, db *store.DB, orgID, targetID string) []string {
-	t.Helper()
-	rows, _, err := db.ListAudit(context.Background(), orgID, store.AuditFilter{TargetID: targetID}, store.Page{Limit: 200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, a := range rows {
-		out = append(out, a.Action)
-	}
-	return out
-}
 
 // TestCommandStatesWalk: received → running → done keeps every timestamp and the
 // evidence, audits each step, and a done agent lock is the device.locked domain event;
@@ -74,7 +62,7 @@ func TestCommandStatesWalk(t *testing.T) {
 			t.Fatalf("evidence %+v", got.Evidence)
 		}
 		want := "device_command.queued device_command.sent device_command.received device_command.running device_command.done"
-		if a := strings.Join(auditActions(t, db, org.ID, c.ID), " "); a != want {
+		if a := strings.Join(storetest.AuditActions(t, db, org.ID, c.ID), " "); a != want {
 			t.Fatalf("audit %q, want %q", a, want)
 		}
 		evs, err := db.ListEvents(ctx, 0, 1000)
@@ -129,7 +117,7 @@ func TestCommandBornFailed(t *testing.T) {
 		if got.State != store.CommandFailed || got.Error != "macOS: no MDM" || got.CompletedAt == nil {
 			t.Fatalf("born failed %+v", got)
 		}
-		if a := auditActions(t, db, org.ID, c.ID); len(a) != 1 || a[0] != "device_command.failed" {
+		if a := storetest.AuditActions(t, db, org.ID, c.ID); len(a) != 1 || a[0] != "device_command.failed" {
 			t.Fatalf("audit %v", a)
 		}
 		queued, err := db.QueuedAgentCommandIDs(ctx, 10)
@@ -179,7 +167,7 @@ func TestExpireNamesWhatNeverHappened(t *testing.T) {
 			if c.State != store.CommandExpired || !strings.Contains(c.Error, wants[state]) || c.CompletedAt == nil {
 				t.Errorf("from %s: %s %q", state, c.State, c.Error)
 			}
-			a := auditActions(t, db, org.ID, id)
+			a := storetest.AuditActions(t, db, org.ID, id)
 			if a[len(a)-1] != "device_command.expired" {
 				t.Errorf("from %s: audit %v", state, a)
 			}
@@ -237,7 +225,7 @@ func TestConfirmErase(t *testing.T) {
 		if reread.Confirmation != store.ConfirmStoppedCheckingIn || reread.ConfirmedAt == nil {
 			t.Fatalf("stored %+v", reread)
 		}
-		if a := auditActions(t, db, org.ID, wipe.ID); a[len(a)-1] != "device_command.confirmed" {
+		if a := storetest.AuditActions(t, db, org.ID, wipe.ID); a[len(a)-1] != "device_command.confirmed" {
 			t.Fatalf("audit %v", a)
 		}
 		if u, _ := db.UnconfirmedMDMErases(ctx, org.ID, dev.ID); len(u) != 0 {
@@ -321,11 +309,11 @@ func TestAgentModeRecorded(t *testing.T) {
 		if !tr.AgentMode.DryRun || tr.AgentMode.SerialOverridden || !tr.NeedsReview || !strings.Contains(tr.ReviewReason, "dry-run") {
 			t.Fatalf("dry-run report: %+v", tr)
 		}
-		before := len(auditActions(t, db, org.ID, a.ID))
+		before := len(storetest.AuditActions(t, db, org.ID, a.ID))
 		if _, err := db.ApplyInventory(ctx, org.ID, a.ID, dry); err != nil {
 			t.Fatal(err)
 		}
-		if after := len(auditActions(t, db, org.ID, a.ID)); after != before {
+		if after := len(storetest.AuditActions(t, db, org.ID, a.ID)); after != before {
 			t.Fatalf("an unchanged mode wrote %d audit rows", after-before)
 		}
 		// The Hello announces a serial override and a held lock.
@@ -341,7 +329,7 @@ func TestAgentModeRecorded(t *testing.T) {
 		if ag.Mode.String() != "dry_run,serial_overridden" || ag.LockedByCommandID != "cmd-lock-1" {
 			t.Fatalf("agent %+v", ag)
 		}
-		acts := strings.Join(auditActions(t, db, org.ID, a.ID), " ")
+		acts := strings.Join(storetest.AuditActions(t, db, org.ID, a.ID), " ")
 		if strings.Count(acts, "agent.mode_changed") != 2 || !strings.Contains(acts, "agent.held_lock") {
 			t.Fatalf("agent audit %q", acts)
 		}

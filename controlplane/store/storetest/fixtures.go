@@ -41,3 +41,17 @@ func Device(t testing.TB, db *store.DB, orgID, serial string) domain.Device {
 	}
 	return d
 }
+
+// AuditActions lists the audit actions recorded about targetID, in ListAudit order.
+func AuditActions(t testing.TB, db *store.DB, orgID, targetID string) []string {
+	t.Helper()
+	rows, _, err := db.ListAudit(context.Background(), orgID, store.AuditFilter{TargetID: targetID}, store.Page{Limit: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range rows {
+		out = append(out, a.Action)
+	}
+	return out
+}
