@@ -316,7 +316,6 @@ func waitTerminal(t *testing.T, db *store.DB, orgID, id string) store.DeviceComm
 	}
 }
 
-
 // TestReceivedNeverAnswered: an agent that received a lock and never answers ends
 // expired, with a reason, when the command's deadline passes.
 func TestReceivedNeverAnswered(t *testing.T) {

@@ -25,7 +25,6 @@ func newCommand(t *testing.T, db *store.DB, orgID, deviceID, typ string, expires
 	return c
 }
 
-
 // TestCommandStatesWalk: received → running → done keeps every timestamp and the
 // evidence, audits each step, and a done agent lock is the device.locked domain event;
 // simulated is terminal; a late result cannot move a terminal command.
