@@ -62,7 +62,7 @@ func TestLifecycleCommands(t *testing.T) {
 	ws, _, _ := db.ListWorkflows(ctx, o.ID, store.WorkflowFilter{EmployeeID: emp.ID}, store.Page{})
 	wid := ws[0].ID
 	out, err = run("workflows", "get", wid)
-	if err != nil || !strings.Contains(out, "lock_devices") || !strings.Contains(out, "waiting") || !strings.Contains(out, "manual_lock") {
+	if err != nil || !strings.Contains(out, "lock_devices") || !strings.Contains(out, "blocked") || !strings.Contains(out, "manual_lock") {
 		t.Fatalf("get: %q %v", out, err)
 	}
 	if _, err := run("workflows", "skip", wid, "lock_devices"); err == nil {
