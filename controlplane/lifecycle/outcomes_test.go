@@ -395,11 +395,12 @@ func TestWipeDoneGoesToCleaning(t *testing.T) {
 		if _, err := h.eng.Receive(ctx, h.org.ID, mustRetrieval(t, db, h.org.ID, e.ID), lifecycle.IntakeInput{}); err != nil {
 			t.Fatal(err)
 		}
-		h.pump("cleaning", func() bool { return h.getDevice(dev.ID).State == domain.StateCleaning })
-		out := string(h.step(e.ID, lifecycle.KindOffboarding, lifecycle.StepCleanDevices).Output)
-		if !strings.Contains(out, "done on the device") {
-			t.Fatalf("clean output = %s", out)
-		}
+		// The device moves to cleaning inside the clean step; its output is stored when the
+		// step finishes, a moment later: wait for both.
+		h.pump("cleaning, proven by the wipe", func() bool {
+			out := string(h.step(e.ID, lifecycle.KindOffboarding, lifecycle.StepCleanDevices).Output)
+			return h.getDevice(dev.ID).State == domain.StateCleaning && strings.Contains(out, "done on the device")
+		})
 	})
 }
 
