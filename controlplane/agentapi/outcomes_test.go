@@ -28,7 +28,6 @@ import (
 	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
 )
 
-
 // evidenceFor is what an honest agent measured after running c: its own identity (the
 // target), one check per fact, all ok; a wipe names crypto_erase.
 func evidenceFor(c *agentv1.Command) *agentv1.Evidence {
