@@ -45,19 +45,28 @@ var tokenLine = regexp.MustCompile(`(?m)^\s+(lyt_\S+|\S{30,})\s*$`)
 func setup(t *testing.T) *env { return setupWith(t) }
 
 // setupWith is setup with more `lanyard serve` flags (--database-url).
-func setupWith(t *testing.T, serveFlags ...string) *env { return setupServe(t, true, serveFlags...) }
+func setupWith(t *testing.T, serveFlags ...string) *env {
+	return serveWith(t, buildBinaries(t, true), serveFlags...)
+}
 
-// setupServe is setupWith, building the test agent only when withAgent.
-func setupServe(t *testing.T, withAgent bool, serveFlags ...string) *env {
+// buildBinaries builds `lanyard` (and a test agent when withAgent) into a
+// directory of the test and returns it, so subtests can share one build.
+func buildBinaries(t *testing.T, withAgent bool) string {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	e := &env{t: t, dir: t.TempDir()}
-	e.bin = filepath.Join(e.dir, "bin")
-	e2etest.GoBuild(t, filepath.Join(e.bin, "lanyard"), "./cmd/lanyard")
+	bin := filepath.Join(t.TempDir(), "bin")
+	e2etest.GoBuild(t, filepath.Join(bin, "lanyard"), "./cmd/lanyard")
 	if withAgent {
-		e2etest.BuildTestAgent(t, filepath.Join(e.bin, "lanyard-agent"))
+		e2etest.BuildTestAgent(t, filepath.Join(bin, "lanyard-agent"))
 	}
+	return bin
+}
+
+// serveWith starts `lanyard serve --demo` from the binaries in bin and
+// waits for its owner token and agent listeners.
+func serveWith(t *testing.T, bin string, serveFlags ...string) *env {
+	e := &env{t: t, dir: t.TempDir(), bin: bin}
 	e.serve = e2etest.StartServe(t, filepath.Join(e.bin, "lanyard"), filepath.Join(e.dir, "server"), append([]string{"--demo"}, serveFlags...)...)
 	e.serve.WaitFor(t, "the server's owner token", 90*time.Second, func() bool {
 		out := e.serve.Output()

@@ -132,7 +132,8 @@ func TestLockEndToEndInNamespace(t *testing.T) {
 	}
 	for _, l := range strings.Split(m.file("/etc/shadow"), "\n") {
 		if f := strings.Split(l, ":"); len(f) > 7 && f[0] == "alice" && (!strings.HasPrefix(f[1], "!") || f[7] != "1") {
-			t.Fatalf("the re-assert did not lock and expire alice again: %q", strings.Join(f[:2], ":")+":…:"+f[7])
+			t.Fatalf("the re-assert did not lock and expire alice again: password locked %v, expiry %q",
+				strings.HasPrefix(f[1], "!"), f[7])
 		}
 	}
 	if _, err := m.try("", "/usr/bin/test", "-e", "/etc/nologin"); err != nil {

@@ -150,8 +150,9 @@ func TestWipeEndToEndOnLoopDevices(t *testing.T) {
 		t.Skip("usermod or id not installed")
 	}
 	guardHost(t)
+	bin := buildBinaries(t, false)
 	t.Run("sqlite", func(t *testing.T) {
-		e := setupServe(t, false)
+		e := serveWith(t, bin)
 		approver := requireWipeApproval(t, e)
 		for i, l := range wipeLayouts {
 			t.Run(l.name, func(t *testing.T) { runWipe(t, e, approver, l, fmt.Sprintf("E2E-WIPE-SQ-%d", i)) })
@@ -159,7 +160,7 @@ func TestWipeEndToEndOnLoopDevices(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		url := storetest.PostgresURL(t)
-		e := setupServe(t, false, "--database-url", url)
+		e := serveWith(t, bin, "--database-url", url)
 		approver := requireWipeApproval(t, e)
 		runWipe(t, e, approver, wipeLayouts[1], "E2E-WIPE-PG-1")
 	})
