@@ -122,7 +122,9 @@ func requireBlockedWithTask(t *testing.T, w workflowView, deviceID, cmdState str
 // scenario. An honest agent (a test build, not in dry-run, in a test
 // machine) makes the lock step succeed with a proven lock; a dry-run agent
 // leaves the step blocked with an open manual_lock task saying the lock was
-// simulated; an agent killed while it runs the lock (after RECEIVED) and
+// simulated; an agent whose lock fails a check after it received it (a
+// session it cannot end) leaves it blocked with the failed check as the
+// reason; an agent killed while it runs the lock (after RECEIVED) and
 // restarted reports "agent restarted before the command finished": the
 // step is blocked with a task and the device is never recorded locked.
 func TestOffboardingWithRealAgent(t *testing.T) {
@@ -131,7 +133,7 @@ func TestOffboardingWithRealAgent(t *testing.T) {
 	e := setup(t)
 	api := e.client()
 	agentBin := filepath.Join(e.bin, "lanyard-agent")
-	emps := e.activeEmployees(3)
+	emps := e.activeEmployees(4)
 
 	t.Run("honest agent", func(t *testing.T) {
 		e.t = t
@@ -177,6 +179,43 @@ func TestOffboardingWithRealAgent(t *testing.T) {
 			t.Fatalf("the dry-run agent's lock: %s %+v", lock.State, lock.Evidence)
 		}
 		t.Logf("dry-run agent: lock step blocked; scenario took %s", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("agent fails a check after receipt", func(t *testing.T) {
+		e.t = t
+		start := time.Now()
+		const serial = "E2E-OFF-FAILED"
+		// alice's process is this machine's init: no lock can end her
+		// session, and the agent says so after receiving the lock.
+		m := newMachine(t, serial, "3c4d5e6f-7a8b-4c9d-8e0f-2a3b4c5d6e7f", true)
+		cfgPath, _, deviceID := e.deviceWithAgent(serial, "off-failed", emps[3])
+		m.startAgent(agentBin, agentRunArgs(cfgPath)...)
+		e.waitLinked(cfgPath, deviceID, serial)
+
+		wf := e.offboard(emps[3])
+		w := e.waitLockStep(wf, 60*time.Second, "succeeded", "blocked", "failed")
+		d := requireBlockedWithTask(t, w, deviceID, "failed", "sessions-ended:alice")
+		var lock action
+		api.must(t, "GET", "/api/v1/device-actions/"+d.CommandID, nil, &lock)
+		if lock.State != "failed" || lock.ReceivedAt == "" || lock.Evidence == nil || !strings.EqualFold(lock.Evidence.SerialNumber, serial) {
+			t.Fatalf("the lock that failed on the device: %s %q %+v", lock.State, lock.Error, lock.Evidence)
+		}
+		failedCheck := false
+		for _, c := range lock.Evidence.Checks {
+			if c.Name == "sessions-ended:alice" && !c.OK && strings.Contains(c.Observed, "pid 1") {
+				failedCheck = true
+			}
+		}
+		if !failedCheck {
+			t.Fatalf("the evidence does not show alice's session left: %+v", lock.Evidence.Checks)
+		}
+		if tr := e.tracking(deviceID); tr.LockedByCommandID != "" {
+			t.Fatalf("the device is recorded locked by %s", tr.LockedByCommandID)
+		}
+		if st := e.agentStatus(cfgPath); statusField(st, "locked") == true {
+			t.Fatalf("the agent holds a lock that failed: %v", st["status"])
+		}
+		t.Logf("failed after receipt: lock step blocked; scenario took %s", time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("agent killed mid-lock and restarted", func(t *testing.T) {
