@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/lanyardhq/lanyard/agent/internal/accounts"
 	"github.com/lanyardhq/lanyard/agent/internal/allowcmd"
+	"github.com/lanyardhq/lanyard/agent/internal/blockdev"
 )
 
 // NewPlanner returns the planner for this OS.
@@ -18,6 +20,44 @@ type LinuxPlanner struct {
 	Root string
 	// StateDir holds the lock record (what a lock changed).
 	StateDir string
+	// wipe is where a wipe looks and what it runs last (the live machine
+	// unless NewLinuxPlannerAt set it).
+	wipe linuxWipeEnv
+}
+
+// LinuxPlannerRoots point a LinuxPlanner at a machine other than the one it
+// runs on. TEST SUPPORT ONLY: the end-to-end suite (agent/e2e) runs the
+// real agent client and the real wipe against LUKS headers on loop devices,
+// with a recorded disk layout and a harmless program in place of the
+// power-off. The agent builds its planner with NewPlanner; nothing on its
+// command line, in its config file or in its environment reaches this
+// (cmd/lanyard-agent's knobs test checks that the constructor is not even
+// linked into the agent).
+type LinuxPlannerRoots struct {
+	// Root holds the accounts and PAM files ("/" when empty). Session
+	// steps run only on "/".
+	Root string
+	// StateDir keeps the lock record (PlannerOptions.StateDir).
+	StateDir string
+	// Sys, Proc and Dev are where a wipe reads the block-device layout
+	// (blockdev.Roots; all empty: /sys, /proc and /dev).
+	Sys, Proc, Dev string
+	// PowerOff replaces `systemctl poweroff --force --force` as a wipe's
+	// final step; its program must be on the agent's allowlist.
+	PowerOff []string
+}
+
+// NewLinuxPlannerAt returns a planner for the machine r describes. Test
+// support only (see LinuxPlannerRoots).
+func NewLinuxPlannerAt(r LinuxPlannerRoots) *LinuxPlanner {
+	root := r.Root
+	if root == "" {
+		root = "/"
+	}
+	return &LinuxPlanner{Root: root, StateDir: r.StateDir, wipe: linuxWipeEnv{
+		roots:    blockdev.Roots{Sys: r.Sys, Proc: r.Proc, Dev: r.Dev},
+		powerOff: slices.Clone(r.PowerOff),
+	}}
 }
 
 // Facts reads accounts, the programs the plans use and what a lock and an

@@ -12,12 +12,12 @@ import (
 // wipePlan locks the machine, crypto-erases it (or, when the org allows it
 // and no crypto-erase is possible, removes user data) and powers it off.
 func (p *LinuxPlanner) wipePlan(ctx context.Context, f LinuxFacts, cmd Command) (Plan, error) {
-	return linuxWipeEnv{}.plan(ctx, f, cmd)
+	return p.wipe.plan(ctx, f, cmd)
 }
 
 // linuxWipeEnv is where a wipe looks and what it runs last. The zero value
 // is the live machine; tests point it at recorded trees and replace the
-// power-off. Nothing on the device configures it.
+// power-off (NewLinuxPlannerAt). Nothing on the device configures it.
 type linuxWipeEnv struct {
 	roots blockdev.Roots
 	// powerOff replaces `systemctl poweroff --force --force`.

@@ -42,15 +42,32 @@ type env struct {
 
 var tokenLine = regexp.MustCompile(`(?m)^\s+(lyt_\S+|\S{30,})\s*$`)
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T) *env { return setupWith(t) }
+
+// setupWith is setup with more `lanyard serve` flags (--database-url).
+func setupWith(t *testing.T, serveFlags ...string) *env {
+	return serveWith(t, buildBinaries(t, true), serveFlags...)
+}
+
+// buildBinaries builds `lanyard` (and a test agent when withAgent) into a
+// directory of the test and returns it, so subtests can share one build.
+func buildBinaries(t *testing.T, withAgent bool) string {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	e := &env{t: t, dir: t.TempDir()}
-	e.bin = filepath.Join(e.dir, "bin")
-	e2etest.GoBuild(t, filepath.Join(e.bin, "lanyard"), "./cmd/lanyard")
-	e2etest.BuildTestAgent(t, filepath.Join(e.bin, "lanyard-agent"))
-	e.serve = e2etest.StartServe(t, filepath.Join(e.bin, "lanyard"), filepath.Join(e.dir, "server"), "--demo")
+	bin := filepath.Join(t.TempDir(), "bin")
+	e2etest.GoBuild(t, filepath.Join(bin, "lanyard"), "./cmd/lanyard")
+	if withAgent {
+		e2etest.BuildTestAgent(t, filepath.Join(bin, "lanyard-agent"))
+	}
+	return bin
+}
+
+// serveWith starts `lanyard serve --demo` from the binaries in bin and
+// waits for its owner token and agent listeners.
+func serveWith(t *testing.T, bin string, serveFlags ...string) *env {
+	e := &env{t: t, dir: t.TempDir(), bin: bin}
+	e.serve = e2etest.StartServe(t, filepath.Join(e.bin, "lanyard"), filepath.Join(e.dir, "server"), append([]string{"--demo"}, serveFlags...)...)
 	e.serve.WaitFor(t, "the server's owner token", 90*time.Second, func() bool {
 		out := e.serve.Output()
 		i := strings.Index(out, "Owner token")
@@ -143,6 +160,8 @@ type tracking struct {
 		SerialOverridden bool `json:"serial_overridden"`
 	} `json:"agent_mode"`
 	Inventory json.RawMessage `json:"inventory"`
+	// LockedByCommandID is the lock the agent said it holds in its last Hello.
+	LockedByCommandID string `json:"locked_by_command_id"`
 }
 
 // agentSetup creates an enrollment secret and a device assigned to an
@@ -154,6 +173,14 @@ func (e *env) agentSetup() (cfgPath, stateDir, deviceID, employeeID string) {
 // agentSetupFor is agentSetup for a device with serial, the agent's files
 // under e.dir/name.
 func (e *env) agentSetupFor(serial, name string) (cfgPath, stateDir, deviceID, employeeID string) {
+	employeeID = e.activeEmployees(1)[0]
+	cfgPath, stateDir, deviceID = e.deviceWithAgent(serial, name, employeeID)
+	return cfgPath, stateDir, deviceID, employeeID
+}
+
+// activeEmployees waits for the demo HR import and returns the ids of n
+// active employees.
+func (e *env) activeEmployees(n int) []string {
 	var employees struct {
 		Items []struct {
 			ID     string `json:"id"`
@@ -162,15 +189,26 @@ func (e *env) agentSetupFor(serial, name string) (cfgPath, stateDir, deviceID, e
 	}
 	e.serve.WaitFor(e.t, "employees imported from the demo HR", 60*time.Second, func() bool {
 		e.mustAPI("GET", "/api/v1/employees?status=active", nil, &employees)
-		return len(employees.Items) > 0
+		return len(employees.Items) >= n
 	})
-	employeeID = employees.Items[0].ID
+	var ids []string
+	for _, it := range employees.Items[:n] {
+		ids = append(ids, it.ID)
+	}
+	return ids
+}
 
+// deviceWithAgent creates a Linux laptop with serial (assigned to
+// employeeID unless empty) and an enrollment secret, and writes the config
+// of the agent that will enroll for it under e.dir/name.
+func (e *env) deviceWithAgent(serial, name, employeeID string) (cfgPath, stateDir, deviceID string) {
 	var dev device
 	e.mustAPI("POST", "/api/v1/devices", map[string]any{"serial_number": serial, "vendor": "Lenovo",
 		"model": "ThinkPad T14", "platform": "linux", "equipment_type": "laptop"}, &dev)
 	deviceID = dev.ID
-	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/assign", map[string]string{"employee_id": employeeID}, &dev)
+	if employeeID != "" {
+		e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/assign", map[string]string{"employee_id": employeeID}, &dev)
+	}
 
 	var secret struct {
 		Plaintext     string `json:"plaintext"`
@@ -188,7 +226,7 @@ func (e *env) agentSetupFor(serial, name string) (cfgPath, stateDir, deviceID, e
 	}); err != nil {
 		e.t.Fatal(err)
 	}
-	return cfgPath, stateDir, deviceID, employeeID
+	return cfgPath, stateDir, deviceID
 }
 
 func (e *env) startAgent(cfgPath string, extra ...string) *e2etest.Proc {

@@ -92,6 +92,18 @@ func TestReleaseBuildIgnoresTestKnobs(t *testing.T) {
 	if tb, _ := os.ReadFile(test); !bytes.Contains(tb, []byte("LANYARD_AGENT_TEST_SERIAL")) {
 		t.Fatal("the test build lacks the knob: the check above proves nothing")
 	}
+	// The end-to-end suite's planner injection (other sysfs/proc roots, a
+	// harmless power-off) is not reachable from either agent: the linker
+	// left its constructor out, while the planner the agent uses is in.
+	for _, b := range []string{release, test} {
+		bs, err := os.ReadFile(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(bs, []byte("actions.NewLinuxPlannerAt")) || !bytes.Contains(bs, []byte("actions.NewPlanner")) {
+			t.Errorf("%s: actions.NewLinuxPlannerAt linked in, or actions.NewPlanner missing", filepath.Base(b))
+		}
+	}
 
 	// 3. The inventory reports the firmware's identity, not the override.
 	plain := inventoryHW(t, release)
