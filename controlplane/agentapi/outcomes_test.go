@@ -130,7 +130,8 @@ func TestCommandOutcomes(t *testing.T) {
 			state   string
 			reason  string // substring of the command's error
 			checks  int    // evidence checks stored (-1: no evidence)
-			verify  bool
+			exact   bool   // reason is the whole error, not a part of it
+			verify  bool   // evidence.verified: authentic (this agent, this command and target), whatever it proves
 			audit   string // the audit trail's states after sent
 		}{
 			{name: "received, running, done with signed evidence", typ: store.CommandLock, hello: release,
@@ -182,11 +183,11 @@ func TestCommandOutcomes(t *testing.T) {
 					return []*agentv1.CommandResult{signed(t, c.GetId(), done, mod(func(ev *agentv1.Evidence) {
 						ev.Checks = append(ev.Checks, &agentv1.Check{Name: "pam-account-deny", Ok: false, Observed: "no deny rule", Expected: "deny rule for non-root"})
 					})(c), ag.key(), ag.der())}
-				}, state: store.CommandFailed, reason: "check pam-account-deny failed: found no deny rule, want deny rule for non-root", checks: 2},
+				}, state: store.CommandFailed, reason: "check pam-account-deny failed: found no deny rule, want deny rule for non-root", checks: 2, verify: true},
 			{name: "no checks", typ: store.CommandLock, hello: release,
 				results: func(c *agentv1.Command) []*agentv1.CommandResult {
 					return []*agentv1.CommandResult{signed(t, c.GetId(), done, mod(func(ev *agentv1.Evidence) { ev.Checks = nil })(c), ag.key(), ag.der())}
-				}, state: store.CommandFailed, reason: "evidence has no checks", checks: 0},
+				}, state: store.CommandFailed, reason: "evidence has no checks", checks: 0, verify: true},
 			{name: "failed on the device with its checks", typ: store.CommandLock, hello: release,
 				results: func(c *agentv1.Command) []*agentv1.CommandResult {
 					r := signed(t, c.GetId(), agentv1.CommandState_COMMAND_STATE_FAILED, mod(func(ev *agentv1.Evidence) {
@@ -194,7 +195,15 @@ func TestCommandOutcomes(t *testing.T) {
 					})(c), ag.key(), ag.der())
 					r.Error = "usermod --lock ada: exit status 1"
 					return []*agentv1.CommandResult{res(c.GetId(), agentv1.CommandState_COMMAND_STATE_RECEIVED), r}
-				}, state: store.CommandFailed, reason: "usermod --lock ada: exit status 1; check account-locked:ada failed: found unlocked, want locked", checks: 1},
+				}, state: store.CommandFailed, reason: "usermod --lock ada: exit status 1; check account-locked:ada failed: found unlocked, want locked", checks: 1, verify: true},
+			{name: "failed on the device, its error already naming the check", typ: store.CommandLock, hello: release,
+				results: func(c *agentv1.Command) []*agentv1.CommandResult {
+					r := signed(t, c.GetId(), agentv1.CommandState_COMMAND_STATE_FAILED, mod(func(ev *agentv1.Evidence) {
+						ev.Checks[0].Ok, ev.Checks[0].Observed = false, "unlocked"
+					})(c), ag.key(), ag.der())
+					r.Error = `actions: outcome not verified: account-locked:ada: found "unlocked", want "locked"`
+					return []*agentv1.CommandResult{r}
+				}, state: store.CommandFailed, reason: `actions: outcome not verified: account-locked:ada: found "unlocked", want "locked"`, exact: true, checks: 1, verify: true},
 			{name: "simulated", typ: store.CommandLock, hello: release,
 				results: func(c *agentv1.Command) []*agentv1.CommandResult {
 					return []*agentv1.CommandResult{res(c.GetId(), agentv1.CommandState_COMMAND_STATE_SIMULATED)}
@@ -224,7 +233,7 @@ func TestCommandOutcomes(t *testing.T) {
 			{name: "best-effort wipe the org does not allow", typ: store.CommandWipe, hello: release,
 				results: func(c *agentv1.Command) []*agentv1.CommandResult {
 					return []*agentv1.CommandResult{signed(t, c.GetId(), done, mod(func(ev *agentv1.Evidence) { ev.WipeMethod = "best_effort" })(c), ag.key(), ag.der())}
-				}, state: store.CommandFailed, reason: "wipe_allow_best_effort", checks: 1},
+				}, state: store.CommandFailed, reason: "wipe_allow_best_effort", checks: 1, verify: true},
 			{name: "unknown state, then a late failure after done", typ: store.CommandLock, hello: release,
 				results: func(c *agentv1.Command) []*agentv1.CommandResult {
 					return append([]*agentv1.CommandResult{res(c.GetId(), agentv1.CommandState(42))}, append(honestResults(t, ag, c),
@@ -254,7 +263,7 @@ func TestCommandOutcomes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got.State != tc.state || !strings.Contains(got.Error, tc.reason) {
+				if got.State != tc.state || !strings.Contains(got.Error, tc.reason) || (tc.exact && got.Error != tc.reason) {
 					t.Fatalf("state %s error %q, want %s with %q", got.State, got.Error, tc.state, tc.reason)
 				}
 				if tc.state == store.CommandDone && got.Error != "" {

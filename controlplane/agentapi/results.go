@@ -101,9 +101,9 @@ func (c *Commands) applyResult(ctx context.Context, agent identity.Agent, si str
 // judge decides the terminal state of a command from an agent's terminal result.
 func (c *Commands) judge(ctx context.Context, agent identity.Agent, si streamInfo, cmd store.DeviceCommand, r *agentv1.CommandResult, u *store.CommandUpdate) {
 	state := r.GetState()
-	ev, evErr := c.checkEvidence(ctx, agent, si, cmd, r)
+	ev, authentic, evErr := c.checkEvidence(ctx, agent, si, cmd, r)
 	if ev != nil {
-		u.Evidence = evidenceView(ev, evErr == nil)
+		u.Evidence = evidenceView(ev, authentic)
 	}
 	deviceErr := strings.TrimSpace(r.GetError())
 	switch {
@@ -133,7 +133,7 @@ func (c *Commands) judge(ctx context.Context, agent identity.Agent, si streamInf
 			msg = "failed on the device"
 		}
 		if ev != nil {
-			if f := failedChecks(ev); f != "" {
+			if f := failedChecks(ev, msg); f != "" {
 				msg += "; " + f
 			}
 		}
@@ -174,7 +174,20 @@ func (e errEvidence) Error() string { return string(e) }
 // decodes; it names this command and the command's target (serial, or hardware UUID for
 // a device without one); it has at least one check and every check is ok; a wipe names
 // a method the org allows.
-func (c *Commands) checkEvidence(ctx context.Context, agent identity.Agent, si streamInfo, cmd store.DeviceCommand, r *agentv1.CommandResult) (*agentv1.Evidence, error) {
+//
+// authentic reports the first part alone (signed by this agent, unrevoked, for this
+// command and target): the API shows it as evidence.verified, also on a failed command
+// whose authentic evidence shows a check that did not pass.
+func (c *Commands) checkEvidence(ctx context.Context, agent identity.Agent, si streamInfo, cmd store.DeviceCommand, r *agentv1.CommandResult) (ev *agentv1.Evidence, authentic bool, err error) {
+	ev, err = c.authenticEvidence(ctx, agent, si, cmd, r)
+	if err != nil {
+		return ev, false, err
+	}
+	return ev, true, proves(cmd, ev)
+}
+
+// authenticEvidence decodes the evidence and checks who made it and what it is about.
+func (c *Commands) authenticEvidence(ctx context.Context, agent identity.Agent, si streamInfo, cmd store.DeviceCommand, r *agentv1.CommandResult) (*agentv1.Evidence, error) {
 	raw := r.GetEvidence()
 	if len(raw) == 0 {
 		v := strings.TrimSpace(si.version)
@@ -227,29 +240,35 @@ func (c *Commands) checkEvidence(ctx context.Context, agent identity.Agent, si s
 		}
 		return ev, errEvidence(fmt.Sprintf("evidence is for %s %s, command targets %s", what, measured, cmd.TargetSerial))
 	}
+	return ev, nil
+}
+
+// proves reports why authentic evidence does not prove cmd (nil: it does): a lock, unlock
+// or wipe needs at least one check, every check ok, and a wipe a method the org allows.
+func proves(cmd store.DeviceCommand, ev *agentv1.Evidence) error {
 	if !needsProof(cmd.Type) {
-		return ev, nil
+		return nil
 	}
 	if len(ev.GetChecks()) == 0 {
-		return ev, errEvidence(fmt.Sprintf("evidence has no checks: nothing proves the %s", cmd.Type))
+		return errEvidence(fmt.Sprintf("evidence has no checks: nothing proves the %s", cmd.Type))
 	}
-	if f := failedChecks(ev); f != "" {
-		return ev, errEvidence(f)
+	if f := failedChecks(ev, ""); f != "" {
+		return errEvidence(f)
 	}
 	if cmd.Type == store.CommandWipe {
 		switch ev.GetWipeMethod() {
 		case "crypto_erase", "remote_wipe_csp":
 		case "best_effort":
 			if cmd.Params["allow_best_effort"] != "true" {
-				return ev, errEvidence("wipe method best_effort, which the organization does not allow (setting wipe_allow_best_effort)")
+				return errEvidence("wipe method best_effort, which the organization does not allow (setting wipe_allow_best_effort)")
 			}
 		case "":
-			return ev, errEvidence("evidence names no wipe method")
+			return errEvidence("evidence names no wipe method")
 		default:
-			return ev, errEvidence(fmt.Sprintf("unknown wipe method %q", ev.GetWipeMethod()))
+			return errEvidence(fmt.Sprintf("unknown wipe method %q", ev.GetWipeMethod()))
 		}
 	}
-	return ev, nil
+	return nil
 }
 
 // signerRevoked reports whether Lanyard revoked the certificate that signed a result.
@@ -299,11 +318,11 @@ func sameIdentity(a, b string) bool {
 }
 
 // failedChecks names every check that failed ("" when none did).
-func failedChecks(ev *agentv1.Evidence) string {
+func failedChecks(ev *agentv1.Evidence, said string) string {
 	var out []string
 	for _, ch := range ev.GetChecks() {
-		if ch.GetOk() {
-			continue
+		if ch.GetOk() || (said != "" && strings.Contains(said, ch.GetName()+":")) {
+			continue // passed, or the device's own error already names it
 		}
 		found, want := strings.TrimSpace(ch.GetObserved()), strings.TrimSpace(ch.GetExpected())
 		if found == "" {
