@@ -25,16 +25,6 @@ import (
 // root (usermod --prefix), and the power-off is replaced by a harmless
 // program the recording runner logs.
 
-// luksLoop is a LUKS header on an image attached to a loop device.
-type luksLoop struct {
-	name  string // "loop5"
-	devno string // "7:5"
-	uuid  string
-	key   string // key file
-}
-
-func (l luksLoop) dev() string { return "/dev/" + l.name }
-
 func needWipeTools(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -51,75 +41,6 @@ func needWipeTools(t *testing.T) string {
 		t.Skip("usermod not installed")
 	}
 	return cs
-}
-
-// newLUKSLoop formats a 32 MiB image as typ ("luks1"/"luks2") and attaches
-// it to a free loop device, detached when the test ends.
-func newLUKSLoop(t *testing.T, cs, typ string) luksLoop {
-	t.Helper()
-	dir := t.TempDir()
-	img, key := filepath.Join(dir, "disk.img"), filepath.Join(dir, "key")
-	if err := os.WriteFile(key, []byte("correct horse battery staple "+typ), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 32<<20); err != nil {
-		t.Fatal(err)
-	}
-	// The minimum PBKDF2 cost keeps the test fast on a busy machine (a
-	// benchmarked LUKS1 format takes seconds).
-	args := []string{"luksFormat", "--batch-mode", "--type", typ, "--key-file", key, "--pbkdf-force-iterations", "1000"}
-	if typ == "luks2" {
-		args = append(args, "--pbkdf", "pbkdf2")
-	}
-	if out, err := exec.Command(cs, append(args, img)...).CombinedOutput(); err != nil {
-		t.Fatalf("luksFormat: %v %s", err, out)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
-	if err != nil {
-		t.Skipf("no loop device available: %v %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "--detach", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup --detach %s: %v %s", dev, err, out)
-		}
-	})
-	l := luksLoop{name: filepath.Base(dev), key: key}
-	b, err := os.ReadFile(filepath.Join("/sys/class/block", l.name, "dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.devno = strings.TrimSpace(string(b))
-	u, err := exec.Command(cs, "luksUUID", dev).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.uuid = strings.TrimSpace(string(u))
-	// The key opens the fresh header.
-	if out, err := exec.Command(cs, "open", "--test-passphrase", "--key-file", key, dev).CombinedOutput(); err != nil {
-		t.Fatalf("fresh header does not open: %v %s", err, out)
-	}
-	return l
-}
-
-// dmUUID is what cryptsetup writes into an opened LUKS mapping's dm uuid.
-func dmUUID(typ, uuid, name string) string {
-	return "CRYPT-" + typ + "-" + strings.ReplaceAll(uuid, "-", "") + "-" + name
-}
-
-// headerState tries the volume's own key: "opens", or cryptsetup's refusal.
-func headerState(t *testing.T, cs string, l luksLoop) string {
-	t.Helper()
-	cmd := exec.Command(cs, "open", "--test-passphrase", "--key-file", l.key, l.dev())
-	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		return "opens"
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // fakeMachineRoot is a throwaway root with passwd/shadow (alice and bob
@@ -266,7 +187,7 @@ func TestLinuxWipeOnLoopDevices(t *testing.T) {
 		}
 	})
 
-	type layoutFn func(b *blockdevtest.Builder, ls []luksLoop)
+	type layoutFn func(b *blockdevtest.Builder, ls []blockdevtest.LUKSLoop)
 	const nvme = "devices/pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0"
 	cases := []struct {
 		name  string
@@ -275,11 +196,11 @@ func TestLinuxWipeOnLoopDevices(t *testing.T) {
 	}{
 		{
 			name: "LUKS root", luks: []string{"luks2"},
-			build: func(b *blockdevtest.Builder, ls []luksLoop) {
+			build: func(b *blockdevtest.Builder, ls []blockdevtest.LUKSLoop) {
 				b.Disk(nvme, "nvme0n1", "259:0").Partition("nvme0n1", "nvme0n1p1", "259:1", 1).
-					DM("dm-0", "253:0", "luks-"+ls[0].uuid, dmUUID("LUKS2", ls[0].uuid, "luks-"+ls[0].uuid), ls[0].name).
+					DM("dm-0", "253:0", "luks-"+ls[0].UUID, blockdevtest.DMUUID("LUKS2", ls[0].UUID, "luks-"+ls[0].UUID), ls[0].Name).
 					Mount(wipeProcMounts,
-						"27 1 253:0 / / rw,relatime shared:1 - ext4 /dev/mapper/luks-"+ls[0].uuid+" rw",
+						"27 1 253:0 / / rw,relatime shared:1 - ext4 /dev/mapper/luks-"+ls[0].UUID+" rw",
 						"28 27 259:1 / /boot/efi rw,relatime shared:29 - vfat /dev/nvme0n1p1 rw")
 			},
 		},
@@ -287,25 +208,25 @@ func TestLinuxWipeOnLoopDevices(t *testing.T) {
 			// Fedora: one btrfs over two LUKS devices (one LUKS1 here),
 			// subvolumes / and /home, swap on zram.
 			name: "btrfs on LUKS", luks: []string{"luks2", "luks1"},
-			build: func(b *blockdevtest.Builder, ls []luksLoop) {
-				b.DM("dm-0", "253:0", "luks-"+ls[0].uuid, dmUUID("LUKS2", ls[0].uuid, "luks-"+ls[0].uuid), ls[0].name).
-					DM("dm-1", "253:1", "luks-"+ls[1].uuid, dmUUID("LUKS1", ls[1].uuid, "luks-"+ls[1].uuid), ls[1].name).
+			build: func(b *blockdevtest.Builder, ls []blockdevtest.LUKSLoop) {
+				b.DM("dm-0", "253:0", "luks-"+ls[0].UUID, blockdevtest.DMUUID("LUKS2", ls[0].UUID, "luks-"+ls[0].UUID), ls[0].Name).
+					DM("dm-1", "253:1", "luks-"+ls[1].UUID, blockdevtest.DMUUID("LUKS1", ls[1].UUID, "luks-"+ls[1].UUID), ls[1].Name).
 					Btrfs("6f0e6f7a-3d2c-4b8e-9f61-2a2f0a5e9c11", "dm-0", "dm-1").
 					Disk("devices/virtual/block", "zram0", "252:0").
 					Mount(wipeProcMounts,
-						"27 1 0:33 /root / rw,relatime shared:1 - btrfs /dev/mapper/luks-"+ls[0].uuid+" rw,compress=zstd:1,subvolid=257,subvol=/root",
-						"95 27 0:33 /home /home rw,relatime shared:57 - btrfs /dev/mapper/luks-"+ls[0].uuid+" rw,compress=zstd:1,subvolid=256,subvol=/home").
+						"27 1 0:33 /root / rw,relatime shared:1 - btrfs /dev/mapper/luks-"+ls[0].UUID+" rw,compress=zstd:1,subvolid=257,subvol=/root",
+						"95 27 0:33 /home /home rw,relatime shared:57 - btrfs /dev/mapper/luks-"+ls[0].UUID+" rw,compress=zstd:1,subvolid=256,subvol=/home").
 					Swap("/dev/zram0                              partition\t8388604\t\t0\t\t100")
 			},
 		},
 		{
 			// Debian's encrypted LVM for / and swap, plus a separate LUKS /home.
 			name: "LVM on LUKS root and separate LUKS home", luks: []string{"luks2", "luks2"},
-			build: func(b *blockdevtest.Builder, ls []luksLoop) {
-				b.DM("dm-0", "253:0", ls[0].name+"_crypt", dmUUID("LUKS2", ls[0].uuid, ls[0].name+"_crypt"), ls[0].name).
+			build: func(b *blockdevtest.Builder, ls []blockdevtest.LUKSLoop) {
+				b.DM("dm-0", "253:0", ls[0].Name+"_crypt", blockdevtest.DMUUID("LUKS2", ls[0].UUID, ls[0].Name+"_crypt"), ls[0].Name).
 					DM("dm-1", "253:1", "vg-root", "LVM-Xq3dPz0aR8kW2mN5bV7cT1yU4iO6pL9hfA2sD4gJ6kL8zX0cV3bN5mQ7wE9rT1yU", "dm-0").
 					DM("dm-2", "253:2", "vg-swap_1", "LVM-Xq3dPz0aR8kW2mN5bV7cT1yU4iO6pL9hK3jH5gF7dS9aP1oI2uY4tR6eW8qZ0xC", "dm-0").
-					DM("dm-3", "253:3", "home", dmUUID("LUKS2", ls[1].uuid, "home"), ls[1].name).
+					DM("dm-3", "253:3", "home", blockdevtest.DMUUID("LUKS2", ls[1].UUID, "home"), ls[1].Name).
 					Mount(wipeProcMounts,
 						"27 1 253:1 / / rw,relatime shared:1 - ext4 /dev/mapper/vg-root rw",
 						"40 27 253:3 / /home rw,relatime shared:31 - ext4 /dev/mapper/home rw").
@@ -315,13 +236,13 @@ func TestLinuxWipeOnLoopDevices(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var ls []luksLoop
+			var ls []blockdevtest.LUKSLoop
 			for _, typ := range tc.luks {
-				ls = append(ls, newLUKSLoop(t, cs, typ))
+				ls = append(ls, blockdevtest.NewLUKSLoop(t, cs, typ))
 			}
 			b := blockdevtest.NewBuilder()
 			for _, l := range ls {
-				b.Loop(l.name, l.devno, "")
+				b.Loop(l.Name, l.Devno, "")
 			}
 			tc.build(b, ls)
 			root := fakeMachineRoot(t)
@@ -332,8 +253,8 @@ func TestLinuxWipeOnLoopDevices(t *testing.T) {
 			}
 			// Every header is destroyed: its own key no longer opens it.
 			for _, l := range ls {
-				if st := headerState(t, cs, l); !strings.Contains(st, "No usable keyslot") {
-					t.Errorf("%s after the wipe: %q", l.dev(), st)
+				if st := l.HeaderState(cs); !strings.Contains(st, "No usable keyslot") {
+					t.Errorf("%s after the wipe: %q", l.Dev(), st)
 				}
 			}
 			// The server got the Done result, with one keyslot check per
@@ -357,9 +278,9 @@ func TestLinuxWipeOnLoopDevices(t *testing.T) {
 				}
 			}
 			for _, l := range ls {
-				ch, ok := checks["luks-keyslots-destroyed:"+l.dev()]
-				if !ok || !strings.Contains(ch.Observed, l.uuid+": 0 keyslots") {
-					t.Errorf("no keyslot check for %s: %+v", l.dev(), ch)
+				ch, ok := checks["luks-keyslots-destroyed:"+l.Dev()]
+				if !ok || !strings.Contains(ch.Observed, l.UUID+": 0 keyslots") {
+					t.Errorf("no keyslot check for %s: %+v", l.Dev(), ch)
 				}
 			}
 			n := 0
@@ -457,10 +378,10 @@ func TestLinuxWipeRefusesWithoutLUKS(t *testing.T) {
 	})
 
 	t.Run("plain root, LUKS home", func(t *testing.T) {
-		l := newLUKSLoop(t, cs, "luks2")
+		l := blockdevtest.NewLUKSLoop(t, cs, "luks2")
 		spec := blockdevtest.NewBuilder().
-			Disk(sata, "sda", "8:0").Partition("sda", "sda1", "8:1", 1).Loop(l.name, l.devno, "").
-			DM("dm-0", "253:0", "home", dmUUID("LUKS2", l.uuid, "home"), l.name).
+			Disk(sata, "sda", "8:0").Partition("sda", "sda1", "8:1", 1).Loop(l.Name, l.Devno, "").
+			DM("dm-0", "253:0", "home", blockdevtest.DMUUID("LUKS2", l.UUID, "home"), l.Name).
 			Mount(wipeProcMounts,
 				"27 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
 				"40 27 253:0 / /home rw,relatime shared:31 - ext4 /dev/mapper/home rw").String()
@@ -469,14 +390,14 @@ func TestLinuxWipeRefusesWithoutLUKS(t *testing.T) {
 		if res.State != Failed || !strings.Contains(res.Error, "no crypto-erase possible") || len(log) != 0 {
 			t.Fatalf("plain / refused? %s %q ran %v", res.State, res.Error, log)
 		}
-		if st := headerState(t, cs, l); st != "opens" {
+		if st := l.HeaderState(cs); st != "opens" {
 			t.Fatalf("a refused wipe touched the /home header: %q", st)
 		}
 		res, commits, _ := runWipe(t, root, spec, true)
 		if res.State != Done || commits[0].result.Evidence.WipeMethod != WipeBestEffort {
 			t.Fatalf("best effort: %s %q\n%s", res.State, res.Error, describeSteps(res))
 		}
-		if st := headerState(t, cs, l); !strings.Contains(st, "No usable keyslot") {
+		if st := l.HeaderState(cs); !strings.Contains(st, "No usable keyslot") {
 			t.Fatalf("best effort left the /home header usable: %q", st)
 		}
 		// /root is on the plain /, the homes are under the erased /home.
@@ -494,22 +415,22 @@ func TestLinuxWipeRefusesWithoutLUKS(t *testing.T) {
 // and never powers off.
 func TestLinuxWipeFailsWhenAHeaderSurvives(t *testing.T) {
 	cs := needWipeTools(t)
-	l := newLUKSLoop(t, cs, "luks2")
-	if out, err := exec.Command("blockdev", "--setro", l.dev()).CombinedOutput(); err != nil {
+	l := blockdevtest.NewLUKSLoop(t, cs, "luks2")
+	if out, err := exec.Command("blockdev", "--setro", l.Dev()).CombinedOutput(); err != nil {
 		t.Skipf("blockdev --setro: %v %s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("blockdev", "--setrw", l.dev()).Run() })
-	spec := blockdevtest.NewBuilder().Loop(l.name, l.devno, "").
-		DM("dm-0", "253:0", "root", dmUUID("LUKS2", l.uuid, "root"), l.name).
+	t.Cleanup(func() { _ = exec.Command("blockdev", "--setrw", l.Dev()).Run() })
+	spec := blockdevtest.NewBuilder().Loop(l.Name, l.Devno, "").
+		DM("dm-0", "253:0", "root", blockdevtest.DMUUID("LUKS2", l.UUID, "root"), l.Name).
 		Mount(wipeProcMounts, "27 1 253:0 / / rw,relatime shared:1 - ext4 /dev/mapper/root rw").String()
 	res, commits, log := runWipe(t, fakeMachineRoot(t), spec, false)
 	if res.State != Failed || len(commits) != 0 || slices.Contains(log, "step:power-off") {
 		t.Fatalf("state %s commits %d log %v", res.State, len(commits), log)
 	}
-	if !strings.Contains(res.Error, "luks-keyslots-destroyed:"+l.dev()) {
+	if !strings.Contains(res.Error, "luks-keyslots-destroyed:"+l.Dev()) {
 		t.Fatalf("error %q does not name the surviving header", res.Error)
 	}
-	if st := headerState(t, cs, l); st != "opens" {
+	if st := l.HeaderState(cs); st != "opens" {
 		t.Fatalf("header state %q", st)
 	}
 }

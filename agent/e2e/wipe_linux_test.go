@@ -62,18 +62,11 @@ type wipeInput struct {
 	UUIDs      []string `json:"uuids"`
 }
 
-// luksLoop is a LUKS header on an image attached to a loop device.
-type luksLoop struct {
-	name, devno, uuid, key string
-}
-
-func (l luksLoop) dev() string { return "/dev/" + l.name }
-
 // wipeLayout builds a block-device layout over the loop devices.
 type wipeLayout struct {
 	name  string
 	luks  []string // luks1/luks2, one loop device each
-	build func(b *blockdevtest.Builder, ls []luksLoop)
+	build func(b *blockdevtest.Builder, ls []blockdevtest.LUKSLoop)
 }
 
 const wipeProcMounts = "22 27 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n" +
@@ -81,22 +74,17 @@ const wipeProcMounts = "22 27 0:21 / /proc rw,nosuid,nodev,noexec,relatime share
 	"24 27 0:5 / /dev rw,nosuid shared:8 - devtmpfs devtmpfs rw,mode=755,inode64\n" +
 	"25 27 0:25 / /run rw,nosuid,nodev shared:11 - tmpfs tmpfs rw,mode=755,inode64"
 
-// dmUUID is what cryptsetup writes into an opened LUKS mapping's dm uuid.
-func dmUUID(typ, uuid, name string) string {
-	return "CRYPT-" + typ + "-" + strings.ReplaceAll(uuid, "-", "") + "-" + name
-}
-
 var wipeLayouts = []wipeLayout{
 	{
 		// A LUKS root with a separate LUKS /home, and a plain EFI partition.
 		name: "LUKS root and LUKS home", luks: []string{"luks2", "luks2"},
-		build: func(b *blockdevtest.Builder, ls []luksLoop) {
+		build: func(b *blockdevtest.Builder, ls []blockdevtest.LUKSLoop) {
 			const nvme = "devices/pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0"
 			b.Disk(nvme, "nvme0n1", "259:0").Partition("nvme0n1", "nvme0n1p1", "259:1", 1).
-				DM("dm-0", "253:0", "luks-"+ls[0].uuid, dmUUID("LUKS2", ls[0].uuid, "luks-"+ls[0].uuid), ls[0].name).
-				DM("dm-1", "253:1", "home", dmUUID("LUKS2", ls[1].uuid, "home"), ls[1].name).
+				DM("dm-0", "253:0", "luks-"+ls[0].UUID, blockdevtest.DMUUID("LUKS2", ls[0].UUID, "luks-"+ls[0].UUID), ls[0].Name).
+				DM("dm-1", "253:1", "home", blockdevtest.DMUUID("LUKS2", ls[1].UUID, "home"), ls[1].Name).
 				Mount(wipeProcMounts,
-					"27 1 253:0 / / rw,relatime shared:1 - ext4 /dev/mapper/luks-"+ls[0].uuid+" rw",
+					"27 1 253:0 / / rw,relatime shared:1 - ext4 /dev/mapper/luks-"+ls[0].UUID+" rw",
 					"28 27 259:1 / /boot/efi rw,relatime shared:29 - vfat /dev/nvme0n1p1 rw",
 					"40 27 253:1 / /home rw,relatime shared:31 - ext4 /dev/mapper/home rw")
 		},
@@ -105,14 +93,14 @@ var wipeLayouts = []wipeLayout{
 		// Fedora: one btrfs over two LUKS devices (one LUKS1), subvolumes
 		// / and /home, swap on zram.
 		name: "btrfs on two LUKS devices", luks: []string{"luks2", "luks1"},
-		build: func(b *blockdevtest.Builder, ls []luksLoop) {
-			b.DM("dm-0", "253:0", "luks-"+ls[0].uuid, dmUUID("LUKS2", ls[0].uuid, "luks-"+ls[0].uuid), ls[0].name).
-				DM("dm-1", "253:1", "luks-"+ls[1].uuid, dmUUID("LUKS1", ls[1].uuid, "luks-"+ls[1].uuid), ls[1].name).
+		build: func(b *blockdevtest.Builder, ls []blockdevtest.LUKSLoop) {
+			b.DM("dm-0", "253:0", "luks-"+ls[0].UUID, blockdevtest.DMUUID("LUKS2", ls[0].UUID, "luks-"+ls[0].UUID), ls[0].Name).
+				DM("dm-1", "253:1", "luks-"+ls[1].UUID, blockdevtest.DMUUID("LUKS1", ls[1].UUID, "luks-"+ls[1].UUID), ls[1].Name).
 				Btrfs("6f0e6f7a-3d2c-4b8e-9f61-2a2f0a5e9c11", "dm-0", "dm-1").
 				Disk("devices/virtual/block", "zram0", "252:0").
 				Mount(wipeProcMounts,
-					"27 1 0:33 /root / rw,relatime shared:1 - btrfs /dev/mapper/luks-"+ls[0].uuid+" rw,compress=zstd:1,subvolid=257,subvol=/root",
-					"95 27 0:33 /home /home rw,relatime shared:57 - btrfs /dev/mapper/luks-"+ls[0].uuid+" rw,compress=zstd:1,subvolid=256,subvol=/home").
+					"27 1 0:33 /root / rw,relatime shared:1 - btrfs /dev/mapper/luks-"+ls[0].UUID+" rw,compress=zstd:1,subvolid=257,subvol=/root",
+					"95 27 0:33 /home /home rw,relatime shared:57 - btrfs /dev/mapper/luks-"+ls[0].UUID+" rw,compress=zstd:1,subvolid=256,subvol=/home").
 				Swap("/dev/zram0                              partition\t8388604\t\t0\t\t100")
 		},
 	},
@@ -189,72 +177,6 @@ func requireWipeApproval(t *testing.T, e *env) string {
 	return tok.Secret
 }
 
-// newLUKSLoop formats a 32 MiB image as typ and attaches it to a free loop
-// device, detached (and checked detached) when the test ends.
-func newLUKSLoop(t *testing.T, typ string) luksLoop {
-	t.Helper()
-	cs := cryptsetupPath()
-	dir := t.TempDir()
-	img, key := filepath.Join(dir, "disk.img"), filepath.Join(dir, "key")
-	if err := os.WriteFile(key, []byte("correct horse battery staple "+typ), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 32<<20); err != nil {
-		t.Fatal(err)
-	}
-	// The minimum PBKDF2 cost keeps the test fast on a busy machine.
-	args := []string{"luksFormat", "--batch-mode", "--type", typ, "--key-file", key, "--pbkdf-force-iterations", "1000"}
-	if typ == "luks2" {
-		args = append(args, "--pbkdf", "pbkdf2")
-	}
-	if out, err := exec.Command(cs, append(args, img)...).CombinedOutput(); err != nil {
-		t.Fatalf("luksFormat: %v %s", err, out)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
-	if err != nil {
-		t.Skipf("no loop device available: %v %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "--detach", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup --detach %s: %v %s", dev, err, out)
-		}
-		if b, _ := exec.Command("losetup", "--associated", img).Output(); strings.TrimSpace(string(b)) != "" {
-			t.Errorf("%s still attached: %s", img, b)
-		}
-	})
-	l := luksLoop{name: filepath.Base(dev), key: key}
-	b, err := os.ReadFile(filepath.Join("/sys/class/block", l.name, "dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.devno = strings.TrimSpace(string(b))
-	u, err := exec.Command(cs, "luksUUID", dev).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.uuid = strings.TrimSpace(string(u))
-	if st := headerState(t, l); st != "opens" {
-		t.Fatalf("fresh header %s does not open: %s", dev, st)
-	}
-	return l
-}
-
-// headerState tries the volume's own key: "opens", or cryptsetup's refusal.
-func headerState(t *testing.T, l luksLoop) string {
-	t.Helper()
-	cmd := exec.Command(cryptsetupPath(), "open", "--test-passphrase", "--key-file", l.key, l.dev())
-	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		return "opens"
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // fakeMachineRoot is a throwaway root: alice and bob human accounts, homes,
 // and a PAM account stack the lock part of the wipe adds its rule to.
 func fakeMachineRoot(t *testing.T) string {
@@ -291,13 +213,13 @@ func fakeMachineRoot(t *testing.T) string {
 
 // runWipe wipes one layout end to end and checks the headers afterwards.
 func runWipe(t *testing.T, e *env, approver string, l wipeLayout, serial string) {
-	var ls []luksLoop
+	var ls []blockdevtest.LUKSLoop
 	for _, typ := range l.luks {
-		ls = append(ls, newLUKSLoop(t, typ))
+		ls = append(ls, blockdevtest.NewLUKSLoop(t, cryptsetupPath(), typ))
 	}
 	b := blockdevtest.NewBuilder()
 	for _, x := range ls {
-		b.Loop(x.name, x.devno, "")
+		b.Loop(x.Name, x.Devno, "")
 	}
 	l.build(b, ls)
 	roots := blockdevtest.Materialize(t, b.String())
@@ -310,8 +232,8 @@ func runWipe(t *testing.T, e *env, approver string, l wipeLayout, serial string)
 	in := wipeInput{ParentMnt: selfMnt, Serial: serial, ConfigPath: cfgPath, StateDir: stateDir, URL: e.serve.HTTPURL,
 		Token: e.token, Approver: approver, DeviceID: deviceID, Root: fakeMachineRoot(t), Sys: roots.Sys, Proc: roots.Proc}
 	for _, x := range ls {
-		in.Headers = append(in.Headers, x.dev())
-		in.UUIDs = append(in.UUIDs, x.uuid)
+		in.Headers = append(in.Headers, x.Dev())
+		in.UUIDs = append(in.UUIDs, x.UUID)
 	}
 	inPath := filepath.Join(t.TempDir(), "wipe-input.json")
 	bs, _ := json.Marshal(in)
@@ -336,8 +258,8 @@ func runWipe(t *testing.T, e *env, approver string, l wipeLayout, serial string)
 	t.Logf("wipe of %d headers end to end in %s", len(ls), time.Since(start).Round(time.Millisecond))
 	// Every header is destroyed: its own key no longer opens it.
 	for _, x := range ls {
-		if st := headerState(t, x); !strings.Contains(st, "No usable keyslot") {
-			t.Errorf("%s after the wipe: %q", x.dev(), st)
+		if st := x.HeaderState(cryptsetupPath()); !strings.Contains(st, "No usable keyslot") {
+			t.Errorf("%s after the wipe: %q", x.Dev(), st)
 		}
 	}
 }
