@@ -53,16 +53,28 @@ type Route struct {
 	Handler  HandlerFunc
 }
 
-// Principal is the authenticated caller.
+// Principal is the authenticated caller: a person signed in to the console (Via "session")
+// or an API token (Via "token"), which belongs to a person too once tokens have owners.
 type Principal struct {
 	OrgID   string
 	Org     domain.Org
 	TokenID string
 	Role    domain.Role
+	// UserID is the person behind the call; the two-person rule compares it.
+	UserID    string
+	UserEmail string
+	SessionID string
+	Via       string // "token" or "session"
 }
 
-// Actor is the audit name of the caller.
-func (p Principal) Actor() string { return "token:" + p.TokenID }
+// Actor is the audit name of the caller: the token for token calls (so audit history from
+// before tokens had owners stays joined), the person for console sessions.
+func (p Principal) Actor() string {
+	if p.Via == "session" && p.UserID != "" {
+		return "user:" + p.UserID
+	}
+	return "token:" + p.TokenID
+}
 
 type principalKey struct{}
 type requestIDKey struct{}
@@ -298,6 +310,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 // checks, in that order, before any body is read.
 func (s *Server) authorize(rt Route, rp **http.Request) error {
 	r := *rp
+	if p, ok := r.Context().Value(inProcessKey{}).(Principal); ok && !rt.Public {
+		return s.admit(rt, rp, p)
+	}
 	if rt.Public {
 		*rp = r.WithContext(domain.WithActor(r.Context(), domain.Actor{ID: "public:" + rt.Path, RequestID: RequestID(r.Context())}))
 		return nil
@@ -317,16 +332,23 @@ func (s *Server) authorize(rt Route, rp **http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := Principal{OrgID: tok.OrgID, Org: org, TokenID: tok.ID, Role: tok.Role}
-	if !tok.Role.AtLeast(rt.Role) {
-		return Forbidden("this action needs the "+string(rt.Role)+" role; the token has "+string(tok.Role)).
+	p := Principal{OrgID: tok.OrgID, Org: org, TokenID: tok.ID, Role: tok.Role, Via: "token"}
+	return s.admit(rt, rp, p)
+}
+
+// admit applies the role and plan checks to an authenticated caller and puts it in the
+// request context. Token and in-process (console) calls both pass here: one rule, one place.
+func (s *Server) admit(rt Route, rp **http.Request, p Principal) error {
+	r := *rp
+	if !p.Role.AtLeast(rt.Role) {
+		return Forbidden("this action needs the "+string(rt.Role)+" role; you have "+string(p.Role)).
 			With("required_role", rt.Role)
 	}
-	if !org.Plan.Allows(rt.Feature) {
-		return PlanRequired(rt.Feature, org.Plan)
+	if !p.Org.Plan.Allows(rt.Feature) {
+		return PlanRequired(rt.Feature, p.Org.Plan)
 	}
 	ctx := context.WithValue(r.Context(), principalKey{}, p)
-	ctx = domain.WithActor(ctx, domain.Actor{ID: p.Actor(), RequestID: RequestID(r.Context())})
+	ctx = domain.WithActor(ctx, domain.Actor{ID: p.Actor(), UserID: p.UserID, RequestID: RequestID(r.Context())})
 	*rp = r.WithContext(ctx)
 	return nil
 }

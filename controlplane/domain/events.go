@@ -55,7 +55,8 @@ type Event struct {
 // Actor identifies who performs an action, and the request it came from, so audit rows
 // written deep in a call chain name the caller.
 type Actor struct {
-	ID        string // "token:<id>", "system:<component>", "device:<id>"
+	ID        string // "token:<id>", "user:<id>", "system:<component>", "device:<id>"
+	UserID    string // the person behind a token or session, when there is one
 	RequestID string
 }
 
