@@ -73,18 +73,20 @@ type Config struct {
 	Now    func() time.Time
 	Tamper Tamper
 	Logger *slog.Logger
+	// SigningKey signs ID tokens (default: a fresh RSA-2048 key); tests share one to save
+	// the key generation.
+	SigningKey *rsa.PrivateKey
 }
 
 // Server is a running fake provider. It is an http.Handler, so it also works behind
 // httptest.NewUnstartedServer once Config.Issuer names that server's URL.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	key     *rsa.PrivateKey
-	kid     string
-	foreign *rsa.PrivateKey
-	mux     *http.ServeMux
-	srv     *http.Server
+	cfg Config
+	log *slog.Logger
+	key *rsa.PrivateKey
+	kid string
+	mux *http.ServeMux
+	srv *http.Server
 
 	mu       sync.Mutex
 	offset   time.Duration
@@ -93,6 +95,7 @@ type Server struct {
 	codes    map[string]*authCode
 	access   map[string]*accessToken
 	stats    Stats
+	foreign  *rsa.PrivateKey // made on first use by Tamper.ForeignKey
 }
 
 // Stats counts what the provider did, for tests.
@@ -167,15 +170,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("fakeoidc: client %q needs an id, a secret and at least one redirect URI", c.ID)
 		}
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("fakeoidc: generate signing key: %w", err)
+	key := cfg.SigningKey
+	if key == nil {
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, fmt.Errorf("fakeoidc: generate signing key: %w", err)
+		}
 	}
-	foreign, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("fakeoidc: generate foreign key: %w", err)
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: key, kid: keyID(&key.PublicKey), foreign: foreign, tamper: cfg.Tamper,
+	s := &Server{cfg: cfg, log: cfg.Logger, key: key, kid: keyID(&key.PublicKey), tamper: cfg.Tamper,
 		requests: map[string]*authRequest{}, codes: map[string]*authCode{}, access: map[string]*accessToken{}}
 	// An issuer with a path (like Okta's https://example.okta.com/oauth2/default) serves
 	// everything under that path; discovery is the issuer plus /.well-known/... (OIDC
@@ -262,7 +263,7 @@ func (s *Server) Stats() Stats {
 	return s.stats
 }
 
-// now must be called with s.mu held or from code that tolerates a racy offset read.
+// nowLocked is the fake clock; call it with s.mu held.
 func (s *Server) nowLocked() time.Time { return s.cfg.Now().Add(s.offset) }
 
 func (s *Server) client(id string) (Client, bool) {

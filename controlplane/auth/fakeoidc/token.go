@@ -1,6 +1,8 @@
 package fakeoidc
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/subtle"
 	"mime"
 	"net/http"
@@ -57,6 +59,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var err error
 	s.mu.Lock()
 	ac, found := s.codes[code]
 	var grantErr string
@@ -93,6 +96,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.nowLocked()
 	tamper := s.tamper
+	key := s.key
+	if tamper.ForeignKey {
+		if s.foreign == nil {
+			if s.foreign, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+				s.mu.Unlock()
+				oauthError(w, http.StatusInternalServerError, "server_error", "could not make a key")
+				return
+			}
+		}
+		key = s.foreign
+	}
 	access := randomToken()
 	s.access[access] = &accessToken{user: ac.user, clientID: c.ID, scope: ac.scope, expires: now.Add(s.cfg.AccessTokenTTL)}
 	ac.issued = append(ac.issued, access)
@@ -119,10 +133,6 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	if tamper.IDTokenTTL != 0 {
 		claims["exp"] = now.Add(tamper.IDTokenTTL).Unix()
-	}
-	key := s.key
-	if tamper.ForeignKey {
-		key = s.foreign
 	}
 	idt, err := signJWT(key, s.kid, claims)
 	if err != nil {
