@@ -129,4 +129,3 @@ func TestSSOStateStore(t *testing.T) {
 		}
 	})
 }
-
