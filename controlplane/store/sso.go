@@ -192,3 +192,19 @@ func (db *DB) ConsumeSSOState(ctx context.Context, stateHash string) (SSOState, 
 	s.CreatedAt, s.ExpiresAt = s.CreatedAt.UTC(), s.ExpiresAt.UTC()
 	return s, nil
 }
+
+// SSOFailure is what the audit log keeps of a refused single sign-on: the reason code and
+// who the provider said it was, never a code, state or token.
+type SSOFailure struct {
+	Method  string `json:"method"`
+	Reason  string `json:"reason"`
+	Email   string `json:"email,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+	Subject string `json:"subject,omitempty"`
+}
+
+// RecordSSOFailure audits user.sign_in_failed (method sso) for orgID.
+func (db *DB) RecordSSOFailure(ctx context.Context, orgID string, f SSOFailure) error {
+	f.Method = "sso"
+	return WriteAudit(ctx, db.SQL, AuditFor(ctx, orgID, "user.sign_in_failed", "user", "", nil, f))
+}
