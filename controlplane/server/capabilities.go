@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	"github.com/lanyardhq/lanyard/controlplane/auth"
+	"github.com/lanyardhq/lanyard/controlplane/auth/fakeoidc"
+	"github.com/lanyardhq/lanyard/controlplane/auth/oidc"
 	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
@@ -29,11 +32,14 @@ type capabilities struct {
 	lifecycle  *lifecycle.Engine
 	// demoJustworks is the in-process fake Justworks of `make run` (nil otherwise).
 	demoJustworks *fakejustworks.Server
+	sso           *oidc.Service
+	// demoOIDC is the in-process fake OpenID Provider of `make run` (nil otherwise).
+	demoOIDC *fakeoidc.Server
 }
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle}
+	return []any{c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
@@ -63,5 +69,9 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build hris: %w", err)
 	}
 	c.lifecycle = buildLifecycle(d, c.agentAPI.Commands, c.mdm, c.installers)
+	// SSO hands verified people to the auth service (lead: pass the built one).
+	if c.sso, c.demoOIDC, err = buildSSO(d, &auth.Service{}); err != nil {
+		return nil, fmt.Errorf("build sso: %w", err)
+	}
 	return c, nil
 }
