@@ -68,7 +68,7 @@ func ErrorMessage(code string) string {
 	return messages[CodeInternal]
 }
 
-// start begins a sign-in: GET /auth/sso/start?org=<org id>.
+// start begins a sign-in: GET /auth/sso/start?org=<org id>[&email=<login hint>].
 func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	ctx := domain.WithActor(r.Context(), domain.Actor{ID: "public:" + StartPath})
 	orgID := r.URL.Query().Get("org")
@@ -115,8 +115,12 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: orgID + "." + binding, Path: "/auth/sso/", HttpOnly: true,
 		Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(stateTTL.Seconds())})
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, s.oauthConfig(p, c, "").AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)),
-		http.StatusFound)
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)}
+	if hint := r.URL.Query().Get("email"); hint != "" && len(hint) <= 254 && strings.Contains(hint, "@") {
+		// The email typed on the sign-in page preselects the account at the provider.
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
+	}
+	http.Redirect(w, r, s.oauthConfig(p, c, "").AuthCodeURL(state, opts...), http.StatusFound)
 }
 
 // callback finishes a sign-in: GET /auth/sso/callback?code=&state= (or ?error=).

@@ -256,6 +256,22 @@ func TestEmailFromUserInfo(t *testing.T) {
 	})
 }
 
+// The email typed on the sign-in page becomes the provider's login_hint, which the fake
+// uses to preselect the account.
+func TestLoginHint(t *testing.T) {
+	e := newEnv(t, storetest.NewSQLite(t))
+	b := newBrowser(t)
+	resp, _ := b.get(e.rpURL + oidc.StartPath + "?org=" + e.org.ID + "&email=" + url.QueryEscape("bob@example.com"))
+	au, _ := url.Parse(resp.Header.Get("Location"))
+	if au.Query().Get("login_hint") != "bob@example.com" {
+		t.Fatalf("authorize URL %s", au)
+	}
+	_, page := b.get(au.String())
+	if !strings.Contains(page, `value="bob@example.com" checked`) {
+		t.Fatalf("the hinted account is not preselected:\n%s", page)
+	}
+}
+
 func TestStartRefusals(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
