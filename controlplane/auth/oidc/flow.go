@@ -284,8 +284,12 @@ func (s *Service) identity(ctx context.Context, p *gooidc.Provider, idt *gooidc.
 			return identity{}, err
 		}
 	}
-	verified := bool(c.EmailVerified) || (bool(c.EDOV) && isEntra(idt.Issuer))
-	return identity{email: strings.ToLower(strings.TrimSpace(c.Email)), verified: verified}, nil
+	return identity{email: strings.ToLower(strings.TrimSpace(c.Email)), verified: c.verified(idt.Issuer)}, nil
+}
+
+// verified: email_verified, or on Entra ID (which never sends it) xms_edov.
+func (c emailClaims) verified(issuer string) bool {
+	return bool(c.EmailVerified) || (bool(c.EDOV) && isEntra(issuer))
 }
 
 func isEntra(issuer string) bool {
