@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -116,6 +117,17 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	e.h = apitest.New(t, db, api.Options{Logger: slog.New(slog.DiscardHandler)}, e.rp.Routes())
 	mux := http.NewServeMux()
 	e.rp.Mount(mux)
+	// Stand-ins for the console's pages: home after a session starts, and the sign-in page
+	// showing the message for ?error= as the console does.
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><title>home</title><p id="home">signed in</p>`)
+	})
+	mux.HandleFunc("GET "+oidc.SignInPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><title>sign in</title><p id="signin-error">`+
+			html.EscapeString(oidc.ErrorMessage(r.URL.Query().Get("error")))+`</p>`)
+	})
 	mux.Handle("/", e.h.API)
 	rpSrv.Config.Handler = mux
 	rpSrv.Start()
