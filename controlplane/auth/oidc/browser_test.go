@@ -15,13 +15,14 @@ import (
 const chromium = "/usr/bin/chromium"
 
 // A real headless Chromium through the fake provider's login page: the binding cookie
-// survives the cross-site round trip (SameSite=Lax), the session starts for a verified
-// admin, and an unverified one lands on the sign-in page with the message for its code.
+// survives the cross-site round trip (Lanyard on localhost, the provider on 127.0.0.1, as
+// in the demo; SameSite=Lax), the session starts for a verified admin, and an unverified
+// one lands on the sign-in page with the message for its code.
 func TestBrowserSignIn(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skip("no Chromium at " + chromium + " (.ci/run installs it)")
 	}
-	e := newEnv(t, storetest.NewSQLite(t))
+	e := newEnvAt(t, storetest.NewSQLite(t), "localhost")
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox)...)
 	defer cancelAlloc()

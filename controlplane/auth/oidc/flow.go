@@ -115,6 +115,7 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: orgID + "." + binding, Path: "/auth/sso/", HttpOnly: true,
 		Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(stateTTL.Seconds())})
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)}
 	if hint := r.URL.Query().Get("email"); hint != "" && len(hint) <= 254 && strings.Contains(hint, "@") {
 		// The email typed on the sign-in page preselects the account at the provider.
@@ -136,6 +137,8 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/auth/sso/", HttpOnly: true, Secure: s.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	w.Header().Set("Cache-Control", "no-store")
+	// The callback URL holds the code: never pass it on as a referrer.
+	w.Header().Set("Referrer-Policy", "no-referrer")
 
 	state := q.Get("state")
 	if state == "" {

@@ -8,6 +8,7 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -99,7 +100,11 @@ type env struct {
 	startErr error
 }
 
-func newEnv(t *testing.T, db *store.DB) *env {
+func newEnv(t *testing.T, db *store.DB) *env { return newEnvAt(t, db, "") }
+
+// newEnvAt is newEnv with the relying party's public URL on host instead of 127.0.0.1
+// ("localhost" makes it another site than the provider, as in the demo).
+func newEnvAt(t *testing.T, db *store.DB, host string) *env {
 	t.Helper()
 	e := &env{t: t, db: db, clock: &clock{}, logs: &syncBuffer{}}
 	var err error
@@ -108,6 +113,10 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	}
 	rpSrv := httptest.NewUnstartedServer(nil)
 	e.rpURL = "http://" + rpSrv.Listener.Addr().String()
+	if host != "" {
+		_, port, _ := net.SplitHostPort(rpSrv.Listener.Addr().String())
+		e.rpURL = "http://" + net.JoinHostPort(host, port)
+	}
 	e.op = e.newOP(nil)
 	e.rp, err = oidc.New(oidc.Config{Store: db, Keys: e.keys, PublicURL: e.rpURL, Start: e.start, Now: e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
