@@ -20,7 +20,7 @@ import (
 // axe-core@4.14.1); a changed byte means someone edited or swapped them.
 func TestVendoredFilesArePinned(t *testing.T) {
 	for path, want := range map[string]string{
-		"assets/htmx-2.0.11.min.js":                "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717",
+		"assets/htmx-2.0.11.min.js":              "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717",
 		"internal/browsertest/axe-4.14.1.min.js": "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c",
 	} {
 		b, err := os.ReadFile(path)
