@@ -69,7 +69,7 @@ type DeviceCommand struct {
 	// CreatedByUser is the person behind CreatedBy ("" for rows from before people, and
 	// for tokens without an owner); the two-person rule compares people.
 	CreatedByUser string `json:"created_by_user,omitempty"`
-	ApprovedBy   string `json:"approved_by,omitempty"`
+	ApprovedBy    string `json:"approved_by,omitempty"`
 	// Error is the device's or the server's reason for failed, expired or simulated.
 	Error string `json:"error,omitempty"`
 	// Result is the device's raw answer (agent: the CommandResult with its steps).
