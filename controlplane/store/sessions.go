@@ -195,3 +195,25 @@ func (db *DB) MigrateTo(ctx context.Context, version int64) error {
 	}
 	return nil
 }
+
+// PeekOneTimeToken returns a live (unused, unexpired) token of one of kinds without using
+// it: a sign-in challenge survives a mistyped code, and is used only by the step that
+// succeeds.
+func (db *DB) PeekOneTimeToken(ctx context.Context, hash string, now time.Time, kinds ...string) (OneTimeToken, error) {
+	var t OneTimeToken
+	err := db.SQL.QueryRowContext(ctx, `SELECT token_hash, kind, user_id, org_id, need, data, created_at, expires_at FROM auth_tokens
+		WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2`, hash, now.UTC()).
+		Scan(&t.TokenHash, &t.Kind, &t.UserID, &t.OrgID, &t.Need, &t.Data, &t.CreatedAt, &t.ExpiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrOneTimeUsed
+	}
+	if err != nil {
+		return t, fmt.Errorf("get one-time token: %w", err)
+	}
+	for _, k := range kinds {
+		if k == t.Kind {
+			return t, nil
+		}
+	}
+	return OneTimeToken{}, ErrOneTimeUsed
+}
