@@ -35,7 +35,9 @@ func (e lockedError) Is(target error) bool { return target == ErrLocked }
 // badCodeError is ErrBadCredentials for a second factor, with a message that fits it.
 type badCodeError struct{}
 
-func (badCodeError) Error() string          { return "the code is wrong or was already used; enter the current code" }
+func (badCodeError) Error() string {
+	return "the code is wrong or was already used; enter the current code"
+}
 func (badCodeError) Is(target error) bool { return target == ErrBadCredentials }
 
 // linkError is ErrChallengeExpired for a one-time sign-in link.
