@@ -66,10 +66,6 @@ ALTER TABLE api_tokens ADD COLUMN user_id TEXT REFERENCES users(id);
 ALTER TABLE api_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'personal' CHECK (kind IN ('personal', 'service'));
 CREATE INDEX api_tokens_user ON api_tokens(user_id);
 
--- The person who created a device command, for the two-person rule ('' = resolve from
--- created_by, for rows older than this column).
-ALTER TABLE device_commands ADD COLUMN created_by_user TEXT NOT NULL DEFAULT '';
-
 -- Existing tokens: one placeholder owner per organization that has tokens. It has no email
 -- and no password, so nobody signs in as it until an admin claims it with an invitation;
 -- the tokens keep working and their audit rows (actor "token:<id>") stay as they are.
@@ -80,7 +76,6 @@ UPDATE api_tokens SET user_id = 'mig-' || org_id WHERE user_id IS NULL;
 
 -- +goose Down
 DROP INDEX api_tokens_user;
-ALTER TABLE device_commands DROP COLUMN created_by_user;
 ALTER TABLE api_tokens DROP COLUMN kind;
 ALTER TABLE api_tokens DROP COLUMN user_id;
 DROP TABLE auth_tokens;
