@@ -92,7 +92,9 @@ func New(o Options) *Service {
 	return s
 }
 
-func (s *Service) clock() time.Time { return s.now().UTC() }
+// clock is now at microsecond precision: Postgres keeps no more, so a session read back
+// equals the one returned.
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // dummyHash is a real hash of a random password: unknown emails are checked against it,
 // so they take as long as known ones.
