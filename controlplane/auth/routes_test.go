@@ -17,7 +17,9 @@ import (
 
 // secretRoute stands in for the PIN and recovery-key reveals: a Reauth route.
 var secretRoute = api.Route{Method: "GET", Path: "/api/v1/test-secret", Summary: "test reveal", Tag: "Test", Role: domain.RoleViewer, Reauth: true,
-	Handler: func(w http.ResponseWriter, r *http.Request) error { return api.JSON(w, 200, map[string]string{"secret": "s3cret"}) }}
+	Handler: func(w http.ResponseWriter, r *http.Request) error {
+		return api.JSON(w, 200, map[string]string{"secret": "s3cret"})
+	}}
 
 func newAPI(t *testing.T, e *env) *apitest.Harness {
 	return apitest.New(t, e.db, api.Options{}, e.svc.Routes(), []api.Route{secretRoute})
