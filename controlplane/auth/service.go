@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -34,7 +35,9 @@ const (
 
 // Options configure a Service.
 type Options struct {
-	DB      *store.DB
+	DB *store.DB
+	// Keyring seals TOTP secrets; it may be nil for callers that only create users and
+	// links (the admin CLI).
 	Keyring *secrets.Keyring
 	Logger  *slog.Logger
 	// Now is the clock (tests inject one); time.Now when nil.
@@ -177,10 +180,16 @@ func truncate(s string, n int) string {
 // sealTOTP and openTOTP bind a TOTP secret to its user (aad), so a sealed value copied to
 // another row does not open.
 func (s *Service) sealTOTP(userID, secret string) (string, error) {
+	if s.kr == nil {
+		return "", errors.New("auth: no keyring configured: cannot store a TOTP secret")
+	}
 	return s.kr.Seal([]byte(secret), "user:"+userID+":totp")
 }
 
 func (s *Service) openTOTP(userID, sealed string) (string, error) {
+	if s.kr == nil {
+		return "", errors.New("auth: no keyring configured: cannot read a TOTP secret")
+	}
 	b, err := s.kr.Open(sealed, "user:"+userID+":totp")
 	if err != nil {
 		return "", fmt.Errorf("open totp secret of user %s: %w", userID, err)
