@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
+	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/jobs"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
@@ -66,6 +67,8 @@ type Deps struct {
 type Server struct {
 	Deps
 	API *api.Server
+	// Auth is the sign-in and session service (the console authenticates through it).
+	Auth *auth.Service
 	// Capabilities are the built capabilities in build order (see buildCapabilities).
 	Capabilities []any
 	caps         *capabilities
@@ -99,6 +102,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		return nil, err
 	}
 	s.Capabilities = s.caps.list()
+	s.Auth = s.caps.auth
 	opts := api.Options{Store: db, Ready: []api.ReadyCheck{db.Ready}, Registry: reg, Logger: logger, Version: Version}
 	var routes [][]api.Route
 	mux := http.NewServeMux()
@@ -122,7 +126,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		}
 	}
 	s.API = api.New(opts, routes...)
-	mux.Handle("/", s.API)
+	if err := s.mountConsole(mux, &auth.Service{}); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.Handler = mux
 	return s, nil
 }
