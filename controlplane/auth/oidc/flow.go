@@ -321,7 +321,8 @@ func domainAllowed(email string, allowed []string) bool {
 	return slices.Contains(allowed, strings.ToLower(email[at+1:]))
 }
 
-// fail audits a refusal (when the org is known) and sends the browser to the sign-in page.
+// fail audits a refusal (when the org is known) and sends the browser to the sign-in page:
+// /signin?error=<code>[&org=<org id>].
 // Nothing secret reaches the audit or the log: codes, states and tokens stay out of err.
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, orgID, code string, f store.SSOFailure, err error, orgFromCookie bool) {
 	ctx := r.Context()
@@ -348,7 +349,12 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, orgID, code strin
 			s.log.ErrorContext(ctx, "audit sso failure", "org_id", orgID, "err", aerr)
 		}
 	}
-	http.Redirect(w, r, SignInPath+"?error="+url.QueryEscape(code), http.StatusSeeOther)
+	// With the org, the sign-in page can offer "Sign in with SSO" again right away.
+	v := url.Values{"error": {code}}
+	if orgID != "" {
+		v.Set("org", orgID)
+	}
+	http.Redirect(w, r, SignInPath+"?"+v.Encode(), http.StatusSeeOther)
 }
 
 func clientIP(r *http.Request) string {

@@ -202,3 +202,10 @@ func hashString(v string) string {
 	sum := sha256.Sum256([]byte(v))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// Enabled reports whether orgID has SSO switched on (the console shows "Sign in with SSO"
+// only then).
+func (s *Service) Enabled(ctx context.Context, orgID string) bool {
+	c, err := s.cfg.Store.GetSSOConfig(ctx, orgID)
+	return err == nil && c.Enabled
+}

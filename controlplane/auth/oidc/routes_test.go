@@ -37,6 +37,9 @@ func TestConfigRoutes(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
 		admin := e.h.Token(e.org.ID, domain.RoleAdmin)
+		if !e.rp.Enabled(context.Background(), e.org.ID) {
+			t.Fatal("Enabled is false for a configured org")
+		}
 		r := e.h.Do("GET", "/api/v1/sso", admin, nil)
 		if r.Status != http.StatusOK {
 			t.Fatalf("GET: %d %s", r.Status, r.Body)
@@ -117,7 +120,7 @@ func TestConfigRoutes(t *testing.T) {
 		if r := e.h.Do("DELETE", "/api/v1/sso", admin, nil); r.Status != http.StatusNoContent {
 			t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 		}
-		if resp, _ := b2.get(b2.login(authURL, "alice@example.com")); resp.Header.Get("Location") != "/signin?error="+oidc.CodeStateInvalid {
+		if resp, _ := b2.get(b2.login(authURL, "alice@example.com")); resp.Header.Get("Location") != refusedAt(oidc.CodeStateInvalid, "") {
 			t.Fatalf("sign-in in flight across DELETE → %s", resp.Header.Get("Location"))
 		}
 		if r := e.h.Do("DELETE", "/api/v1/sso", admin, nil); r.Status != http.StatusNotFound {
@@ -125,6 +128,9 @@ func TestConfigRoutes(t *testing.T) {
 		}
 		if r := e.h.Do("GET", "/api/v1/sso", admin, nil); r.Status != http.StatusNotFound {
 			t.Fatalf("GET after DELETE: %d", r.Status)
+		}
+		if e.rp.Enabled(context.Background(), e.org.ID) {
+			t.Fatal("Enabled after DELETE")
 		}
 		acts := storetest.AuditActions(t, db, e.org.ID, e.org.ID)
 		if len(acts) < 3 || acts[0] != "sso.configured" || acts[len(acts)-1] != "sso.deleted" {
