@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	"github.com/lanyardhq/lanyard/controlplane/dashboard"
 	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
@@ -27,13 +28,14 @@ type capabilities struct {
 	mdm        *apple.Service
 	hr         *hrsync.Engine
 	lifecycle  *lifecycle.Engine
+	dashboard  *dashboard.Service
 	// demoJustworks is the in-process fake Justworks of `make run` (nil otherwise).
 	demoJustworks *fakejustworks.Server
 }
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle}
+	return []any{c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.dashboard}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
@@ -46,7 +48,9 @@ func (c *capabilities) list() []any {
 //     lock and wipe over MDM), the agent .pkg for InstallEnterpriseApplication from 2;
 //  4. HR sync (the fake Justworks with --demo);
 //  5. lifecycle: lock and wipe through 1's command model (with 3's channel on it), ADE
-//     and Mac enrollment links from 3, agent installer links from 2.
+//     and Mac enrollment links from 3, agent installer links from 2;
+//  6. the dashboard: read-only aggregates over the store (the APNs certificate section
+//     because 3 is built).
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
 	var err error
@@ -63,5 +67,6 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build hris: %w", err)
 	}
 	c.lifecycle = buildLifecycle(d, c.agentAPI.Commands, c.mdm, c.installers)
+	c.dashboard = dashboard.New(dashboard.Deps{Devices: d.DB, Workflows: d.DB, Approvals: d.DB, HRSync: d.DB, PushCerts: d.DB})
 	return c, nil
 }

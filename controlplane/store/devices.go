@@ -341,6 +341,8 @@ type DeviceQuery struct {
 	// NeedsReview, when set, keeps devices flagged (true) or not (false) for review: an
 	// unknown serial, a serial conflict, or an agent running with test knobs (dry run).
 	NeedsReview *bool
+	// InService keeps devices that are neither retired nor lost (the dashboard's view).
+	InService bool
 	// Sort is one of DeviceSorts ("" = created); Desc reverses it.
 	Sort string
 	Desc bool
@@ -501,6 +503,9 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) *where {
 			now = domain.Now()
 		}
 		w.add("COALESCE(a.last_seen_at, t.last_seen_at) < ?", now.Add(-time.Duration(q.OfflineDays)*24*time.Hour).UTC())
+	}
+	if q.InService {
+		w.conds = append(w.conds, "d.state NOT IN ('retired', 'lost')")
 	}
 	if q.NeedsReview != nil {
 		if *q.NeedsReview {
