@@ -56,6 +56,9 @@ func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
 	if err := s.seedHRIS(ctx, org); err != nil {
 		return org, "", fmt.Errorf("seed demo org: %w", err)
 	}
+	if err := s.seedDemoFleet(ctx, org); err != nil {
+		return org, "", fmt.Errorf("seed demo org: %w", err)
+	}
 	_, secret, err := s.DB.CreateToken(ctx, org.ID, "make run owner", domain.RoleOwner, nil)
 	if err != nil {
 		return org, "", err

@@ -92,6 +92,11 @@ func FindDevicesBySerial(ctx context.Context, q Querier, orgID, serial string) (
 		`SELECT `+deviceCols+` FROM devices WHERE org_id = $1 AND serial_number = $2 ORDER BY id`, orgID, serial)
 }
 
+// FindDevicesBySerial is the DB method form.
+func (db *DB) FindDevicesBySerial(ctx context.Context, orgID, serial string) ([]domain.Device, error) {
+	return FindDevicesBySerial(ctx, db.SQL, orgID, serial)
+}
+
 // DeviceFilter narrows a device listing.
 type DeviceFilter struct {
 	State         domain.DeviceState
