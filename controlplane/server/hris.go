@@ -43,7 +43,7 @@ func buildHRIS(d Deps) (*hrsync.Engine, *fakejustworks.Server, error) {
 		providers["justworks"] = p
 	}
 	e, err := hrsync.New(hrsync.Config{DB: d.DB, Keyring: d.Keyring, Providers: providers, PublicURL: cfg.PublicURL,
-		WebhookSecret: cfg.JustworksWebhookKey, ReconcileInterval: cfg.HRReconcileInterval, Logger: d.Logger,
+		WebhookSecret: cfg.JustworksWebhookKey, ReconcileInterval: cfg.HRReconcileInterval, MaxPages: cfg.HRSyncMaxPages, Logger: d.Logger,
 		Registerer: d.Registry})
 	if err != nil {
 		return nil, fake, err

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
+	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/jobs"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
@@ -122,7 +123,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		}
 	}
 	s.API = api.New(opts, routes...)
-	mux.Handle("/", s.API)
+	if err := s.mountConsole(mux, &auth.Service{}); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.Handler = mux
 	return s, nil
 }
