@@ -116,7 +116,7 @@ func (a *app) tokensCmd() *cobra.Command {
 			if err := c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(args[0]), nil, nil, &t); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.out, "revoked %s (%s)\n", t.ID, t.Name)
+			a.printf("revoked %s (%s)\n", t.ID, t.Name)
 			return nil
 		}),
 	})

@@ -63,7 +63,7 @@ func (a *app) showWorkflow(w workflow) error {
 		{"run at", w.RunAt}, {"reason", orDash(w.Reason)}}); err != nil {
 		return err
 	}
-	fmt.Fprintln(a.out)
+	a.println()
 	var rows [][]string
 	for _, s := range w.Steps {
 		note := s.LastError
@@ -76,7 +76,7 @@ func (a *app) showWorkflow(w workflow) error {
 		return err
 	}
 	if len(w.Tasks) > 0 {
-		fmt.Fprintln(a.out)
+		a.println()
 		rows = rows[:0]
 		for _, t := range w.Tasks {
 			rows = append(rows, []string{t.ID, t.Kind, t.State, orDash(t.Assignee), orDash(t.DueAt), t.Title})
@@ -279,12 +279,12 @@ func (a *app) offboardCmd() *cobra.Command {
 			if !dry {
 				head = "Offboarding of %s (%s) started at %s.\n"
 			}
-			fmt.Fprintf(a.out, head, dr.Employee, dr.EmployeeID, dr.RunAt)
+			a.printf(head, dr.Employee, dr.EmployeeID, dr.RunAt)
 			if !dr.Automated {
-				fmt.Fprintln(a.out, "Note: the organization's plan does not include automation; it would not start by itself.")
+				a.println("Note: the organization's plan does not include automation; it would not start by itself.")
 			}
 			if dr.Existing != nil {
-				fmt.Fprintf(a.out, "Workflow: %s (%s)\n", dr.Existing.ID, dr.Existing.State)
+				a.printf("Workflow: %s (%s)\n", dr.Existing.ID, dr.Existing.State)
 			}
 			var rows [][]string
 			for i, s := range dr.Steps {
@@ -394,9 +394,9 @@ func (a *app) assetsCmd() *cobra.Command {
 				}
 				_ = a.print(nil, []string{"ROW", "COLUMN", "ERROR"}, rows)
 			} else if rep.DryRun {
-				fmt.Fprintf(a.out, "%d rows valid; nothing imported (dry run)\n", rep.Rows)
+				a.printf("%d rows valid; nothing imported (dry run)\n", rep.Rows)
 			} else {
-				fmt.Fprintf(a.out, "imported %d devices\n", rep.Imported)
+				a.printf("imported %d devices\n", rep.Imported)
 			}
 			if len(rep.Errors) > 0 {
 				return fmt.Errorf("%d errors; nothing was imported", len(rep.Errors))
