@@ -41,6 +41,7 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			logger := server.NewLogger(cfg)
+			logEverywhere(logger)
 			s, err := server.New(cmd.Context(), cfg, logger)
 			if err != nil {
 				return err
