@@ -31,17 +31,23 @@ func (g grpcLogger) out(level slog.Level, msg string) {
 	g.l.Log(context.Background(), level, strings.TrimSpace(msg))
 }
 
-func (g grpcLogger) Info(args ...any)                    { g.out(slog.LevelDebug, fmt.Sprint(args...)) }
-func (g grpcLogger) Infoln(args ...any)                  { g.out(slog.LevelDebug, fmt.Sprintln(args...)) }
-func (g grpcLogger) Infof(format string, args ...any)    { g.out(slog.LevelDebug, fmt.Sprintf(format, args...)) }
-func (g grpcLogger) Warning(args ...any)                 { g.out(slog.LevelWarn, fmt.Sprint(args...)) }
-func (g grpcLogger) Warningln(args ...any)               { g.out(slog.LevelWarn, fmt.Sprintln(args...)) }
-func (g grpcLogger) Warningf(format string, args ...any) { g.out(slog.LevelWarn, fmt.Sprintf(format, args...)) }
-func (g grpcLogger) Error(args ...any)                   { g.out(slog.LevelError, fmt.Sprint(args...)) }
-func (g grpcLogger) Errorln(args ...any)                 { g.out(slog.LevelError, fmt.Sprintln(args...)) }
-func (g grpcLogger) Errorf(format string, args ...any)   { g.out(slog.LevelError, fmt.Sprintf(format, args...)) }
-func (g grpcLogger) Fatal(args ...any)                   { g.out(slog.LevelError, fmt.Sprint(args...)); os.Exit(1) }
-func (g grpcLogger) Fatalln(args ...any)                 { g.out(slog.LevelError, fmt.Sprintln(args...)); os.Exit(1) }
+func (g grpcLogger) Info(args ...any)   { g.out(slog.LevelDebug, fmt.Sprint(args...)) }
+func (g grpcLogger) Infoln(args ...any) { g.out(slog.LevelDebug, fmt.Sprintln(args...)) }
+func (g grpcLogger) Infof(format string, args ...any) {
+	g.out(slog.LevelDebug, fmt.Sprintf(format, args...))
+}
+func (g grpcLogger) Warning(args ...any)   { g.out(slog.LevelWarn, fmt.Sprint(args...)) }
+func (g grpcLogger) Warningln(args ...any) { g.out(slog.LevelWarn, fmt.Sprintln(args...)) }
+func (g grpcLogger) Warningf(format string, args ...any) {
+	g.out(slog.LevelWarn, fmt.Sprintf(format, args...))
+}
+func (g grpcLogger) Error(args ...any)   { g.out(slog.LevelError, fmt.Sprint(args...)) }
+func (g grpcLogger) Errorln(args ...any) { g.out(slog.LevelError, fmt.Sprintln(args...)) }
+func (g grpcLogger) Errorf(format string, args ...any) {
+	g.out(slog.LevelError, fmt.Sprintf(format, args...))
+}
+func (g grpcLogger) Fatal(args ...any)   { g.out(slog.LevelError, fmt.Sprint(args...)); os.Exit(1) }
+func (g grpcLogger) Fatalln(args ...any) { g.out(slog.LevelError, fmt.Sprintln(args...)); os.Exit(1) }
 func (g grpcLogger) Fatalf(format string, args ...any) {
 	g.out(slog.LevelError, fmt.Sprintf(format, args...))
 	os.Exit(1)
