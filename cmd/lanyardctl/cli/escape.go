@@ -79,3 +79,13 @@ func (a *app) printf(format string, args ...any) (int, error) {
 func (a *app) println(args ...any) (int, error) {
 	return fmt.Fprintln(a.out, escArgs(args)...)
 }
+
+// field formats one value of a decoded JSON object for a table cell: a key the
+// server omitted (omitempty) is empty, not "<nil>".
+func field(m map[string]any, key string) string {
+	v, ok := m[key]
+	if !ok || v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
