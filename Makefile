@@ -19,7 +19,7 @@ STATICCHECK_VERSION := v0.8.2
 
 AGENT_TARGETS := darwin/amd64 darwin/arm64 windows/amd64 linux/amd64 linux/arm64
 
-.PHONY: all build build-agents run test test-short lint generate tools bench packages clean docs screenshots
+.PHONY: all build build-agents ctl run test test-short lint generate tools bench packages clean docs screenshots
 
 all: build
 
@@ -38,11 +38,26 @@ build-agents:
 		GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -tags $(AGENT_TAGS) -ldflags '$(AGENT_LDFLAGS)' -o $(BIN)/lanyard-agent-$$os-$$arch$$ext ./cmd/lanyard-agent; \
 	done
 
-## run: start the control plane on the embedded SQLite default with a demo organization
-run:
+## ctl: build bin/lanyardctl (seconds per command faster than `go run ./cmd/lanyardctl`)
+ctl:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lanyardctl ./cmd/lanyardctl
+
+# Where `make run` listens: `make run HTTP_ADDR=127.0.0.1:9090`, or LANYARD_HTTP_ADDR /
+# LANYARD_GRPC_ADDR / LANYARD_PUBLIC_URL in the environment (a flag would beat them, so
+# the recipe passes what they say). The public URL and the agents' address follow.
+HTTP_ADDR ?= $(or $(LANYARD_HTTP_ADDR),127.0.0.1:8080)
+GRPC_ADDR ?= $(or $(LANYARD_GRPC_ADDR),127.0.0.1:8443)
+PUBLIC_URL ?= $(or $(LANYARD_PUBLIC_URL),http://$(subst 127.0.0.1:,localhost:,$(HTTP_ADDR)))
+AGENT_URL ?= $(or $(LANYARD_AGENT_URL),$(subst 127.0.0.1:,localhost:,$(GRPC_ADDR)))
+
+## run: start the control plane on the embedded SQLite default with a demo organization;
+## builds the agents first, so the installer links answer at once
+run: build-agents ctl
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lanyard ./cmd/lanyard
-	./$(BIN)/lanyard serve --demo --data-dir .lanyard --http-addr 127.0.0.1:8080
+	./$(BIN)/lanyard serve --demo --data-dir .lanyard --http-addr $(HTTP_ADDR) --grpc-addr $(GRPC_ADDR) \
+		--public-url $(PUBLIC_URL) --agent-url $(AGENT_URL)
 
 ## test: every test (Postgres ones run when LANYARD_TEST_DATABASE_URL is set)
 test:

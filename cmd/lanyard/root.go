@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/server"
 	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/installers"
 )
 
 func newRootCmd() *cobra.Command {
@@ -43,6 +46,7 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			logger := server.NewLogger(cfg)
+			logEverywhere(logger)
 			s, err := server.New(cmd.Context(), cfg, logger)
 			if err != nil {
 				return err
@@ -93,12 +97,44 @@ func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org dom
 
     %s
 
-  Try it:
-    go run ./cmd/lanyardctl login --url %s --token %s
-    go run ./cmd/lanyardctl devices list
+  Try it (make run built bin/lanyardctl; elsewhere: make ctl):
+    bin/lanyardctl login --url %s --token %s
+    bin/lanyardctl devices list
+
+  Installers: %s
 
 `, org.Name, org.Plan, console, url, addr, url, url, url, url, cfg.DataDir, console, link, server.DemoOwnerEmail,
-		server.DemoSecondAdminEmail, token, url, token)
+		server.DemoSecondAdminEmail, token, url, token, agentStatus())
+}
+
+// agentTargets are the platforms `make build-agents` builds (Makefile AGENT_TARGETS).
+var agentTargets = [][2]string{{"darwin", "amd64"}, {"darwin", "arm64"}, {"windows", "amd64"}, {"linux", "amd64"}, {"linux", "arm64"}}
+
+// agentStatus says which installer platforms can be served: packages are built
+// from the agent binaries beside this executable, and a platform without one
+// answers 503.
+func agentStatus() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	dir := filepath.Dir(exe)
+	var have, missing []string
+	for _, t := range agentTargets {
+		if _, err := os.Stat(filepath.Join(dir, installers.BinaryName(t[0], t[1]))); err == nil {
+			have = append(have, t[0]+"/"+t[1])
+		} else {
+			missing = append(missing, t[0]+"/"+t[1])
+		}
+	}
+	switch {
+	case len(missing) == 0:
+		return "agents for " + strings.Join(have, ", ") + " are in " + dir
+	case len(have) == 0:
+		return "no agent binaries in " + dir + ": installer downloads answer 503 until `make build-agents` (make run does it)"
+	}
+	return "agents for " + strings.Join(have, ", ") + " in " + dir + "; " + strings.Join(missing, ", ") +
+		" answer 503 until `make build-agents`"
 }
 
 func migrateCmd() *cobra.Command {

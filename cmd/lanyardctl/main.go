@@ -16,7 +16,7 @@ func main() {
 	err := cli.Run(ctx, os.Args[1:], os.Stdout)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "lanyardctl: "+strings.Join(strings.Fields(err.Error()), " "))
+		fmt.Fprintln(os.Stderr, "lanyardctl: "+cli.Esc(strings.Join(strings.Fields(err.Error()), " ")))
 		os.Exit(1)
 	}
 }

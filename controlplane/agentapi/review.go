@@ -9,7 +9,7 @@ import (
 // ReviewRequest is the body of POST /api/v1/devices/{id}/review.
 type ReviewRequest struct {
 	// Note says what was checked (kept in the audit log), e.g. "label on the case matches".
-	Note string `json:"note,omitempty"`
+	Note string `json:"note,omitempty" maxlen:"4000" text:"multiline"`
 }
 
 // resolveReview clears a device's review flags once an admin has checked it (see

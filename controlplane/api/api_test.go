@@ -58,11 +58,24 @@ func TestBadInput(t *testing.T) {
 		{"two objects", "POST", "/api/v1/devices", `{} {}`, 400, "bad-request"},
 		{"bad cursor", "GET", "/api/v1/devices?cursor=%25%25", nil, 400, "bad-request"},
 		{"bad limit", "GET", "/api/v1/devices?limit=0", nil, 400, "bad-request"},
+		{"ESC in model", "POST", "/api/v1/devices", `{"serial_number":"E1","vendor":"apple","equipment_type":"laptop","model":"Mac\u001b[2J"}`, 422, "validation"},
+		{"CR in vendor", "POST", "/api/v1/devices", `{"serial_number":"E2","vendor":"apple\rok","equipment_type":"laptop"}`, 422, "validation"},
+		{"bidi override in notes", "POST", "/api/v1/devices", `{"serial_number":"E3","vendor":"apple","equipment_type":"laptop","notes":"\u202eevil"}`, 422, "validation"},
+		{"500,000-character notes", "PATCH", "/api/v1/employees/" + emp.ID, `{"notes":"` + strings.Repeat("x", 500_000) + `"}`, 422, "validation"},
+		{"over-long model", "POST", "/api/v1/devices", `{"serial_number":"E4","vendor":"apple","equipment_type":"laptop","model":"` + strings.Repeat("m", api.DefaultMaxLen+1) + `"}`, 422, "validation"},
 		{"HR field edit", "PATCH", "/api/v1/employees/" + emp.ID, `{"first_name":"Robert"}`, 422, "hr-managed-field"},
 		{"invalid state", "POST", "/api/v1/devices", `{"serial_number":"Z1","vendor":"apple","equipment_type":"laptop","state":"assigned"}`, 422, "validation"},
 		{"no token", "GET", "/api/v1/devices", nil, 401, "unauthorized"},
 		{"unknown route", "GET", "/api/v1/nope", nil, 404, "not-found"},
 	}
+	audits := func() int {
+		var n int
+		if err := db.SQL.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM audit_log WHERE org_id = $1`, o.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	auditsBefore := audits()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			token := tok
@@ -84,6 +97,18 @@ func TestBadInput(t *testing.T) {
 	list, _, _ := db.ListDevices(t.Context(), o.ID, store.DeviceFilter{}, store.Page{})
 	if len(list) != 0 {
 		t.Fatalf("bad requests wrote %d devices", len(list))
+	}
+	if n := audits(); n != auditsBefore {
+		t.Fatalf("bad requests wrote %d audit rows", n-auditsBefore)
+	}
+	// The problem names the field, and multi-line notes still work.
+	resp := h.Do("POST", "/api/v1/devices", tok, `{"serial_number":"E5","vendor":"apple","equipment_type":"laptop","model":"a\u0007b"}`)
+	if f := resp.Map(t)["field"]; resp.Status != 422 || f != "model" {
+		t.Fatalf("%d field %v: %s", resp.Status, f, resp.Body)
+	}
+	resp = h.Do("POST", "/api/v1/devices", tok, `{"serial_number":"E6","vendor":"apple","equipment_type":"laptop","notes":"line 1\nline 2"}`)
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("multi-line notes: %d %s", resp.Status, resp.Body)
 	}
 }
 

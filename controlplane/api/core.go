@@ -48,7 +48,7 @@ type tokenCreated struct {
 
 type employeePatch struct {
 	EquipmentType *string `json:"equipment_type,omitempty"`
-	Notes         *string `json:"notes,omitempty"`
+	Notes         *string `json:"notes,omitempty" maxlen:"4000" text:"multiline"`
 }
 
 type deviceCreate struct {
@@ -59,7 +59,7 @@ type deviceCreate struct {
 	EquipmentType string       `json:"equipment_type"`
 	PurchaseDate  *domain.Date `json:"purchase_date,omitempty"`
 	State         string       `json:"state,omitempty"`
-	Notes         string       `json:"notes,omitempty"`
+	Notes         string       `json:"notes,omitempty" maxlen:"4000" text:"multiline"`
 }
 
 type devicePatch struct {
@@ -67,7 +67,7 @@ type devicePatch struct {
 	Platform      *string      `json:"platform,omitempty"`
 	EquipmentType *string      `json:"equipment_type,omitempty"`
 	PurchaseDate  *domain.Date `json:"purchase_date,omitempty"`
-	Notes         *string      `json:"notes,omitempty"`
+	Notes         *string      `json:"notes,omitempty" maxlen:"4000" text:"multiline"`
 }
 
 // deviceQuery is GET /devices' query string (see DecodeQuery). The enums are checked
@@ -348,6 +348,9 @@ func (h *core) patchEmployee(w http.ResponseWriter, r *http.Request) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return decodeProblem(err)
+	}
+	if p := checkBody(&req); p != nil {
+		return p
 	}
 	e, err := h.st.PatchEmployeeLocal(r.Context(), PrincipalFrom(r.Context()).OrgID, r.PathValue("id"),
 		store.EmployeeLocalPatch{EquipmentType: req.EquipmentType, Notes: req.Notes})

@@ -15,7 +15,8 @@ import (
 // MaxBodyBytes caps every request body; the admin API never needs more.
 const MaxBodyBytes = 1 << 20
 
-// Decode reads a JSON body into v: one object, no unknown fields, capped size. Every
+// Decode reads a JSON body into v: one object, no unknown fields, capped size, and
+// every string within its length limit and free of control characters. Every
 // failure is a 4xx problem that says what was wrong.
 func Decode(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
@@ -32,6 +33,10 @@ func Decode(r *http.Request, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return BadRequest("unexpected data after the JSON object")
+	}
+	// Lengths and control characters, for every string of every body (hygiene.go).
+	if p := checkBody(v); p != nil {
+		return p
 	}
 	return nil
 }

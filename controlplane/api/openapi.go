@@ -44,7 +44,7 @@ func (s *Server) OpenAPI() map[string]any {
 		}
 		if rt.Request != nil {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
-				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Request))}}}
+				"application/json": map[string]any{"schema": g.input(reflect.TypeOf(rt.Request))}}}
 		}
 		status := rt.Status
 		if status == 0 {
@@ -107,7 +107,38 @@ func operationID(rt Route) string {
 	return b.String()
 }
 
-type schemaGen struct{ defs map[string]any }
+type schemaGen struct {
+	defs map[string]any
+	in   bool // generating a request body: own defs ("…Body"), strings carry maxLength
+}
+
+// input is the schema of a request body: the same shapes, with the length
+// limits Decode enforces, under their own names so response schemas stay
+// free of limits their data (from HR, agents) never promised.
+func (g *schemaGen) input(t reflect.Type) map[string]any {
+	g.in = true
+	defer func() { g.in = false }()
+	return g.schema(t)
+}
+
+// withMaxLen sets maxLength on a string schema (or on the strings of an array
+// or map schema).
+func withMaxLen(s map[string]any, n int) {
+	switch s["type"] {
+	case "string":
+		if s["format"] == nil && s["contentEncoding"] == nil {
+			s["maxLength"] = n
+		}
+	case "array":
+		if items, ok := s["items"].(map[string]any); ok {
+			withMaxLen(items, n)
+		}
+	case "object":
+		if ap, ok := s["additionalProperties"].(map[string]any); ok {
+			withMaxLen(ap, n)
+		}
+	}
+}
 
 var (
 	timeType = reflect.TypeOf(time.Time{})
@@ -163,6 +194,9 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		if name == "" {
 			return g.object(t)
 		}
+		if g.in {
+			name += "Body"
+		}
 		if _, ok := g.defs[name]; !ok {
 			g.defs[name] = map[string]any{} // reserve first: types may be recursive
 			g.defs[name] = g.object(t)
@@ -206,6 +240,9 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 			name = f.Name
 		}
 		props[name] = g.schema(f.Type)
+		if g.in {
+			withMaxLen(props[name].(map[string]any), MaxLenOf(f))
+		}
 		// enum:"a,b,c" documents the values a string field takes (command states, types).
 		if enum := f.Tag.Get("enum"); enum != "" && f.Type.Kind() == reflect.String {
 			props[name].(map[string]any)["enum"] = strings.Split(enum, ",")

@@ -140,7 +140,7 @@ type reasonRequest struct {
 }
 
 type noteRequest struct {
-	Note string `json:"note"`
+	Note string `json:"note" maxlen:"4000" text:"multiline"`
 }
 
 type offboardRequest struct {
@@ -167,8 +167,8 @@ type intakeRequest struct {
 type connectorRequest struct {
 	App        string `json:"app"`
 	Kind       string `json:"kind"`
-	BaseURL    string `json:"base_url"`
-	Token      string `json:"token"`
+	BaseURL    string `json:"base_url" maxlen:"2048"`
+	Token      string `json:"token" maxlen:"8192"`
 	RevokeMode string `json:"revoke_mode"`
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
@@ -84,6 +85,24 @@ func (e *Engine) ImportDevicesCSV(ctx context.Context, orgID string, r io.Reader
 		}
 		rep.Rows++
 		bad := func(c, m string) { rep.Errors = append(rep.Errors, RowError{Row: n, Column: c, Message: m}) }
+		// Every cell, known column or not: no formulas, no control characters.
+		cellBad := false
+		for i, cell := range rec {
+			name := fmt.Sprintf("column %d", i+1)
+			if i < len(header) {
+				name = strings.ToLower(strings.TrimSpace(header[i]))
+			}
+			if c := strings.TrimLeft(cell, " "); formulaCell(c) {
+				bad(name, formulaError(c))
+				cellBad = true
+			} else if err := api.CheckText(cell, api.DefaultMaxLen, false); err != nil {
+				bad(name, "the value "+err.Error())
+				cellBad = true
+			}
+		}
+		if cellBad {
+			continue
+		}
 		d := domain.Device{OrgID: orgID, Vendor: domain.NormalizeVendor(get(rec, "vendor")), Model: get(rec, "model"),
 			EquipmentType: get(rec, "equipment_type"), State: domain.StateInStock}
 		before := len(rep.Errors)
@@ -204,7 +223,7 @@ func (e *Engine) ImportDevicesCSV(ctx context.Context, orgID string, r io.Reader
 
 // ExportDevicesCSV writes every device of the org as CSV (the import layout).
 func (e *Engine) ExportDevicesCSV(ctx context.Context, orgID string, w io.Writer) error {
-	cw := csv.NewWriter(w)
+	cw := newCSVWriter(w)
 	if err := cw.Write(CSVColumns); err != nil {
 		return err
 	}
@@ -240,8 +259,7 @@ func (e *Engine) ExportDevicesCSV(ctx context.Context, orgID string, w io.Writer
 		}
 		page.Cursor = next
 	}
-	cw.Flush()
-	return cw.Error()
+	return cw.Flush()
 }
 
 // AssignInput assigns an equipment type + serial to an employee by hand.

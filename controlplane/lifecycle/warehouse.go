@@ -18,7 +18,7 @@ const MaxDeviceAge = 7
 type IntakeInput struct {
 	WarehouseID    string   `json:"warehouse_id"`
 	Condition      string   `json:"condition"` // new, good, fair, damaged
-	PhotoURLs      []string `json:"photo_urls,omitempty"`
+	PhotoURLs      []string `json:"photo_urls,omitempty" maxlen:"2048"`
 	Accessories    []string `json:"accessories,omitempty"`
 	ActivationLock bool     `json:"activation_lock"`
 	FirmwareLock   bool     `json:"firmware_lock"`

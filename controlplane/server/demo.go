@@ -61,6 +61,9 @@ func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
 	if err != nil {
 		return org, "", fmt.Errorf("seed demo org: %w", err)
 	}
+	if err := s.seedSSO(ctx, org); err != nil {
+		return org, "", fmt.Errorf("seed demo org: %w", err)
+	}
 	if err := s.seedDemoFleet(ctx, org); err != nil {
 		return org, "", fmt.Errorf("seed demo org: %w", err)
 	}

@@ -352,7 +352,7 @@ func (a *app) recoveryKeysCmd() *cobra.Command {
 				rows = append(rows, []string{k.Volume, k.ProtectorID, k.RecoveryPassword, k.UpdatedAt.Format(time.RFC3339)})
 			}
 			if len(items) == 0 && !a.asJSON {
-				_, err := fmt.Fprintln(a.out, "no recovery key escrowed for this device")
+				_, err := a.println("no recovery key escrowed for this device")
 				return err
 			}
 			return a.print(items, []string{"VOLUME", "PROTECTOR", "RECOVERY PASSWORD", "ESCROWED"}, rows)

@@ -116,7 +116,7 @@ func (a *app) tokensCmd() *cobra.Command {
 			if err := c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(args[0]), nil, nil, &t); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.out, "revoked %s (%s)\n", t.ID, t.Name)
+			a.printf("revoked %s (%s)\n", t.ID, t.Name)
 			return nil
 		}),
 	})
@@ -157,10 +157,14 @@ func (a *app) employeesCmd() *cobra.Command {
 	list.Flags().StringVar(&mtype, "type", "", "full_time, part_time or contractor")
 	list.Flags().IntVar(&limit, "limit", 0, "stop after this many (0: all)")
 	cmd.AddCommand(list, &cobra.Command{
-		Use: "get ID", Short: "Show an employee", Args: cobra.ExactArgs(1),
+		Use: "get EMPLOYEE", Short: "Show an employee (id or work email)", Args: cobra.ExactArgs(1),
 		RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
+			id, err := resolveEmployee(ctx, c, args[0])
+			if err != nil {
+				return err
+			}
 			var e domain.Employee
-			if err := c.Do(ctx, http.MethodGet, "/api/v1/employees/"+url.PathEscape(args[0]), nil, nil, &e); err != nil {
+			if err := c.Do(ctx, http.MethodGet, "/api/v1/employees/"+url.PathEscape(id), nil, nil, &e); err != nil {
 				return err
 			}
 			start, term := "-", "-"
@@ -328,4 +332,28 @@ func (a *app) auditCmd() *cobra.Command {
 	cmd.Flags().StringVar(&since, "since", "", "only entries newer than this duration, e.g. 24h")
 	cmd.Flags().IntVar(&limit, "limit", 200, "stop after this many (0: all)")
 	return cmd
+}
+
+// resolveEmployee turns what a person types for an employee, an id or a work
+// email, into the id. Every command that takes an employee uses it, so
+// `employees get` and `offboard` accept the same things.
+func resolveEmployee(ctx context.Context, c *Client, ref string) (string, error) {
+	if !strings.Contains(ref, "@") {
+		return ref, nil
+	}
+	var l struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/employees", url.Values{"email": {ref}}, nil, &l); err != nil {
+		return "", err
+	}
+	switch len(l.Items) {
+	case 0:
+		return "", fmt.Errorf("no employee with work email %s", ref)
+	case 1:
+		return l.Items[0].ID, nil
+	}
+	return "", fmt.Errorf("%d employees have the work email %s; use the id", len(l.Items), ref)
 }

@@ -115,7 +115,7 @@ func (a *app) hrCmd() *cobra.Command {
 			if !wait {
 				return nil
 			}
-			fmt.Fprintln(a.out, "waiting for approval...")
+			a.println("waiting for approval...")
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			for {
@@ -128,10 +128,10 @@ func (a *app) hrCmd() *cobra.Command {
 					case "active":
 						switch {
 						case st.CurrentRun != nil:
-							fmt.Fprintf(a.out, "connected to %s\n", orDash(st.Connection.CompanyName))
+							a.printf("connected to %s\n", orDash(st.Connection.CompanyName))
 							return a.waitRun(ctx, c, st.CurrentRun.ID)
 						case st.LastRun != nil: // the import already finished
-							fmt.Fprintf(a.out, "connected to %s\n", orDash(st.Connection.CompanyName))
+							a.printf("connected to %s\n", orDash(st.Connection.CompanyName))
 							return a.waitRun(ctx, c, st.LastRun.ID)
 						}
 						// Approved a moment ago; the import is about to start.
@@ -160,7 +160,7 @@ func (a *app) hrCmd() *cobra.Command {
 				if a.asJSON {
 					return a.printKV(st, nil)
 				}
-				fmt.Fprintln(a.out, "not connected: run `lanyardctl hr connect`")
+				a.println("not connected: run `lanyardctl hr connect`")
 				return nil
 			}
 			cn := st.Connection
@@ -203,7 +203,7 @@ func (a *app) hrCmd() *cobra.Command {
 			if !waitSync {
 				return a.printKV(run, [][2]string{{"run", run.ID}, {"kind", run.Kind}, {"status", run.Status}})
 			}
-			fmt.Fprintf(a.out, "sync %s (%s) started\n", run.ID, run.Kind)
+			a.printf("sync %s (%s) started\n", run.ID, run.Kind)
 			return a.waitRun(ctx, c, run.ID)
 		}),
 	}
@@ -249,7 +249,7 @@ func (a *app) hrCmd() *cobra.Command {
 				return err
 			}
 			for _, e := range r.Errors {
-				fmt.Fprintf(a.out, "  %s %s: %s\n", e.Kind, orDash(e.ExternalID), e.Message)
+				a.printf("  %s %s: %s\n", e.Kind, orDash(e.ExternalID), e.Message)
 			}
 			return nil
 		}),
@@ -284,16 +284,16 @@ func (a *app) waitRun(ctx context.Context, c *Client, id string) error {
 			return err
 		}
 		if p := r.progress(); p != last && !a.asJSON {
-			fmt.Fprintf(a.out, "  %s\n", p)
+			a.printf("  %s\n", p)
 			last = p
 		}
 		if r.Status != "running" {
 			if a.asJSON {
 				_ = a.printKV(r, nil)
 			} else {
-				fmt.Fprintf(a.out, "sync %s: %s\n", r.Status, orDash(r.Error))
+				a.printf("sync %s: %s\n", r.Status, orDash(r.Error))
 				for _, e := range r.Errors {
-					fmt.Fprintf(a.out, "  %s %s: %s\n", e.Kind, orDash(e.ExternalID), e.Message)
+					a.printf("  %s %s: %s\n", e.Kind, orDash(e.ExternalID), e.Message)
 				}
 			}
 			if r.Status != "succeeded" {

@@ -74,7 +74,7 @@ func (a *app) installersCmd() *cobra.Command {
 				return err
 			}
 			if !a.asJSON && v.Note != "" {
-				fmt.Fprintln(a.out, "\n"+v.Note)
+				a.printf("\n%s\n", v.Note)
 			}
 			return nil
 		}),

@@ -63,7 +63,7 @@ func (a *app) showWorkflow(w workflow) error {
 		{"run at", w.RunAt}, {"reason", orDash(w.Reason)}}); err != nil {
 		return err
 	}
-	fmt.Fprintln(a.out)
+	a.println()
 	var rows [][]string
 	for _, s := range w.Steps {
 		note := s.LastError
@@ -76,7 +76,7 @@ func (a *app) showWorkflow(w workflow) error {
 		return err
 	}
 	if len(w.Tasks) > 0 {
-		fmt.Fprintln(a.out)
+		a.println()
 		rows = rows[:0]
 		for _, t := range w.Tasks {
 			rows = append(rows, []string{t.ID, t.Kind, t.State, orDash(t.Assignee), orDash(t.DueAt), t.Title})
@@ -247,20 +247,11 @@ func (a *app) offboardCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "offboard EMPLOYEE", Short: "Offboard an employee (id or work email) now (--yes), or show what it would do (--dry-run)",
 		Args: cobra.ExactArgs(1),
 		RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
-			if strings.Contains(args[0], "@") {
-				var l struct {
-					Items []struct {
-						ID string `json:"id"`
-					} `json:"items"`
-				}
-				if err := c.Do(ctx, http.MethodGet, "/api/v1/employees", url.Values{"email": {args[0]}}, nil, &l); err != nil {
-					return err
-				}
-				if len(l.Items) != 1 {
-					return fmt.Errorf("no employee with work email %s", args[0])
-				}
-				args = []string{l.Items[0].ID}
+			id, err := resolveEmployee(ctx, c, args[0])
+			if err != nil {
+				return err
 			}
+			args = []string{id}
 			if !dry && !yes {
 				return fmt.Errorf("offboarding removes app access and locks devices: pass --yes to run it, or --dry-run to preview")
 			}
@@ -279,12 +270,12 @@ func (a *app) offboardCmd() *cobra.Command {
 			if !dry {
 				head = "Offboarding of %s (%s) started at %s.\n"
 			}
-			fmt.Fprintf(a.out, head, dr.Employee, dr.EmployeeID, dr.RunAt)
+			a.printf(head, dr.Employee, dr.EmployeeID, dr.RunAt)
 			if !dr.Automated {
-				fmt.Fprintln(a.out, "Note: the organization's plan does not include automation; it would not start by itself.")
+				a.println("Note: the organization's plan does not include automation; it would not start by itself.")
 			}
 			if dr.Existing != nil {
-				fmt.Fprintf(a.out, "Workflow: %s (%s)\n", dr.Existing.ID, dr.Existing.State)
+				a.printf("Workflow: %s (%s)\n", dr.Existing.ID, dr.Existing.State)
 			}
 			var rows [][]string
 			for i, s := range dr.Steps {
@@ -345,8 +336,8 @@ func (a *app) assetsCmd() *cobra.Command {
 			if err := c.Do(ctx, http.MethodPost, "/api/v1/assets/assign", nil, in, &d); err != nil {
 				return err
 			}
-			return a.printKV(d, [][2]string{{"device", fmt.Sprint(d["id"])}, {"serial", fmt.Sprint(d["serial_number"])},
-				{"state", fmt.Sprint(d["state"])}, {"employee", fmt.Sprint(d["assigned_employee_id"])}})
+			return a.printKV(d, [][2]string{{"device", field(d, "id")}, {"serial", field(d, "serial_number")},
+				{"state", field(d, "state")}, {"employee", field(d, "assigned_employee_id")}})
 		})}
 	assign.Flags().StringVar(&in.EmployeeID, "employee", "", "employee id")
 	assign.Flags().StringVar(&in.SerialNumber, "serial", "", "serial number")
@@ -394,9 +385,9 @@ func (a *app) assetsCmd() *cobra.Command {
 				}
 				_ = a.print(nil, []string{"ROW", "COLUMN", "ERROR"}, rows)
 			} else if rep.DryRun {
-				fmt.Fprintf(a.out, "%d rows valid; nothing imported (dry run)\n", rep.Rows)
+				a.printf("%d rows valid; nothing imported (dry run)\n", rep.Rows)
 			} else {
-				fmt.Fprintf(a.out, "imported %d devices\n", rep.Imported)
+				a.printf("imported %d devices\n", rep.Imported)
 			}
 			if len(rep.Errors) > 0 {
 				return fmt.Errorf("%d errors; nothing was imported", len(rep.Errors))
@@ -450,7 +441,7 @@ func (a *app) warehousesCmd() *cobra.Command {
 			}
 			var rows [][]string
 			for _, w := range items {
-				rows = append(rows, []string{fmt.Sprint(w["id"]), fmt.Sprint(w["name"])})
+				rows = append(rows, []string{field(w, "id"), field(w, "name")})
 			}
 			return a.print(items, []string{"ID", "NAME"}, rows)
 		})}
@@ -460,7 +451,7 @@ func (a *app) warehousesCmd() *cobra.Command {
 			if err := c.Do(ctx, http.MethodPost, "/api/v1/warehouses", nil, map[string]string{"name": args[0]}, &w); err != nil {
 				return err
 			}
-			return a.printKV(w, [][2]string{{"id", fmt.Sprint(w["id"])}, {"name", fmt.Sprint(w["name"])}})
+			return a.printKV(w, [][2]string{{"id", field(w, "id")}, {"name", field(w, "name")}})
 		})}
 	var f intakeFlags
 	intake := &cobra.Command{Use: "intake WAREHOUSE --device ID", Short: "Take an unassigned device into a warehouse (intake rules apply)",
@@ -470,7 +461,7 @@ func (a *app) warehousesCmd() *cobra.Command {
 			if err := c.Do(ctx, http.MethodPost, "/api/v1/warehouses/"+url.PathEscape(args[0])+"/intake", nil, f, &in); err != nil {
 				return err
 			}
-			return a.printKV(in, [][2]string{{"intake", fmt.Sprint(in["id"])}, {"accepted", fmt.Sprint(in["accepted"])}})
+			return a.printKV(in, [][2]string{{"intake", field(in, "id")}, {"accepted", field(in, "accepted")}})
 		})}
 	intake.Flags().StringVar(&f.DeviceID, "device", "", "device id")
 	f.bind(intake)
@@ -540,8 +531,8 @@ func (a *app) retrievalsCmd() *cobra.Command {
 			}
 			var rows [][]string
 			for _, r := range items {
-				rows = append(rows, []string{fmt.Sprint(r["id"]), fmt.Sprint(r["employee_id"]), fmt.Sprint(r["device_id"]), fmt.Sprint(r["state"]),
-					orDash(fmt.Sprint(r["kit_tracking"])), orDash(fmt.Sprint(r["return_tracking"]))})
+				rows = append(rows, []string{field(r, "id"), field(r, "employee_id"), field(r, "device_id"), field(r, "state"),
+					orDash(field(r, "kit_tracking")), orDash(field(r, "return_tracking"))})
 			}
 			return a.print(items, []string{"ID", "EMPLOYEE", "DEVICE", "STATE", "KIT", "RETURN"}, rows)
 		})}
@@ -555,7 +546,7 @@ func (a *app) retrievalsCmd() *cobra.Command {
 					map[string]string{"tracking_number": tracking}, &r); err != nil {
 					return err
 				}
-				return a.printKV(r, [][2]string{{"retrieval", fmt.Sprint(r["id"])}, {"state", fmt.Sprint(r["state"])}})
+				return a.printKV(r, [][2]string{{"retrieval", field(r, "id")}, {"state", field(r, "state")}})
 			})}
 		c.Flags().StringVar(&tracking, "tracking", "", "tracking number")
 		return c
@@ -567,7 +558,7 @@ func (a *app) retrievalsCmd() *cobra.Command {
 			if err := c.Do(ctx, http.MethodPost, "/api/v1/retrievals/"+url.PathEscape(args[0])+"/receive", nil, f, &r); err != nil {
 				return err
 			}
-			return a.printKV(r, [][2]string{{"retrieval", fmt.Sprint(r["id"])}, {"state", fmt.Sprint(r["state"])}})
+			return a.printKV(r, [][2]string{{"retrieval", field(r, "id")}, {"state", field(r, "state")}})
 		})}
 	receive.Flags().StringVar(&f.WarehouseID, "warehouse", "", "warehouse id")
 	f.bind(receive)
@@ -586,8 +577,8 @@ func (a *app) ordersCmd() *cobra.Command {
 			}
 			var rows [][]string
 			for _, o := range items {
-				rows = append(rows, []string{fmt.Sprint(o["id"]), fmt.Sprint(o["vendor"]), fmt.Sprint(o["equipment_type"]), fmt.Sprint(o["state"]),
-					orDash(fmt.Sprint(o["tracking_number"]))})
+				rows = append(rows, []string{field(o, "id"), field(o, "vendor"), field(o, "equipment_type"), field(o, "state"),
+					orDash(field(o, "tracking_number"))})
 			}
 			return a.print(items, []string{"ID", "VENDOR", "TYPE", "STATE", "TRACKING"}, rows)
 		})}
@@ -604,7 +595,7 @@ func (a *app) ordersCmd() *cobra.Command {
 			if err := c.Do(ctx, http.MethodPost, "/api/v1/procurement/orders", nil, in, &o); err != nil {
 				return err
 			}
-			return a.printKV(o, [][2]string{{"order", fmt.Sprint(o["id"])}, {"state", fmt.Sprint(o["state"])}})
+			return a.printKV(o, [][2]string{{"order", field(o, "id")}, {"state", field(o, "state")}})
 		})}
 	create.Flags().StringVar(&in.EmployeeID, "employee", "", "employee id")
 	create.Flags().StringVar(&in.Vendor, "vendor", "", "vendor")
@@ -619,7 +610,7 @@ func (a *app) ordersCmd() *cobra.Command {
 				map[string]string{"tracking_number": tracking}, &o); err != nil {
 				return err
 			}
-			return a.printKV(o, [][2]string{{"order", fmt.Sprint(o["id"])}, {"state", fmt.Sprint(o["state"])}})
+			return a.printKV(o, [][2]string{{"order", field(o, "id")}, {"state", field(o, "state")}})
 		})}
 	ship.Flags().StringVar(&tracking, "tracking", "", "tracking number")
 	deliver := &cobra.Command{Use: "deliver ID --serial S", Short: "Record an order delivered; the device joins stock", Args: cobra.ExactArgs(1),
@@ -629,7 +620,7 @@ func (a *app) ordersCmd() *cobra.Command {
 				map[string]string{"serial_number": serial, "platform": platform}, &o); err != nil {
 				return err
 			}
-			return a.printKV(o, [][2]string{{"order", fmt.Sprint(o["id"])}, {"state", fmt.Sprint(o["state"])}, {"device", fmt.Sprint(o["device_id"])}})
+			return a.printKV(o, [][2]string{{"order", field(o, "id")}, {"state", field(o, "state")}, {"device", field(o, "device_id")}})
 		})}
 	deliver.Flags().StringVar(&serial, "serial", "", "serial number")
 	deliver.Flags().StringVar(&platform, "platform", "", "macos, windows, linux, ios, other")

@@ -213,7 +213,7 @@ func (a *app) adeCmd() *cobra.Command {
 			if err := os.WriteFile(out, []byte(v.CertificatePEM), 0o644); err != nil {
 				return err
 			}
-			_, err := fmt.Fprintf(a.out, "certificate written to %s: upload it in Apple Business Manager, then download the server token\n", out)
+			_, err := a.printf("certificate written to %s: upload it in Apple Business Manager, then download the server token\n", out)
 			return err
 		}),
 	}
@@ -254,7 +254,7 @@ func (a *app) adeCmd() *cobra.Command {
 			if err := c.Do(ctx, http.MethodPost, "/api/v1/mdm/ade/assignments", nil, map[string]string{"serial_number": args[0], "employee_id": emp}, nil); err != nil {
 				return err
 			}
-			_, err := fmt.Fprintf(a.out, "ADE profile assigned to %s\n", args[0])
+			_, err := a.printf("ADE profile assigned to %s\n", args[0])
 			return err
 		}),
 	}

@@ -85,7 +85,7 @@ func (a *app) loginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.out, "logged in to %s (%s, plan %s); settings saved to %s\n", s.URL, org.Name, org.Plan, p)
+			a.printf("logged in to %s (%s, plan %s); settings saved to %s\n", s.URL, org.Name, org.Plan, p)
 			return nil
 		},
 	}
@@ -102,11 +102,19 @@ func (a *app) print(v any, headers []string, rows [][]string) error {
 		return enc.Encode(v)
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(headers, "\t"))
+	fmt.Fprintln(tw, strings.Join(escAll(headers), "\t"))
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		fmt.Fprintln(tw, strings.Join(escAll(r), "\t"))
 	}
 	return tw.Flush()
+}
+
+func escAll(cells []string) []string {
+	out := make([]string, len(cells))
+	for i, c := range cells {
+		out[i] = Esc(c)
+	}
+	return out
 }
 
 // printKV writes one object as "key: value" lines, or JSON.
@@ -118,7 +126,7 @@ func (a *app) printKV(v any, pairs [][2]string) error {
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 2, 2, ' ', 0)
 	for _, p := range pairs {
-		fmt.Fprintf(tw, "%s:\t%s\n", p[0], p[1])
+		fmt.Fprintf(tw, "%s:\t%s\n", Esc(p[0]), Esc(p[1]))
 	}
 	return tw.Flush()
 }

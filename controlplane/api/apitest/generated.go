@@ -130,6 +130,7 @@ func CheckOpenAPI(t *testing.T, s *api.Server) {
 		}
 	}
 	checkRefs(t, doc, schemas)
+	CheckInputHygiene(t, s)
 }
 
 func checkRefs(t *testing.T, v any, schemas map[string]any) {

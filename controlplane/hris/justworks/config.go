@@ -3,9 +3,9 @@
 // company and departments, single-flight token refresh per connection,
 // revocation, and webhook signature checks.
 //
-// What the API documents and what is our guess is in
-// ../shared/ref/justworks/API.md; every URL is configurable because sources
-// disagree (notably on the authorize host).
+// Comments mark what the Partner API documents and what is our guess
+// ([GUESS]); every URL is configurable because sources disagree (notably on
+// the authorize host).
 package justworks
 
 import (

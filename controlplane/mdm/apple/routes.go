@@ -17,8 +17,8 @@ import (
 // API request and response bodies.
 type (
 	PushCertUpload struct {
-		CertificatePEM string `json:"certificate_pem"`
-		PrivateKeyPEM  string `json:"private_key_pem"`
+		CertificatePEM string `json:"certificate_pem" maxlen:"65536" text:"multiline"`
+		PrivateKeyPEM  string `json:"private_key_pem" maxlen:"65536" text:"multiline"`
 	}
 	EnrollLinkRequest struct {
 		EmployeeID string `json:"employee_id,omitempty"`
@@ -31,15 +31,15 @@ type (
 		RequestType string `json:"request_type"`
 		Message     string `json:"message,omitempty"`
 		Identifier  string `json:"identifier,omitempty"`
-		ManifestURL string `json:"manifest_url,omitempty"`
+		ManifestURL string `json:"manifest_url,omitempty" maxlen:"2048"`
 		// PackageURL/PackageSHA256/PackageSize/BundleVersion install a .pkg (e.g. the
 		// agent package from the installers) without a hosted manifest.
-		PackageURL     string `json:"package_url,omitempty"`
+		PackageURL     string `json:"package_url,omitempty" maxlen:"2048"`
 		PackageSHA256  string `json:"package_sha256,omitempty"`
 		PackageSize    int64  `json:"package_size,omitempty"`
 		BundleID       string `json:"bundle_id,omitempty"`
 		BundleVersion  string `json:"bundle_version,omitempty"`
-		ProfileBase64  string `json:"profile_base64,omitempty"`
+		ProfileBase64  string `json:"profile_base64,omitempty" maxlen:"1000000" text:"multiline"`
 		IdempotencyKey string `json:"idempotency_key,omitempty"`
 		// Confirm must be true for EraseDevice and DeviceLock.
 		Confirm bool `json:"confirm,omitempty"`
@@ -66,7 +66,7 @@ type (
 	}
 	ADETokenUpload struct {
 		// TokenP7M is the server token file downloaded from ABM (text).
-		TokenP7M string `json:"token_p7m"`
+		TokenP7M string `json:"token_p7m" maxlen:"1000000" text:"multiline"`
 	}
 	ADETokenView struct {
 		ExpiresAt time.Time `json:"expires_at"`

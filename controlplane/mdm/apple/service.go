@@ -338,11 +338,19 @@ func (n nanoLogger) log(level slog.Level, kv []interface{}) {
 	msg := "nanomdm"
 	args := make([]any, 0, len(kv))
 	for i := 0; i+1 < len(kv); i += 2 {
-		if k, ok := kv[i].(string); ok && k == "msg" {
+		k, _ := kv[i].(string)
+		switch {
+		case k == "msg":
 			msg = fmt.Sprint(kv[i+1])
 			continue
+		case k == "status" && fmt.Sprint(kv[i+1]) == "Idle" && level == slog.LevelInfo:
+			// Every Mac polls Idle on each push and check-in: routine, not news.
+			level = slog.LevelDebug
 		}
 		args = append(args, kv[i], kv[i+1])
+	}
+	if !n.l.Enabled(context.Background(), level) {
+		return
 	}
 	n.l.Log(context.Background(), level, msg, args...)
 }

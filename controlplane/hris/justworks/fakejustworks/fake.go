@@ -1,5 +1,5 @@
 // Package fakejustworks is a fake Justworks Partner API on real HTTP (loopback),
-// shaped after the first-commit OpenAPI files in ../shared/ref/justworks. Tests
+// shaped after Justworks' published OpenAPI files (first commit). Tests
 // and `make run` use it; it can be driven into every case of EDGE_CASES.md:
 // short token lifetimes, refresh rotation, revocation and invalid_grant,
 // members paging with stale cursors, mutations between pages, 429 with
