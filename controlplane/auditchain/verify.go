@@ -108,6 +108,9 @@ type walk struct {
 	cps     []Checkpoint
 	cpsEnd  bool
 	cpAfter int64
+
+	head     Head
+	haveHead bool
 }
 
 func (v *Verifier) page() int {
@@ -156,9 +159,42 @@ func (w *walk) fail(p Problem) { w.rep.Problem = &p }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func (w *walk) run(ctx context.Context, from Head) error {
-	head, haveHead, err := w.v.Src.AuditChainHead(ctx, w.org)
+// The walk reads without a transaction while writers go on appending. A writer commits a
+// row and the advanced head together, so: a row past the head read earlier is checked
+// against a fresh head before it is called inserted; when the rows run out while the head
+// is ahead, the rows committed meanwhile are read before anything is called truncated;
+// and a checkpoint that appears behind the walk's position is checked against its row.
+
+// refetchRounds bounds how often the walk catches up with writers at its end.
+const refetchRounds = 1000
+
+func (w *walk) readHead(ctx context.Context) error {
+	h, ok, err := w.v.Src.AuditChainHead(ctx, w.org)
 	if err != nil {
+		return err
+	}
+	w.head, w.haveHead = h, ok
+	return nil
+}
+
+// pastHead reports whether seq is beyond the chain head, re-reading the head first.
+func (w *walk) pastHead(ctx context.Context, seq int64) (bool, error) {
+	if !w.haveHead || seq <= w.head.Seq {
+		return false, nil
+	}
+	if err := w.readHead(ctx); err != nil {
+		return false, err
+	}
+	return w.haveHead && seq > w.head.Seq, nil
+}
+
+func (w *walk) badSignature(c Checkpoint) {
+	w.fail(Problem{Kind: BadSignature, Seq: c.Seq, CheckpointID: c.ID,
+		Detail: fmt.Sprintf("checkpoint %s at seq %d (signed %s, key %s) has an invalid signature", c.ID, c.Seq, stamp(c.At), c.KeyID)})
+}
+
+func (w *walk) run(ctx context.Context, from Head) error {
+	if err := w.readHead(ctx); err != nil {
 		return err
 	}
 	w.cpAfter = from.Seq
@@ -166,17 +202,34 @@ func (w *walk) run(ctx context.Context, from Head) error {
 	var prevRow *Row
 	prevPrevHash := ""
 	lastCP := Head{Seq: from.Seq}
+	rounds := 0
 	for {
 		r, ok, err := w.peekRow(ctx, prev.Seq, idOf(prevRow))
 		if err != nil {
 			return err
 		}
 		if !ok {
-			break
+			if err := w.readHead(ctx); err != nil {
+				return err
+			}
+			if !w.haveHead || w.head.Seq <= prev.Seq || rounds >= refetchRounds {
+				break
+			}
+			rounds++
+			w.rowsEnd = false
+			if r, ok, err = w.peekRow(ctx, prev.Seq, idOf(prevRow)); err != nil {
+				return err
+			} else if !ok {
+				break
+			}
 		}
 		w.rows = w.rows[1:]
 		w.rep.Rows++
-		if p := w.checkRow(ctx, r, prev, prevRow, prevPrevHash, head, haveHead); p != nil {
+		p, err := w.checkRow(ctx, r, prev, prevRow, prevPrevHash)
+		if err != nil {
+			return err
+		}
+		if p != nil {
 			w.fail(*p)
 			return nil
 		}
@@ -190,19 +243,30 @@ func (w *walk) run(ctx context.Context, from Head) error {
 				break
 			}
 			if !VerifySignature(c, w.v.Keys) {
-				w.fail(Problem{Kind: BadSignature, Seq: c.Seq, CheckpointID: c.ID,
-					Detail: fmt.Sprintf("checkpoint %s at seq %d (signed %s, key %s) has an invalid signature", c.ID, c.Seq, stamp(c.At), c.KeyID)})
+				w.badSignature(c)
 				return nil
 			}
+			at, atOK := r, true
 			if c.Seq < r.Seq {
+				// Signed after the walk passed its seq: compare with that row.
+				rs, err := w.v.Src.AuditChainRows(ctx, w.org, c.Seq-1, "", 1)
+				if err != nil {
+					return err
+				}
+				atOK = len(rs) == 1 && rs[0].Seq == c.Seq
+				if atOK {
+					at = rs[0]
+				}
+			}
+			if !atOK {
 				w.fail(Problem{Kind: Deleted, Seq: c.Seq, CheckpointID: c.ID,
 					Detail: fmt.Sprintf("checkpoint %s names seq %d, which is not in the log (deleted)", c.ID, c.Seq)})
 				return nil
 			}
-			if c.Hash != r.Hash {
-				w.fail(Problem{Kind: Rewritten, Seq: r.Seq, RowID: r.Entry.ID, CheckpointID: c.ID,
+			if c.Hash != at.Hash {
+				w.fail(Problem{Kind: Rewritten, Seq: at.Seq, RowID: at.Entry.ID, CheckpointID: c.ID,
 					Detail: fmt.Sprintf("row %s (seq %d) does not match checkpoint %s signed %s: the chain between seq %d and %d was rewritten",
-						r.Entry.ID, r.Seq, c.ID, stamp(c.At), lastCP.Seq+1, r.Seq)})
+						at.Entry.ID, at.Seq, c.ID, stamp(c.At), lastCP.Seq+1, at.Seq)})
 				return nil
 			}
 			lastCP = Head{Seq: c.Seq, Hash: c.Hash}
@@ -219,8 +283,7 @@ func (w *walk) run(ctx context.Context, from Head) error {
 		return err
 	} else if ok {
 		if !VerifySignature(c, w.v.Keys) {
-			w.fail(Problem{Kind: BadSignature, Seq: c.Seq, CheckpointID: c.ID,
-				Detail: fmt.Sprintf("checkpoint %s at seq %d (signed %s, key %s) has an invalid signature", c.ID, c.Seq, stamp(c.At), c.KeyID)})
+			w.badSignature(c)
 			return nil
 		}
 		w.fail(Problem{Kind: Truncated, Seq: prev.Seq + 1, CheckpointID: c.ID,
@@ -228,12 +291,12 @@ func (w *walk) run(ctx context.Context, from Head) error {
 				c.ID, stamp(c.At), c.Seq, prev.Seq, prev.Seq)})
 		return nil
 	}
-	if haveHead && head.Seq > prev.Seq {
+	if w.haveHead && w.head.Seq > prev.Seq && rounds < refetchRounds {
 		w.fail(Problem{Kind: Truncated, Seq: prev.Seq + 1,
-			Detail: fmt.Sprintf("the chain head is at seq %d but the log ends at seq %d: rows after seq %d were deleted", head.Seq, prev.Seq, prev.Seq)})
+			Detail: fmt.Sprintf("the chain head is at seq %d but the log ends at seq %d: rows after seq %d were deleted", w.head.Seq, prev.Seq, prev.Seq)})
 		return nil
 	}
-	if haveHead && head.Seq == prev.Seq && prevRow != nil && head.Hash != prev.Hash {
+	if w.haveHead && w.head.Seq == prev.Seq && prevRow != nil && w.head.Hash != prev.Hash {
 		w.fail(Problem{Kind: Rewritten, Seq: prev.Seq, RowID: prevRow.Entry.ID,
 			Detail: fmt.Sprintf("row %s (seq %d) was rewritten: its hash differs from the chain head's", prevRow.Entry.ID, prev.Seq)})
 		return nil
@@ -259,7 +322,7 @@ func idOf(r *Row) string {
 }
 
 // checkRow checks r against the row before it (prev; prevRow nil at the start).
-func (w *walk) checkRow(ctx context.Context, r Row, prev Head, prevRow *Row, prevPrevHash string, head Head, haveHead bool) *Problem {
+func (w *walk) checkRow(ctx context.Context, r Row, prev Head, prevRow *Row, prevPrevHash string) (*Problem, error) {
 	id := r.Entry.ID
 	selfOK := Hash(r.PrevHash, r.Seq, r.Entry) == r.Hash
 	if prevRow != nil && r.Seq == prev.Seq {
@@ -273,11 +336,13 @@ func (w *walk) checkRow(ctx context.Context, r Row, prev Head, prevRow *Row, pre
 		}
 		return &Problem{Kind: Inserted, Seq: r.Seq, RowID: inserted.Entry.ID,
 			Detail: fmt.Sprintf("row %s was inserted: it duplicates seq %d (%s %s/%s at %s)", inserted.Entry.ID, r.Seq,
-				inserted.Entry.Action, inserted.Entry.TargetType, inserted.Entry.TargetID, stamp(inserted.Entry.At))}
+				inserted.Entry.Action, inserted.Entry.TargetType, inserted.Entry.TargetID, stamp(inserted.Entry.At))}, nil
 	}
-	if haveHead && r.Seq > head.Seq {
+	if past, err := w.pastHead(ctx, r.Seq); err != nil {
+		return nil, err
+	} else if past {
 		return &Problem{Kind: Inserted, Seq: r.Seq, RowID: id,
-			Detail: fmt.Sprintf("row %s at seq %d is past the chain head (seq %d): appended outside the audit writer", id, r.Seq, head.Seq)}
+			Detail: fmt.Sprintf("row %s at seq %d is past the chain head (seq %d): appended outside the audit writer", id, r.Seq, w.head.Seq)}, nil
 	}
 	if r.Seq > prev.Seq+1 {
 		missing := fmt.Sprintf("seq %d", prev.Seq+1)
@@ -289,27 +354,27 @@ func (w *walk) checkRow(ctx context.Context, r Row, prev Head, prevRow *Row, pre
 			after = fmt.Sprintf("row %s (seq %d)", prevRow.Entry.ID, prev.Seq)
 		}
 		return &Problem{Kind: Deleted, Seq: prev.Seq + 1, RowID: id,
-			Detail: fmt.Sprintf("%s deleted: the chain jumps from %s to row %s (seq %d)", missing, after, id, r.Seq)}
+			Detail: fmt.Sprintf("%s deleted: the chain jumps from %s to row %s (seq %d)", missing, after, id, r.Seq)}, nil
 	}
 	if !selfOK {
 		if orig, ok := w.originalSeq(r); ok {
 			return &Problem{Kind: Reordered, Seq: r.Seq, RowID: id,
-				Detail: fmt.Sprintf("row %s was reordered: it sits at seq %d but was written at seq %d", id, r.Seq, orig)}
+				Detail: fmt.Sprintf("row %s was reordered: it sits at seq %d but was written at seq %d", id, r.Seq, orig)}, nil
 		}
 		return &Problem{Kind: Edited, Seq: r.Seq, RowID: id,
 			Detail: fmt.Sprintf("row %s (seq %d, %s %s/%s at %s) was edited: its content does not match its hash", id, r.Seq,
-				r.Entry.Action, r.Entry.TargetType, r.Entry.TargetID, stamp(r.Entry.At))}
+				r.Entry.Action, r.Entry.TargetType, r.Entry.TargetID, stamp(r.Entry.At))}, nil
 	}
 	if r.PrevHash != prev.Hash {
 		if prevRow == nil {
 			return &Problem{Kind: Edited, Seq: r.Seq, RowID: id,
-				Detail: fmt.Sprintf("row %s (seq %d) was edited: it does not link to seq %d", id, r.Seq, prev.Seq)}
+				Detail: fmt.Sprintf("row %s (seq %d) was edited: it does not link to seq %d", id, r.Seq, prev.Seq)}, nil
 		}
 		return &Problem{Kind: Rewritten, Seq: prev.Seq, RowID: prevRow.Entry.ID,
 			Detail: fmt.Sprintf("row %s (seq %d, %s %s/%s) was rewritten: its hash was recomputed but row %s (seq %d) still links to the original",
-				prevRow.Entry.ID, prev.Seq, prevRow.Entry.Action, prevRow.Entry.TargetType, prevRow.Entry.TargetID, id, r.Seq)}
+				prevRow.Entry.ID, prev.Seq, prevRow.Entry.Action, prevRow.Entry.TargetType, prevRow.Entry.TargetID, id, r.Seq)}, nil
 	}
-	return nil
+	return nil, nil
 }
 
 // originalSeq looks for the seq r was hashed at, near where it sits.

@@ -282,7 +282,33 @@ func TestConcurrentWritersKeepOneChain(t *testing.T) {
 				}
 			}()
 		}
+		// A verifier walking the chain while it grows must not mistake new rows for
+		// tampering (rows past the head it read, or a head past the rows it read).
+		done := make(chan struct{})
+		verified := make(chan error, 1)
+		go func() {
+			for {
+				rep, err := (&auditchain.Verifier{Src: db, PageSize: 7}).Verify(ctx, o.ID)
+				if err == nil && !rep.OK {
+					err = fmt.Errorf("verify during writes: %s", rep)
+				}
+				select {
+				case <-done:
+					verified <- err
+					return
+				default:
+				}
+				if err != nil {
+					verified <- err
+					return
+				}
+			}
+		}()
 		wg.Wait()
+		close(done)
+		if err := <-verified; err != nil {
+			t.Fatal(err)
+		}
 		close(errs)
 		for err := range errs {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	auditsvc "github.com/lanyardhq/lanyard/controlplane/auditchain/service"
 	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
@@ -22,6 +23,7 @@ import (
 //	Warnings(ctx) []string               shown on /readyz
 //	DeviceDetails(ctx, org, id)          adds a view to GET /devices/{id}
 type capabilities struct {
+	audit      *auditsvc.Service
 	agentAPI   *agentapi.Server
 	installers *installersvc.Service
 	mdm        *apple.Service
@@ -33,13 +35,15 @@ type capabilities struct {
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle}
+	return []any{c.audit, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
 // uses directly (no registry, no lookup by type), so a missing dependency is a compile
 // error rather than a start-up order that silently leaves a channel out:
 //
+//  0. the audit chain: its checkpoint signing key and job (every capability's audit
+//     rows go through store.WriteAudit, which chains them; this signs and verifies);
 //  1. the agent API: the agent CA and the shared device command model (agent channel);
 //  2. installers: the CA fingerprint from 1 (baked into every package);
 //  3. Apple MDM: its channel registered on 1's command model (Macs enrolled in MDM get
@@ -50,6 +54,9 @@ func (c *capabilities) list() []any {
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
 	var err error
+	if c.audit, err = buildAuditChain(ctx, d); err != nil {
+		return nil, fmt.Errorf("build auditchain: %w", err)
+	}
 	if c.agentAPI, err = buildAgentAPI(ctx, d); err != nil {
 		return nil, fmt.Errorf("build agentapi: %w", err)
 	}

@@ -1,0 +1,56 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
+)
+
+// BenchmarkWriteAudit measures one audit row written in its own transaction, the way a
+// capability writes one beside its change (docs/benchmarks.md, "Audit chain").
+// "parallel" runs 4 writers of one org at once: on Postgres they queue on the org's chain
+// head lock.
+func BenchmarkWriteAudit(b *testing.B) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		for _, mode := range []string{"serial", "parallel"} {
+			b.Run(dialect+"/"+mode, func(b *testing.B) {
+				var db *store.DB
+				if dialect == "sqlite" {
+					db = storetest.NewSQLite(b)
+				} else {
+					db = storetest.NewPostgres(b)
+				}
+				ctx := context.Background()
+				org := storetest.Org(b, db, domain.PlanPro)
+				var n atomic.Int64
+				write := func() {
+					i := n.Add(1)
+					e := domain.AuditEntry{OrgID: org.ID, Actor: "token:bench", Action: "device.updated", TargetType: "device",
+						TargetID: fmt.Sprintf("d%d", i), Before: []byte(`{"state":"in_stock"}`), After: []byte(`{"state":"assigned"}`), RequestID: "req"}
+					if err := db.InTx(ctx, func(tx *sql.Tx) error { return store.WriteAudit(ctx, tx, e) }); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ResetTimer()
+				if mode == "serial" {
+					for i := 0; i < b.N; i++ {
+						write()
+					}
+					return
+				}
+				b.SetParallelism(2) // 2 × GOMAXPROCS(2) = 4 writers
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						write()
+					}
+				})
+			})
+		}
+	}
+}
