@@ -49,6 +49,9 @@ type Config struct {
 	// Tick is how often the River job looks for orgs due a checkpoint (default 1 min).
 	Tick time.Duration
 	Now  func() time.Time
+	// ReadOnly opens the keys without creating one (verification tools): the service can
+	// then verify but, on an installation without a key, not sign.
+	ReadOnly bool
 }
 
 // Service signs and verifies audit chains.
@@ -98,7 +101,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
-	if s.priv == nil {
+	if s.priv == nil && !cfg.ReadOnly {
 		if err := s.create(ctx, 1); err != nil && !errors.Is(err, store.ErrConflict) {
 			return nil, err
 		}
@@ -251,6 +254,9 @@ func (s *Service) Checkpoint(ctx context.Context, orgID string, force bool) (*au
 	}
 	if rep.LastSeq <= from.Seq {
 		return nil, nil
+	}
+	if s.priv == nil {
+		return nil, errors.New("no audit signing key opens with this keyring")
 	}
 	c := auditchain.Sign(auditchain.Checkpoint{ID: domain.NewID(), OrgID: orgID, Seq: rep.LastSeq, Hash: rep.LastHash, At: s.cfg.Now()}, s.priv)
 	if err := s.cfg.Store.InsertAuditCheckpoint(ctx, c); err != nil {
