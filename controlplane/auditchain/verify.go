@@ -357,6 +357,14 @@ func (w *walk) checkRow(ctx context.Context, r Row, prev Head, prevRow *Row, pre
 			Detail: fmt.Sprintf("%s deleted: the chain jumps from %s to row %s (seq %d)", missing, after, id, r.Seq)}, nil
 	}
 	if !selfOK {
+		// A bad row sharing its seq with the next one is the intruder at that position.
+		if next, ok, err := w.peekRow(ctx, r.Seq, id); err != nil {
+			return nil, err
+		} else if ok && next.Seq == r.Seq {
+			return &Problem{Kind: Inserted, Seq: r.Seq, RowID: id,
+				Detail: fmt.Sprintf("row %s was inserted: it duplicates seq %d (%s %s/%s at %s)", id, r.Seq,
+					r.Entry.Action, r.Entry.TargetType, r.Entry.TargetID, stamp(r.Entry.At))}, nil
+		}
 		if orig, ok := w.originalSeq(r); ok {
 			return &Problem{Kind: Reordered, Seq: r.Seq, RowID: id,
 				Detail: fmt.Sprintf("row %s was reordered: it sits at seq %d but was written at seq %d", id, r.Seq, orig)}, nil

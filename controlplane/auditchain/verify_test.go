@@ -128,6 +128,11 @@ func TestVerifyNamesEachKindOfTampering(t *testing.T) {
 				insertRaw(t, f, "zzzz-forged", r.Seq, r.PrevHash, "00")
 				return auditchain.Inserted, "zzzz-forged"
 			}},
+			{"inserted with a duplicate seq, sorting first", func(t *testing.T, f *chainFixture) (auditchain.Kind, string) {
+				r := f.fromEnd(3)
+				insertRaw(t, f, "0000-forged", r.Seq, r.PrevHash, "00")
+				return auditchain.Inserted, "0000-forged"
+			}},
 			{"inserted with a duplicate seq and a valid hash", func(t *testing.T, f *chainFixture) (auditchain.Kind, string) {
 				r := f.fromEnd(3)
 				forged := domain.AuditEntry{ID: "0000-forged", OrgID: f.org, Actor: "token:evil", Action: "device.deleted", TargetType: "device",

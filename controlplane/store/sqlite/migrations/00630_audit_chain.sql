@@ -10,7 +10,7 @@ ALTER TABLE audit_log ADD COLUMN prev_hash TEXT;
 ALTER TABLE audit_log ADD COLUMN hash TEXT;
 -- Two rows can never take one position (NULLs, unchained rows, are distinct).
 CREATE UNIQUE INDEX audit_log_chain ON audit_log(org_id, seq);
--- The backfill walks each org's rows in (at, id) order.
+-- The backfill walks each org's rows in (at, id) order (replaced by a partial index in 00631).
 CREATE INDEX audit_log_org_at ON audit_log(org_id, at, id);
 
 -- The chain head per org: the writer reads and advances it in its transaction (on
