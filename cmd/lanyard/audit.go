@@ -151,7 +151,13 @@ func withAuditService(cmd *cobra.Command, readOnly bool, fn func(*auditsvc.Servi
 // runVerify prints one line per org and fails with the first broken org's line.
 func runVerify(cmd *cobra.Command, db *store.DB, keys map[string]ed25519.PublicKey, org string) error {
 	orgs := []string{org}
-	if org == "" {
+	if org != "" {
+		if _, err := db.GetOrg(cmd.Context(), org); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no organization with id %s", org)
+		} else if err != nil {
+			return err
+		}
+	} else {
 		var err error
 		if orgs, err = db.AuditChainOrgs(cmd.Context()); err != nil {
 			return err
