@@ -28,9 +28,13 @@ func csvActions() []action {
 	sample := map[string]string{"csv": "serial_number,vendor,equipment_type\nROLE-CHECK-1,apple,laptop\n"}
 	return []action{
 		{Name: "preview device import", Form: "POST /devices/import/preview", API: "POST /api/v1/assets/import",
-			Sample: sample, Call: func(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error { return c.importCSV(w, r, rq, true) }},
+			Sample: sample, Call: func(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
+				return c.importCSV(w, r, rq, true)
+			}},
 		{Name: "import devices", Form: "POST /devices/import", API: "POST /api/v1/assets/import",
-			Sample: sample, Call: func(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error { return c.importCSV(w, r, rq, false) }},
+			Sample: sample, Call: func(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
+				return c.importCSV(w, r, rq, false)
+			}},
 	}
 }
 

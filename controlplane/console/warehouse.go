@@ -94,7 +94,7 @@ type warehouseView struct {
 
 func warehousePage(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
 	v := warehouseView{Filter: r.URL.Query(), Names: map[string]string{}, Conditions: []string{"new", "good", "fair", "damaged"},
-		Platforms: []domain.Platform{domain.PlatformMacOS, domain.PlatformWindows, domain.PlatformLinux, domain.PlatformIOS, domain.PlatformOther},
+		Platforms:       []domain.Platform{domain.PlatformMacOS, domain.PlatformWindows, domain.PlatformLinux, domain.PlatformIOS, domain.PlatformOther},
 		RetrievalStates: []string{"requested", "kit_sent", "in_transit", "received", "cancelled"}, OrderStates: []string{"ordered", "shipped", "delivered"}}
 	var err error
 	if v.Warehouses, err = load[api.List[store.Warehouse]](c, r, rq, "/api/v1/warehouses"); err != nil {

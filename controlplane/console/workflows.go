@@ -23,7 +23,9 @@ func workflowPages() []page {
 }
 
 func workflowActions() []action {
-	toWorkflow := func(r *http.Request, _ json.RawMessage) string { return "/workflows/" + url.PathEscape(r.PathValue("id")) }
+	toWorkflow := func(r *http.Request, _ json.RawMessage) string {
+		return "/workflows/" + url.PathEscape(r.PathValue("id"))
+	}
 	reason := func(c *Console, r *http.Request, rq *request) (any, error) {
 		return map[string]string{"reason": form(r, "reason")}, nil
 	}
@@ -101,16 +103,16 @@ func workflowsPage(c *Console, w http.ResponseWriter, r *http.Request, rq *reque
 }
 
 type workflowView struct {
-	W        lifecycle.WorkflowView
-	Employee *domain.Employee
-	Steps    []stepView
-	Open     []store.LifecycleTask // open tasks not tied to a listed step
+	W                                         lifecycle.WorkflowView
+	Employee                                  *domain.Employee
+	Steps                                     []stepView
+	Open                                      []store.LifecycleTask // open tasks not tied to a listed step
 	CanPause, CanResume, CanCancel, CanUnlock bool
 }
 
 type stepView struct {
 	store.WorkflowStep
-	Tasks   []store.LifecycleTask
+	Tasks             []store.LifecycleTask
 	CanRetry, CanSkip bool
 }
 
