@@ -34,6 +34,7 @@ type Config struct {
 	DebugAddr       string        `key:"debug-addr" def:"" help:"serve Go profiles (/debug/pprof/) here, e.g. 127.0.0.1:6060; empty is off. Never expose it: profiles show memory contents"`
 
 	HRReconcileInterval time.Duration `key:"hr-reconcile-interval" def:"10m" help:"how often every HR connection is reconciled"`
+	HRSyncMaxPages      int           `key:"hr-sync-max-pages" def:"2000" help:"most pages one HR listing may take (100 members each); a provider that keeps returning cursors fails the run instead of looping"`
 	JustworksClientID   string        `key:"justworks-client-id" def:"" help:"OAuth client id issued by Justworks"`
 	JustworksSecret     string        `key:"justworks-client-secret" def:"" help:"OAuth client secret issued by Justworks" secret:"true"`
 	JustworksAuthURL    string        `key:"justworks-authorize-url" def:"https://payroll.justworks.com/oauth/authorize" help:"Justworks OAuth authorize endpoint"`
@@ -129,6 +130,12 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 				return Config{}, fmt.Errorf("%s: %q is not true or false", f.key, v)
 			}
 			dst.SetBool(b)
+		case int:
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return Config{}, fmt.Errorf("%s: %q is not a positive whole number", f.key, v)
+			}
+			dst.SetInt(int64(n))
 		case time.Duration:
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {

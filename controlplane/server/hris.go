@@ -44,7 +44,8 @@ func buildHRIS(d Deps) (*hrsync.Engine, *fakejustworks.Server, error) {
 		providers["justworks"] = p
 	}
 	e, err := hrsync.New(hrsync.Config{DB: d.DB, Keyring: d.Keyring, Providers: providers, PublicURL: cfg.PublicURL,
-		ConsoleReturn: console.JustworksReturnPath, WebhookSecret: cfg.JustworksWebhookKey, ReconcileInterval: cfg.HRReconcileInterval, Logger: d.Logger,
+		ConsoleReturn: console.JustworksReturnPath,
+		WebhookSecret: cfg.JustworksWebhookKey, ReconcileInterval: cfg.HRReconcileInterval, MaxPages: cfg.HRSyncMaxPages, Logger: d.Logger,
 		Registerer: d.Registry})
 	if err != nil {
 		return nil, fake, err

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -737,4 +738,55 @@ func (db *DB) AnalyzeHRTables(ctx context.Context) error {
 		return fmt.Errorf("analyze: %w", err)
 	}
 	return nil
+}
+
+// IdentityMatch is a live employee that shares a work email or work id with a
+// member the sync is about to create.
+type IdentityMatch struct {
+	EmployeeID string
+	ExternalID string
+	WorkEmail  string
+	WorkID     string
+}
+
+// LiveEmployeesByIdentity returns the org's non-terminated employees of a
+// source whose work email (lower-cased) or provider work id is among the given
+// ones. HR sync uses it to notice a member id that changed under the same
+// person before it creates a duplicate.
+func (db *DB) LiveEmployeesByIdentity(ctx context.Context, q Querier, orgID, source string, emails, workIDs []string) ([]IdentityMatch, error) {
+	emails = slices.DeleteFunc(slices.Clone(emails), func(s string) bool { return s == "" })
+	workIDs = slices.DeleteFunc(slices.Clone(workIDs), func(s string) bool { return s == "" })
+	if len(emails) == 0 && len(workIDs) == 0 {
+		return nil, nil
+	}
+	var query string
+	var args []any
+	const head = `SELECT e.id, e.external_id, e.work_email, COALESCE(m.work_id, '') FROM employees e
+		LEFT JOIN hr_members m ON m.employee_id = e.id
+		WHERE e.org_id = $1 AND e.source = $2 AND e.status <> 'terminated' AND e.external_id <> '' AND `
+	if db.Dialect == Postgres {
+		// Array parameters; an empty one matches nothing.
+		query = head + `(e.work_email = ANY($3) OR m.work_id = ANY($4)) ORDER BY e.id`
+		args = []any{orgID, source, emails, workIDs}
+	} else {
+		args = []any{orgID, source}
+		var conds []string
+		in := func(col string, vals []string) {
+			if len(vals) == 0 {
+				return
+			}
+			conds = append(conds, col+` IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+`)`)
+			for _, v := range vals {
+				args = append(args, v)
+			}
+		}
+		in("e.work_email", emails)
+		in("m.work_id", workIDs)
+		query = strings.NewReplacer("$1", "?", "$2", "?").Replace(head) + `(` + strings.Join(conds, " OR ") + `) ORDER BY e.id`
+	}
+	return queryAll(ctx, q, "live employees by identity", func(s rowScanner) (IdentityMatch, error) {
+		var m IdentityMatch
+		err := s.Scan(&m.EmployeeID, &m.ExternalID, &m.WorkEmail, &m.WorkID)
+		return m, err
+	}, query, args...)
 }

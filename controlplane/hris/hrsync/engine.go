@@ -12,6 +12,11 @@
 //     Terminations need active=false confirmed by GET /v1/members/{id}, and a
 //     run that would terminate more than the org's threshold stops and waits
 //     for an admin (mass-termination circuit breaker).
+//   - A listing that repeats a cursor (stuck or cycling), needs more than
+//     Config.MaxPages pages, or shows a person under a new member id while
+//     the old id is gone or still active fails the run (status failed, reason
+//     recorded) before the offending page is applied: only pages already
+//     committed stay, and nothing is created or terminated from it.
 //   - The initial import persists cursor and progress with each page, in the
 //     page's transaction, so a crash resumes without duplicates.
 //   - A revoked grant or a company that left ends the connection at once
@@ -80,6 +85,10 @@ type Config struct {
 	FullScanInterval  time.Duration // default 24 h: a full scan catches what updated_at misses
 	Skew              time.Duration // incremental reads start this long before the checkpoint; default 5 min
 	PageSize          int           // default 100
+	// MaxPages caps the pages of one listing (default DefaultMaxPages): a
+	// provider that keeps handing out cursors fails the run instead of
+	// looping.
+	MaxPages int
 	// MassTerminationMin: the breaker never trips at or below this many
 	// terminations in one run, whatever the percentage (default 3).
 	MassTerminationMin int
@@ -139,6 +148,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.PageSize <= 0 || cfg.PageSize > justworks.MaxPageSize {
 		cfg.PageSize = justworks.MaxPageSize
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = DefaultMaxPages
 	}
 	if cfg.MassTerminationMin <= 0 {
 		cfg.MassTerminationMin = 3

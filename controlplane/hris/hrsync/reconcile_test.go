@@ -76,7 +76,8 @@ func TestReconcileEdgeCases(t *testing.T) {
 				t.Fatal("member types not updated")
 			}
 			// An employee who moves abroad stays managed (policy is re-evaluated downstream).
-			if e := h.employee(mid(7)); !e.HR.International || e.HR.Address.Country != "FR" {
+			// ...and full time: "international_employee" is not an "intern".
+			if e := h.employee(mid(7)); !e.HR.International || e.HR.Address.Country != "FR" || e.HR.MemberType != domain.MemberFullTime {
 				t.Fatalf("international %+v", e.HR)
 			}
 		})

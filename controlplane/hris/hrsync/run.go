@@ -335,17 +335,32 @@ func (sc *scanner) fetch(ctx context.Context, opt hris.ListOptions, out chan<- f
 		}
 	}
 	restarts := 0
+	guard := newCursorGuard(sc.e.cfg.MaxPages, opt.Cursor)
 	for {
+		if err := guard.beforeFetch(); err != nil {
+			send(fetched{err: err})
+			return
+		}
 		page, err := sc.dir.ListMembers(ctx, opt)
 		if errors.Is(err, hris.ErrStaleCursor) && opt.Cursor != "" && restarts < 3 {
 			restarts++
 			opt.Cursor = ""
+			guard.reset()
 			if !send(fetched{restarted: true}) {
 				return
 			}
 			continue
 		}
-		if !send(fetched{page: page, err: err}) || err != nil || page.NextCursor == "" {
+		if err == nil {
+			// A repeated cursor fails the run before its page is applied:
+			// the page belongs to a listing that would never end.
+			err = guard.next(page.NextCursor)
+		}
+		if err != nil {
+			send(fetched{err: err})
+			return
+		}
+		if !send(fetched{page: page}) || page.NextCursor == "" {
 			return
 		}
 		opt.Cursor = page.NextCursor
@@ -355,6 +370,9 @@ func (sc *scanner) fetch(ctx context.Context, opt hris.ListOptions, out chan<- f
 // applyFetched writes one page, its progress and (for imports) its cursor in
 // one transaction.
 func (sc *scanner) applyFetched(ctx context.Context, page *hris.Page, persistImport bool) error {
+	if err := sc.e.checkIdentities(ctx, sc.dir, sc.org, sc.conn.Provider, page.Items); err != nil {
+		return err
+	}
 	err := sc.applyFetchedOnce(ctx, page, persistImport)
 	if errors.Is(err, store.ErrConflict) {
 		// A webhook created one of these members concurrently (Postgres):

@@ -259,6 +259,17 @@ func (e *Engine) refreshMember(ctx context.Context, conn store.HRConnection, id 
 	case err != nil:
 		return err
 	}
+	org, err := store.GetOrg(ctx, e.db.SQL, conn.OrgID)
+	if err != nil {
+		return err
+	}
+	if err := e.checkIdentities(ctx, dir, org, conn.Provider, []hris.Member{*m}); err != nil {
+		if errors.Is(err, errIdentityChanged) && rec != nil {
+			e.log.WarnContext(ctx, "webhook member not applied", "member_id", id, "err", err)
+			return e.finish(ctx, e.db.SQL, *rec, evFailed, err.Error())
+		}
+		return err
+	}
 	return e.db.InTx(ctx, func(tx *sql.Tx) error {
 		org, err := store.GetOrg(ctx, tx, conn.OrgID)
 		if err != nil {

@@ -222,7 +222,8 @@ func (d *Directory) ListMembers(ctx context.Context, opt hris.ListOptions) (*hri
 		page.NextCursor = *ml.NextCursor
 	}
 	for _, raw := range ml.Items {
-		m, err := ParseMember(raw)
+		m, unknown, err := parseMember(raw)
+		d.p.noteUnknown(ctx, m, unknown)
 		if err != nil {
 			page.Skipped = append(page.Skipped, hris.Skipped{ExternalID: peekID(raw), Reason: err.Error()})
 			continue
@@ -242,10 +243,11 @@ func (d *Directory) GetMember(ctx context.Context, id string) (*hris.Member, err
 	if err := d.do(ctx, http.MethodGet, "/v1/members/"+url.PathEscape(id), nil, &raw); err != nil {
 		return nil, err
 	}
-	m, err := ParseMember(raw)
+	m, unknown, err := parseMember(raw)
 	if err != nil {
 		return nil, fmt.Errorf("justworks: member %s: %w", id, err)
 	}
+	d.p.noteUnknown(ctx, m, unknown)
 	g, _ := d.ts.token(ctx)
 	m.Fields = fieldsFor(g.Scopes)
 	return m, nil
@@ -330,4 +332,26 @@ func peekID(raw json.RawMessage) string {
 		return s
 	}
 	return ""
+}
+
+// noteUnknown logs each member or employment type value the mapping does not
+// know, once per provider (process): the value lands on a safe default, and
+// one line is enough for someone to extend the table.
+func (p *Provider) noteUnknown(ctx context.Context, m *hris.Member, unknown []string) {
+	if m == nil || len(unknown) == 0 {
+		return
+	}
+	p.mu.Lock()
+	var fresh []string
+	for _, u := range unknown {
+		if !p.unknownTypes[u] {
+			p.unknownTypes[u] = true
+			fresh = append(fresh, u)
+		}
+	}
+	p.mu.Unlock()
+	for _, u := range fresh {
+		p.cfg.Logger.WarnContext(ctx, "unknown Justworks member type value; mapped to a default", "value", u,
+			"member_id", m.ExternalID, "mapped_to", m.MemberType)
+	}
 }

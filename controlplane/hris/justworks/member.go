@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -40,22 +41,26 @@ type wireMember struct {
 	UpdatedAt                 string                     `json:"updated_at"`
 }
 
-// International member types (API.md §5, §10.3); "international_contractor" is our guess.
-var internationalTypes = []string{"international_employee", "employee_eor", "international_contractor"}
-
 // ParseMember decodes one member object into the normalized form. It fails on
 // records that miss required fields (id, active) or carry values of the wrong
 // type or format; the caller skips and reports those.
 func ParseMember(raw []byte) (*hris.Member, error) {
+	m, _, err := parseMember(raw)
+	return m, err
+}
+
+// parseMember is ParseMember that also returns the type values it did not
+// recognise.
+func parseMember(raw []byte) (*hris.Member, []string, error) {
 	var w wireMember
 	if err := json.Unmarshal(raw, &w); err != nil {
-		return nil, fmt.Errorf("malformed member: %w", err)
+		return nil, nil, fmt.Errorf("malformed member: %w", err)
 	}
 	if strings.TrimSpace(w.ID) == "" {
-		return nil, errors.New("malformed member: missing id")
+		return nil, nil, errors.New("malformed member: missing id")
 	}
 	if w.Active == nil {
-		return nil, errors.New("malformed member: missing active")
+		return nil, nil, errors.New("malformed member: missing active")
 	}
 	m := &hris.Member{
 		ExternalID:   w.ID,
@@ -100,60 +105,115 @@ func ParseMember(raw []byte) (*hris.Member, error) {
 	}
 	var err error
 	if m.StartDate, err = civilDate(w.EmploymentStartDate); err != nil {
-		return nil, fmt.Errorf("malformed member %s: employment_start_date: %w", w.ID, err)
+		return nil, nil, fmt.Errorf("malformed member %s: employment_start_date: %w", w.ID, err)
 	}
 	if m.TerminationDate, err = civilDate(w.EmploymentTerminationDate); err != nil {
-		return nil, fmt.Errorf("malformed member %s: employment_termination_date: %w", w.ID, err)
+		return nil, nil, fmt.Errorf("malformed member %s: employment_termination_date: %w", w.ID, err)
 	}
 	if m.CreatedAt, err = timestamp(w.CreatedAt); err != nil {
-		return nil, fmt.Errorf("malformed member %s: created_at: %w", w.ID, err)
+		return nil, nil, fmt.Errorf("malformed member %s: created_at: %w", w.ID, err)
 	}
 	if m.UpdatedAt, err = timestamp(w.UpdatedAt); err != nil {
-		return nil, fmt.Errorf("malformed member %s: updated_at: %w", w.ID, err)
+		return nil, nil, fmt.Errorf("malformed member %s: updated_at: %w", w.ID, err)
 	}
-	m.MemberType = memberType(w.Type, w.CurrentEmployment)
+	var unknown []string
+	m.MemberType, unknown = memberType(w.Type, w.CurrentEmployment)
 	m.International = international(&w, m.Address.Country)
-	return m, nil
+	return m, unknown, nil
 }
 
-func memberType(t string, emp map[string]json.RawMessage) string {
-	lt := strings.ToLower(t)
+// memberKind is what a member `type` value tells us.
+type memberKind struct {
+	kind string // hris.Type*; "" for an employee whose full/part time sits in the employment data
+	intl bool   // the value itself says international
+}
+
+// memberTypes holds every member `type` value the Justworks reference names:
+// the DOC values international_employee and employee_eor, the guessed
+// employee, contractor, international_contractor and vendor (API.md §5), and
+// the help centre's member types in snake case (Full Time, Part Time, Paid
+// Intern, EOR employee, Outside-US employee, US contractor, vendor,
+// third-party admin), plus "intern", which the fake serves. Matching is exact
+// after normalising case and separators: a substring test once read
+// "international_employee" as "intern".
+var memberTypes = map[string]memberKind{
+	"employee":                 {},
+	"full_time":                {kind: hris.TypeFullTime},
+	"part_time":                {kind: hris.TypePartTime},
+	"international_employee":   {intl: true},
+	"outside_us_employee":      {intl: true},
+	"employee_eor":             {intl: true},
+	"eor_employee":             {intl: true},
+	"contractor":               {kind: hris.TypeContractor},
+	"us_contractor":            {kind: hris.TypeContractor},
+	"international_contractor": {kind: hris.TypeContractor, intl: true},
+	"vendor":                   {kind: hris.TypeContractor},
+	"intern":                   {kind: hris.TypeIntern},
+	"paid_intern":              {kind: hris.TypeIntern},
+	"third_party_admin":        {kind: hris.TypeOther},
+}
+
+// employmentTypes are the values of the employment type inside the
+// country-keyed employment data [GUESS: {"US": {"employment_type":
+// "part_time"}}, API.md §5], matched exactly like memberTypes.
+var employmentTypes = map[string]string{
+	"full_time":   hris.TypeFullTime,
+	"part_time":   hris.TypePartTime,
+	"contractor":  hris.TypeContractor,
+	"intern":      hris.TypeIntern,
+	"paid_intern": hris.TypeIntern,
+}
+
+// employmentKeys are the keys of an employment entry that may carry its type.
+var employmentKeys = []string{"employment_type", "type", "employment_status", "hours_type"}
+
+// unknownMemberType is where a `type` nobody documented lands: "other", which
+// Lanyard treats like a contractor (no employee-only access is assumed).
+const unknownMemberType = hris.TypeOther
+
+func normType(s string) string {
+	return strings.NewReplacer(" ", "_", "-", "_").Replace(strings.ToLower(strings.TrimSpace(s)))
+}
+
+// memberType maps the member's type and employment data; unknown lists the
+// values it did not recognise (for the caller to log once).
+func memberType(t string, emp map[string]json.RawMessage) (kind string, unknown []string) {
+	mk, ok := memberTypes[normType(t)]
 	switch {
-	case strings.Contains(lt, "contractor"), strings.Contains(lt, "vendor"):
-		return hris.TypeContractor
-	case strings.Contains(lt, "intern"):
-		return hris.TypeIntern
-	case strings.Contains(lt, "part"):
-		return hris.TypePartTime
-	case lt != "" && !strings.Contains(lt, "employee") && !strings.Contains(lt, "full"):
-		return hris.TypeOther
+	case t == "":
+		// No type at all: an employee, as the spec's own example reads.
+	case !ok:
+		return unknownMemberType, []string{"type=" + t}
+	case mk.kind != "":
+		return mk.kind, nil
 	}
-	// Employees: full/part time sits in the country-keyed employment data
-	// [GUESS: {"US": {"employment_type": "part_time"}}]; read any value that
-	// mentions part time.
-	for _, raw := range emp {
+	// Employees: full/part time sits in the country-keyed employment data.
+	for _, country := range slices.Sorted(maps.Keys(emp)) {
 		var v map[string]any
-		if json.Unmarshal(raw, &v) != nil {
+		if json.Unmarshal(emp[country], &v) != nil {
 			continue
 		}
-		for _, k := range []string{"employment_type", "type", "employment_status", "hours_type"} {
-			s := strings.ToLower(str(v, k))
-			if strings.Contains(s, "part") {
-				return hris.TypePartTime
+		for _, k := range employmentKeys {
+			s := str(v, k)
+			if s == "" {
+				continue
 			}
-			if strings.Contains(s, "contract") {
-				return hris.TypeContractor
+			if et, ok := employmentTypes[normType(s)]; ok {
+				if et != hris.TypeFullTime {
+					return et, unknown
+				}
+				continue
 			}
-			if strings.Contains(s, "intern") {
-				return hris.TypeIntern
+			if k == "employment_type" {
+				unknown = append(unknown, "employment_type="+s)
 			}
 		}
 	}
-	return hris.TypeFullTime
+	return hris.TypeFullTime, unknown
 }
 
 func international(w *wireMember, country string) bool {
-	if slices.Contains(internationalTypes, strings.ToLower(w.Type)) {
+	if memberTypes[normType(w.Type)].intl {
 		return true
 	}
 	if strings.EqualFold(w.EmploymentLocationType, "international") {

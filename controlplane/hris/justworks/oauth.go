@@ -24,6 +24,8 @@ type Provider struct {
 
 	mu      sync.Mutex
 	sources map[string]*tokenSource // per connection: refreshes are single-flight per connection
+	// unknownTypes: member type values already logged as unknown.
+	unknownTypes map[string]bool
 }
 
 var _ hris.Provider = (*Provider)(nil)
@@ -46,7 +48,8 @@ func New(cfg Config) (*Provider, error) {
 				AuthStyle: oauth2.AuthStyleInParams, // the token spec puts client_id/secret in the form
 			},
 		},
-		sources: map[string]*tokenSource{},
+		sources:      map[string]*tokenSource{},
+		unknownTypes: map[string]bool{},
 	}, nil
 }
 

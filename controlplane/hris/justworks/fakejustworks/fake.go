@@ -81,6 +81,10 @@ type Server struct {
 	refresh       map[string]*refreshToken
 	grants        map[string]*grant
 	cursorEpoch   int
+	cursorFault   CursorFault
+	cursorFaulted int    // pages answered with a faulty cursor so far
+	cycleA        string // cursors of a CursorCycle: the first two issued
+	cycleB        string
 	faults        []*Fault
 	pageHook      func(page int)
 	pages         int
@@ -295,6 +299,61 @@ func (s *Server) OnMembersPage(fn func(page int)) {
 	s.mu.Lock()
 	s.pageHook = fn
 	s.mu.Unlock()
+}
+
+// Cursor fault modes: how GET /v1/members misbehaves with next_cursor, as
+// spec-driven mocks and buggy gateways do.
+const (
+	// CursorStuck answers every request that carries a cursor with that same
+	// cursor as next_cursor, forever (the page served is the one it points to).
+	CursorStuck = "stuck"
+	// CursorCycle answers the first issued cursor A with B, and B with A again.
+	CursorCycle = "cycle"
+)
+
+// CursorFault makes the members listing hand out bad cursors.
+type CursorFault struct {
+	Mode string // CursorStuck or CursorCycle; "" pages normally
+	// Pages: answer this many pages with a faulty cursor, then page normally
+	// (a listing that loops would otherwise never end for a client without a
+	// guard). 0 is forever.
+	Pages int
+}
+
+// SetCursorFault sets (or, with the zero value, clears) a cursor fault.
+func (s *Server) SetCursorFault(f CursorFault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cursorFault, s.cursorFaulted, s.cycleA, s.cycleB = f, 0, "", ""
+}
+
+// applyCursorFaultLocked rewrites a page's next_cursor for the fault mode.
+func (s *Server) applyCursorFaultLocked(sent string, resp map[string]any) {
+	f := s.cursorFault
+	if f.Mode == "" || f.Pages > 0 && s.cursorFaulted >= f.Pages {
+		return
+	}
+	next, _ := resp["next_cursor"].(string)
+	switch f.Mode {
+	case CursorStuck:
+		if sent != "" {
+			resp["next_cursor"] = sent
+			s.cursorFaulted++
+		}
+	case CursorCycle:
+		switch {
+		case sent == "":
+			s.cycleA, s.cycleB = next, ""
+		case sent == s.cycleA && s.cycleB == "":
+			s.cycleB = next
+		case sent == s.cycleA:
+			resp["next_cursor"] = s.cycleB
+			s.cursorFaulted++
+		case sent == s.cycleB:
+			resp["next_cursor"] = s.cycleA
+			s.cursorFaulted++
+		}
+	}
 }
 
 // InvalidateCursors makes every cursor issued so far answer 400.

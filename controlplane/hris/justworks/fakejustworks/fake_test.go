@@ -270,3 +270,66 @@ func TestSimulateOnlyInTour(t *testing.T) {
 		t.Fatalf("simulated deliveries %q", got)
 	}
 }
+
+// The cursor faults hand out the cursors they promise: the same one forever,
+// or A→B→A, for as many pages as asked, then page normally.
+func TestCursorFaults(t *testing.T) {
+	s, err := Start(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Load(Generate(50, 1, GenOptions{AllActiveUS: true}))
+	tok := token(t, s)
+	page := func(cur string) string {
+		t.Helper()
+		path := "/v1/members?limit=10"
+		if cur != "" {
+			path += "&cursor=" + url.QueryEscape(cur)
+		}
+		st, p := get(t, s, tok, path)
+		if st != 200 {
+			t.Fatalf("%s: %d %v", path, st, p)
+		}
+		next, _ := p["next_cursor"].(string)
+		return next
+	}
+	t.Run("stuck", func(t *testing.T) {
+		s.SetCursorFault(CursorFault{Mode: CursorStuck, Pages: 3})
+		a := page("")
+		for i := 0; i < 3; i++ {
+			if got := page(a); got != a {
+				t.Fatalf("stuck page %d: next %q, want %q", i, got, a)
+			}
+		}
+		if got := page(a); got == a || got == "" {
+			t.Fatalf("after the fault's pages: next %q", got)
+		}
+	})
+	t.Run("cycle", func(t *testing.T) {
+		s.SetCursorFault(CursorFault{Mode: CursorCycle})
+		a := page("")
+		b := page(a)
+		if b == "" || b == a {
+			t.Fatalf("b %q", b)
+		}
+		for i := 0; i < 3; i++ {
+			if got := page(b); got != a {
+				t.Fatalf("b → %q, want a", got)
+			}
+			if got := page(a); got != b {
+				t.Fatalf("a → %q, want b", got)
+			}
+		}
+	})
+	t.Run("cleared", func(t *testing.T) {
+		s.SetCursorFault(CursorFault{})
+		n, cur := 0, page("")
+		for ; cur != ""; n++ {
+			cur = page(cur)
+		}
+		if n != 4 {
+			t.Fatalf("%d more pages after the first, want 4", n)
+		}
+	})
+}

@@ -317,6 +317,7 @@ func (s *Server) handleListMembers(w http.ResponseWriter, r *http.Request, tok *
 		}
 		resp["next_cursor"] = encodeCursor(c)
 	}
+	s.applyCursorFaultLocked(q.Get("cursor"), resp)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -572,4 +573,22 @@ func (s *Server) AddDepartment(d Department) {
 	defer s.mu.Unlock()
 	s.departments = append(s.departments, d)
 	s.emitDepartmentLocked("department.created", d)
+}
+
+// ChangeMemberID re-keys a member: the same person (work email, work id,
+// profile) under a new member id, the old id gone, and no webhook. Nothing in
+// the spec allows it; the HR sync must refuse to guess.
+func (s *Server) ChangeMemberID(oldID string) (Member, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.members[oldID]
+	if old == nil {
+		return Member{}, errNoMember
+	}
+	m := old.Clone()
+	m.ID = randID("mem_")
+	m.UpdatedAt = s.stampLocked()
+	delete(s.members, oldID)
+	s.members[m.ID] = &m
+	return m.Clone(), nil
 }
