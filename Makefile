@@ -19,7 +19,7 @@ STATICCHECK_VERSION := v0.8.2
 
 AGENT_TARGETS := darwin/amd64 darwin/arm64 windows/amd64 linux/amd64 linux/arm64
 
-.PHONY: all build build-agents run test test-short lint generate tools bench packages clean docs
+.PHONY: all build build-agents run test test-short lint generate tools bench packages clean docs screenshots
 
 all: build
 
@@ -50,6 +50,10 @@ test:
 
 test-short:
 	$(GO) test -short ./...
+
+## screenshots: the console's main pages as docs/screenshots/*.png, made by its browser tests (needs chromium)
+screenshots:
+	LANYARD_SCREENSHOTS=1 $(GO) test -count=1 -run 'TestBrowser' ./controlplane/console/
 
 ## lint: go vet + staticcheck (pinned)
 lint:

@@ -21,7 +21,7 @@ go build -trimpath -o "$BIN/lanyard" ./cmd/lanyard
 lanyard=("$BIN/lanyard" --data-dir "$DATA_DIR")
 
 if ! "${lanyard[@]}" admin orgs | cut -f3- | grep -qxF "$ORG"; then
-	"${lanyard[@]}" admin create-org "$ORG" --plan pro >/dev/null
+	"${lanyard[@]}" admin create-org "$ORG" --plan pro --owner-email "owner@packages.example" >/dev/null
 	echo "created organization \"$ORG\" in $DATA_DIR"
 fi
 

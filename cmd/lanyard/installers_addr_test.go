@@ -48,7 +48,7 @@ func TestInstallerAddressesCLIMatchAPI(t *testing.T) {
 	}
 	global := []string{"--data-dir", data, "--log-level", "warn", "--public-url", "https://lanyard.example.com",
 		"--agent-url", "lanyard.example.com:9443"}
-	if out, err := runLanyard(t, append(global, "admin", "create-org", "Acme Pro", "--plan", "pro")...); err != nil {
+	if out, err := runLanyard(t, append(global, "admin", "create-org", "Acme Pro", "--plan", "pro", "--owner-email", "owner@acme.example")...); err != nil {
 		t.Fatalf("create-org: %v\n%s", err, out)
 	}
 	cliCfg := map[installers.Platform]config.Config{}

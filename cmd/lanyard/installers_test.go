@@ -41,7 +41,7 @@ func TestInstallersBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, org := range [][2]string{{"Acme Pro", "pro"}, {"Small Co", "essentials"}} {
-		if out, err := runLanyard(t, "--data-dir", data, "admin", "create-org", org[0], "--plan", org[1]); err != nil {
+		if out, err := runLanyard(t, "--data-dir", data, "admin", "create-org", org[0], "--plan", org[1], "--owner-email", "owner@"+org[1]+".example"); err != nil {
 			t.Fatalf("create-org: %v\n%s", err, out)
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
@@ -56,23 +58,36 @@ func serveCmd() *cobra.Command {
 					s.DB.Close()
 					return err
 				}
-				printDemoBanner(cmd, cfg, addr.String(), org, token)
+				link, err := s.DemoOwnerSignInLink(cmd.Context(), org)
+				if err != nil {
+					s.DB.Close()
+					return err
+				}
+				printDemoBanner(cmd, cfg, addr.String(), org, token, link)
 			}
 			return s.Run(cmd.Context())
 		},
 	}
 }
 
-func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org domain.Org, token string) {
+func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org domain.Org, token, link string) {
 	w := cmd.OutOrStdout()
 	url := cfg.PublicURL
+	// The console and the sign-in link use the address the demo listens on, so the session
+	// cookie is set for the host the browser opens.
+	console := "http://" + addr
 	fmt.Fprintf(w, `
   Lanyard is running with the demo organization %q (plan %s).
 
+    Console       open %s/
     Admin API     %s/api/v1        (listening on %s)
     OpenAPI       %s/api/openapi.json
     Health        %s/healthz  ·  %s/readyz  ·  %s/metrics
     Data          %s (SQLite, keyring, CA)
+
+  sign in as the demo owner: %s%s
+  (%s; a one-time link: set a password, then scan the TOTP code; every start prints a fresh one)
+  A second admin for wipe approvals: %s
 
   Owner token (shown once; only its hash is stored):
 
@@ -82,7 +97,8 @@ func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org dom
     go run ./cmd/lanyardctl login --url %s --token %s
     go run ./cmd/lanyardctl devices list
 
-`, org.Name, org.Plan, url, addr, url, url, url, url, cfg.DataDir, token, url, token)
+`, org.Name, org.Plan, console, url, addr, url, url, url, url, cfg.DataDir, console, link, server.DemoOwnerEmail,
+		server.DemoSecondAdminEmail, token, url, token)
 }
 
 func migrateCmd() *cobra.Command {
@@ -110,13 +126,20 @@ func versionCmd() *cobra.Command {
 
 func adminCmd() *cobra.Command {
 	admin := &cobra.Command{Use: "admin", Short: "Operator helpers that work on the database directly"}
-	var plan, tz string
+	var plan, tz, ownerEmail, ownerName string
 	createOrg := &cobra.Command{
 		Use:   "create-org NAME",
-		Short: "Create an organization and print an owner token for it",
+		Short: "Create an organization with its owner: prints the owner's one-time sign-in link and an owner token for scripts",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := domain.ParsePlan(plan)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(ownerEmail, "@") {
+				return errors.New("--owner-email is required: the owner signs in with it")
+			}
+			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -125,22 +148,35 @@ func adminCmd() *cobra.Command {
 				if err := store.CreateOrg(ctx, db.SQL, &o); err != nil {
 					return err
 				}
-				_, secret, err := db.CreateToken(ctx, o.ID, "bootstrap owner", domain.RoleOwner, nil)
+				// Creating a user and a link needs no keyring (only TOTP secrets are sealed).
+				svc := auth.New(auth.Options{DB: db, PublicURL: cfg.PublicURL})
+				owner, err := svc.EnsureUser(ctx, o.ID, ownerEmail, ownerName, domain.RoleOwner)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "org %s (%s)\nowner token (shown once): %s\n", o.ID, o.Name, secret)
+				_, secret, err := db.CreateTokenFor(ctx, store.NewToken{OrgID: o.ID, Name: "bootstrap owner", Role: domain.RoleOwner, UserID: owner.ID})
+				if err != nil {
+					return err
+				}
+				link, err := svc.NewSignInLink(ctx, o.ID, owner.ID, auth.InvitationTTL)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "org %s (%s)\nowner %s: sign in once with this link (valid 7 days, works once):\n  %s\nowner token (shown once): %s\n",
+					o.ID, o.Name, owner.Email, svc.LinkURL(link), secret)
 				return nil
 			})
 		},
 	}
 	createOrg.Flags().StringVar(&plan, "plan", "pro", "hr, essentials or pro")
 	createOrg.Flags().StringVar(&tz, "time-zone", "UTC", "IANA time zone")
+	createOrg.Flags().StringVar(&ownerEmail, "owner-email", "", "email of the organization's owner (required)")
+	createOrg.Flags().StringVar(&ownerName, "owner-name", "", "the owner's name")
 
 	var role, name string
 	createToken := &cobra.Command{
 		Use:   "create-token ORG_ID",
-		Short: "Mint an API token for an organization (recovery when no owner token is left)",
+		Short: "Mint an API token for an organization (break-glass recovery when nobody can sign in)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := domain.ParseRole(role)

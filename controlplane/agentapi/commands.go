@@ -103,7 +103,10 @@ type SubmitRequest struct {
 var (
 	ErrBadCommand      = fmt.Errorf("%w: bad command", store.ErrInvalidInput)
 	ErrConfirmMismatch = errors.New("wipe confirmation does not match the device serial number")
-	ErrSelfApproval    = errors.New("a wipe must be approved by a different admin")
+	// ErrSelfApproval: the two-person rule counts people, not tokens.
+	ErrSelfApproval = errors.New("a wipe must be approved by a different person: you created it")
+	// ErrSelfApprovalOtherToken is ErrSelfApproval when the creator used another token.
+	ErrSelfApprovalOtherToken = fmt.Errorf("%w (with another token)", ErrSelfApproval)
 	// ErrUnlockOverMDM: Apple's DeviceLock has no remote undo.
 	ErrUnlockOverMDM = errors.New("a Mac locked through MDM is unlocked at the Mac with its PIN " +
 		"(GET /api/v1/mdm/commands/{id}/pin reveals it); Lanyard cannot unlock it remotely")
@@ -207,15 +210,25 @@ func (c *Commands) dispatch(ctx context.Context, ch Channel, cmd store.DeviceCom
 	}
 }
 
-// Approve releases a wipe waiting for a second admin; the approver must not be its creator.
+// Approve releases a wipe waiting for a second admin. The approver must be a different
+// person from its creator: a second token, or a console session, of the same person is
+// refused.
 func (c *Commands) Approve(ctx context.Context, orgID, id string) (store.DeviceCommand, error) {
 	cmd, err := c.db.GetDeviceCommand(ctx, orgID, id)
 	if err != nil {
 		return cmd, err
 	}
-	approver := domain.ActorFrom(ctx).ID
+	actor := domain.ActorFrom(ctx)
+	approver := actor.ID
 	if approver == cmd.CreatedBy {
 		return cmd, ErrSelfApproval
+	}
+	creator, err := c.creatorPerson(ctx, cmd)
+	if err != nil {
+		return cmd, err
+	}
+	if creator != "" && creator == personOf(actor) {
+		return cmd, ErrSelfApprovalOtherToken
 	}
 	cmd, err = c.db.TransitionDeviceCommand(ctx, orgID, id, store.CommandUpdate{
 		From: []string{store.CommandAwaitingApproval}, To: store.CommandQueued, Approver: approver})
@@ -224,6 +237,36 @@ func (c *Commands) Approve(ctx context.Context, orgID, id string) (store.DeviceC
 	}
 	c.dispatch(ctx, c.channelNamed(cmd.Channel), cmd)
 	return cmd, nil
+}
+
+// personOf names the person behind an actor: the user, or the actor itself when it has no
+// person (a token without an owner, a system actor).
+func personOf(a domain.Actor) string {
+	if a.UserID != "" {
+		return "user:" + a.UserID
+	}
+	return a.ID
+}
+
+// creatorPerson names the person who created cmd. Rows from before commands recorded it
+// resolve "token:<id>" to that token's owner.
+func (c *Commands) creatorPerson(ctx context.Context, cmd store.DeviceCommand) (string, error) {
+	if cmd.CreatedByUser != "" {
+		return "user:" + cmd.CreatedByUser, nil
+	}
+	if uid, ok := strings.CutPrefix(cmd.CreatedBy, "user:"); ok {
+		return "user:" + uid, nil
+	}
+	if tid, ok := strings.CutPrefix(cmd.CreatedBy, "token:"); ok {
+		uid, err := c.db.TokenUserID(ctx, cmd.OrgID, tid)
+		if err != nil {
+			return "", err
+		}
+		if uid != "" {
+			return "user:" + uid, nil
+		}
+	}
+	return cmd.CreatedBy, nil
 }
 
 // Cancel stops a command that has not been sent yet.

@@ -134,7 +134,7 @@ func (s *Server) getRecoveryKeys(w http.ResponseWriter, r *http.Request) error {
 		ids = append(ids, k.ID)
 	}
 	if err := store.WriteAudit(r.Context(), s.db.SQL, store.AuditFor(r.Context(), p.OrgID, "device.recovery_keys_revealed", "device", deviceID, nil,
-		map[string]any{"key_ids": ids, "count": len(ids)})); err != nil {
+		map[string]any{"key_ids": ids, "count": len(ids), "user_id": p.UserID, "via": p.Via})); err != nil {
 		return err
 	}
 	return api.JSON(w, http.StatusOK, api.NewList(out, ""))

@@ -86,7 +86,7 @@ func (s *Server) Routes() []api.Route {
 		{Method: "GET", Path: "/api/v1/devices/{id}/tracking", Summary: "Agent tracking of a device (last seen, online, review and conflict flags, inventory, posture)",
 			Tag: tag, Role: domain.RoleViewer, Feature: f, Resource: "device", Response: TrackingView{}, Handler: s.getTracking},
 		{Method: "GET", Path: "/api/v1/devices/{id}/recovery-keys", Summary: "Reveal a device's escrowed BitLocker recovery passwords (audited)",
-			Tag: tag, Role: domain.RoleAdmin, Feature: f, Resource: "device", Response: api.List[RecoveryKeyView]{}, Handler: s.getRecoveryKeys},
+			Tag: tag, Role: domain.RoleAdmin, Feature: f, Resource: "device", Response: api.List[RecoveryKeyView]{}, Reauth: true, Handler: s.getRecoveryKeys},
 		{Method: "POST", Path: "/api/v1/devices/{id}/review", Summary: "Mark a device flagged for review (unknown serial, hardware-UUID identity, serial conflict) as reviewed",
 			Tag: tag, Role: domain.RoleIT, Feature: f, Resource: "device", Request: ReviewRequest{}, Response: store.DeviceTracking{}, Handler: s.resolveReview},
 		{Method: "GET", Path: "/api/v1/devices/{id}/inventory-history", Summary: "What changed in a device's inventory, and when", Tag: tag,

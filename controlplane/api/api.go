@@ -44,6 +44,9 @@ type Route struct {
 	Feature domain.Feature
 	// Public routes skip token auth (webhooks, enrollment); they authenticate themselves.
 	Public bool
+	// Reauth marks a secret reveal: a console session must have proved the person again
+	// (password + TOTP or SSO) within ReauthWindow.
+	Reauth bool
 	// Resource names what the path's {id} refers to (for the isolation test and docs).
 	Resource string
 	Query    []Param
@@ -65,7 +68,12 @@ type Principal struct {
 	UserEmail string
 	SessionID string
 	Via       string // "token" or "session"
+	// ReauthAt is a session's last password/TOTP/SSO proof (zero for tokens).
+	ReauthAt time.Time
 }
+
+// ReauthWindow is how recent a session's last proof must be for a Reauth route.
+const ReauthWindow = 5 * time.Minute
 
 // Actor is the audit name of the caller: the token for token calls (so audit history from
 // before tokens had owners stays joined), the person for console sessions.
@@ -101,7 +109,7 @@ type Store interface {
 	AuthenticateToken(ctx context.Context, secret string) (store.Token, error)
 	GetOrg(ctx context.Context, id string) (domain.Org, error)
 	UpdateOrg(ctx context.Context, o domain.Org) (domain.Org, error)
-	CreateToken(ctx context.Context, orgID, name string, role domain.Role, expiresAt *time.Time) (store.Token, string, error)
+	CreateTokenFor(ctx context.Context, nt store.NewToken) (store.Token, string, error)
 	ListTokens(ctx context.Context, orgID string, p store.Page) ([]store.Token, string, error)
 	RevokeToken(ctx context.Context, orgID, id string) (store.Token, error)
 	GetEmployee(ctx context.Context, orgID, id string) (domain.Employee, error)
@@ -328,11 +336,21 @@ func (s *Server) authorize(rt Route, rp **http.Request) error {
 	if err != nil {
 		return err
 	}
-	org, err := s.opts.Store.GetOrg(r.Context(), tok.OrgID)
-	if err != nil {
+	p := Principal{OrgID: tok.OrgID, TokenID: tok.ID, Role: tok.Role, Via: "token"}
+	if tok.UserID != "" {
+		// A token acts for its owner and never above them: a demoted person's tokens are
+		// demoted with them, a removed person's tokens stop working.
+		if tok.Owner == nil || !tok.Owner.Active {
+			return Unauthorized("the token's owner has been removed from the organization")
+		}
+		p.UserID, p.UserEmail = tok.UserID, tok.Owner.Email
+		if !tok.Owner.Role.AtLeast(tok.Role) {
+			p.Role = tok.Owner.Role
+		}
+	}
+	if p.Org, err = s.opts.Store.GetOrg(r.Context(), tok.OrgID); err != nil {
 		return err
 	}
-	p := Principal{OrgID: tok.OrgID, Org: org, TokenID: tok.ID, Role: tok.Role, Via: "token"}
 	return s.admit(rt, rp, p)
 }
 
@@ -346,6 +364,9 @@ func (s *Server) admit(rt Route, rp **http.Request, p Principal) error {
 	}
 	if !p.Org.Plan.Allows(rt.Feature) {
 		return PlanRequired(rt.Feature, p.Org.Plan)
+	}
+	if rt.Reauth && p.Via == "session" && time.Since(p.ReauthAt) > ReauthWindow {
+		return ReauthRequired("revealing this secret needs you to confirm your password (and code) again; the last check was more than 5 minutes ago")
 	}
 	ctx := context.WithValue(r.Context(), principalKey{}, p)
 	ctx = domain.WithActor(ctx, domain.Actor{ID: p.Actor(), UserID: p.UserID, RequestID: RequestID(r.Context())})

@@ -36,6 +36,8 @@ type tokenCreate struct {
 	Name          string `json:"name"`
 	Role          string `json:"role"`
 	ExpiresInDays int    `json:"expires_in_days,omitempty"`
+	// Kind is personal (default) or service (a script's token); either way the caller owns it.
+	Kind string `json:"kind,omitempty" enum:"personal,service"`
 }
 
 type tokenCreated struct {
@@ -220,6 +222,14 @@ func (h *core) createToken(w http.ResponseWriter, r *http.Request) error {
 	if !p.Role.AtLeast(role) {
 		return Forbidden("a token cannot grant a role above the caller's (" + string(p.Role) + ")")
 	}
+	kind := req.Kind
+	switch kind {
+	case "":
+		kind = store.TokenPersonal
+	case store.TokenPersonal, store.TokenService:
+	default:
+		return Unprocessable("kind must be personal or service").With("field", "kind")
+	}
 	if req.ExpiresInDays < 0 || req.ExpiresInDays > 3650 {
 		return Unprocessable("expires_in_days must be from 0 (never) to 3650").With("field", "expires_in_days")
 	}
@@ -228,7 +238,10 @@ func (h *core) createToken(w http.ResponseWriter, r *http.Request) error {
 		t := domain.Now().AddDate(0, 0, req.ExpiresInDays)
 		exp = &t
 	}
-	tok, secret, err := h.st.CreateToken(r.Context(), p.OrgID, strings.TrimSpace(req.Name), role, exp)
+	// The token belongs to the person calling (a token minted by an owner-less token has no
+	// owner either); its role never exceeds theirs, checked above and again at every use.
+	tok, secret, err := h.st.CreateTokenFor(r.Context(), store.NewToken{OrgID: p.OrgID, Name: strings.TrimSpace(req.Name), Role: role,
+		ExpiresAt: exp, UserID: p.UserID, Kind: kind})
 	if err != nil {
 		return err
 	}

@@ -79,6 +79,11 @@ func BadRequest(detail string) *Problem {
 func Unauthorized(detail string) *Problem {
 	return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", detail)
 }
+
+// ReauthRequired asks a console session to prove the person again before a secret reveal.
+func ReauthRequired(detail string) *Problem {
+	return newProblem(http.StatusUnauthorized, "reauth-required", "Re-authentication required", detail)
+}
 func Forbidden(detail string) *Problem {
 	return newProblem(http.StatusForbidden, "forbidden", "Forbidden", detail)
 }

@@ -4,12 +4,10 @@
 package auth
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
 
-	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 )
 
@@ -24,8 +22,31 @@ var (
 	ErrNoSession        = errors.New("you are signed out; sign in again")
 	ErrChallengeExpired = errors.New("this sign-in step has expired; start again")
 	ErrWeakPassword     = errors.New("the password must have at least 12 characters and must not be your email")
-	errNotImplemented   = errors.New("auth: not implemented yet")
 )
+
+// lockedError is ErrLocked with the time the lock ends, for the person to read.
+type lockedError struct{ until time.Time }
+
+func (e lockedError) Error() string {
+	return "this account is locked after too many failed sign-ins until " + e.until.UTC().Format("15:04 MST") + "; try again then"
+}
+func (e lockedError) Is(target error) bool { return target == ErrLocked }
+
+// badCodeError is ErrBadCredentials for a second factor, with a message that fits it.
+type badCodeError struct{}
+
+func (badCodeError) Error() string {
+	return "the code is wrong or was already used; enter the current code"
+}
+func (badCodeError) Is(target error) bool { return target == ErrBadCredentials }
+
+// linkError is ErrChallengeExpired for a one-time sign-in link.
+type linkError struct{}
+
+func (linkError) Error() string {
+	return "this sign-in link was already used or has expired; ask an admin of your organization for a new one"
+}
+func (linkError) Is(target error) bool { return target == ErrChallengeExpired }
 
 // ClientMeta describes where a sign-in comes from, for the rate limit and the audit log.
 type ClientMeta struct{ IP, UserAgent string }
@@ -42,6 +63,9 @@ type Session struct {
 	// ReauthAt is the last password/TOTP/SSO proof; revealing a secret needs it recent.
 	ReauthAt  time.Time
 	ExpiresAt time.Time
+
+	// publicID is the session's row id (not a credential), for the Principal and listings.
+	publicID string
 }
 
 // OrgChoice is one organization an email is an admin of.
@@ -55,41 +79,6 @@ type Step struct {
 	TOTPURL    string      // otpauth:// URL when Need == "totp_setup"
 	TOTPSecret string      // the same secret, for typing by hand
 	Orgs       []OrgChoice // the email is an admin in several orgs: pick one and call again
-}
-
-// Service is the sign-in and session service.
-type Service struct{}
-
-func (s *Service) SignInPassword(ctx context.Context, orgID, email, password string, m ClientMeta) (Step, error) {
-	return Step{}, errNotImplemented
-}
-func (s *Service) SignInLink(ctx context.Context, linkToken string, m ClientMeta) (Step, error) {
-	return Step{}, errNotImplemented
-}
-func (s *Service) SetPassword(ctx context.Context, challenge, password string, m ClientMeta) (Step, error) {
-	return Step{}, errNotImplemented
-}
-
-// VerifyTOTP completes a challenge; recovery codes are returned only when TOTP was just set up.
-func (s *Service) VerifyTOTP(ctx context.Context, challenge, code string, m ClientMeta) (Session, []string, error) {
-	return Session{}, nil, errNotImplemented
-}
-func (s *Service) SignInOIDC(ctx context.Context, orgID, issuer, subject, email string, m ClientMeta) (Session, error) {
-	return Session{}, errNotImplemented
-}
-
-// Authenticate returns the live session for a cookie value (idle 30 min, absolute 12 h).
-func (s *Service) Authenticate(ctx context.Context, sessionID string) (Session, error) {
-	return Session{}, ErrNoSession
-}
-func (s *Service) Reauthenticate(ctx context.Context, sessionID, password, totpCode string, m ClientMeta) (Session, error) {
-	return Session{}, errNotImplemented
-}
-func (s *Service) SignOut(ctx context.Context, sessionID string) error { return errNotImplemented }
-
-// Principal is the API caller for a session, with the person's current role.
-func (s *Service) Principal(ctx context.Context, sess Session) (api.Principal, error) {
-	return api.Principal{}, errNotImplemented
 }
 
 // SetSessionCookie sets the session cookie (HttpOnly, SameSite=Lax, Secure when secure).

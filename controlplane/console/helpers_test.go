@@ -96,7 +96,7 @@ func (f *sessionAuth) Principal(ctx context.Context, s auth.Session) (api.Princi
 // env is the fully wired control plane (server.New on SQLite) with a console in front of
 // its API that uses sessionAuth.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *server.Server
 	auth    *sessionAuth
 	console *console.Console
@@ -104,7 +104,7 @@ type env struct {
 	org     domain.Org
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	cfg, err := config.Load(nil)
 	if err != nil {
@@ -187,7 +187,7 @@ func (cl *client) post(path string, form url.Values) page {
 var hiddenCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // csrfOf returns the CSRF token a page's forms carry.
-func csrfOf(t *testing.T, p page) string {
+func csrfOf(t testing.TB, p page) string {
 	t.Helper()
 	m := hiddenCSRF.FindStringSubmatch(p.Body)
 	if m == nil {

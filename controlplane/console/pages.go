@@ -29,7 +29,12 @@ func pageTable() []page {
 		{Pattern: "POST /reauth", Handler: reauthPost},
 
 		{Pattern: "GET /{$}", Handler: homePage},
+		{Pattern: "GET /devices", Handler: devicesPage},
+		{Pattern: "GET /devices/{id}", Handler: devicePage},
 		{Pattern: "GET /devices/{id}/secrets", Handler: deviceSecretsPage},
+		{Pattern: "GET /people", Handler: peoplePage},
+		{Pattern: "GET /people/{id}", Handler: personPage},
+		{Pattern: "GET /people/{id}/offboard", Handler: offboardPage},
 	}
 }
 

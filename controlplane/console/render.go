@@ -15,6 +15,7 @@ import (
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/auth"
+	"github.com/lanyardhq/lanyard/controlplane/domain"
 )
 
 // templates holds one template set per page file: the layout and shared parts, plus the
@@ -34,6 +35,7 @@ func parseTemplates(as *assetSet) (*templates, error) {
 		"pct":      pct,
 		"query":    withQuery,
 		"dict":     dict,
+		"list":     func(s ...string) []string { return s },
 	}
 	base, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
 	if err != nil {
@@ -288,6 +290,11 @@ func fmtDate(v any) string {
 			return ""
 		}
 		return fmtDate(*t)
+	case *domain.Date:
+		if t == nil {
+			return ""
+		}
+		return t.String()
 	case fmt.Stringer:
 		return t.String()
 	case nil:

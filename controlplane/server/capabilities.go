@@ -5,6 +5,9 @@ import (
 	"fmt"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	"github.com/lanyardhq/lanyard/controlplane/auth"
+	"github.com/lanyardhq/lanyard/controlplane/auth/fakeoidc"
+	"github.com/lanyardhq/lanyard/controlplane/auth/oidc"
 	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
@@ -22,6 +25,8 @@ import (
 //	Warnings(ctx) []string               shown on /readyz
 //	DeviceDetails(ctx, org, id)          adds a view to GET /devices/{id}
 type capabilities struct {
+	// auth is admins as people: users, sign-in, sessions (its routes: /me, /users, /sessions).
+	auth       *auth.Service
 	agentAPI   *agentapi.Server
 	installers *installersvc.Service
 	mdm        *apple.Service
@@ -29,26 +34,32 @@ type capabilities struct {
 	lifecycle  *lifecycle.Engine
 	// demoJustworks is the in-process fake Justworks of `make run` (nil otherwise).
 	demoJustworks *fakejustworks.Server
+	sso           *oidc.Service
+	// demoOIDC is the in-process fake OpenID Provider of `make run` (nil otherwise).
+	demoOIDC *fakeoidc.Server
 }
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle}
+	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
 // uses directly (no registry, no lookup by type), so a missing dependency is a compile
 // error rather than a start-up order that silently leaves a channel out:
 //
+//  0. auth: users, sessions and sign-in (needs only the store and the keyring);
 //  1. the agent API: the agent CA and the shared device command model (agent channel);
 //  2. installers: the CA fingerprint from 1 (baked into every package);
 //  3. Apple MDM: its channel registered on 1's command model (Macs enrolled in MDM get
 //     lock and wipe over MDM), the agent .pkg for InstallEnterpriseApplication from 2;
 //  4. HR sync (the fake Justworks with --demo);
 //  5. lifecycle: lock and wipe through 1's command model (with 3's channel on it), ADE
-//     and Mac enrollment links from 3, agent installer links from 2.
+//     and Mac enrollment links from 3, agent installer links from 2;
+//  6. single sign-on, handing the people it verified to 0 (the fake provider with --demo).
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
+	c.auth = auth.New(auth.Options{DB: d.DB, Keyring: d.Keyring, Logger: d.Logger.With("component", "auth"), PublicURL: d.Config.PublicURL})
 	var err error
 	if c.agentAPI, err = buildAgentAPI(ctx, d); err != nil {
 		return nil, fmt.Errorf("build agentapi: %w", err)
@@ -63,5 +74,8 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build hris: %w", err)
 	}
 	c.lifecycle = buildLifecycle(d, c.agentAPI.Commands, c.mdm, c.installers)
+	if c.sso, c.demoOIDC, err = buildSSO(d, c.auth); err != nil {
+		return nil, fmt.Errorf("build sso: %w", err)
+	}
 	return c, nil
 }

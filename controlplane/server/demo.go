@@ -12,8 +12,9 @@ import (
 // DemoOrgName names the organization `make run` creates.
 const DemoOrgName = "Demo Co"
 
-// SeedDemo makes sure the demo organization exists with some stock, connects it to the
-// fake Justworks, and mints a fresh owner token (the plaintext is returned once, never
+// SeedDemo makes sure the demo organization exists with some stock and its admins
+// (demoUsers), connects it to the fake Justworks, and mints a fresh owner token for the
+// demo owner (the plaintext is returned once, never
 // stored). It runs on every demo start, so each step is idempotent.
 func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
 	ctx = domain.WithActor(ctx, domain.Actor{ID: "system:demo"})
@@ -56,7 +57,11 @@ func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
 	if err := s.seedHRIS(ctx, org); err != nil {
 		return org, "", fmt.Errorf("seed demo org: %w", err)
 	}
-	_, secret, err := s.DB.CreateToken(ctx, org.ID, "make run owner", domain.RoleOwner, nil)
+	owner, err := s.demoUsers(ctx, org)
+	if err != nil {
+		return org, "", fmt.Errorf("seed demo org: %w", err)
+	}
+	_, secret, err := s.DB.CreateTokenFor(ctx, store.NewToken{OrgID: org.ID, Name: "make run owner", Role: domain.RoleOwner, UserID: owner.ID})
 	if err != nil {
 		return org, "", err
 	}

@@ -67,6 +67,8 @@ type Deps struct {
 type Server struct {
 	Deps
 	API *api.Server
+	// Auth is the sign-in and session service (the console authenticates through it).
+	Auth *auth.Service
 	// Capabilities are the built capabilities in build order (see buildCapabilities).
 	Capabilities []any
 	caps         *capabilities
@@ -100,6 +102,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		return nil, err
 	}
 	s.Capabilities = s.caps.list()
+	s.Auth = s.caps.auth
 	opts := api.Options{Store: db, Ready: []api.ReadyCheck{db.Ready}, Registry: reg, Logger: logger, Version: Version}
 	var routes [][]api.Route
 	mux := http.NewServeMux()
@@ -123,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		}
 	}
 	s.API = api.New(opts, routes...)
-	if err := s.mountConsole(mux, &auth.Service{}); err != nil {
+	if err := s.mountConsole(mux, s.Auth); err != nil {
 		db.Close()
 		return nil, err
 	}

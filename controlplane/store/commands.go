@@ -66,7 +66,10 @@ type DeviceCommand struct {
 	TargetSerial string `json:"target_serial"`
 	AgentID      string `json:"agent_id,omitempty"`
 	CreatedBy    string `json:"created_by"`
-	ApprovedBy   string `json:"approved_by,omitempty"`
+	// CreatedByUser is the person behind CreatedBy ("" for rows from before people, and
+	// for tokens without an owner); the two-person rule compares people.
+	CreatedByUser string `json:"created_by_user,omitempty"`
+	ApprovedBy    string `json:"approved_by,omitempty"`
 	// Error is the device's or the server's reason for failed, expired or simulated.
 	Error string `json:"error,omitempty"`
 	// Result is the device's raw answer (agent: the CommandResult with its steps).
@@ -129,7 +132,7 @@ func CommandTerminal(state string) bool {
 var ErrCommandState = fmt.Errorf("command state does not allow this: %w", ErrConflict)
 
 const commandCols = `id, org_id, device_id, type, params, idempotency_key, state, channel, target_serial, agent_id, created_by, approved_by,
-	error, result, evidence, attempts, created_at, updated_at, sent_at, received_at, started_at, completed_at, confirmed_at, confirmation, expires_at`
+	error, result, evidence, attempts, created_at, updated_at, sent_at, received_at, started_at, completed_at, confirmed_at, confirmation, expires_at, created_by_user`
 
 func scanCommand(s interface{ Scan(...any) error }) (DeviceCommand, error) {
 	var c DeviceCommand
@@ -137,7 +140,7 @@ func scanCommand(s interface{ Scan(...any) error }) (DeviceCommand, error) {
 	var idem *string
 	err := s.Scan(&c.ID, &c.OrgID, &c.DeviceID, &c.Type, &params, &idem, &c.State, &c.Channel, &c.TargetSerial, &c.AgentID, &c.CreatedBy,
 		&c.ApprovedBy, &c.Error, &result, &evidence, &c.Attempts, &c.CreatedAt, &c.UpdatedAt, &c.SentAt, &c.ReceivedAt, &c.StartedAt,
-		&c.CompletedAt, &c.ConfirmedAt, &c.Confirmation, &c.ExpiresAt)
+		&c.CompletedAt, &c.ConfirmedAt, &c.Confirmation, &c.ExpiresAt, &c.CreatedByUser)
 	if err != nil {
 		return c, err
 	}
@@ -216,6 +219,7 @@ func (db *DB) CreateDeviceCommand(ctx context.Context, c *DeviceCommand) (create
 		}
 		if c.CreatedBy == "" {
 			c.CreatedBy = domain.ActorFrom(ctx).ID
+			c.CreatedByUser = domain.ActorFrom(ctx).UserID
 		}
 		params := "{}"
 		if len(c.Params) > 0 {
@@ -237,10 +241,10 @@ func (db *DB) CreateDeviceCommand(ctx context.Context, c *DeviceCommand) (create
 			completed = now
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO device_commands (id, org_id, device_id, type, params, idempotency_key, state, channel, target_serial,
-			agent_id, created_by, approved_by, error, result, attempts, created_at, updated_at, completed_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, '', 0, $13, $13, $14, $15)`,
+			agent_id, created_by, approved_by, error, result, attempts, created_at, updated_at, completed_at, expires_at, created_by_user)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, '', 0, $13, $13, $14, $15, $16)`,
 			c.ID, c.OrgID, c.DeviceID, c.Type, params, idem, c.State, c.Channel, c.TargetSerial, c.AgentID, c.CreatedBy, c.Error, now, completed,
-			c.ExpiresAt.UTC())
+			c.ExpiresAt.UTC(), c.CreatedByUser)
 		if err != nil {
 			return err
 		}

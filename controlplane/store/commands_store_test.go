@@ -356,6 +356,11 @@ func TestMigrationTurnsAcknowledgedIntoReceived(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// 00601 adds a column to device_commands; SQLite's 00203 rebuilds the table, so
+		// 00601 comes off first and goes back on last.
+		if _, err := p.ApplyVersion(ctx, 601, false); err != nil {
+			t.Fatalf("down 00601: %v", err)
+		}
 		if _, err := p.ApplyVersion(ctx, 203, false); err != nil {
 			t.Fatalf("down 00203: %v", err)
 		}
@@ -368,6 +373,9 @@ func TestMigrationTurnsAcknowledgedIntoReceived(t *testing.T) {
 		}
 		if _, err := p.ApplyVersion(ctx, 203, true); err != nil {
 			t.Fatalf("up 00203: %v", err)
+		}
+		if _, err := p.ApplyVersion(ctx, 601, true); err != nil {
+			t.Fatalf("up 00601: %v", err)
 		}
 		c, err := db.GetDeviceCommand(ctx, org.ID, "old-1")
 		if err != nil {

@@ -140,7 +140,7 @@ func setup(t *testing.T) *harness {
 	// upgrade over the 1.0.0 one the CLI builds.
 	e2etest.GoBuild(t, filepath.Join(h.bin, "lanyard"), "./cmd/lanyard",
 		"-ldflags", "-X github.com/lanyardhq/lanyard/controlplane/server.Version=1.0.1")
-	out := h.lanyard("admin", "create-org", "Package Test Co", "--plan", "pro")
+	out := h.lanyard("admin", "create-org", "Package Test Co", "--plan", "pro", "--owner-email", "owner@package-test.example")
 	m := regexp.MustCompile(`owner token \(shown once\): (\S+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("create-org output:\n%s", out)

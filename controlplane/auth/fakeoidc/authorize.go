@@ -79,10 +79,32 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		challenge: q.Get("code_challenge"), loginHint: q.Get("login_hint")}
 	id := randomToken()
 	s.mu.Lock()
+	s.sweepLocked()
 	req.expires = s.nowLocked().Add(loginTTL)
 	s.requests[id] = req
 	s.mu.Unlock()
 	s.loginPage(w, http.StatusOK, id, req.loginHint, "")
+}
+
+// sweepLocked forgets expired login pages, codes and access tokens, so a long-running
+// demo provider does not grow. Expired codes answer invalid_grant either way.
+func (s *Server) sweepLocked() {
+	now := s.nowLocked()
+	for id, r := range s.requests {
+		if !now.Before(r.expires) {
+			delete(s.requests, id)
+		}
+	}
+	for c, ac := range s.codes {
+		if !now.Before(ac.expires) {
+			delete(s.codes, c)
+		}
+	}
+	for t, at := range s.access {
+		if !now.Before(at.expires) {
+			delete(s.access, t)
+		}
+	}
 }
 
 // login checks the password on the login page and redirects to the client with a code.

@@ -68,7 +68,7 @@ func ErrorMessage(code string) string {
 	return messages[CodeInternal]
 }
 
-// start begins a sign-in: GET /auth/sso/start?org=<org id>.
+// start begins a sign-in: GET /auth/sso/start?org=<org id>[&email=<login hint>].
 func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	ctx := domain.WithActor(r.Context(), domain.Actor{ID: "public:" + StartPath})
 	orgID := r.URL.Query().Get("org")
@@ -115,8 +115,13 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: orgID + "." + binding, Path: "/auth/sso/", HttpOnly: true,
 		Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(stateTTL.Seconds())})
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, s.oauthConfig(p, c, "").AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)),
-		http.StatusFound)
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)}
+	if hint := r.URL.Query().Get("email"); hint != "" && len(hint) <= 254 && strings.Contains(hint, "@") {
+		// The email typed on the sign-in page preselects the account at the provider.
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
+	}
+	http.Redirect(w, r, s.oauthConfig(p, c, "").AuthCodeURL(state, opts...), http.StatusFound)
 }
 
 // callback finishes a sign-in: GET /auth/sso/callback?code=&state= (or ?error=).
@@ -132,6 +137,8 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/auth/sso/", HttpOnly: true, Secure: s.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	w.Header().Set("Cache-Control", "no-store")
+	// The callback URL holds the code: never pass it on as a referrer.
+	w.Header().Set("Referrer-Policy", "no-referrer")
 
 	state := q.Get("state")
 	if state == "" {
@@ -280,8 +287,12 @@ func (s *Service) identity(ctx context.Context, p *gooidc.Provider, idt *gooidc.
 			return identity{}, err
 		}
 	}
-	verified := bool(c.EmailVerified) || (bool(c.EDOV) && isEntra(idt.Issuer))
-	return identity{email: strings.ToLower(strings.TrimSpace(c.Email)), verified: verified}, nil
+	return identity{email: strings.ToLower(strings.TrimSpace(c.Email)), verified: c.verified(idt.Issuer)}, nil
+}
+
+// verified: email_verified, or on Entra ID (which never sends it) xms_edov.
+func (c emailClaims) verified(issuer string) bool {
+	return bool(c.EmailVerified) || (bool(c.EDOV) && isEntra(issuer))
 }
 
 func isEntra(issuer string) bool {
@@ -310,7 +321,8 @@ func domainAllowed(email string, allowed []string) bool {
 	return slices.Contains(allowed, strings.ToLower(email[at+1:]))
 }
 
-// fail audits a refusal (when the org is known) and sends the browser to the sign-in page.
+// fail audits a refusal (when the org is known) and sends the browser to the sign-in page:
+// /signin?error=<code>[&org=<org id>].
 // Nothing secret reaches the audit or the log: codes, states and tokens stay out of err.
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, orgID, code string, f store.SSOFailure, err error, orgFromCookie bool) {
 	ctx := r.Context()
@@ -337,7 +349,12 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, orgID, code strin
 			s.log.ErrorContext(ctx, "audit sso failure", "org_id", orgID, "err", aerr)
 		}
 	}
-	http.Redirect(w, r, SignInPath+"?error="+url.QueryEscape(code), http.StatusSeeOther)
+	// With the org, the sign-in page can offer "Sign in with SSO" again right away.
+	v := url.Values{"error": {code}}
+	if orgID != "" {
+		v.Set("org", orgID)
+	}
+	http.Redirect(w, r, SignInPath+"?"+v.Encode(), http.StatusSeeOther)
 }
 
 func clientIP(r *http.Request) string {

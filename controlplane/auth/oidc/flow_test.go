@@ -54,7 +54,7 @@ func TestSignInFlow(t *testing.T) {
 		u, _ := url.Parse(e.rpURL)
 		b.jar.SetCookies(u, []*http.Cookie{{Name: oidc.CookieName, Value: ck.Value, Path: "/auth/sso/"}})
 		resp, _ = b.get(cb)
-		if got := resp.Header.Get("Location"); got != "/signin?error="+oidc.CodeStateInvalid {
+		if got := resp.Header.Get("Location"); got != refusedAt(oidc.CodeStateInvalid, e.org.ID) {
 			t.Fatalf("replayed callback → %d %s", resp.StatusCode, got)
 		}
 		if len(e.startCalls()) != 1 {
@@ -65,6 +65,15 @@ func TestSignInFlow(t *testing.T) {
 		}
 		checkNoSecrets(t, e, cb)
 	})
+}
+
+// refusedAt is where a refusal sends the browser: the sign-in page with the code, and the
+// org when the refusal could tell which org the sign-in was for.
+func refusedAt(code, orgID string) string {
+	if orgID == "" {
+		return oidc.SignInPath + "?error=" + code
+	}
+	return oidc.SignInPath + "?error=" + code + "&org=" + orgID
 }
 
 // checkNoSecrets fails if the code, state, client secret or a token reached the audit
@@ -191,7 +200,7 @@ func TestSignInRefusals(t *testing.T) {
 				} else {
 					resp, _ = b.get(cb)
 				}
-				if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != "/signin?error="+c.want {
+				if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != refusedAt(c.want, e.org.ID) {
 					t.Fatalf("got %d → %q, want /signin?error=%s\nlogs:\n%s", resp.StatusCode, got, c.want, e.logs.String())
 				}
 				if calls := e.startCalls(); len(calls) != 0 {
@@ -223,7 +232,7 @@ func TestSecondProviderClaimingAnotherIssuer(t *testing.T) {
 			t.Fatalf("start went to %s", authURL)
 		}
 		resp, _ := b.get(b.login(authURL, "alice@example.com"))
-		if got := resp.Header.Get("Location"); got != "/signin?error="+oidc.CodeTokenInvalid {
+		if got := resp.Header.Get("Location"); got != refusedAt(oidc.CodeTokenInvalid, e.org.ID) {
 			t.Fatalf("impostor's token → %s", got)
 		}
 		if len(e.startCalls()) != 0 {
@@ -250,10 +259,26 @@ func TestEmailFromUserInfo(t *testing.T) {
 		}
 		// Unverified at UserInfo is still unverified.
 		resp, _ = b.get(b.login(b.startSSO(e), "bob@example.com"))
-		if resp.Header.Get("Location") != "/signin?error="+oidc.CodeEmailUnverified {
+		if resp.Header.Get("Location") != refusedAt(oidc.CodeEmailUnverified, e.org.ID) {
 			t.Fatalf("bob → %s", resp.Header.Get("Location"))
 		}
 	})
+}
+
+// The email typed on the sign-in page becomes the provider's login_hint, which the fake
+// uses to preselect the account.
+func TestLoginHint(t *testing.T) {
+	e := newEnv(t, storetest.NewSQLite(t))
+	b := newBrowser(t)
+	resp, _ := b.get(e.rpURL + oidc.StartPath + "?org=" + e.org.ID + "&email=" + url.QueryEscape("bob@example.com"))
+	au, _ := url.Parse(resp.Header.Get("Location"))
+	if au.Query().Get("login_hint") != "bob@example.com" {
+		t.Fatalf("authorize URL %s", au)
+	}
+	_, page := b.get(au.String())
+	if !strings.Contains(page, `value="bob@example.com" checked`) {
+		t.Fatalf("the hinted account is not preselected:\n%s", page)
+	}
 }
 
 func TestStartRefusals(t *testing.T) {
@@ -262,19 +287,19 @@ func TestStartRefusals(t *testing.T) {
 		b := newBrowser(t)
 		for name, org := range map[string]string{"no org": "", "unknown org": "0190-not-an-org"} {
 			resp, _ := b.get(e.rpURL + oidc.StartPath + "?org=" + url.QueryEscape(org))
-			if resp.Header.Get("Location") != "/signin?error="+oidc.CodeUnavailable {
+			if resp.Header.Get("Location") != refusedAt(oidc.CodeUnavailable, "") {
 				t.Fatalf("%s → %d %s", name, resp.StatusCode, resp.Header.Get("Location"))
 			}
 		}
 		e.configure(e.op.Issuer(), false)
 		resp, _ := b.get(e.rpURL + oidc.StartPath + "?org=" + e.org.ID)
-		if resp.Header.Get("Location") != "/signin?error="+oidc.CodeUnavailable || b.ssoCookie(e) != nil {
+		if resp.Header.Get("Location") != refusedAt(oidc.CodeUnavailable, "") || b.ssoCookie(e) != nil {
 			t.Fatalf("disabled → %s", resp.Header.Get("Location"))
 		}
 		// A provider that does not answer discovery.
 		e.configure("http://127.0.0.1:1", true)
 		resp, _ = b.get(e.rpURL + oidc.StartPath + "?org=" + e.org.ID)
-		if resp.Header.Get("Location") != "/signin?error="+oidc.CodeProviderDown {
+		if resp.Header.Get("Location") != refusedAt(oidc.CodeProviderDown, e.org.ID) {
 			t.Fatalf("provider down → %s", resp.Header.Get("Location"))
 		}
 		if f := e.failures(); len(f) != 1 || f[0] != oidc.CodeProviderDown {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"html"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -98,7 +100,11 @@ type env struct {
 	startErr error
 }
 
-func newEnv(t *testing.T, db *store.DB) *env {
+func newEnv(t *testing.T, db *store.DB) *env { return newEnvAt(t, db, "") }
+
+// newEnvAt is newEnv with the relying party's public URL on host instead of 127.0.0.1
+// ("localhost" makes it another site than the provider, as in the demo).
+func newEnvAt(t *testing.T, db *store.DB, host string) *env {
 	t.Helper()
 	e := &env{t: t, db: db, clock: &clock{}, logs: &syncBuffer{}}
 	var err error
@@ -107,6 +113,10 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	}
 	rpSrv := httptest.NewUnstartedServer(nil)
 	e.rpURL = "http://" + rpSrv.Listener.Addr().String()
+	if host != "" {
+		_, port, _ := net.SplitHostPort(rpSrv.Listener.Addr().String())
+		e.rpURL = "http://" + net.JoinHostPort(host, port)
+	}
 	e.op = e.newOP(nil)
 	e.rp, err = oidc.New(oidc.Config{Store: db, Keys: e.keys, PublicURL: e.rpURL, Start: e.start, Now: e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -116,6 +126,17 @@ func newEnv(t *testing.T, db *store.DB) *env {
 	e.h = apitest.New(t, db, api.Options{Logger: slog.New(slog.DiscardHandler)}, e.rp.Routes())
 	mux := http.NewServeMux()
 	e.rp.Mount(mux)
+	// Stand-ins for the console's pages: home after a session starts, and the sign-in page
+	// showing the message for ?error= as the console does.
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><title>home</title><p id="home">signed in</p>`)
+	})
+	mux.HandleFunc("GET "+oidc.SignInPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><title>sign in</title><p id="signin-error">`+
+			html.EscapeString(oidc.ErrorMessage(r.URL.Query().Get("error")))+`</p>`)
+	})
 	mux.Handle("/", e.h.API)
 	rpSrv.Config.Handler = mux
 	rpSrv.Start()

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -173,9 +174,20 @@ func (s *Service) forget(issuer string) {
 	s.mu.Unlock()
 }
 
-// oauthConfig is the OAuth 2 client for an org's configuration.
+// oauthConfig is the OAuth 2 client for an org's configuration. The client authentication
+// follows what discovery announces (basic unless only post is offered), so the token
+// endpoint sees one attempt per code instead of oauth2's guess-and-retry.
 func (s *Service) oauthConfig(p *gooidc.Provider, c store.SSOConfig, secret string) *oauth2.Config {
-	return &oauth2.Config{ClientID: c.ClientID, ClientSecret: secret, Endpoint: p.Endpoint(), RedirectURL: s.RedirectURI(), Scopes: Scopes}
+	ep := p.Endpoint()
+	var meta struct {
+		Methods []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	ep.AuthStyle = oauth2.AuthStyleInHeader
+	if err := p.Claims(&meta); err == nil && !slices.Contains(meta.Methods, "client_secret_basic") &&
+		slices.Contains(meta.Methods, "client_secret_post") {
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
+	return &oauth2.Config{ClientID: c.ClientID, ClientSecret: secret, Endpoint: ep, RedirectURL: s.RedirectURI(), Scopes: Scopes}
 }
 
 func randomString() string {
@@ -189,4 +201,11 @@ func randomString() string {
 func hashString(v string) string {
 	sum := sha256.Sum256([]byte(v))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// Enabled reports whether orgID has SSO switched on (the console shows "Sign in with SSO"
+// only then).
+func (s *Service) Enabled(ctx context.Context, orgID string) bool {
+	c, err := s.cfg.Store.GetSSOConfig(ctx, orgID)
+	return err == nil && c.Enabled
 }

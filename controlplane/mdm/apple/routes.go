@@ -106,7 +106,7 @@ func (s *Service) Routes() []api.Route {
 		{Method: "POST", Path: "/api/v1/mdm/commands/{id}/cancel", Summary: "Cancel an MDM command that has not been answered",
 			Tag: "mdm", Role: domain.RoleIT, Feature: f, Resource: "mdm_command", Response: store.MDMCommand{}, Handler: s.cancelCommand},
 		{Method: "GET", Path: "/api/v1/mdm/commands/{id}/pin", Summary: "Reveal the PIN of a DeviceLock or EraseDevice (audited)",
-			Tag: "mdm", Role: domain.RoleAdmin, Feature: f, Resource: "mdm_command", Response: PINView{}, Handler: s.getPIN},
+			Tag: "mdm", Role: domain.RoleAdmin, Feature: f, Resource: "mdm_command", Response: PINView{}, Reauth: true, Handler: s.getPIN},
 		{Method: "GET", Path: "/api/v1/mdm/ade", Summary: "Apple Business Manager connection: token expiry, profile, last sync",
 			Tag: "mdm", Role: domain.RoleViewer, Feature: f, Response: store.MDMDEP{}, Handler: s.getADE},
 		{Method: "POST", Path: "/api/v1/mdm/ade/keypair", Summary: "Create the keypair whose certificate is uploaded to Apple Business Manager",
@@ -323,7 +323,7 @@ func (s *Service) getPIN(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := api.PrincipalFrom(r.Context())
 	if err := store.WriteAudit(r.Context(), s.db.SQL, store.AuditFor(r.Context(), p.OrgID, "mdm.pin.revealed", "device", c.DeviceID, nil,
-		map[string]any{"command_id": c.UUID, "request_type": c.RequestType})); err != nil {
+		map[string]any{"command_id": c.UUID, "request_type": c.RequestType, "user_id": p.UserID, "via": p.Via})); err != nil {
 		return err
 	}
 	return api.JSON(w, http.StatusOK, PINView{CommandID: c.UUID, PIN: pin})
