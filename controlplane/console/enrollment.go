@@ -79,9 +79,9 @@ func enrollmentActions() []action {
 }
 
 type enrollmentView struct {
-	Installers section[installersvc.Platforms]
-	Secrets    section[api.List[store.EnrollmentSecret]]
-	Enrolled   section[apple.EnrollmentList]
+	Installers part[installersvc.Platforms]
+	Secrets    part[api.List[store.EnrollmentSecret]]
+	Enrolled   part[apple.EnrollmentList]
 	HasMDM     bool
 	// Shown once, on the answer to the form that made them.
 	Link    *installersvc.Link

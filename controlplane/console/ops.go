@@ -82,14 +82,14 @@ func refused(err error) (string, bool) {
 }
 
 // section is one part of a page that may be refused to the caller's role or plan.
-type section[T any] struct {
+type part[T any] struct {
 	Data    T
 	Refused string
 }
 
 // load fills a section, turning a role or plan refusal into its message.
-func load[T any](c *Console, r *http.Request, rq *request, target string) (section[T], error) {
-	var s section[T]
+func load[T any](c *Console, r *http.Request, rq *request, target string) (part[T], error) {
+	var s part[T]
 	err := c.call(r, rq, "GET", target, nil, &s.Data)
 	if msg, ok := refused(err); ok {
 		s.Refused = msg

@@ -81,8 +81,8 @@ type userView struct {
 }
 
 type usersView struct {
-	Users  section[api.List[userView]]
-	Tokens section[api.List[store.Token]]
+	Users  part[api.List[userView]]
+	Tokens part[api.List[store.Token]]
 	Roles  []domain.Role
 	Me     string
 	// Shown once, on the answer to the form that made them.

@@ -80,10 +80,10 @@ func (c *Console) resolveDevice(r *http.Request, rq *request, serial string) (st
 }
 
 type warehouseView struct {
-	Warehouses section[api.List[store.Warehouse]]
-	Stock      section[api.List[store.StockCount]]
-	Retrievals section[api.List[store.Retrieval]]
-	Orders     section[api.List[store.ProcurementOrder]]
+	Warehouses part[api.List[store.Warehouse]]
+	Stock      part[api.List[store.StockCount]]
+	Retrievals part[api.List[store.Retrieval]]
+	Orders     part[api.List[store.ProcurementOrder]]
 	Names      map[string]string // warehouse id → name
 	Filter     url.Values
 	Conditions []string
