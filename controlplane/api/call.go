@@ -36,11 +36,15 @@ func (e *CallError) Error() string {
 // Call runs one API route in-process as p, exactly as if p had sent it with a token: the same
 // route table, role and plan checks, validation and audit. The console is a client of the API
 // through this, so every business rule lives behind the REST routes. body is JSON-encoded
-// (nil for none); a 2xx JSON answer is decoded into out (nil to discard). A non-2xx answer
+// (nil for none; an io.Reader is sent as it is); a 2xx JSON answer is decoded into out (nil to discard). A non-2xx answer
 // returns a *CallError.
 func (s *Server) Call(ctx context.Context, p Principal, method, target string, body, out any) error {
 	var rd io.Reader
-	if body != nil {
+	rawBody := false
+	if r, ok := body.(io.Reader); ok {
+		// A raw body (a CSV import) goes as it is, mirroring out as an io.Writer.
+		rd, rawBody = r, true
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("call %s %s: encode body: %w", method, target, err)
@@ -51,7 +55,7 @@ func (s *Server) Call(ctx context.Context, p Principal, method, target string, b
 		return fmt.Errorf("call %s %s: target must be a path", method, target)
 	}
 	req := httptest.NewRequestWithContext(context.WithValue(ctx, inProcessKey{}, p), method, target, rd)
-	if body != nil {
+	if body != nil && !rawBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if rid := RequestID(ctx); rid != "" {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
@@ -49,5 +50,22 @@ func TestCallAppliesRolesAndAudits(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no device.created by user:u-it in %+v", entries)
+	}
+}
+
+// A raw body (io.Reader) is sent as it is, not JSON-encoded again: the console's CSV import
+// hands the file to the import route this way.
+func TestCallSendsARawBody(t *testing.T) {
+	db := storetest.NewSQLite(t)
+	h := apitest.New(t, db, api.Options{})
+	o := storetest.Org(t, db, domain.PlanPro)
+	it := api.Principal{OrgID: o.ID, Org: o, Role: domain.RoleIT, UserID: "u-it", Via: "session"}
+	var dev domain.Device
+	raw := strings.NewReader(`{"serial_number":"RAW-1","vendor":"apple","equipment_type":"laptop"}`)
+	if err := h.API.Call(t.Context(), it, "POST", "/api/v1/devices", raw, &dev); err != nil {
+		t.Fatalf("raw body: %v", err)
+	}
+	if dev.SerialNumber != "RAW-1" {
+		t.Fatalf("created %+v", dev)
 	}
 }

@@ -31,6 +31,10 @@ type action struct {
 	Sample map[string]string
 	// Done answers a successful call, given the API's JSON answer.
 	Done func(c *Console, w http.ResponseWriter, r *http.Request, rq *request, raw json.RawMessage) error
+	// Call, when set, replaces Body + call + Done for a form that needs more than one
+	// JSON body (a query string, a raw CSV, its own answer to a refusal such as the CSV
+	// preview's row errors). It must call only a.API; a refusal it returns is rendered.
+	Call func(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error
 }
 
 func actionTable() []action {
@@ -119,6 +123,9 @@ func fillPath(pattern string, r *http.Request) string {
 func (c *Console) actionHandler(a action) http.Handler {
 	method, apiPath, _ := strings.Cut(a.API, " ")
 	return c.pageHandler(page{Pattern: a.Form, Handler: func(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
+		if a.Call != nil {
+			return a.Call(c, w, r, rq)
+		}
 		var body any
 		if a.Body != nil {
 			var err error

@@ -84,8 +84,10 @@ func New(o Options) (*Console, error) {
 	if c.assets, err = loadAssets(); err != nil {
 		return nil, err
 	}
-	c.pages = pageTable()
-	c.actions = actionTable()
+	// The operations pages (workflows, Justworks, enrollment, …) keep their own tables
+	// (ops.go) so the two halves of the console grow without editing each other's rows.
+	c.pages = append(pageTable(), opsPages()...)
+	c.actions = append(actionTable(), opsActions(c.routes)...)
 	c.nav = navTable()
 	if c.tmpl, err = parseTemplates(c.assets); err != nil {
 		return nil, err

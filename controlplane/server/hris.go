@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lanyardhq/lanyard/controlplane/console"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris"
 	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
@@ -43,6 +44,7 @@ func buildHRIS(d Deps) (*hrsync.Engine, *fakejustworks.Server, error) {
 		providers["justworks"] = p
 	}
 	e, err := hrsync.New(hrsync.Config{DB: d.DB, Keyring: d.Keyring, Providers: providers, PublicURL: cfg.PublicURL,
+		ConsoleReturn: console.JustworksReturnPath,
 		WebhookSecret: cfg.JustworksWebhookKey, ReconcileInterval: cfg.HRReconcileInterval, MaxPages: cfg.HRSyncMaxPages, Logger: d.Logger,
 		Registerer: d.Registry})
 	if err != nil {

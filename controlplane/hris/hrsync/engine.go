@@ -69,6 +69,10 @@ type Config struct {
 	// PublicURL is how browsers and the provider reach the admin API (OAuth
 	// callback and webhook URLs are built from it).
 	PublicURL string
+	// ConsoleReturn is the console page (a path) the OAuth callback sends a browser back
+	// to, with ?run=<initial import run id> or ?error=<message>; empty: the callback
+	// answers JSON to everyone.
+	ConsoleReturn string
 	// WebhookSecret is the signing secret used for connections that do not set
 	// their own (Justworks issues it; API.md §6).
 	WebhookSecret string

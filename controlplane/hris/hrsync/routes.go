@@ -3,6 +3,8 @@ package hrsync
 import (
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -127,8 +129,36 @@ func (e *Engine) apiGetRun(w http.ResponseWriter, r *http.Request) error {
 func (e *Engine) apiCallback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	res, err := e.Callback(r.Context(), q.Get("state"), q.Get("code"), q.Get("error"))
+	if e.cfg.ConsoleReturn != "" && wantsHTML(r) {
+		// The admin's browser came here from the provider's consent page: send it back to
+		// the console, which shows the outcome and the import's progress, not JSON.
+		v := url.Values{}
+		var p *api.Problem
+		switch {
+		case err == nil:
+			v.Set("run", res.RunID)
+		case errors.As(err, &p) && p.Detail != "":
+			v.Set("error", p.Detail)
+		default:
+			e.log.ErrorContext(r.Context(), "oauth callback", "err", err)
+			v.Set("error", "connecting failed on the server; start again, and check the server log if it keeps failing")
+		}
+		http.Redirect(w, r, e.cfg.ConsoleReturn+"?"+v.Encode(), http.StatusSeeOther)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	return api.JSON(w, http.StatusOK, res)
+}
+
+// wantsHTML reports a browser navigation (it asks for HTML first), not an API client.
+func wantsHTML(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if mt == "text/html" {
+			return true
+		}
+	}
+	return false
 }
