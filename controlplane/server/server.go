@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		}
 	}
 	s.API = api.New(opts, routes...)
-	if err := s.mountConsole(mux, &auth.Service{}); err != nil {
+	if err := s.mountConsole(mux, s.Auth); err != nil {
 		db.Close()
 		return nil, err
 	}
