@@ -47,7 +47,7 @@ func (s *Service) SignInPassword(ctx context.Context, orgID, email, password str
 		}
 		return Step{}, ErrBadCredentials
 	}
-	var matched []User
+	var matched, wrong []User
 	var locked error
 	for _, u := range cands {
 		if u.Locked(now) {
@@ -58,10 +58,17 @@ func (s *Service) SignInPassword(ctx context.Context, orgID, email, password str
 		}
 		if s.checkPassword(u, password) {
 			matched = append(matched, u)
-			continue
+		} else {
+			wrong = append(wrong, u)
 		}
-		if err := s.failed(ctx, u, "password", "wrong password", m); err != nil {
-			locked = err
+	}
+	// A person with different passwords in two orgs who signs in without naming one is not
+	// failing in the other: failures count only when no account matched.
+	if len(matched) == 0 {
+		for _, u := range wrong {
+			if err := s.failed(ctx, u, "password", "wrong password", m); err != nil {
+				locked = err
+			}
 		}
 	}
 	switch {
