@@ -50,6 +50,9 @@ type Route struct {
 	// Resource names what the path's {id} refers to (for the isolation test and docs).
 	Resource string
 	Query    []Param
+	// QueryOf is the zero value of a struct declaring typed query parameters (see
+	// DecodeQuery); OpenAPI documents them after Query.
+	QueryOf  any
 	Request  any // zero value of the JSON body type, or nil
 	Response any // zero value of the success body type, or nil for no body
 	Status   int // success status; 200 when zero
@@ -113,11 +116,11 @@ type Store interface {
 	ListTokens(ctx context.Context, orgID string, p store.Page) ([]store.Token, string, error)
 	RevokeToken(ctx context.Context, orgID, id string) (store.Token, error)
 	GetEmployee(ctx context.Context, orgID, id string) (domain.Employee, error)
-	ListEmployees(ctx context.Context, orgID string, f store.EmployeeFilter, p store.Page) ([]domain.Employee, string, error)
+	SearchEmployees(ctx context.Context, orgID string, q store.EmployeeQuery) (store.EmployeePage, error)
 	PatchEmployeeLocal(ctx context.Context, orgID, id string, p store.EmployeeLocalPatch) (domain.Employee, error)
 	CreateDevice(ctx context.Context, d *domain.Device) error
 	GetDevice(ctx context.Context, orgID, id string) (domain.Device, error)
-	ListDevices(ctx context.Context, orgID string, f store.DeviceFilter, p store.Page) ([]domain.Device, string, error)
+	SearchDevices(ctx context.Context, orgID string, q store.DeviceQuery) (store.DevicePage, error)
 	PatchDevice(ctx context.Context, orgID, id string, p store.DevicePatch) (domain.Device, error)
 	AssignDevice(ctx context.Context, orgID, deviceID, employeeID string) (domain.Device, error)
 	UnassignDevice(ctx context.Context, orgID, deviceID string) (domain.Device, error)

@@ -70,6 +70,59 @@ type devicePatch struct {
 	Notes         *string      `json:"notes,omitempty"`
 }
 
+// deviceQuery is GET /devices' query string (see DecodeQuery). The enums are checked
+// against the domain's lists by TestListQueryEnums.
+type deviceQuery struct {
+	Q             string `query:"q" doc:"case-insensitive substring of serial, model, vendor, hostname, or the assignee's name or work email"`
+	State         string `query:"state" doc:"device state" enum:"ordered,in_transit,in_stock,assigned,in_use,retrieval_requested,in_retrieval,received,cleaning,ready_for_redeploy,lost,retired"`
+	Platform      string `query:"platform" doc:"operating system family" enum:"macos,windows,linux,ios,other"`
+	OSVersion     string `query:"os_version" doc:"OS version the agent last reported, exactly (e.g. 15.1)"`
+	EquipmentType string `query:"equipment_type" doc:"e.g. laptop"`
+	EmployeeID    string `query:"employee_id" doc:"devices held by this employee"`
+	Serial        string `query:"serial" doc:"serial number, exactly"`
+	Assigned      *bool  `query:"assigned" doc:"true: devices with a holder; false: without"`
+	Unassigned    bool   `query:"unassigned" doc:"true for devices with no holder (same as assigned=false)"`
+	DiskEncrypted *bool  `query:"disk_encrypted" doc:"last posture report says disk encryption is on (true) or off (false); unknown matches neither"`
+	Firewall      *bool  `query:"firewall" doc:"last posture report says the firewall is on (true) or off (false)"`
+	ScreenLock    *bool  `query:"screen_lock" doc:"last posture report says the screen lock is on (true) or off (false)"`
+	OfflineDays   int    `query:"offline_days" doc:"agent last seen more than this many days ago (devices without an agent are not offline)" min:"1" max:"3650"`
+	NeedsReview   *bool  `query:"needs_review" doc:"flagged for review: unknown serial, serial conflict, or an agent in dry-run/test mode"`
+	Sort          string `query:"sort" doc:"sort key (default created); ties are broken by id" enum:"created,serial,model,state,last_seen,assignee"`
+	Order         string `query:"order" doc:"sort direction (default asc)" enum:"asc,desc"`
+	Limit         int    `query:"limit" doc:"page size (default 50)" min:"1" max:"200"`
+	Cursor        string `query:"cursor" doc:"from next_cursor; valid only with the same sort and order"`
+	Total         bool   `query:"total" doc:"true to count every matching device (total)"`
+}
+
+// employeeQuery is GET /employees' query string.
+type employeeQuery struct {
+	Q          string `query:"q" doc:"case-insensitive substring of the name (first last) or work email"`
+	Status     string `query:"status" doc:"employment status" enum:"pending,active,terminated"`
+	Department string `query:"department" doc:"department name (case-insensitive)"`
+	MemberType string `query:"member_type" doc:"member type" enum:"full_time,part_time,contractor"`
+	Email      string `query:"email" doc:"work email, exactly"`
+	Sort       string `query:"sort" doc:"sort key (default created); ties are broken by id" enum:"created,name,email,status,start_date"`
+	Order      string `query:"order" doc:"sort direction (default asc)" enum:"asc,desc"`
+	Limit      int    `query:"limit" doc:"page size (default 50)" min:"1" max:"200"`
+	Cursor     string `query:"cursor" doc:"from next_cursor; valid only with the same sort and order"`
+	Total      bool   `query:"total" doc:"true to count every matching employee (total)"`
+}
+
+// CountedList is a List that can also say how many items match in all (when asked).
+type CountedList[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+	Total      *int   `json:"total,omitempty"`
+}
+
+// NewCountedList never returns a null items array.
+func NewCountedList[T any](items []T, next string, total *int) CountedList[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return CountedList[T]{Items: items, NextCursor: next, Total: total}
+}
+
 type assignRequest struct {
 	EmployeeID string `json:"employee_id"`
 }
@@ -105,21 +158,16 @@ func coreRoutes(st Store, detailers ...DeviceDetailer) []Route {
 			Request: tokenCreate{}, Response: tokenCreated{}, Status: http.StatusCreated, Handler: h.createToken},
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Summary: "Revoke an API token", Tag: "Tokens", Role: domain.RoleAdmin,
 			Resource: "token", Response: store.Token{}, Handler: h.revokeToken},
-		{Method: "GET", Path: "/api/v1/employees", Summary: "List employees", Tag: "Employees", Role: domain.RoleViewer,
-			Query: []Param{{"status", "pending, active or terminated"}, {"department", "department name"}, {"member_type", "full_time, part_time or contractor"},
-				{"email", "work email"}, {"limit", "page size"}, {"cursor", "from next_cursor"}},
-			Response: List[domain.Employee]{}, Handler: h.listEmployees},
+		{Method: "GET", Path: "/api/v1/employees", Summary: "List and search employees", Tag: "Employees", Role: domain.RoleViewer,
+			QueryOf: employeeQuery{}, Response: CountedList[domain.Employee]{}, Handler: h.listEmployees},
 		{Method: "GET", Path: "/api/v1/employees/{id}", Summary: "Get an employee", Tag: "Employees", Role: domain.RoleViewer,
 			Resource: "employee", Response: domain.Employee{}, Handler: h.getEmployee},
 		{Method: "PATCH", Path: "/api/v1/employees/{id}", Summary: "Edit Lanyard-owned employee fields (HR fields are read-only)", Tag: "Employees",
 			Role: domain.RoleIT, Resource: "employee", Request: employeePatch{}, Response: domain.Employee{}, Handler: h.patchEmployee},
 		{Method: "GET", Path: "/api/v1/employees/{id}/assignments", Summary: "An employee's device assignment history", Tag: "Employees",
 			Role: domain.RoleViewer, Resource: "employee", Response: List[domain.Assignment]{}, Handler: h.employeeAssignments},
-		{Method: "GET", Path: "/api/v1/devices", Summary: "List devices", Tag: dev, Role: domain.RoleViewer, Feature: domain.FeatureAssets,
-			Query: []Param{{"state", "device state"}, {"platform", "macos, windows, linux, ios, other"}, {"equipment_type", "e.g. laptop"},
-				{"employee_id", "assigned employee"}, {"serial", "serial number"}, {"unassigned", "true for devices with no holder"},
-				{"limit", "page size"}, {"cursor", "from next_cursor"}},
-			Response: List[domain.Device]{}, Handler: h.listDevices},
+		{Method: "GET", Path: "/api/v1/devices", Summary: "List, search, filter and sort devices", Tag: dev, Role: domain.RoleViewer,
+			Feature: domain.FeatureAssets, QueryOf: deviceQuery{}, Response: CountedList[store.DeviceListItem]{}, Handler: h.listDevices},
 		{Method: "POST", Path: "/api/v1/devices", Summary: "Create a device", Tag: dev, Role: domain.RoleIT, Feature: domain.FeatureAssets,
 			Request: deviceCreate{}, Response: domain.Device{}, Status: http.StatusCreated, Handler: h.createDevice},
 		{Method: "GET", Path: "/api/v1/devices/{id}", Summary: "Get a device with capability details", Tag: dev, Role: domain.RoleViewer,
@@ -257,23 +305,21 @@ func (h *core) revokeToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *core) listEmployees(w http.ResponseWriter, r *http.Request) error {
+	var qp employeeQuery
+	if err := DecodeQuery(r, &qp); err != nil {
+		return err
+	}
 	pg, err := PageFrom(r)
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	f := store.EmployeeFilter{Status: domain.EmploymentStatus(q.Get("status")), Department: q.Get("department"),
-		MemberType: domain.MemberType(q.Get("member_type")), Email: q.Get("email")}
-	switch f.Status {
-	case "", domain.StatusPending, domain.StatusActive, domain.StatusTerminated:
-	default:
-		return BadRequest("status must be pending, active or terminated")
-	}
-	items, next, err := h.st.ListEmployees(r.Context(), PrincipalFrom(r.Context()).OrgID, f, pg)
+	q := store.EmployeeQuery{EmployeeFilter: store.EmployeeFilter{Status: domain.EmploymentStatus(qp.Status), Department: qp.Department,
+		MemberType: domain.MemberType(qp.MemberType), Email: qp.Email}, Q: qp.Q, Sort: qp.Sort, Desc: qp.Order == "desc", Page: pg, Total: qp.Total}
+	res, err := h.st.SearchEmployees(r.Context(), PrincipalFrom(r.Context()).OrgID, q)
 	if err != nil {
 		return err
 	}
-	return JSON(w, http.StatusOK, NewList(items, next))
+	return JSON(w, http.StatusOK, NewCountedList(res.Items, res.NextCursor, res.Total))
 }
 
 func (h *core) getEmployee(w http.ResponseWriter, r *http.Request) error {
@@ -340,29 +386,29 @@ func (h *core) assignments(w http.ResponseWriter, r *http.Request, deviceID, emp
 }
 
 func (h *core) listDevices(w http.ResponseWriter, r *http.Request) error {
+	var qp deviceQuery
+	if err := DecodeQuery(r, &qp); err != nil {
+		return err
+	}
 	pg, err := PageFrom(r)
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	f := store.DeviceFilter{State: domain.DeviceState(q.Get("state")), EquipmentType: q.Get("equipment_type"),
-		EmployeeID: q.Get("employee_id"), Unassigned: q.Get("unassigned") == "true"}
-	if f.State != "" && !f.State.Valid() {
-		return BadRequest(fmt.Sprintf("state %q is not one of %v", f.State, domain.AllDeviceStates))
-	}
-	if f.Platform, err = parsePlatform(q.Get("platform")); err != nil {
-		return err
-	}
-	if s := q.Get("serial"); s != "" {
-		if f.Serial, err = domain.NormalizeSerial(s); err != nil {
-			return BadRequest(err.Error())
+	q := store.DeviceQuery{DeviceFilter: store.DeviceFilter{State: domain.DeviceState(qp.State), Platform: domain.Platform(qp.Platform),
+		EquipmentType: qp.EquipmentType, EmployeeID: qp.EmployeeID, Unassigned: qp.Unassigned},
+		Q: qp.Q, OSVersion: qp.OSVersion, Assigned: qp.Assigned, DiskEncrypted: qp.DiskEncrypted, Firewall: qp.Firewall,
+		ScreenLock: qp.ScreenLock, OfflineDays: qp.OfflineDays, NeedsReview: qp.NeedsReview, Sort: qp.Sort, Desc: qp.Order == "desc",
+		Page: pg, Total: qp.Total}
+	if qp.Serial != "" {
+		if q.Serial, err = domain.NormalizeSerial(qp.Serial); err != nil {
+			return BadRequest(err.Error()).With("parameter", "serial")
 		}
 	}
-	items, next, err := h.st.ListDevices(r.Context(), PrincipalFrom(r.Context()).OrgID, f, pg)
+	res, err := h.st.SearchDevices(r.Context(), PrincipalFrom(r.Context()).OrgID, q)
 	if err != nil {
 		return err
 	}
-	return JSON(w, http.StatusOK, NewList(items, next))
+	return JSON(w, http.StatusOK, NewCountedList(res.Items, res.NextCursor, res.Total))
 }
 
 func (h *core) createDevice(w http.ResponseWriter, r *http.Request) error {

@@ -36,6 +36,9 @@ func (s *Server) OpenAPI() map[string]any {
 		for _, q := range rt.Query {
 			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Description, "schema": map[string]any{"type": "string"}})
 		}
+		if rt.QueryOf != nil {
+			params = append(params, queryParams(rt.QueryOf)...)
+		}
 		if params != nil {
 			op["parameters"] = params
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/auth/fakeoidc"
 	"github.com/lanyardhq/lanyard/controlplane/auth/oidc"
+	"github.com/lanyardhq/lanyard/controlplane/dashboard"
 	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
@@ -32,6 +33,7 @@ type capabilities struct {
 	mdm        *apple.Service
 	hr         *hrsync.Engine
 	lifecycle  *lifecycle.Engine
+	dashboard  *dashboard.Service
 	// demoJustworks is the in-process fake Justworks of `make run` (nil otherwise).
 	demoJustworks *fakejustworks.Server
 	sso           *oidc.Service
@@ -41,7 +43,7 @@ type capabilities struct {
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso}
+	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
@@ -57,6 +59,8 @@ func (c *capabilities) list() []any {
 //  5. lifecycle: lock and wipe through 1's command model (with 3's channel on it), ADE
 //     and Mac enrollment links from 3, agent installer links from 2;
 //  6. single sign-on, handing the people it verified to 0 (the fake provider with --demo).
+//  7. the dashboard: read-only aggregates over the store (the APNs certificate section
+//     because 3 is built).
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
 	c.auth = auth.New(auth.Options{DB: d.DB, Keyring: d.Keyring, Logger: d.Logger.With("component", "auth"), PublicURL: d.Config.PublicURL})
@@ -77,5 +81,6 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	if c.sso, c.demoOIDC, err = buildSSO(d, c.auth); err != nil {
 		return nil, fmt.Errorf("build sso: %w", err)
 	}
+	c.dashboard = dashboard.New(dashboard.Deps{Devices: d.DB, Workflows: d.DB, Approvals: d.DB, HRSync: d.DB, PushCerts: d.DB})
 	return c, nil
 }

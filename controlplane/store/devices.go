@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 )
@@ -87,6 +90,11 @@ func (db *DB) GetDevice(ctx context.Context, orgID, id string) (domain.Device, e
 func FindDevicesBySerial(ctx context.Context, q Querier, orgID, serial string) ([]domain.Device, error) {
 	return queryAll(ctx, q, "find device "+serial, scanDevice,
 		`SELECT `+deviceCols+` FROM devices WHERE org_id = $1 AND serial_number = $2 ORDER BY id`, orgID, serial)
+}
+
+// FindDevicesBySerial is the DB method form.
+func (db *DB) FindDevicesBySerial(ctx context.Context, orgID, serial string) ([]domain.Device, error) {
+	return FindDevicesBySerial(ctx, db.SQL, orgID, serial)
 }
 
 // DeviceFilter narrows a device listing.
@@ -316,4 +324,300 @@ func scanAssignment(s rowScanner) (domain.Assignment, error) {
 	var a domain.Assignment
 	err := s.Scan(&a.ID, &a.OrgID, &a.DeviceID, &a.EmployeeID, &a.AssignedAt, &a.UnassignedAt, &a.AssignedBy, &a.UnassignedBy)
 	return a, err
+}
+
+// DeviceQuery is a device search: the DeviceFilter equality filters plus free-text search,
+// tracking and posture facets, a sort and keyset paging.
+type DeviceQuery struct {
+	DeviceFilter
+	// Q matches serial, model, vendor, hostname and the assignee's name or work email
+	// (case-insensitive substring).
+	Q         string
+	OSVersion string
+	// Assigned, when set, keeps devices with (true) or without (false) a holder.
+	Assigned *bool
+	// DiskEncrypted, Firewall and ScreenLock, when set, keep devices whose agent last
+	// reported the check on (true) or off (false); a device with no report, or an
+	// "unknown" one, matches neither.
+	DiskEncrypted, Firewall, ScreenLock *bool
+	// OfflineDays > 0 keeps devices whose agent was last seen more than that many days
+	// before Now (devices no agent ever reported for are not "offline", they are untracked).
+	OfflineDays int
+	// NeedsReview, when set, keeps devices flagged (true) or not (false) for review: an
+	// unknown serial, a serial conflict, or an agent running with test knobs (dry run).
+	NeedsReview *bool
+	// InService keeps devices that are neither retired nor lost (the dashboard's view).
+	InService bool
+	// Sort is one of DeviceSorts ("" = created); Desc reverses it.
+	Sort string
+	Desc bool
+	Page Page
+	// Total asks for the number of matching devices (one COUNT query more).
+	Total bool
+	// Now is the reference time for OfflineDays (zero = domain.Now()).
+	Now time.Time
+}
+
+// DeviceSorts are the orders a device list supports.
+var DeviceSorts = []string{"created", "serial", "model", "state", "last_seen", "assignee"}
+
+// deviceSortKeys maps each sort to its key. last_seen is the agent's last contact (its
+// heartbeat), falling back to the last report; never seen sorts as the epoch.
+func deviceSortKey(d Dialect, sort string) (sortKey, bool) {
+	switch sort {
+	case "", "created":
+		return sortKey{Expr: "d.created_at", Time: true}, true
+	case "serial":
+		return sortKey{Expr: "d.serial_number"}, true
+	case "model":
+		return sortKey{Expr: "lower(d.model)"}, true
+	case "state":
+		return sortKey{Expr: "d.state"}, true
+	case "assignee":
+		return sortKey{Expr: "COALESCE(lower(e.first_name || ' ' || e.last_name), '')"}, true
+	case "last_seen":
+		epoch := "'1970-01-01 00:00:00+00:00'"
+		if d == Postgres {
+			epoch = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+		}
+		return sortKey{Expr: "COALESCE(a.last_seen_at, t.last_seen_at, " + epoch + ")", Time: true}, true
+	}
+	return sortKey{}, false
+}
+
+// Posture states as the agent reports them (protojson names of agent.v1.PostureState).
+const (
+	postureOn  = "POSTURE_STATE_ON"
+	postureOff = "POSTURE_STATE_OFF"
+)
+
+// PostureSummary is the compliance checks of a device's last posture report: "on", "off",
+// "unknown", or "" when none was reported.
+type PostureSummary struct {
+	DiskEncryption string `json:"disk_encryption,omitempty" enum:"on,off,unknown"`
+	Firewall       string `json:"firewall,omitempty" enum:"on,off,unknown"`
+	ScreenLock     string `json:"screen_lock,omitempty" enum:"on,off,unknown"`
+	OSVersion      string `json:"os_version,omitempty"`
+}
+
+func postureWord(s string) string {
+	switch s {
+	case postureOn:
+		return "on"
+	case postureOff:
+		return "off"
+	case "":
+		return ""
+	}
+	return "unknown"
+}
+
+// ParsePosture reads a stored posture report (protojson of agent.v1.Posture).
+func ParsePosture(raw string) PostureSummary {
+	var p struct {
+		DiskEncryption string `json:"disk_encryption"`
+		Firewall       string `json:"firewall"`
+		ScreenLock     string `json:"screen_lock"`
+		OSVersion      string `json:"os_version"`
+	}
+	if raw == "" || json.Unmarshal([]byte(raw), &p) != nil {
+		return PostureSummary{}
+	}
+	return PostureSummary{DiskEncryption: postureWord(p.DiskEncryption), Firewall: postureWord(p.Firewall),
+		ScreenLock: postureWord(p.ScreenLock), OSVersion: p.OSVersion}
+}
+
+// postureField is the SQL reading one field of the stored posture JSON.
+func postureField(d Dialect, field string) string {
+	if d == Postgres {
+		return "(t.posture::jsonb ->> '" + field + "')"
+	}
+	return "json_extract(t.posture, '$." + field + "')"
+}
+
+// Person is the short form of an employee shown beside a device.
+type Person struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email,omitempty"`
+}
+
+// DeviceListItem is one row of a device list: the device, its holder, and what its agent
+// last said (enough for a list page without a request per row).
+type DeviceListItem struct {
+	domain.Device
+	Assignee    *Person        `json:"assignee,omitempty"`
+	LastSeenAt  *time.Time     `json:"last_seen_at,omitempty"`
+	Hostname    string         `json:"hostname,omitempty"`
+	OSName      string         `json:"os_name,omitempty"`
+	OSVersion   string         `json:"os_version,omitempty"`
+	NeedsReview bool           `json:"needs_review"`
+	Posture     PostureSummary `json:"posture"`
+}
+
+// DevicePage is one page of a device search.
+type DevicePage struct {
+	Items      []DeviceListItem
+	NextCursor string
+	// Total is set when the query asked for it.
+	Total *int
+}
+
+const deviceListFrom = `devices d LEFT JOIN device_tracking t ON t.device_id = d.id
+	LEFT JOIN agents a ON a.id = t.agent_id LEFT JOIN employees e ON e.id = d.assigned_employee_id`
+
+const deviceListCols = `d.id, d.org_id, d.serial_number, d.vendor, d.model, d.platform, d.equipment_type, d.purchase_date, d.state,
+	d.assigned_employee_id, d.notes, d.version, d.created_at, d.updated_at,
+	e.first_name, e.last_name, e.work_email, t.last_seen_at, a.last_seen_at, t.hostname, t.os_name, t.os_version,
+	COALESCE(t.needs_review OR t.serial_conflict, FALSE), t.posture`
+
+// deviceWhere builds the WHERE conditions of a device search.
+func deviceWhere(d Dialect, orgID string, q DeviceQuery) *where {
+	w := &where{}
+	w.add("d.org_id = ?", orgID)
+	f := q.DeviceFilter
+	w.addIf("d.state = ?", string(f.State))
+	w.addIf("d.platform = ?", string(f.Platform))
+	w.addIf("d.equipment_type = ?", f.EquipmentType)
+	w.addIf("d.assigned_employee_id = ?", f.EmployeeID)
+	w.addIf("d.serial_number = ?", f.Serial)
+	w.addIf("t.os_version = ?", q.OSVersion)
+	if f.Unassigned || (q.Assigned != nil && !*q.Assigned) {
+		w.conds = append(w.conds, "d.assigned_employee_id IS NULL")
+	}
+	if q.Assigned != nil && *q.Assigned {
+		w.conds = append(w.conds, "d.assigned_employee_id IS NOT NULL")
+	}
+	if s := strings.TrimSpace(q.Q); s != "" {
+		w.add(`(lower(d.serial_number) LIKE ? ESCAPE '\' OR lower(d.model) LIKE ? ESCAPE '\' OR lower(d.vendor) LIKE ? ESCAPE '\'
+			OR lower(t.hostname) LIKE ? ESCAPE '\' OR lower(e.first_name || ' ' || e.last_name) LIKE ? ESCAPE '\' OR e.work_email LIKE ? ESCAPE '\')`,
+			likePattern(s))
+	}
+	for field, v := range map[string]*bool{"disk_encryption": q.DiskEncrypted, "firewall": q.Firewall, "screen_lock": q.ScreenLock} {
+		if v != nil {
+			want := postureOff
+			if *v {
+				want = postureOn
+			}
+			w.add(postureField(d, field)+" = ?", want)
+		}
+	}
+	if q.OfflineDays > 0 {
+		now := q.Now
+		if now.IsZero() {
+			now = domain.Now()
+		}
+		w.add("COALESCE(a.last_seen_at, t.last_seen_at) < ?", now.Add(-time.Duration(q.OfflineDays)*24*time.Hour).UTC())
+	}
+	if q.InService {
+		w.conds = append(w.conds, "d.state NOT IN ('retired', 'lost')")
+	}
+	if q.NeedsReview != nil {
+		if *q.NeedsReview {
+			w.conds = append(w.conds, "(t.needs_review OR t.serial_conflict)")
+		} else {
+			w.conds = append(w.conds, "NOT COALESCE(t.needs_review OR t.serial_conflict, FALSE)")
+		}
+	}
+	return w
+}
+
+// SearchDevices returns one page of an org's devices matching q, in q's order. Paging is
+// keyset on (sort key, id), so pages neither repeat nor skip a device when rows sort equal.
+func (db *DB) SearchDevices(ctx context.Context, orgID string, q DeviceQuery) (DevicePage, error) {
+	var out DevicePage
+	key, ok := deviceSortKey(db.Dialect, q.Sort)
+	if !ok {
+		return out, fmt.Errorf("%w: sort must be one of %s", ErrInvalidInput, strings.Join(DeviceSorts, ", "))
+	}
+	sortName := q.Sort
+	if sortName == "" {
+		sortName = "created"
+	}
+	cur, err := decodeListCursor(q.Page.Cursor, sortName, q.Desc)
+	if err != nil {
+		return out, err
+	}
+	w := deviceWhere(db.Dialect, orgID, q)
+	if q.Total {
+		n, err := countRows(ctx, db.SQL, "search devices", deviceListFrom, w)
+		if err != nil {
+			return out, err
+		}
+		out.Total = &n
+	}
+	tail, err := w.seek(key, "d.id", q.Desc, cur, q.Page.limit())
+	if err != nil {
+		return out, err
+	}
+	var keys []string
+	err = queryEach(ctx, db.SQL, "search devices", func(s rowScanner) error {
+		it, k, err := scanDeviceListItem(s)
+		if err != nil {
+			return err
+		}
+		out.Items = append(out.Items, it)
+		keys = append(keys, k)
+		return nil
+	}, `SELECT `+deviceListCols+`, `+key.Expr+` FROM `+deviceListFrom+w.clause()+tail, w.args...)
+	if err != nil {
+		return out, err
+	}
+	if len(out.Items) > q.Page.limit() {
+		out.Items = out.Items[:q.Page.limit()]
+		last := out.Items[len(out.Items)-1]
+		k := keys[len(out.Items)-1]
+		if key.Time {
+			// The key column of a time sort is an expression (no declared type on SQLite);
+			// the cursor takes the value from the typed columns instead.
+			k = keyValue(timeSortValue(sortName, last))
+		}
+		out.NextCursor = encodeListCursor(listCursor{Sort: sortName, Desc: q.Desc, Key: k, ID: last.ID})
+	}
+	return out, nil
+}
+
+func timeSortValue(sort string, it DeviceListItem) time.Time {
+	if sort == "last_seen" {
+		if it.LastSeenAt == nil {
+			return epochKey
+		}
+		return *it.LastSeenAt
+	}
+	return it.CreatedAt
+}
+
+func scanDeviceListItem(s rowScanner) (DeviceListItem, string, error) {
+	var it DeviceListItem
+	d := &it.Device
+	var platform, state string
+	var emp, first, last, email, hostname, osName, osVersion, posture *string
+	var purchase *domain.Date
+	var tSeen, aSeen *time.Time
+	var key any
+	err := s.Scan(&d.ID, &d.OrgID, &d.SerialNumber, &d.Vendor, &d.Model, &platform, &d.EquipmentType, &purchase,
+		&state, &emp, &d.Notes, &d.Version, &d.CreatedAt, &d.UpdatedAt,
+		&first, &last, &email, &tSeen, &aSeen, &hostname, &osName, &osVersion, &it.NeedsReview, &posture, &key)
+	if err != nil {
+		return it, "", err
+	}
+	d.Platform, d.State, d.PurchaseDate = domain.Platform(platform), domain.DeviceState(state), purchase
+	if emp != nil {
+		d.AssignedEmployeeID = *emp
+		it.Assignee = &Person{ID: *emp, Name: strings.TrimSpace(deref(first) + " " + deref(last)), Email: deref(email)}
+	}
+	it.LastSeenAt = aSeen
+	if it.LastSeenAt == nil {
+		it.LastSeenAt = tSeen
+	}
+	it.Hostname, it.OSName, it.OSVersion = deref(hostname), deref(osName), deref(osVersion)
+	it.Posture = ParsePosture(deref(posture))
+	return it, keyValue(key), nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

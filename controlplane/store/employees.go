@@ -180,3 +180,114 @@ func (db *DB) PatchEmployeeLocal(ctx context.Context, orgID, id string, p Employ
 	})
 	return out, err
 }
+
+// EmployeeQuery is an employee search: the EmployeeFilter equality filters plus free-text
+// search, a sort and keyset paging.
+type EmployeeQuery struct {
+	EmployeeFilter
+	// Q matches the name ("first last") or work email (case-insensitive substring).
+	Q string
+	// Sort is one of EmployeeSorts ("" = created); Desc reverses it.
+	Sort  string
+	Desc  bool
+	Page  Page
+	Total bool
+}
+
+// EmployeeSorts are the orders an employee list supports.
+var EmployeeSorts = []string{"created", "name", "email", "status", "start_date"}
+
+func employeeSortKey(sort string) (sortKey, bool) {
+	switch sort {
+	case "", "created":
+		return sortKey{Expr: "created_at", Time: true}, true
+	case "name":
+		return sortKey{Expr: "lower(first_name || ' ' || last_name)"}, true
+	case "email":
+		return sortKey{Expr: "work_email"}, true
+	case "status":
+		return sortKey{Expr: "status"}, true
+	case "start_date":
+		// Dates are stored as YYYY-MM-DD text, which sorts as dates; no date sorts first.
+		return sortKey{Expr: "COALESCE(start_date, '')"}, true
+	}
+	return sortKey{}, false
+}
+
+// EmployeePage is one page of an employee search.
+type EmployeePage struct {
+	Items      []domain.Employee
+	NextCursor string
+	Total      *int
+}
+
+// SearchEmployees returns one page of an org's employees matching q, in q's order (keyset
+// paging on (sort key, id), see SearchDevices).
+func (db *DB) SearchEmployees(ctx context.Context, orgID string, q EmployeeQuery) (EmployeePage, error) {
+	var out EmployeePage
+	key, ok := employeeSortKey(q.Sort)
+	if !ok {
+		return out, fmt.Errorf("%w: sort must be one of %s", ErrInvalidInput, strings.Join(EmployeeSorts, ", "))
+	}
+	sortName := q.Sort
+	if sortName == "" {
+		sortName = "created"
+	}
+	cur, err := decodeListCursor(q.Page.Cursor, sortName, q.Desc)
+	if err != nil {
+		return out, err
+	}
+	w := &where{}
+	w.add("org_id = ?", orgID)
+	w.addIf("status = ?", string(q.Status))
+	w.addIf("member_type = ?", string(q.MemberType))
+	if q.Department != "" {
+		w.add("departments LIKE ?", "%"+departmentsKey([]string{q.Department})+"%")
+	}
+	w.addIf("work_email = ?", strings.ToLower(q.Email))
+	if s := strings.TrimSpace(q.Q); s != "" {
+		w.add(`(lower(first_name || ' ' || last_name) LIKE ? ESCAPE '\' OR work_email LIKE ? ESCAPE '\')`, likePattern(s))
+	}
+	if q.Total {
+		n, err := countRows(ctx, db.SQL, "search employees", "employees", w)
+		if err != nil {
+			return out, err
+		}
+		out.Total = &n
+	}
+	tail, err := w.seek(key, "id", q.Desc, cur, q.Page.limit())
+	if err != nil {
+		return out, err
+	}
+	var keys []string
+	err = queryEach(ctx, db.SQL, "search employees", func(s rowScanner) error {
+		var hr string
+		var k any
+		var e domain.Employee
+		if err := s.Scan(&e.ID, &e.OrgID, &e.Source, &e.ExternalID, &hr, &e.EquipmentType, &e.Notes, &e.CreatedAt, &e.UpdatedAt, &k); err != nil {
+			return err
+		}
+		if err := json.Unmarshal([]byte(hr), &e.HR); err != nil {
+			return fmt.Errorf("employee %s hr fields: %w", e.ID, err)
+		}
+		if e.HR.Departments == nil {
+			e.HR.Departments = []string{}
+		}
+		out.Items = append(out.Items, e)
+		keys = append(keys, keyValue(k))
+		return nil
+	}, `SELECT `+employeeCols+`, `+key.Expr+` FROM employees`+w.clause()+tail, w.args...)
+	if err != nil {
+		return out, err
+	}
+	if len(out.Items) > q.Page.limit() {
+		out.Items = out.Items[:q.Page.limit()]
+		last := out.Items[len(out.Items)-1]
+		k := keys[len(out.Items)-1]
+		if key.Time {
+			k = keyValue(last.CreatedAt)
+		}
+		out.NextCursor = encodeListCursor(listCursor{Sort: sortName, Desc: q.Desc, Key: k, ID: last.ID})
+	}
+	return out, nil
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/controlplane/store/seed"
 )
 
 // Org creates an organization on plan for a test.
@@ -54,4 +55,18 @@ func AuditActions(t testing.TB, db *store.DB, orgID, targetID string) []string {
 		out = append(out, a.Action)
 	}
 	return out
+}
+
+// Report describes what a test agent reports about its machine (see seed.Report).
+type Report = seed.Report
+
+// AgentReports enrolls a fresh agent in orgID and records one full inventory report from
+// it, through the same store calls the agent API makes (seed.ReportInventory).
+func AgentReports(t testing.TB, db *store.DB, orgID string, r Report) (string, store.InventoryOutcome) {
+	t.Helper()
+	id, out, err := seed.ReportInventory(context.Background(), db, orgID, r)
+	if err != nil {
+		t.Fatalf("agent report for %s: %v", r.Serial, err)
+	}
+	return id, out
 }
