@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"strings"
 
@@ -17,15 +16,14 @@ func (s *Server) mountConsole(mux *http.ServeMux, authSvc *auth.Service) error {
 	for _, p := range []string{"/api/", "/healthz", "/readyz", "/metrics"} {
 		mux.Handle(p, s.API)
 	}
-	con, err := console.New(console.Options{Auth: authSvc, API: s.API, Logger: s.Logger,
-		Secure: strings.HasPrefix(s.Config.PublicURL, "https://"),
-		// Before anyone is signed in there is no principal to ask the API as; whether an
+	opts := console.Options{Auth: authSvc, API: s.API, Logger: s.Logger,
+		Secure: strings.HasPrefix(s.Config.PublicURL, "https://"), SSOError: oidc.ErrorMessage}
+	if s.caps.sso != nil {
+		// Asked before anyone is signed in (no principal to call the API as): whether an
 		// org offers SSO is what its public sign-in page shows anyway.
-		SSOEnabled: func(ctx context.Context, orgID string) bool {
-			c, err := s.DB.GetSSOConfig(ctx, orgID)
-			return err == nil && c.Enabled
-		},
-		SSOError: oidc.ErrorMessage})
+		opts.SSOEnabled = s.caps.sso.Enabled
+	}
+	con, err := console.New(opts)
 	if err != nil {
 		return err
 	}

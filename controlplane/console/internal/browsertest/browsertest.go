@@ -232,3 +232,39 @@ func (tab *Tab) Screenshot(dir, name string) {
 		tab.t.Fatal(err)
 	}
 }
+
+// WaitTrue waits until the JavaScript expression is true (e.g. an htmx swap finished, or
+// a new page loaded). An evaluation cut short by a navigation is retried.
+func (tab *Tab) WaitTrue(expr string) {
+	tab.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		ctx, cancel := context.WithTimeout(tab.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			body, _ := chromedp.Run(tab.ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText : ''"))
+			tab.t.Fatalf("waiting for %s: %v\n%s", expr, lastErr, body)
+		}
+		select {
+		case <-tick.C:
+		case <-tab.ctx.Done():
+			tab.t.Fatalf("waiting for %s: %v", expr, tab.ctx.Err())
+		}
+	}
+}
+
+// Submit clicks a button (or link) that loads a new page and waits for that page: the
+// old document is marked first, so the wait cannot be satisfied by the page it left.
+func (tab *Tab) Submit(sel string) {
+	tab.t.Helper()
+	tab.Do(chromedp.Evaluate[chromedp.Void](`window.__lanyardOldPage = true`), chromedp.Click(chromedp.CSS(sel)))
+	tab.WaitTrue(`window.__lanyardOldPage === undefined && document.readyState === "complete" && !!document.querySelector("main")`)
+}
