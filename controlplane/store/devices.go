@@ -361,8 +361,8 @@ type DeviceQuery struct {
 // DeviceSorts are the orders a device list supports.
 var DeviceSorts = []string{"created", "serial", "model", "state", "last_seen", "assignee"}
 
-// deviceSortKeys maps each sort to its key. last_seen is the agent's last contact (its
-// heartbeat), falling back to the last report; never seen sorts as the epoch.
+// deviceSortKey maps each sort to its key. last_seen is the later of the agent's last
+// heartbeat and its last report; never seen sorts as the epoch.
 func deviceSortKey(d Dialect, sort string) (sortKey, bool) {
 	switch sort {
 	case "", "created":
@@ -380,7 +380,8 @@ func deviceSortKey(d Dialect, sort string) (sortKey, bool) {
 		if d == Postgres {
 			epoch = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
 		}
-		return sortKey{Expr: "COALESCE(a.last_seen_at, t.last_seen_at, " + epoch + ")", Time: true}, true
+		return sortKey{Expr: "CASE WHEN a.last_seen_at > t.last_seen_at THEN a.last_seen_at ELSE COALESCE(t.last_seen_at, a.last_seen_at, " + epoch + ") END",
+			Time: true}, true
 	}
 	return sortKey{}, false
 }
@@ -430,7 +431,8 @@ func ParsePosture(raw string) PostureSummary {
 // postureField is the SQL reading one field of the stored posture JSON.
 func postureField(d Dialect, field string) string {
 	if d == Postgres {
-		return "(t.posture::jsonb ->> '" + field + "')"
+		// json, not jsonb: one field of a small document, without building the binary form.
+		return "(t.posture::json ->> '" + field + "')"
 	}
 	return "json_extract(t.posture, '$." + field + "')"
 }
@@ -463,17 +465,37 @@ type DevicePage struct {
 	Total *int
 }
 
-const deviceListFrom = `devices d LEFT JOIN device_tracking t ON t.device_id = d.id
-	LEFT JOIN agents a ON a.id = t.agent_id LEFT JOIN employees e ON e.id = d.assigned_employee_id`
+// deviceJoins are the tables a device query reads beside devices d: t (device_tracking),
+// a (the agent tracking names, for its heartbeat) and e (the holder).
+type deviceJoins struct{ t, a, e bool }
+
+func (j deviceJoins) from() string {
+	f := "devices d"
+	if j.t || j.a {
+		f += " LEFT JOIN device_tracking t ON t.device_id = d.id"
+	}
+	if j.a {
+		f += " LEFT JOIN agents a ON a.id = t.agent_id"
+	}
+	if j.e {
+		f += " LEFT JOIN employees e ON e.id = d.assigned_employee_id"
+	}
+	return f
+}
+
+var allDeviceJoins = deviceJoins{t: true, a: true, e: true}
 
 const deviceListCols = `d.id, d.org_id, d.serial_number, d.vendor, d.model, d.platform, d.equipment_type, d.purchase_date, d.state,
 	d.assigned_employee_id, d.notes, d.version, d.created_at, d.updated_at,
 	e.first_name, e.last_name, e.work_email, t.last_seen_at, a.last_seen_at, t.hostname, t.os_name, t.os_version,
 	COALESCE(t.needs_review OR t.serial_conflict, FALSE), t.posture`
 
-// deviceWhere builds the WHERE conditions of a device search.
-func deviceWhere(d Dialect, orgID string, q DeviceQuery) *where {
+// deviceWhere builds the WHERE conditions of a device search and says which tables they
+// read. Free-text search reads tracking and employees through IN subqueries (one pass over
+// each table) rather than joins, so a search costs one scan of each, not a join per row.
+func deviceWhere(d Dialect, orgID string, q DeviceQuery) (*where, deviceJoins) {
 	w := &where{}
+	var j deviceJoins
 	w.add("d.org_id = ?", orgID)
 	f := q.DeviceFilter
 	w.addIf("d.state = ?", string(f.State))
@@ -481,7 +503,10 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) *where {
 	w.addIf("d.equipment_type = ?", f.EquipmentType)
 	w.addIf("d.assigned_employee_id = ?", f.EmployeeID)
 	w.addIf("d.serial_number = ?", f.Serial)
-	w.addIf("t.os_version = ?", q.OSVersion)
+	if q.OSVersion != "" {
+		j.t = true
+		w.add("t.os_version = ?", q.OSVersion)
+	}
 	if f.Unassigned || (q.Assigned != nil && !*q.Assigned) {
 		w.conds = append(w.conds, "d.assigned_employee_id IS NULL")
 	}
@@ -489,17 +514,24 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) *where {
 		w.conds = append(w.conds, "d.assigned_employee_id IS NOT NULL")
 	}
 	if s := strings.TrimSpace(q.Q); s != "" {
-		w.add(`(lower(d.serial_number) LIKE ? ESCAPE '\' OR lower(d.model) LIKE ? ESCAPE '\' OR lower(d.vendor) LIKE ? ESCAPE '\'
-			OR lower(t.hostname) LIKE ? ESCAPE '\' OR lower(e.first_name || ' ' || e.last_name) LIKE ? ESCAPE '\' OR e.work_email LIKE ? ESCAPE '\')`,
-			likePattern(s))
+		pat := likePattern(s)
+		w.addArgs(`(lower(d.serial_number || ' ' || d.vendor || ' ' || d.model) LIKE ? ESCAPE '\'
+			OR d.id IN (SELECT device_id FROM device_tracking WHERE org_id = ? AND lower(hostname) LIKE ? ESCAPE '\')
+			OR d.assigned_employee_id IN (SELECT id FROM employees WHERE org_id = ?
+				AND (lower(first_name || ' ' || last_name) LIKE ? ESCAPE '\' OR work_email LIKE ? ESCAPE '\')))`,
+			pat, orgID, pat, orgID, pat, pat)
 	}
-	for field, v := range map[string]*bool{"disk_encryption": q.DiskEncrypted, "firewall": q.Firewall, "screen_lock": q.ScreenLock} {
-		if v != nil {
+	for _, c := range []struct {
+		field string
+		v     *bool
+	}{{"disk_encryption", q.DiskEncrypted}, {"firewall", q.Firewall}, {"screen_lock", q.ScreenLock}} {
+		if c.v != nil {
+			j.t = true
 			want := postureOff
-			if *v {
+			if *c.v {
 				want = postureOn
 			}
-			w.add(postureField(d, field)+" = ?", want)
+			w.add(postureField(d, c.field)+" = ?", want)
 		}
 	}
 	if q.OfflineDays > 0 {
@@ -507,23 +539,30 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) *where {
 		if now.IsZero() {
 			now = domain.Now()
 		}
-		w.add("COALESCE(a.last_seen_at, t.last_seen_at) < ?", now.Add(-time.Duration(q.OfflineDays)*24*time.Hour).UTC())
+		// Last seen is the later of the last report and the agent's last heartbeat; it is
+		// before the cutoff when both are.
+		j.t, j.a = true, true
+		cut := now.Add(-time.Duration(q.OfflineDays) * 24 * time.Hour).UTC()
+		w.addArgs("t.last_seen_at < ? AND (a.last_seen_at IS NULL OR a.last_seen_at < ?)", cut, cut)
 	}
 	if q.InService {
 		w.conds = append(w.conds, "d.state NOT IN ('retired', 'lost')")
 	}
 	if q.NeedsReview != nil {
+		j.t = true
 		if *q.NeedsReview {
 			w.conds = append(w.conds, "(t.needs_review OR t.serial_conflict)")
 		} else {
 			w.conds = append(w.conds, "NOT COALESCE(t.needs_review OR t.serial_conflict, FALSE)")
 		}
 	}
-	return w
+	return w, j
 }
 
 // SearchDevices returns one page of an org's devices matching q, in q's order. Paging is
 // keyset on (sort key, id), so pages neither repeat nor skip a device when rows sort equal.
+// The page is found first with only the columns its filters and sort need, and only then
+// are its rows read in full: a sort over the whole org moves ids, not rows.
 func (db *DB) SearchDevices(ctx context.Context, orgID string, q DeviceQuery) (DevicePage, error) {
 	var out DevicePage
 	key, ok := deviceSortKey(db.Dialect, q.Sort)
@@ -538,17 +577,27 @@ func (db *DB) SearchDevices(ctx context.Context, orgID string, q DeviceQuery) (D
 	if err != nil {
 		return out, err
 	}
-	w := deviceWhere(db.Dialect, orgID, q)
+	w, joins := deviceWhere(db.Dialect, orgID, q)
 	if q.Total {
-		n, err := countRows(ctx, db.SQL, "search devices", deviceListFrom, w)
+		n, err := countRows(ctx, db.SQL, "search devices", joins.from(), w)
 		if err != nil {
 			return out, err
 		}
 		out.Total = &n
 	}
+	switch sortName {
+	case "last_seen":
+		joins.t, joins.a = true, true
+	case "assignee":
+		joins.e = true
+	}
 	tail, err := w.seek(key, "d.id", q.Desc, cur, q.Page.limit())
 	if err != nil {
 		return out, err
+	}
+	dir := "ASC"
+	if q.Desc {
+		dir = "DESC"
 	}
 	var keys []string
 	err = queryEach(ctx, db.SQL, "search devices", func(s rowScanner) error {
@@ -559,7 +608,8 @@ func (db *DB) SearchDevices(ctx context.Context, orgID string, q DeviceQuery) (D
 		out.Items = append(out.Items, it)
 		keys = append(keys, k)
 		return nil
-	}, `SELECT `+deviceListCols+`, `+key.Expr+` FROM `+deviceListFrom+w.clause()+tail, w.args...)
+	}, `SELECT `+deviceListCols+`, p.k FROM (SELECT d.id AS pid, `+key.Expr+` AS k FROM `+joins.from()+w.clause()+tail+`) p
+		JOIN devices d ON d.id = p.pid`+strings.TrimPrefix(allDeviceJoins.from(), "devices d")+` ORDER BY p.k `+dir+`, d.id `+dir, w.args...)
 	if err != nil {
 		return out, err
 	}
@@ -606,9 +656,9 @@ func scanDeviceListItem(s rowScanner) (DeviceListItem, string, error) {
 		d.AssignedEmployeeID = *emp
 		it.Assignee = &Person{ID: *emp, Name: strings.TrimSpace(deref(first) + " " + deref(last)), Email: deref(email)}
 	}
-	it.LastSeenAt = aSeen
-	if it.LastSeenAt == nil {
-		it.LastSeenAt = tSeen
+	it.LastSeenAt = tSeen
+	if aSeen != nil && (tSeen == nil || aSeen.After(*tSeen)) {
+		it.LastSeenAt = aSeen
 	}
 	it.Hostname, it.OSName, it.OSVersion = deref(hostname), deref(osName), deref(osVersion)
 	it.Posture = ParsePosture(deref(posture))
