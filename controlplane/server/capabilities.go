@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
-	auditsvc "github.com/lanyardhq/lanyard/controlplane/auditchain/service"
 	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/auth/fakeoidc"
 	"github.com/lanyardhq/lanyard/controlplane/auth/oidc"
@@ -29,7 +28,6 @@ import (
 type capabilities struct {
 	// auth is admins as people: users, sign-in, sessions (its routes: /me, /users, /sessions).
 	auth       *auth.Service
-	audit      *auditsvc.Service
 	agentAPI   *agentapi.Server
 	installers *installersvc.Service
 	mdm        *apple.Service
@@ -45,34 +43,28 @@ type capabilities struct {
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.audit, c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard}
+	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
 // uses directly (no registry, no lookup by type), so a missing dependency is a compile
 // error rather than a start-up order that silently leaves a channel out:
 //
-// -1. the audit chain: its checkpoint signing key and job (every capability's audit
-//
-//	   rows go through store.WriteAudit, which chains them; this signs and verifies);
-//	0. auth: users, sessions and sign-in (needs only the store and the keyring);
-//	1. the agent API: the agent CA and the shared device command model (agent channel);
-//	2. installers: the CA fingerprint from 1 (baked into every package);
-//	3. Apple MDM: its channel registered on 1's command model (Macs enrolled in MDM get
-//	   lock and wipe over MDM), the agent .pkg for InstallEnterpriseApplication from 2;
-//	4. HR sync (the fake Justworks with --demo);
-//	5. lifecycle: lock and wipe through 1's command model (with 3's channel on it), ADE
-//	   and Mac enrollment links from 3, agent installer links from 2;
-//	6. single sign-on, handing the people it verified to 0 (the fake provider with --demo).
-//	7. the dashboard: read-only aggregates over the store (the APNs certificate section
-//	   because 3 is built).
+//  0. auth: users, sessions and sign-in (needs only the store and the keyring);
+//  1. the agent API: the agent CA and the shared device command model (agent channel);
+//  2. installers: the CA fingerprint from 1 (baked into every package);
+//  3. Apple MDM: its channel registered on 1's command model (Macs enrolled in MDM get
+//     lock and wipe over MDM), the agent .pkg for InstallEnterpriseApplication from 2;
+//  4. HR sync (the fake Justworks with --demo);
+//  5. lifecycle: lock and wipe through 1's command model (with 3's channel on it), ADE
+//     and Mac enrollment links from 3, agent installer links from 2;
+//  6. single sign-on, handing the people it verified to 0 (the fake provider with --demo).
+//  7. the dashboard: read-only aggregates over the store (the APNs certificate section
+//     because 3 is built).
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
 	c.auth = auth.New(auth.Options{DB: d.DB, Keyring: d.Keyring, Logger: d.Logger.With("component", "auth"), PublicURL: d.Config.PublicURL})
 	var err error
-	if c.audit, err = buildAuditChain(ctx, d); err != nil {
-		return nil, fmt.Errorf("build auditchain: %w", err)
-	}
 	if c.agentAPI, err = buildAgentAPI(ctx, d); err != nil {
 		return nil, fmt.Errorf("build agentapi: %w", err)
 	}

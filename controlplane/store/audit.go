@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -42,60 +41,24 @@ func nullJSON(r json.RawMessage) any {
 }
 
 // WriteAudit appends an audit row through q, normally the caller's transaction, so the
-// record exists exactly when the change does. The row takes the next position in its
-// org's hash chain (docs/audit.md): the chain head is locked and advanced in the same
-// transaction, so concurrent writers queue per org instead of forking the chain. Given
-// the pool itself (not a transaction), it opens one, since the three statements must
-// commit together.
+// record exists exactly when the change does.
 func WriteAudit(ctx context.Context, q Querier, e domain.AuditEntry) error {
-	if sdb, ok := q.(*sql.DB); ok {
-		tx, err := sdb.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("write audit %s: begin: %w", e.Action, err)
-		}
-		if err := WriteAudit(ctx, tx, e); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("write audit %s: commit: %w", e.Action, err)
-		}
-		return nil
+	if e.ID == "" {
+		e.ID = domain.NewID()
 	}
-	rows, err := chainAudits(ctx, q, []domain.AuditEntry{e})
-	if err != nil {
-		return fmt.Errorf("write audit %s: %w", e.Action, err)
+	if e.At.IsZero() {
+		e.At = domain.Now()
 	}
-	r := rows[0]
-	_, err = q.ExecContext(ctx, `INSERT INTO audit_log (id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at,
-		seq, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		r.Entry.ID, r.Entry.OrgID, r.Entry.Actor, r.Entry.Action, r.Entry.TargetType, r.Entry.TargetID, nullJSON(r.Entry.Before),
-		nullJSON(r.Entry.After), r.Entry.RequestID, r.Entry.At, r.Seq, r.PrevHash, r.Hash)
+	if e.Actor == "" {
+		e.Actor = domain.ActorFrom(ctx).ID
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO audit_log (id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		e.ID, e.OrgID, e.Actor, e.Action, e.TargetType, e.TargetID, nullJSON(e.Before), nullJSON(e.After), e.RequestID, e.At.UTC())
 	if err != nil {
 		return fmt.Errorf("write audit %s: %w", e.Action, err)
 	}
 	return nil
-}
-
-// auditBatchPart chains entries (see chainAudits) and returns them as rows for a batched
-// INSERT in the same transaction (InsertHRBatch).
-func auditBatchPart(ctx context.Context, q Querier, entries []domain.AuditEntry) (batchPart, error) {
-	p := batchPart{head: `INSERT INTO audit_log (id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at,
-		seq, prev_hash, hash) VALUES`, cols: 13,
-		types: []string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "timestamptz", "bigint", "text", "text"}}
-	if len(entries) == 0 {
-		return p, nil
-	}
-	rows, err := chainAudits(ctx, q, entries)
-	if err != nil {
-		return p, err
-	}
-	for _, r := range rows {
-		e := r.Entry
-		p.args = append(p.args, e.ID, e.OrgID, e.Actor, e.Action, e.TargetType, e.TargetID, nullJSON(e.Before), nullJSON(e.After),
-			e.RequestID, e.At, r.Seq, r.PrevHash, r.Hash)
-	}
-	return p, nil
 }
 
 // AuditFilter narrows an audit listing.

@@ -584,19 +584,6 @@ func (p batchPart) columns() ([]any, error) {
 				}
 			}
 			out[c] = col
-		case "bigint":
-			col := make([]*int64, 0, p.rows())
-			for r := 0; r < p.rows(); r++ {
-				switch v := p.args[r*p.cols+c].(type) {
-				case nil:
-					col = append(col, nil)
-				case int64:
-					col = append(col, &v)
-				default:
-					return nil, fmt.Errorf("batch column %d: want int64, got %T", c, v)
-				}
-			}
-			out[c] = col
 		default:
 			return nil, fmt.Errorf("batch column type %q", p.types[c])
 		}
@@ -682,10 +669,19 @@ func (db *DB) InsertHRBatch(ctx context.Context, q Querier, es []*domain.Employe
 	for _, m := range ms {
 		mem.args = append(mem.args, m.EmployeeID, m.OrgID, m.Source, m.ExternalID, m.WorkID, m.DepartmentID, m.ManagerExternalID, m.ProviderType, m.UpdatedAt.UTC())
 	}
-	// Audit rows take their chain positions here, in the caller's transaction.
-	aud, err := auditBatchPart(ctx, q, audits)
-	if err != nil {
-		return fmt.Errorf("insert hr batch: %w", err)
+	aud := batchPart{head: `INSERT INTO audit_log (id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at) VALUES`, cols: 10,
+		types: []string{"text", "text", "text", "text", "text", "text", "text", "text", "text", "timestamptz"}}
+	for _, e := range audits {
+		if e.ID == "" {
+			e.ID = domain.NewID()
+		}
+		if e.At.IsZero() {
+			e.At = now
+		}
+		if e.Actor == "" {
+			e.Actor = domain.ActorFrom(ctx).ID
+		}
+		aud.args = append(aud.args, e.ID, e.OrgID, e.Actor, e.Action, e.TargetType, e.TargetID, nullJSON(e.Before), nullJSON(e.After), e.RequestID, e.At.UTC())
 	}
 	out := batchPart{head: `INSERT INTO outbox_events (id, org_id, type, subject_type, subject_id, payload, at) VALUES`, cols: 7,
 		types: []string{"text", "text", "text", "text", "text", "text", "timestamptz"}}
@@ -702,7 +698,7 @@ func (db *DB) InsertHRBatch(ctx context.Context, q Querier, es []*domain.Employe
 		}
 		out.args = append(out.args, ev.ID, ev.OrgID, ev.Type, ev.SubjectType, ev.SubjectID, payload, ev.At.UTC())
 	}
-	err = db.execBatch(ctx, q, []batchPart{emp, mem, aud, out})
+	err := db.execBatch(ctx, q, []batchPart{emp, mem, aud, out})
 	if IsUniqueViolation(err) {
 		return fmt.Errorf("insert hr batch: %w", ErrConflict)
 	}
