@@ -50,7 +50,8 @@ var deviceParams = []string{"q", "state", "platform", "assigned", "disk_encrypte
 type devicesView struct {
 	Query     url.Values
 	Rows      []deviceRow
-	Total     *int
+	Total     int // shown when HasTotal
+	HasTotal  bool
 	Next      string // next page URL
 	Filtered  bool
 	States    []domain.DeviceState
@@ -74,7 +75,7 @@ func devicesPage(c *Console, w http.ResponseWriter, r *http.Request, rq *request
 	if err := c.call(r, rq, "GET", "/api/v1/devices?"+params.Encode(), nil, &list); err != nil {
 		return err
 	}
-	v := devicesView{Query: q, Rows: list.Items, Total: list.Total, States: domain.AllDeviceStates,
+	v := devicesView{Query: q, Rows: list.Items, Total: deref(list.Total), HasTotal: list.Total != nil, States: domain.AllDeviceStates,
 		Platforms: []string{"macos", "windows", "linux", "ios", "other"}}
 	for k := range q {
 		if k != "sort" && k != "order" && k != "cursor" {

@@ -47,8 +47,14 @@ func randHex() string {
 }
 
 func (f *sessionAuth) login(orgID string, role domain.Role) auth.Session {
-	s := auth.Session{ID: randHex(), CSRF: randHex(), UserID: "user-" + string(role) + "-" + randHex()[:6], OrgID: orgID,
-		Email: string(role) + "@example.com", Name: "Test " + string(role), Role: role, ReauthAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	s := auth.Session{ID: randHex(), CSRF: randHex(), OrgID: orgID,
+		Email: string(role) + "-" + randHex()[:6] + "@example.com", Name: "Test " + string(role), Role: role, ReauthAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	// A real user row, so what the person creates (tokens) can name them as its owner.
+	u := store.User{OrgID: orgID, Email: s.Email, Name: s.Name, Role: role}
+	if err := f.db.CreateUser(context.Background(), &u); err != nil {
+		panic("create test user: " + err.Error())
+	}
+	s.UserID = u.ID
 	f.mu.Lock()
 	f.sessions[s.ID] = s
 	f.mu.Unlock()

@@ -12,7 +12,8 @@ var peopleParams = []string{"q", "status", "department", "member_type", "sort", 
 type peopleView struct {
 	Query    url.Values
 	Rows     []domain.Employee
-	Total    *int
+	Total    int // shown when HasTotal
+	HasTotal bool
 	Next     string
 	Filtered bool
 	Sorts    []sortCol
@@ -27,7 +28,7 @@ func peoplePage(c *Console, w http.ResponseWriter, r *http.Request, rq *request)
 	if err := c.call(r, rq, "GET", "/api/v1/employees?"+params.Encode(), nil, &list); err != nil {
 		return err
 	}
-	v := peopleView{Query: q, Rows: list.Items, Total: list.Total}
+	v := peopleView{Query: q, Rows: list.Items, Total: deref(list.Total), HasTotal: list.Total != nil}
 	for k := range q {
 		if k != "sort" && k != "order" && k != "cursor" {
 			v.Filtered = true
@@ -43,4 +44,12 @@ func peoplePage(c *Console, w http.ResponseWriter, r *http.Request, rq *request)
 		block = "results"
 	}
 	return c.render(w, rq, http.StatusOK, "people", block, "People", "people", v)
+}
+
+// deref reads an optional count from the API (nil when the list was not counted).
+func deref(n *int) int {
+	if n == nil {
+		return 0
+	}
+	return *n
 }
