@@ -92,7 +92,7 @@ func (a *app) tokensCmd() *cobra.Command {
 			return a.print(items, []string{"ID", "NAME", "ROLE", "PREFIX", "STATE", "EXPIRES"}, rows)
 		}),
 	})
-	var role string
+	var role, kind string
 	var days int
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a token (the secret is printed once)", Args: cobra.ExactArgs(1),
@@ -101,7 +101,7 @@ func (a *app) tokensCmd() *cobra.Command {
 				Token  token  `json:"token"`
 				Secret string `json:"secret"`
 			}
-			if err := c.Do(ctx, http.MethodPost, "/api/v1/tokens", nil, map[string]any{"name": args[0], "role": role, "expires_in_days": days}, &out); err != nil {
+			if err := c.Do(ctx, http.MethodPost, "/api/v1/tokens", nil, map[string]any{"name": args[0], "role": role, "expires_in_days": days, "kind": kind}, &out); err != nil {
 				return err
 			}
 			return a.printKV(out, [][2]string{{"id", out.Token.ID}, {"role", out.Token.Role}, {"secret (shown once)", out.Secret}})
@@ -109,6 +109,7 @@ func (a *app) tokensCmd() *cobra.Command {
 	}
 	create.Flags().StringVar(&role, "role", "viewer", "owner, admin, it or viewer")
 	create.Flags().IntVar(&days, "expires-in-days", 90, "0 for no expiry")
+	create.Flags().StringVar(&kind, "kind", "personal", "personal, or service for a script (you own it either way)")
 	cmd.AddCommand(create, &cobra.Command{
 		Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1),
 		RunE: a.run(func(ctx context.Context, c *Client, args []string) error {
