@@ -149,14 +149,14 @@ func TestWipeEndToEndOnLoopDevices(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		url := storetest.PostgresURL(t)
 		e := serveWith(t, bin, "--database-url", url)
-		approver := requireWipeApproval(t, e)
+		approver := requireWipeApproval(t, e, "--database-url", url)
 		runWipe(t, e, approver, wipeLayouts[1], "E2E-WIPE-PG-1")
 	})
 }
 
 // requireWipeApproval turns on the org's wipe_requires_approval and returns
 // a second admin's token.
-func requireWipeApproval(t *testing.T, e *env) string {
+func requireWipeApproval(t *testing.T, e *env, serveFlags ...string) string {
 	api := e.client()
 	var org struct {
 		Settings map[string]any `json:"settings"`
@@ -167,14 +167,26 @@ func requireWipeApproval(t *testing.T, e *env) string {
 	if org.Settings["wipe_requires_approval"] != true {
 		t.Fatalf("org settings after the patch: %v", org.Settings)
 	}
-	var tok struct {
-		Secret string `json:"secret"`
+	// The approver must be a different person: a token the owner mints through the API is
+	// the owner's own, so the second admin's token is the operator's break-glass one
+	// (`lanyard admin create-token`), which acts for nobody but itself.
+	var me struct {
+		ID string `json:"id"`
 	}
-	api.must(t, "POST", "/api/v1/tokens", map[string]any{"name": "second admin", "role": "admin"}, &tok)
-	if tok.Secret == "" {
-		t.Fatal("no secret for the second admin's token")
+	api.must(t, "GET", "/api/v1/org", nil, &me)
+	args := []string{"admin", "create-token", me.ID, "--role", "admin", "--name", "second admin", "--data-dir", filepath.Join(e.dir, "server")}
+	out, err := exec.Command(filepath.Join(e.bin, "lanyard"), append(args, serveFlags...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("lanyard admin create-token: %v: %s", err, out)
 	}
-	return tok.Secret
+	secret := strings.TrimSpace(string(out))
+	if i := strings.LastIndex(secret, "\n"); i >= 0 {
+		secret = secret[i+1:]
+	}
+	if !strings.HasPrefix(secret, "lyd_") {
+		t.Fatalf("no token from lanyard admin create-token: %q", out)
+	}
+	return secret
 }
 
 // fakeMachineRoot is a throwaway root: alice and bob human accounts, homes,
