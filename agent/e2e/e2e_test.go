@@ -187,14 +187,29 @@ func (e *env) activeEmployees(n int) []string {
 			Status string `json:"status"`
 		} `json:"items"`
 	}
-	e.serve.WaitFor(e.t, "employees imported from the demo HR", 60*time.Second, func() bool {
-		e.mustAPI("GET", "/api/v1/employees?status=active", nil, &employees)
-		return len(employees.Items) >= n
-	})
-	var ids []string
-	for _, it := range employees.Items[:n] {
-		ids = append(ids, it.ID)
+	// The demo fleet hands laptops without a real agent to most of its people; an
+	// offboarding would wait on such a laptop, so only people holding nothing are picked.
+	var devices struct {
+		Items []struct {
+			AssignedEmployeeID string `json:"assigned_employee_id"`
+		} `json:"items"`
 	}
+	var ids []string
+	e.serve.WaitFor(e.t, "employees imported from the demo HR", 60*time.Second, func() bool {
+		e.mustAPI("GET", "/api/v1/employees?status=active&limit=200", nil, &employees)
+		e.mustAPI("GET", "/api/v1/devices?limit=200", nil, &devices)
+		held := map[string]bool{}
+		for _, d := range devices.Items {
+			held[d.AssignedEmployeeID] = true
+		}
+		ids = ids[:0]
+		for _, it := range employees.Items {
+			if !held[it.ID] && len(ids) < n {
+				ids = append(ids, it.ID)
+			}
+		}
+		return len(ids) >= n
+	})
 	return ids
 }
 

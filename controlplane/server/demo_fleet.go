@@ -156,13 +156,19 @@ func (s *Server) createDemoFleet(ctx context.Context, org domain.Org, fleet []de
 		return err
 	}
 	now := domain.Now()
+	// The last few people hold no laptop yet (new hires waiting for one), so the demo has
+	// someone to hand stock to, and tests can offboard a person without a demo laptop.
+	holders := people
+	if len(holders) > 16 {
+		holders = holders[:len(holders)-8]
+	}
 	for i := range fleet {
 		d := &fleet[i]
 		if err := s.DB.CreateDevice(ctx, &d.Device); err != nil {
 			return err
 		}
-		if d.assign && len(people) > 0 {
-			if _, err := s.DB.AssignDevice(ctx, org.ID, d.ID, people[i%len(people)].ID); err != nil {
+		if d.assign && len(holders) > 0 {
+			if _, err := s.DB.AssignDevice(ctx, org.ID, d.ID, holders[i%len(holders)].ID); err != nil {
 				return err
 			}
 		}
