@@ -6,7 +6,8 @@ package server
 //
 // Agent binaries come from the directory of the running lanyard executable, where
 // `make build` puts lanyard-agent-<goos>-<goarch>[.exe] beside bin/lanyard; packages are
-// cached under <data-dir>/installers. Secrets are minted by controlplane/enrollment and the
+// stored in the database (installer_blobs) so any replica serves any download link, and
+// <data-dir>/installers is only scratch for a build in progress. Secrets are minted by controlplane/enrollment and the
 // CA fingerprint is the agent API's CA.
 
 import (
