@@ -195,22 +195,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.useCredentials(creds); err != nil {
 		return err
 	}
-	addr := a.ident.GRPCAddress
-	if t, err := a.o.Config.GRPCTarget(); err == nil && a.o.Config.GRPCAddress != "" {
-		addr = t
-	}
-	tc, err := agentTLS(addr, a.roots, &a.holder)
+	addrs, err := a.agentAPIAddresses()
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(addr, append(TransportOptions(), grpc.WithTransportCredentials(credentials.NewTLS(tc)))...)
+	conn, err := dialAgentAPI(addrs, a.roots, &a.holder)
 	if err != nil {
-		return fmt.Errorf("client: dial %s: %w", addr, err)
+		return err
 	}
 	defer conn.Close()
 	a.api = agentv1.NewAgentServiceClient(conn)
 	a.status.update(func(s *Status) {
-		s.AgentID, s.OrgID, s.GRPCAddress = a.ident.AgentID, a.ident.OrgID, addr
+		s.AgentID, s.OrgID, s.GRPCAddresses = a.ident.AgentID, a.ident.OrgID, addrs
 		s.CertNotAfter, s.CertRenewAfter = a.ident.NotAfter, a.ident.RenewAfter
 	})
 
@@ -252,6 +248,21 @@ func (a *Agent) recoverInterrupted() error {
 		a.log.Warn("command interrupted by a restart; reported failed", "command_id", r.GetCommandId())
 	}
 	return nil
+}
+
+// agentAPIAddresses are the endpoints the config names, else the ones the agent
+// enrolled with (an identity from before address lists has one).
+func (a *Agent) agentAPIAddresses() ([]string, error) {
+	if a.o.Config.HasGRPCAddresses() {
+		return a.o.Config.GRPCTargets()
+	}
+	if len(a.ident.GRPCAddresses) > 0 {
+		return a.ident.GRPCAddresses, nil
+	}
+	if a.ident.GRPCAddress != "" {
+		return []string{a.ident.GRPCAddress}, nil
+	}
+	return a.o.Config.GRPCTargets()
 }
 
 func (a *Agent) ensureEnrolled(ctx context.Context) (*Credentials, error) {
