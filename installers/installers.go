@@ -199,11 +199,14 @@ type AgentBinaries interface {
 	AgentBinary(ctx context.Context, goos, goarch string) (string, error)
 }
 
-// Builder builds packages. All fields except Authenticode, GRPCAddress and
+// Builder builds packages. All fields except Authenticode, GRPCAddress(es) and
 // Logger are required.
 type Builder struct {
 	ControlPlaneURL string // baked into the config, e.g. https://lanyard.example.com
 	GRPCAddress     string // agent API host:port when not the URL's host:8443
+	// GRPCAddresses are every replica's agent API host:port; the agent fails over
+	// between them (GRPCAddress, when set, is one of them).
+	GRPCAddresses []string
 	// EnrollmentAddress is the enrollment endpoint host:port; empty lets the agent
 	// derive it (agent/config's default).
 	EnrollmentAddress string
@@ -312,6 +315,7 @@ func (b *Builder) Build(ctx context.Context, req Request, outDir string) (Artifa
 	cfg, err := config.Marshal(config.Config{
 		ControlPlaneURL:     b.ControlPlaneURL,
 		GRPCAddress:         b.GRPCAddress,
+		GRPCAddresses:       b.GRPCAddresses,
 		EnrollmentAddress:   b.EnrollmentAddress,
 		CAFingerprintSHA256: fp,
 		EnrollmentSecret:    sec.Plaintext,
