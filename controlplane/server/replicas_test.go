@@ -283,7 +283,7 @@ func TestAgentFailoverOnReplicaKill(t *testing.T) {
 	}
 }
 
-var gainedLeadership = regexp.MustCompile(`Gained leadership" client_id=(\S+)`)
+var gainedLeadership = regexp.MustCompile(`Gained leadership"[^\n]*? client_id=(\S+)`)
 
 // TestLeaderFailoverOnReplicaKill measures how long River's leader (which schedules the
 // periodic HR reconcile) takes to move after a SIGKILL of the leader replica, and checks
