@@ -15,7 +15,8 @@ import (
 // agentAPIServiceConfig is pick_first over a shuffled address list: each agent settles on
 // one replica, a fleet spreads over all of them, and when the replica's connection breaks
 // the next RPC (the reconnecting stream, after the connect loop's jittered backoff) tries
-// the other addresses in turn instead of waiting for that replica to come back.
+// the other addresses in turn instead of waiting for that replica to come back. An address
+// that does not answer delays the next by pick_first's 250 ms happy-eyeballs interval only.
 const agentAPIServiceConfig = `{"loadBalancingConfig":[{"pick_first":{"shuffleAddressList":true}}]}`
 
 // dialAgentAPI opens one gRPC channel over every agent API address. Each connection is
