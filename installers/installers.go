@@ -210,11 +210,13 @@ type Builder struct {
 	// EnrollmentAddress is the enrollment endpoint host:port; empty lets the agent
 	// derive it (agent/config's default).
 	EnrollmentAddress string
-	Version           string // agent version, part of the file name
-	Secrets           SecretMinter
-	CA                CAFingerprinter
-	Orgs              OrgGetter
-	Agents            AgentBinaries
+	// EnrollmentAddresses are every replica's enrollment endpoints, tried in turn.
+	EnrollmentAddresses []string
+	Version             string // agent version, part of the file name
+	Secrets             SecretMinter
+	CA                  CAFingerprinter
+	Orgs                OrgGetter
+	Agents              AgentBinaries
 	// Authenticode signs the exe and the MSI when set.
 	Authenticode *msi.Authenticode
 	// PkgSigning signs the macOS .pkg (relic) when set.
@@ -317,6 +319,7 @@ func (b *Builder) Build(ctx context.Context, req Request, outDir string) (Artifa
 		GRPCAddress:         b.GRPCAddress,
 		GRPCAddresses:       b.GRPCAddresses,
 		EnrollmentAddress:   b.EnrollmentAddress,
+		EnrollmentAddresses: b.EnrollmentAddresses,
 		CAFingerprintSHA256: fp,
 		EnrollmentSecret:    sec.Plaintext,
 		KeepSecret:          org.Settings.KeepEnrollmentSecret,

@@ -277,8 +277,16 @@ func (a *Agent) ensureEnrolled(ctx context.Context) (*Credentials, error) {
 		return nil, fmt.Errorf("%w: no enrollment_secret in the config; run `lanyard-agent enroll --url ... --secret ...`", ErrNotEnrolled)
 	}
 	bo := backoff{base: a.o.BackoffBase, max: a.o.BackoffMax}
-	for {
-		_, err := Enroll(ctx, EnrollOptions{Config: a.o.Config, Store: a.store, Collector: a.o.Collector,
+	targets, err := a.o.Config.EnrollmentTargets()
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		// Each retry goes to the next replica's enrollment port: one that is down does not
+		// hold the device back.
+		cfg := a.o.Config
+		cfg.EnrollmentAddress = targets[attempt%len(targets)]
+		_, err := Enroll(ctx, EnrollOptions{Config: cfg, Store: a.store, Collector: a.o.Collector,
 			Version: a.o.Version, Logger: a.log})
 		if err == nil {
 			break
@@ -496,10 +504,20 @@ func (a *Agent) renewExpired(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	addr, err := a.o.Config.EnrollmentTarget()
+	addrs, err := a.o.Config.EnrollmentTargets()
 	if err != nil {
 		return err
 	}
+	for _, addr := range addrs { // every replica's enrollment port in turn
+		if err = a.renewExpiredAt(ctx, addr, creds); err == nil || ctx.Err() != nil {
+			return err
+		}
+		a.log.Warn("renewing the expired certificate failed", "enrollment_address", addr, "err", err)
+	}
+	return err
+}
+
+func (a *Agent) renewExpiredAt(ctx context.Context, addr string, creds *Credentials) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("client: enrollment address %q: %w", addr, err)

@@ -14,6 +14,7 @@
 //	  "grpc_address":          "lanyard.example.com:8443",     // agent gRPC endpoint, mTLS (host:port); default: host of control_plane_url, port 8443
 //	  "grpc_addresses":        ["a.example.com:8443", "b.example.com:8443"], // control-plane replicas; the agent fails over between them (grpc_address, when set, is tried with them)
 //	  "enrollment_address":    "lanyard.example.com:8444",     // enrollment gRPC endpoint, server TLS only; default: host of grpc_address/control_plane_url, port 8444
+//	  "enrollment_addresses":  ["a.example.com:8444", "b.example.com:8444"], // every replica's enrollment endpoint, tried in turn
 //	  "ca_fingerprint_sha256": "3f1c…(64 hex)",                // SHA-256 of the control plane's root CA certificate (DER); colons and case ignored
 //	  "enrollment_secret":     "lyes_…",                       // per-org enrollment secret; deleted from the file after enrolling unless keep_secret
 //	  "keep_secret":           false,                          // keep enrollment_secret after enrolling (to re-enroll later)
@@ -65,6 +66,9 @@ type Config struct {
 	GRPCAddresses []string `json:"grpc_addresses,omitempty"`
 	// EnrollmentAddress is the enrollment endpoint as host:port.
 	EnrollmentAddress string `json:"enrollment_address,omitempty"`
+	// EnrollmentAddresses are the enrollment endpoints of every replica; enrollment tries
+	// them in turn (EnrollmentAddress, when set, first).
+	EnrollmentAddresses []string `json:"enrollment_addresses,omitempty"`
 	// CAFingerprintSHA256 pins the root CA: hex SHA-256 of its DER encoding.
 	CAFingerprintSHA256 string `json:"ca_fingerprint_sha256,omitempty"`
 	// EnrollmentSecret is the per-org secret exchanged once for a device certificate.
@@ -197,15 +201,25 @@ func (c Config) GRPCTarget() (string, error) {
 // GRPCAddresses, without repeats; with neither, the one GRPCTarget derives from
 // ControlPlaneURL.
 func (c Config) GRPCTargets() ([]string, error) {
+	return targets("grpc", c.GRPCAddress, c.GRPCAddresses, c.GRPCTarget)
+}
+
+// EnrollmentTargets returns every enrollment endpoint: EnrollmentAddress (when set) then
+// EnrollmentAddresses, without repeats; with neither, the one EnrollmentTarget derives.
+func (c Config) EnrollmentTargets() ([]string, error) {
+	return targets("enrollment", c.EnrollmentAddress, c.EnrollmentAddresses, c.EnrollmentTarget)
+}
+
+func targets(what, one string, list []string, derive func() (string, error)) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
-	for _, a := range append([]string{c.GRPCAddress}, c.GRPCAddresses...) {
+	for _, a := range append([]string{one}, list...) {
 		a = strings.TrimSpace(a)
 		if a == "" || seen[a] {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			return nil, fmt.Errorf("config: grpc address %q: %w", a, err)
+			return nil, fmt.Errorf("config: %s address %q: %w", what, a, err)
 		}
 		seen[a] = true
 		out = append(out, a)
@@ -213,7 +227,7 @@ func (c Config) GRPCTargets() ([]string, error) {
 	if len(out) > 0 {
 		return out, nil
 	}
-	t, err := c.GRPCTarget()
+	t, err := derive()
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +243,9 @@ func (c Config) HasGRPCAddresses() bool {
 // EnrollmentTarget returns the host:port of the enrollment service:
 // EnrollmentAddress, else the host of GRPCTarget with DefaultEnrollmentPort.
 func (c Config) EnrollmentTarget() (string, error) {
+	if c.EnrollmentAddress == "" && len(c.EnrollmentAddresses) > 0 {
+		c.EnrollmentAddress = c.EnrollmentAddresses[0]
+	}
 	if c.EnrollmentAddress != "" {
 		if _, _, err := net.SplitHostPort(c.EnrollmentAddress); err != nil {
 			return "", fmt.Errorf("config: enrollment_address %q: %w", c.EnrollmentAddress, err)
@@ -246,7 +263,7 @@ func (c Config) EnrollmentTarget() (string, error) {
 // ValidateForEnroll checks that the file has what enrolling needs: an
 // endpoint and a secret (and a well-formed fingerprint when one is set).
 func (c Config) ValidateForEnroll() error {
-	if _, err := c.EnrollmentTarget(); err != nil {
+	if _, err := c.EnrollmentTargets(); err != nil {
 		return err
 	}
 	if c.EnrollmentSecret == "" {

@@ -20,6 +20,7 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 		ControlPlaneURL:     "https://lanyard.example.com",
 		GRPCAddress:         "agents.example.com:9443",
 		GRPCAddresses:       []string{"a.example.com:9443", "b.example.com:9443"},
+		EnrollmentAddresses: []string{"a.example.com:9444", "b.example.com:9444"},
 		EnrollmentAddress:   "enroll.example.com:9444",
 		CAFingerprintSHA256: fp,
 		EnrollmentSecret:    "lyes_secret&<x>",
@@ -223,6 +224,13 @@ func TestGRPCTargets(t *testing.T) {
 				t.Fatalf("GRPCTargets = %v, %v; want %v", got, err, tc.want)
 			}
 		})
+	}
+	enroll, err := (Config{GRPCAddresses: []string{"a:1"}, EnrollmentAddresses: []string{"a:2", "b:2", "a:2"}}).EnrollmentTargets()
+	if err != nil || !reflect.DeepEqual(enroll, []string{"a:2", "b:2"}) {
+		t.Errorf("EnrollmentTargets = %v, %v", enroll, err)
+	}
+	if derived, err := (Config{GRPCAddresses: []string{"a:1"}}).EnrollmentTargets(); err != nil || !reflect.DeepEqual(derived, []string{"a:8444"}) {
+		t.Errorf("derived EnrollmentTargets = %v, %v", derived, err)
 	}
 	if first, err := (Config{GRPCAddresses: []string{"a:1", "b:1"}}).GRPCTarget(); err != nil || first != "a:1" {
 		t.Errorf("GRPCTarget of a list = %q, %v", first, err)

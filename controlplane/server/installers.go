@@ -53,21 +53,25 @@ func buildInstallers(d Deps, ca *pki.CA) (*installersvc.Service, error) {
 func NewInstallerBuilder(cfg config.Config, db *store.DB, fingerprint func() string, agents installers.AgentBinaries, logger *slog.Logger) *installers.Builder {
 	m := enrollment.Minter{Store: db, Fingerprint: fingerprint}
 	addrs := agentAddresses(cfg)
-	var list []string
-	if len(addrs) > 1 {
-		list = addrs // one address stays the single grpc_address older configs have
+	var list, enroll []string
+	if len(addrs) > 1 { // one address stays the single grpc_address older configs have
+		list = addrs
+		for _, a := range addrs {
+			enroll = append(enroll, enrollmentAddress(a))
+		}
 	}
 	return &installers.Builder{
-		ControlPlaneURL:   cfg.PublicURL,
-		GRPCAddress:       addrs[0],
-		GRPCAddresses:     list,
-		EnrollmentAddress: enrollmentAddress(addrs[0]),
-		Version:           installers.PackageVersion(Version),
-		Secrets:           m,
-		CA:                m,
-		Orgs:              db,
-		Agents:            agents,
-		Logger:            logger,
+		ControlPlaneURL:     cfg.PublicURL,
+		GRPCAddress:         addrs[0],
+		GRPCAddresses:       list,
+		EnrollmentAddress:   enrollmentAddress(addrs[0]),
+		EnrollmentAddresses: enroll,
+		Version:             installers.PackageVersion(Version),
+		Secrets:             m,
+		CA:                  m,
+		Orgs:                db,
+		Agents:              agents,
+		Logger:              logger,
 	}
 }
 

@@ -17,17 +17,19 @@ func TestInstallerBuilderAddresses(t *testing.T) {
 		single     string
 		list       []string
 		enrollment string
+		enrollList []string
 	}{
-		{"agent-url only", config.Config{AgentURL: "cp.example:9443"}, "cp.example:9443", nil, "cp.example:9444"},
-		{"one agent-urls entry", config.Config{AgentURL: "a.example:8443", AgentURLs: " lb.example:8443 "}, "lb.example:8443", nil, "lb.example:8444"},
+		{"agent-url only", config.Config{AgentURL: "cp.example:9443"}, "cp.example:9443", nil, "cp.example:9444", nil},
+		{"one agent-urls entry", config.Config{AgentURL: "a.example:8443", AgentURLs: " lb.example:8443 "}, "lb.example:8443", nil, "lb.example:8444", nil},
 		{"replicas", config.Config{AgentURL: "a.example:8443", AgentURLs: "a.example:8443, b.example:8443,a.example:8443"},
-			"a.example:8443", []string{"a.example:8443", "b.example:8443"}, "a.example:8444"},
+			"a.example:8443", []string{"a.example:8443", "b.example:8443"}, "a.example:8444", []string{"a.example:8444", "b.example:8444"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := NewInstallerBuilder(tc.cfg, nil, func() string { return "" }, nil, nil)
-			if b.GRPCAddress != tc.single || !reflect.DeepEqual(b.GRPCAddresses, tc.list) || b.EnrollmentAddress != tc.enrollment {
-				t.Fatalf("grpc %q, list %v, enrollment %q", b.GRPCAddress, b.GRPCAddresses, b.EnrollmentAddress)
+			if b.GRPCAddress != tc.single || !reflect.DeepEqual(b.GRPCAddresses, tc.list) || b.EnrollmentAddress != tc.enrollment ||
+				!reflect.DeepEqual(b.EnrollmentAddresses, tc.enrollList) {
+				t.Fatalf("grpc %q, list %v, enrollment %q, list %v", b.GRPCAddress, b.GRPCAddresses, b.EnrollmentAddress, b.EnrollmentAddresses)
 			}
 		})
 	}

@@ -206,8 +206,8 @@ func TestAgentFailoverOnReplicaKill(t *testing.T) {
 	}
 	var logs syncBuffer
 	agent, err := client.New(client.Options{
-		Config: agentconfig.Config{GRPCAddresses: []string{a.GRPCAddr, b.GRPCAddr}, EnrollmentAddress: a.EnrollAddr,
-			EnrollmentSecret: secret},
+		Config: agentconfig.Config{GRPCAddresses: []string{a.GRPCAddr, b.GRPCAddr},
+			EnrollmentAddresses: []string{a.EnrollAddr, b.EnrollAddr}, EnrollmentSecret: secret},
 		StateDir:  t.TempDir(),
 		Collector: &inventory.Collector{AgentVersion: "test", SerialOverride: "REPLICA-TEST-1"},
 		Planner:   actions.NewPlanner(actions.PlannerOptions{StateDir: t.TempDir()}),
