@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -175,24 +174,6 @@ func TestReplicasKeepNothingOnDisk(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the agent goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestAgentFailoverOnReplicaKill: an agent given both replicas' addresses keeps its
 // stream through a SIGKILL of the replica it is connected to, and a command queued after
 // the kill is delivered once. It logs the reconnect time.
@@ -204,7 +185,13 @@ func TestAgentFailoverOnReplicaKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	// An *os.File takes writes from the agent's goroutines; read back on failure.
+	logs, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logs.Close() }) // after the agent stops (cleanups run last-first)
+	agentLog := func() string { b, _ := os.ReadFile(logs.Name()); return string(b) }
 	agent, err := client.New(client.Options{
 		Config: agentconfig.Config{GRPCAddresses: []string{a.GRPCAddr, b.GRPCAddr},
 			EnrollmentAddresses: []string{a.EnrollAddr, b.EnrollAddr}, EnrollmentSecret: secret},
@@ -213,7 +200,7 @@ func TestAgentFailoverOnReplicaKill(t *testing.T) {
 		Planner:   actions.NewPlanner(actions.PlannerOptions{StateDir: t.TempDir()}),
 		Runner:    &actions.DryRunner{},
 		Version:   "test",
-		Logger:    slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		// The stream's own backoff, as shipped (1 s base), is what the figure measures.
 	})
 	if err != nil {
@@ -226,7 +213,7 @@ func TestAgentFailoverOnReplicaKill(t *testing.T) {
 		cancel()
 		<-done
 		if t.Failed() {
-			t.Logf("--- agent log ---\n%s", logs.String())
+			t.Logf("--- agent log ---\n%s", agentLog())
 		}
 	})
 	connected := func() (string, bool) {
@@ -278,7 +265,7 @@ func TestAgentFailoverOnReplicaKill(t *testing.T) {
 	if n := agent.Status().CommandsHandled - handled; n != 1 {
 		t.Errorf("the agent handled the command %d times, want once", n)
 	}
-	if n := strings.Count(logs.String(), "command already seen"); n != 0 {
+	if n := strings.Count(agentLog(), "command already seen"); n != 0 {
 		t.Errorf("the command was redelivered %d times", n)
 	}
 }
