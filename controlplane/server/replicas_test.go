@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,88 +273,96 @@ func TestAgentFailoverOnReplicaKill(t *testing.T) {
 
 var gainedLeadership = regexp.MustCompile(`Gained leadership"[^\n]*? client_id=(\S+)`)
 
-// TestLeaderFailoverOnReplicaKill measures how long River's leader (which schedules the
-// periodic HR reconcile) takes to move after a SIGKILL of the leader replica, and checks
-// the new leader runs the overdue reconcile at once instead of skipping an interval.
-func TestLeaderFailoverOnReplicaKill(t *testing.T) {
-	rs := newReplicaSet(t)
-	// Long enough that a new leader waiting an interval (skipping a run) is told apart from
-	// one that runs the overdue reconcile as soon as it leads.
-	const interval = 30 * time.Second
-	flags := []string{"--hr-reconcile-interval", interval.String()}
-	a, b := rs.start(flags...), rs.start(flags...)
-	leaderOf := func() (*e2etest.Serve, string) {
-		var id string
-		_ = rs.db.SQL.QueryRow(`SELECT leader_id FROM river_leader`).Scan(&id)
-		for _, s := range []*e2etest.Serve{a, b} {
-			for _, m := range gainedLeadership.FindAllStringSubmatch(s.Output(), -1) {
-				if id != "" && m[1] == id {
-					return s, id
+// TestLeaderFailover measures how long River's leader (which schedules the periodic HR
+// reconcile) takes to move after the leader replica is killed (SIGKILL: it cannot resign)
+// or stopped (SIGTERM: it resigns), and checks the new leader runs the overdue reconcile
+// at once instead of skipping an interval.
+func TestLeaderFailover(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sig  os.Signal
+	}{{"SIGKILL", os.Kill}, {"SIGTERM", syscall.SIGTERM}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := newReplicaSet(t)
+			// Long enough that a new leader waiting an interval (skipping a run) is told apart from
+			// one that runs the overdue reconcile as soon as it leads.
+			const interval = 30 * time.Second
+			flags := []string{"--hr-reconcile-interval", interval.String()}
+			a, b := rs.start(flags...), rs.start(flags...)
+			leaderOf := func() (*e2etest.Serve, string) {
+				var id string
+				_ = rs.db.SQL.QueryRow(`SELECT leader_id FROM river_leader`).Scan(&id)
+				for _, s := range []*e2etest.Serve{a, b} {
+					for _, m := range gainedLeadership.FindAllStringSubmatch(s.Output(), -1) {
+						if id != "" && m[1] == id {
+							return s, id
+						}
+					}
 				}
+				return nil, id
 			}
-		}
-		return nil, id
-	}
-	var leader *e2etest.Serve
-	var leaderID string
-	if !poll(60*time.Second, func() bool { leader, leaderID = leaderOf(); return leader != nil }) {
-		t.Fatalf("no leader elected (river_leader %q)", leaderID)
-	}
-	follower := b
-	if leader == b {
-		follower = a
-	}
-	reconciles := func() []time.Time {
-		rows, err := rs.db.SQL.Query(`SELECT created_at FROM river_job WHERE kind = 'hr.reconcile_all' ORDER BY created_at`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var out []time.Time
-		for rows.Next() {
-			var at time.Time
-			if err := rows.Scan(&at); err != nil {
+			var leader *e2etest.Serve
+			var leaderID string
+			if !poll(60*time.Second, func() bool { leader, leaderID = leaderOf(); return leader != nil }) {
+				t.Fatalf("no leader elected (river_leader %q)", leaderID)
+			}
+			follower := b
+			if leader == b {
+				follower = a
+			}
+			reconciles := func() []time.Time {
+				rows, err := rs.db.SQL.Query(`SELECT created_at FROM river_job WHERE kind = 'hr.reconcile_all' ORDER BY created_at`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				var out []time.Time
+				for rows.Next() {
+					var at time.Time
+					if err := rows.Scan(&at); err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, at)
+				}
+				return out
+			}
+			// Wait for the leader's first run (RunOnStart).
+			if !poll(30*time.Second, func() bool { return len(reconciles()) >= 1 }) {
+				t.Fatalf("leader scheduled %d reconciles", len(reconciles()))
+			}
+			before := len(reconciles())
+			killed := time.Now()
+			if err := leader.Cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, at)
-		}
-		return out
-	}
-	// Wait for the leader's first run (RunOnStart).
-	if !poll(30*time.Second, func() bool { return len(reconciles()) >= 1 }) {
-		t.Fatalf("leader scheduled %d reconciles", len(reconciles()))
-	}
-	before := len(reconciles())
-	killed := time.Now()
-	if err := leader.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-leader.Done()
-	var newID string
-	if !poll(60*time.Second, func() bool {
-		_ = rs.db.SQL.QueryRow(`SELECT leader_id FROM river_leader`).Scan(&newID)
-		return newID != "" && newID != leaderID
-	}) {
-		t.Fatal("leadership never moved")
-	}
-	failover := time.Since(killed)
-	if !poll(30*time.Second, func() bool { return len(reconciles()) > before }) {
-		t.Fatal("the new leader scheduled no reconcile")
-	}
-	runs := reconciles()
-	var lastOld time.Time
-	for _, at := range runs {
-		if at.Before(killed) {
-			lastOld = at
-		}
-	}
-	firstNew := runs[before]
-	gap := firstNew.Sub(lastOld)
-	t.Logf("leader moved to %s %s after SIGKILL; reconcile gap %s (interval %s, first run of the new leader %s after the kill)",
-		follower.GRPCAddr, failover.Round(time.Millisecond), gap.Round(time.Millisecond), interval, firstNew.Sub(killed).Round(time.Millisecond))
-	// The new leader's first run comes as soon as it leads (River staggers its maintenance
-	// services by up to a second), not an interval later.
-	if late := firstNew.Sub(killed) - failover; late > interval/3 {
-		t.Errorf("the new leader waited %s after gaining leadership before reconciling", late)
+			<-leader.Done()
+			var newID string
+			if !poll(60*time.Second, func() bool {
+				_ = rs.db.SQL.QueryRow(`SELECT leader_id FROM river_leader`).Scan(&newID)
+				return newID != "" && newID != leaderID
+			}) {
+				t.Fatal("leadership never moved")
+			}
+			failover := time.Since(killed)
+			if !poll(30*time.Second, func() bool { return len(reconciles()) > before }) {
+				t.Fatal("the new leader scheduled no reconcile")
+			}
+			runs := reconciles()
+			var lastOld time.Time
+			for _, at := range runs {
+				if at.Before(killed) {
+					lastOld = at
+				}
+			}
+			firstNew := runs[before]
+			gap := firstNew.Sub(lastOld)
+			t.Logf("leader moved to %s %s after %s; reconcile gap %s (interval %s, first run of the new leader %s after the signal)",
+				follower.GRPCAddr, failover.Round(time.Millisecond), tc.name, gap.Round(time.Millisecond), interval, firstNew.Sub(killed).Round(time.Millisecond))
+			// The new leader's first run comes as soon as it leads (River staggers its maintenance
+			// services by up to a second), not an interval later.
+			if late := firstNew.Sub(killed) - failover; late > interval/3 {
+				t.Errorf("the new leader waited %s after gaining leadership before reconciling", late)
+			}
+		})
 	}
 }
