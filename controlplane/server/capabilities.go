@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	"github.com/lanyardhq/lanyard/controlplane/auditchain"
 	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/auth/fakeoidc"
 	"github.com/lanyardhq/lanyard/controlplane/auth/oidc"
@@ -39,11 +40,13 @@ type capabilities struct {
 	sso           *oidc.Service
 	// demoOIDC is the in-process fake OpenID Provider of `make run` (nil otherwise).
 	demoOIDC *fakeoidc.Server
+	// auditChain links audit rows into per-org hash chains (GET /audit/verify).
+	auditChain *auditchain.Chainer
 }
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard}
+	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard, c.auditChain}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
@@ -61,6 +64,7 @@ func (c *capabilities) list() []any {
 //  6. single sign-on, handing the people it verified to 0 (the fake provider with --demo).
 //  7. the dashboard: read-only aggregates over the store (the APNs certificate section
 //     because 3 is built).
+//  8. the audit chainer: the store and the keyring (its checkpoint key is sealed by it).
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
 	c.auth = auth.New(auth.Options{DB: d.DB, Keyring: d.Keyring, Logger: d.Logger.With("component", "auth"), PublicURL: d.Config.PublicURL})
@@ -82,5 +86,6 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build sso: %w", err)
 	}
 	c.dashboard = dashboard.New(dashboard.Deps{Devices: d.DB, Workflows: d.DB, Approvals: d.DB, HRSync: d.DB, PushCerts: d.DB})
+	c.auditChain = auditchain.New(auditchain.Options{Store: d.DB, Keyring: d.Keyring, Logger: d.Logger.With("component", "auditchain")})
 	return c, nil
 }
