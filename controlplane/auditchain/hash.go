@@ -2,7 +2,7 @@
 // committed audit rows into a per-org sha256 hash chain after the business transaction
 // that wrote them, signs periodic checkpoints of the chain head with an ed25519 server
 // key, and Verify walks the chain to name the first edited, deleted, inserted or
-// reordered row. Why chaining is asynchronous: docs/adr/2026-12-02-audit-hash-chain.md.
+// reordered row. Why chaining is asynchronous: docs/adr/2026-12-02_audit-hash-chain.md.
 package auditchain
 
 import (

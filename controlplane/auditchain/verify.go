@@ -18,7 +18,7 @@ type Report struct {
 	Rows        int64 `json:"rows"`
 	Checkpoints int   `json:"checkpoints"`
 	// Unchained counts rows not linked yet: written within the chaining window, so the
-	// chain does not vouch for them (ADR 2026-12-02).
+	// chain does not vouch for them (docs/adr/2026-12-02_audit-hash-chain.md).
 	Unchained int      `json:"unchained"`
 	FirstBad  *Problem `json:"first_bad,omitempty"`
 }

@@ -59,7 +59,7 @@ func (db *DB) AuditOrgsToChain(ctx context.Context) ([]string, error) {
 // the previous link's hash and the row. It runs in its own transaction, serialised per
 // org by a Postgres advisory lock (SQLite has a single writer): business transactions
 // never take that lock nor touch audit_chain, so a chainer can wait for nobody who waits
-// for it (the deadlock of the synchronous design, ADR 2026-12-02).
+// for it (the deadlock of the synchronous design, docs/adr/2026-12-02_audit-hash-chain.md).
 func (db *DB) ChainAudit(ctx context.Context, orgID string, limit int, hash func(prevHash string, e domain.AuditEntry) string) (AuditHead, int, error) {
 	var head AuditHead
 	var n int

@@ -1,5 +1,5 @@
 -- +goose Up
--- Tamper-evident audit log (issue 14, docs/adr/2026-12-02-audit-hash-chain.md). Business
+-- Tamper-evident audit log (issue 14, docs/adr/2026-12-02_audit-hash-chain.md). Business
 -- transactions only append to audit_log; the trigger below queues each new row in
 -- audit_unchained (a private row per audit row, so writers share no lock: the synchronous
 -- chain head of the reverted attempt deadlocked HR sync with SQLSTATE 40P01). The chainer

@@ -1,5 +1,5 @@
 -- +goose Up
--- Tamper-evident audit log (issue 14, docs/adr/2026-12-02-audit-hash-chain.md). Business
+-- Tamper-evident audit log (issue 14, docs/adr/2026-12-02_audit-hash-chain.md). Business
 -- transactions only append to audit_log; the trigger below queues each new row in
 -- audit_unchained (a private row per audit row, so writers share no lock). The chainer
 -- later gives each org's queued rows a sequence number and hash in audit_chain, in its own
