@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -79,17 +80,33 @@ func (db *DB) ChainAudit(ctx context.Context, orgID string, limit int, hash func
 		if err != nil {
 			return err
 		}
+		if len(batch) == 0 {
+			return nil
+		}
+		// One INSERT and one DELETE per batch: the transaction is a few round trips however
+		// many rows it links.
 		now := domain.Now()
-		for _, e := range batch {
+		var ins, del strings.Builder
+		insArgs := make([]any, 0, 6*len(batch))
+		delArgs := make([]any, 0, len(batch))
+		for i, e := range batch {
 			h := hash(head.Hash, e)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_chain (org_id, seq, audit_id, prev_hash, hash, chained_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-				orgID, head.Seq+1, e.ID, head.Hash, h, now); err != nil {
-				return fmt.Errorf("chain audit %s: %w", e.ID, err)
+			if i > 0 {
+				ins.WriteString(", ")
+				del.WriteString(", ")
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM audit_unchained WHERE audit_id = $1`, e.ID); err != nil {
-				return fmt.Errorf("dequeue audit %s: %w", e.ID, err)
-			}
+			p := len(insArgs)
+			fmt.Fprintf(&ins, "($%d, $%d, $%d, $%d, $%d, $%d)", p+1, p+2, p+3, p+4, p+5, p+6)
+			insArgs = append(insArgs, orgID, head.Seq+1, e.ID, head.Hash, h, now)
+			fmt.Fprintf(&del, "$%d", i+1)
+			delArgs = append(delArgs, e.ID)
 			head = AuditHead{Seq: head.Seq + 1, Hash: h}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_chain (org_id, seq, audit_id, prev_hash, hash, chained_at) VALUES `+ins.String(), insArgs...); err != nil {
+			return fmt.Errorf("chain %d audit rows: %w", len(batch), err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_unchained WHERE audit_id IN (`+del.String()+`)`, delArgs...); err != nil {
+			return fmt.Errorf("dequeue %d audit rows: %w", len(batch), err)
 		}
 		n = len(batch)
 		return nil
