@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"unicode"
 
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/disk"
@@ -185,8 +186,10 @@ func CleanUUID(s string) string {
 }
 
 // CleanSerial trims a firmware string and returns "" for known placeholders.
+// NULs and spaces are trimmed together: firmware pads with either, in any
+// order, and a NUL left at an end hid placeholders such as " \x00 0000 ".
 func CleanSerial(s string) string {
-	s = strings.TrimSpace(strings.Trim(s, "\x00"))
+	s = strings.TrimFunc(s, func(r rune) bool { return r == 0 || unicode.IsSpace(r) })
 	if junkSerials[strings.ToLower(s)] {
 		return ""
 	}
