@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lanyardhq/lanyard/controlplane/backup"
+	"github.com/lanyardhq/lanyard/controlplane/server"
+)
+
+// backupCmd is `lanyard admin backup`: an online, consistent backup of a SQLite
+// installation (docs/operations.md, Backup and restore).
+func backupCmd() *cobra.Command {
+	var out string
+	var includeKeyring bool
+	c := &cobra.Command{
+		Use:   "backup --out FILE",
+		Short: "Back up a SQLite installation while it runs (database snapshot, data-dir state, manifest); the keyring only with --include-keyring",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return errors.New("--out is required")
+			}
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if cfg.DatabaseURL != "" {
+				return errors.New("database-url is set: back up Postgres with pg_dump -Fc and the keyring file (docs/operations.md, Backup and restore)")
+			}
+			m, err := backup.Backup(cmd.Context(), backup.Options{DataDir: cfg.DataDir, KeyFile: cfg.KeyFile, Out: out,
+				IncludeKeyring: includeKeyring, Version: server.Version})
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			var rows int64
+			for _, n := range m.Tables {
+				rows += n
+			}
+			fmt.Fprintf(w, "backup %s: schema %d, %d tables, %d rows, %d members\n", out, m.SchemaVersion, len(m.Tables), rows, len(m.Members))
+			if includeKeyring {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s contains the keyring (keys %s): whoever reads it can open the CA keys and every secret. Store it encrypted, apart from ordinary backups.\n",
+					out, strings.Join(m.Keyring.Held, ", "))
+			} else {
+				fmt.Fprintf(w, "the keyring is NOT in the backup: restoring needs keys %s from %s; keep a copy of that file somewhere safe and separate\n",
+					strings.Join(m.Keyring.Needed, ", "), cfg.KeyFile)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "archive to write (tar.gz, mode 0600; must not exist)")
+	c.Flags().BoolVar(&includeKeyring, "include-keyring", false, "also put the keyring in the archive (it then opens every secret: keep it as safe as the keyring)")
+	return c
+}
+
+func restoreCmd() *cobra.Command {
+	var in, keyring string
+	c := &cobra.Command{
+		Use:   "restore --in FILE",
+		Short: "Restore a backup into a new, empty data directory (--data-dir), verifying checksums and row counts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if in == "" {
+				return errors.New("--in is required")
+			}
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			m, err := backup.Restore(cmd.Context(), backup.RestoreOptions{In: in, DataDir: cfg.DataDir, KeyFile: keyring})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "restored the backup of %s (schema %d, %d tables) into %s; start it with: lanyard serve --data-dir %s\n",
+				m.CreatedAt.Format("2006-01-02 15:04:05Z"), m.SchemaVersion, len(m.Tables), cfg.DataDir, cfg.DataDir)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&in, "in", "", "backup archive made by `lanyard admin backup`")
+	c.Flags().StringVar(&keyring, "keyring", "", "keyring file to install when the backup holds none")
+	return c
+}
