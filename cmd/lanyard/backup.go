@@ -3,12 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lanyardhq/lanyard/controlplane/backup"
+	"github.com/lanyardhq/lanyard/controlplane/pgmove"
 	"github.com/lanyardhq/lanyard/controlplane/server"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/controlplane/store/postgres"
+	"github.com/lanyardhq/lanyard/controlplane/store/sqlite"
 )
 
 // backupCmd is `lanyard admin backup`: an online, consistent backup of a SQLite
@@ -83,4 +88,58 @@ func restoreCmd() *cobra.Command {
 	c.Flags().StringVar(&in, "in", "", "backup archive made by `lanyard admin backup`")
 	c.Flags().StringVar(&keyring, "keyring", "", "keyring file to install when the backup holds none")
 	return c
+}
+
+// moveCmd is `lanyard admin move-to-postgres`: a stopped SQLite installation into an
+// empty Postgres database, CA, agents, MDM, audit and jobs included.
+func moveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "move-to-postgres --data-dir D --database-url URL",
+		Short: "Copy a stopped SQLite installation (every table) into an empty Postgres database; then serve with --database-url",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if cfg.DatabaseURL == "" {
+				return errors.New("--database-url is required: the Postgres database to move into")
+			}
+			ctx := cmd.Context()
+			if _, err := os.Stat(cfg.SQLitePath()); err != nil {
+				return fmt.Errorf("no SQLite installation in %s: %w", cfg.DataDir, err)
+			}
+			src, err := sqlite.Open(ctx, cfg.SQLitePath())
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			dst, err := postgres.Open(ctx, cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer dst.Close()
+			// Both sides at this version's schema: the source as `serve` would leave it.
+			for _, db := range []*store.DB{src, dst} {
+				if err := server.Migrate(ctx, db); err != nil {
+					return err
+				}
+			}
+			w := cmd.OutOrStdout()
+			counts, err := pgmove.Move(ctx, src, dst, pgmove.Options{Progress: func(table string, n int64) {
+				fmt.Fprintf(w, "  %-28s %8d rows\n", table, n)
+			}})
+			if err != nil {
+				return err
+			}
+			var rows int64
+			for _, n := range counts {
+				rows += n
+			}
+			fmt.Fprintf(w, "moved %d rows in %d tables. The CA and every secret are in the database, sealed by the keyring %s:\n"+
+				"serve with --database-url and the same --key-file (copy it, mode 0600, to every replica); %s is no longer used.\n",
+				rows, len(counts), cfg.KeyFile, cfg.SQLitePath())
+			return nil
+		},
+	}
 }
