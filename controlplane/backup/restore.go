@@ -45,20 +45,9 @@ func Restore(ctx context.Context, o RestoreOptions) (m Manifest, err error) {
 		return Manifest{}, err
 	}
 	defer f.Close()
-	gz, err := gzip.NewReader(f)
+	tr, m, err := openArchive(f, o.In)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("%s is not a Lanyard backup: %w", o.In, err)
-	}
-	tr := tar.NewReader(gz)
-	hdr, err := tr.Next()
-	if err != nil || hdr.Name != ManifestName {
-		return Manifest{}, fmt.Errorf("%s is not a Lanyard backup: its first member is not %s", o.In, ManifestName)
-	}
-	if err := json.NewDecoder(io.LimitReader(tr, 16<<20)).Decode(&m); err != nil {
-		return Manifest{}, fmt.Errorf("read manifest: %w", err)
-	}
-	if m.Format != FormatVersion || m.Dialect != "sqlite" {
-		return Manifest{}, fmt.Errorf("backup format %d (%s) is not one this version restores (format %d, sqlite)", m.Format, m.Dialect, FormatVersion)
+		return Manifest{}, err
 	}
 	want := map[string]Member{}
 	for _, mem := range m.Members {
@@ -98,6 +87,39 @@ func Restore(ctx context.Context, o RestoreOptions) (m Manifest, err error) {
 		return Manifest{}, err
 	}
 	return m, nil
+}
+
+// ReadManifest returns an archive's manifest without extracting anything.
+func ReadManifest(archive string) (Manifest, error) {
+	f, err := os.Open(archive)
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer f.Close()
+	_, m, err := openArchive(f, archive)
+	return m, err
+}
+
+// openArchive reads the manifest, which must be the first member, and returns the
+// reader positioned after it.
+func openArchive(r io.Reader, name string) (*tar.Reader, Manifest, error) {
+	var m Manifest
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, m, fmt.Errorf("%s is not a Lanyard backup: %w", name, err)
+	}
+	tr := tar.NewReader(gz)
+	hdr, err := tr.Next()
+	if err != nil || hdr.Name != ManifestName {
+		return nil, m, fmt.Errorf("%s is not a Lanyard backup: its first member is not %s", name, ManifestName)
+	}
+	if err := json.NewDecoder(io.LimitReader(tr, 16<<20)).Decode(&m); err != nil {
+		return nil, m, fmt.Errorf("read manifest: %w", err)
+	}
+	if m.Format != FormatVersion || m.Dialect != "sqlite" {
+		return nil, m, fmt.Errorf("backup format %d (%s) is not one this version restores (format %d, sqlite)", m.Format, m.Dialect, FormatVersion)
+	}
+	return tr, m, nil
 }
 
 // memberPath maps an archive name to a path in dataDir, refusing names that would
