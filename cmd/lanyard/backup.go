@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lanyardhq/lanyard/controlplane/backup"
+	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
 	"github.com/lanyardhq/lanyard/controlplane/pgmove"
 	"github.com/lanyardhq/lanyard/controlplane/server"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -126,9 +127,14 @@ func moveCmd() *cobra.Command {
 				}
 			}
 			w := cmd.OutOrStdout()
-			counts, err := pgmove.Move(ctx, src, dst, pgmove.Options{Progress: func(table string, n int64) {
-				fmt.Fprintf(w, "  %-28s %8d rows\n", table, n)
-			}})
+			counts, err := pgmove.Move(ctx, src, dst, pgmove.Options{NanoMDM: apple.NanoMDMMove{Logger: server.NewLogger(cfg)},
+				Progress: func(table string, n int64) {
+					if n < 0 {
+						fmt.Fprintf(w, "  %s\n", table)
+						return
+					}
+					fmt.Fprintf(w, "  %-28s %8d rows\n", table, n)
+				}})
 			if err != nil {
 				return err
 			}

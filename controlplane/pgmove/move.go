@@ -20,10 +20,13 @@ type Counts map[string]int64
 
 // Options tune Move.
 type Options struct {
-	// Progress is told each table's row count once it is copied (may be nil).
+	// Progress is told each table's row count once it is copied, and nanomdm's summary
+	// with rows -1 (may be nil).
 	Progress func(table string, rows int64)
 	// BatchRows bounds the rows per INSERT (default 500).
 	BatchRows int
+	// NanoMDM moves nanomdm's state; without it an installation holding any is refused.
+	NanoMDM NanoMDM
 }
 
 // Move copies src (SQLite) into dst (Postgres); both must be migrated. It refuses a
@@ -72,9 +75,6 @@ func Move(ctx context.Context, src, dst *store.DB, o Options) (Counts, error) {
 	if err := fixSequences(ctx, dtx, schema, plan); err != nil {
 		return nil, err
 	}
-	if err := moveNanoMDM(ctx, stx, dtx, schema); err != nil {
-		return nil, err
-	}
 	for _, t := range plan.Tables {
 		var n int64
 		if err := dtx.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+quote(t.Name)).Scan(&n); err != nil {
@@ -84,7 +84,16 @@ func Move(ctx context.Context, src, dst *store.DB, o Options) (Counts, error) {
 			return nil, fmt.Errorf("%s: %d rows in postgres after copying %d", t.Name, n, counts[t.Name])
 		}
 	}
+	undo, err := moveNanoMDM(ctx, stx, src, dst, o)
+	if err != nil {
+		return nil, err
+	}
 	if err := dtx.Commit(); err != nil {
+		if undo != nil {
+			if uerr := undo(context.Background()); uerr != nil {
+				err = fmt.Errorf("%w (and undoing the nanomdm move failed: %v)", err, uerr)
+			}
+		}
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return counts, nil

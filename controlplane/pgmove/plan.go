@@ -26,7 +26,7 @@ var SkipPostgres = map[string]string{
 
 // SkipSQLite are SQLite tables without a Postgres table of the same name.
 var SkipSQLite = map[string]string{
-	"mdm_kv": "nanomdm's key-value storage: replayed into nanomdm's own Postgres schema (nanomdm.go), not copied as rows",
+	"mdm_kv": "nanomdm's key-value storage: replayed into nanomdm's own Postgres schema (Options.NanoMDM, apple.NanoMDMMove), not copied as rows",
 }
 
 // kind is how a value is converted on its way to Postgres.
