@@ -51,9 +51,11 @@ func backupCmd() *cobra.Command {
 			if includeKeyring {
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s contains the keyring (keys %s): whoever reads it can open the CA keys and every secret. Store it encrypted, apart from ordinary backups.\n",
 					out, strings.Join(m.Keyring.Held, ", "))
-			} else {
+			} else if len(m.Keyring.Needed) > 0 {
 				fmt.Fprintf(w, "the keyring is NOT in the backup: restoring needs keys %s from %s; keep a copy of that file somewhere safe and separate\n",
 					strings.Join(m.Keyring.Needed, ", "), cfg.KeyFile)
+			} else {
+				fmt.Fprintf(w, "the keyring is NOT in the backup; nothing in the database is sealed yet, but from the first start on it will be: keep a copy of %s\n", cfg.KeyFile)
 			}
 			return nil
 		},

@@ -97,9 +97,13 @@ func Backup(ctx context.Context, opts Options) (Manifest, error) {
 	if _, err := os.Stat(opts.Out); err == nil {
 		return Manifest{}, fmt.Errorf("%s exists: refusing to overwrite a backup", opts.Out)
 	}
-	kr, err := loadKeyring(opts.KeyFile)
-	if err != nil {
-		return Manifest{}, err
+	// An installation that never served has no keyring yet; that is fine as long as
+	// nothing in the database is sealed (checked below).
+	var kr *secrets.Keyring
+	if _, err := os.Stat(opts.KeyFile); err == nil || opts.IncludeKeyring {
+		if kr, err = loadKeyring(opts.KeyFile); err != nil {
+			return Manifest{}, err
+		}
 	}
 	stage, err := os.MkdirTemp(filepath.Dir(opts.Out), ".lanyard-backup-")
 	if err != nil {
@@ -115,7 +119,10 @@ func Backup(ctx context.Context, opts Options) (Manifest, error) {
 	if err := describeSnapshot(ctx, snap, &m); err != nil {
 		return Manifest{}, err
 	}
-	m.Keyring.Held, m.Keyring.Source, m.Keyring.Included = kr.KeyIDs(), opts.KeyFile, opts.IncludeKeyring
+	m.Keyring.Source, m.Keyring.Included = opts.KeyFile, opts.IncludeKeyring
+	if kr != nil {
+		m.Keyring.Held = kr.KeyIDs()
+	}
 	if missing := missingKeys(kr, m.Keyring.Needed); len(missing) > 0 {
 		return Manifest{}, fmt.Errorf("the database holds values sealed with keys %v that %s lacks: fix the keyring before backing up", missing, opts.KeyFile)
 	}
@@ -155,8 +162,10 @@ func loadKeyring(path string) (*secrets.Keyring, error) {
 
 func missingKeys(kr *secrets.Keyring, needed []string) []string {
 	held := map[string]bool{}
-	for _, id := range kr.KeyIDs() {
-		held[id] = true
+	if kr != nil {
+		for _, id := range kr.KeyIDs() {
+			held[id] = true
+		}
 	}
 	var missing []string
 	for _, id := range needed {

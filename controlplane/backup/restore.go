@@ -163,6 +163,9 @@ func extract(r io.Reader, dst string, mem Member) error {
 func installKeyring(o RestoreOptions, m Manifest) error {
 	dst := filepath.Join(o.DataDir, KeyringFile)
 	if !m.Keyring.Included {
+		if o.KeyFile == "" && len(m.Keyring.Needed) == 0 {
+			return nil // nothing is sealed yet: `serve` creates a keyring at its first start
+		}
 		if o.KeyFile == "" {
 			return fmt.Errorf("the backup holds no keyring: pass --keyring with the keyring holding keys %v (it was %s)", m.Keyring.Needed, m.Keyring.Source)
 		}
