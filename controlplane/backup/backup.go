@@ -26,6 +26,7 @@ import (
 	_ "modernc.org/sqlite" // the driver `lanyard serve` uses, so VACUUM INTO runs on the same engine
 
 	"github.com/lanyardhq/lanyard/controlplane/secrets"
+	"github.com/lanyardhq/lanyard/controlplane/store"
 )
 
 // Names inside the data directory and the archive.
@@ -221,20 +222,11 @@ func describeSnapshot(ctx context.Context, path string, m *Manifest) error {
 
 // Tables lists the user tables of a SQLite database.
 func Tables(ctx context.Context, db *sql.DB) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	out, err := store.QueryStrings(ctx, db, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CountRows counts the rows of every user table of a SQLite database.
@@ -268,7 +260,7 @@ func sealedKeyIDs(ctx context.Context, db *sql.DB) ([]string, error) {
 			return nil, err
 		}
 		for _, c := range cols {
-			ids, err := queryStrings(ctx, db, fmt.Sprintf(`SELECT DISTINCT substr(%[1]q, 4, instr(substr(%[1]q, 4), ':') - 1) FROM %[2]q
+			ids, err := store.QueryStrings(ctx, db, fmt.Sprintf(`SELECT DISTINCT substr(%[1]q, 4, instr(substr(%[1]q, 4), ':') - 1) FROM %[2]q
 				WHERE typeof(%[1]q) = 'text' AND %[1]q LIKE 'v1:%%:%%'`, c, t))
 			if err != nil {
 				return nil, fmt.Errorf("scan %s.%s for sealed values: %w", t, c, err)
@@ -303,23 +295,6 @@ func textColumns(ctx context.Context, db *sql.DB, table string) ([]string, error
 		if t := strings.ToUpper(typ); t == "" || strings.Contains(t, "TEXT") || strings.Contains(t, "CHAR") {
 			out = append(out, name)
 		}
-	}
-	return out, rows.Err()
-}
-
-func queryStrings(ctx context.Context, db *sql.DB, q string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s sql.NullString
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s.String)
 	}
 	return out, rows.Err()
 }
