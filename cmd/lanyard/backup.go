@@ -117,6 +117,11 @@ func moveCmd() *cobra.Command {
 				return err
 			}
 			defer src.Close()
+			// The Postgres installation will read the CA keys with this keyring: check it
+			// opens them before anything is written.
+			if err := backup.CheckKeyring(ctx, src.SQL, cfg.KeyFile); err != nil {
+				return err
+			}
 			dst, err := postgres.Open(ctx, cfg.DatabaseURL)
 			if err != nil {
 				return err

@@ -246,6 +246,24 @@ func CountRows(ctx context.Context, db *sql.DB) (map[string]int64, error) {
 	return out, nil
 }
 
+// CheckKeyring fails unless the keyring file at keyFile holds every key that sealed a
+// value in db (a SQLite database), so a move or restore is not finished with a keyring
+// that cannot open the CA.
+func CheckKeyring(ctx context.Context, db *sql.DB, keyFile string) error {
+	needed, err := sealedKeyIDs(ctx, db)
+	if err != nil || len(needed) == 0 {
+		return err
+	}
+	kr, err := loadKeyring(keyFile)
+	if err != nil {
+		return err
+	}
+	if missing := missingKeys(kr, needed); len(missing) > 0 {
+		return fmt.Errorf("keyring %s lacks keys %v that sealed values in the database", keyFile, missing)
+	}
+	return nil
+}
+
 // sealedKeyIDs finds the key ids named by secrets.Seal ciphertexts ("v1:<key>:...") in
 // any text column, so the manifest says exactly which keys a restore needs.
 func sealedKeyIDs(ctx context.Context, db *sql.DB) ([]string, error) {

@@ -231,6 +231,19 @@ func TestRestoreRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("CheckKeyring", func(t *testing.T) {
+		db, err := sqlite.Open(ctx, filepath.Join(data, backup.DBFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := backup.CheckKeyring(ctx, db.SQL, filepath.Join(data, backup.KeyringFile)); err != nil {
+			t.Fatalf("the installation's own keyring: %v", err)
+		}
+		if err := backup.CheckKeyring(ctx, db.SQL, otherKeys); err == nil || !strings.Contains(err.Error(), "lacks keys") {
+			t.Fatalf("another keyring: %v", err)
+		}
+	})
 	t.Run("the keyring in the archive", func(t *testing.T) {
 		if _, err := backup.Restore(ctx, backup.RestoreOptions{In: withKeyring, DataDir: filepath.Join(t.TempDir(), "new")}); err != nil {
 			t.Fatal(err)
