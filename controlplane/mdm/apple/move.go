@@ -164,18 +164,25 @@ func (m NanoMDMMove) replay(ctx context.Context, st *pgsql.PgSQLStorage, devices
 func moveQueue(ctx context.Context, st *pgsql.PgSQLStorage, q *sqliteBucket, ids []string) (int, error) {
 	byUUID := map[string][]string{}
 	var order []string
+	get := func(key string) (string, error) {
+		v, err := q.Get(ctx, key)
+		if errors.Is(err, kv.ErrKeyNotFound) {
+			return "", nil
+		}
+		return string(v), err
+	}
 	for _, id := range ids {
-		next, err := q.Get(ctx, id+".queuekey.queue.first")
-		for seen := map[string]bool{}; err == nil && len(next) > 0 && !seen[string(next)]; next, err = q.Get(ctx, id+"."+string(next)+".queueitem.next") {
-			uuid := string(next)
+		seen := map[string]bool{}
+		uuid, err := get(id + ".queuekey.queue.first")
+		for err == nil && uuid != "" && !seen[uuid] {
 			seen[uuid] = true
 			if byUUID[uuid] == nil {
 				order = append(order, uuid)
 			}
 			byUUID[uuid] = append(byUUID[uuid], id)
-			next = []byte(uuid)
+			uuid, err = get(id + "." + uuid + ".queueitem.next")
 		}
-		if err != nil && !errors.Is(err, kv.ErrKeyNotFound) {
+		if err != nil {
 			return 0, fmt.Errorf("read the MDM queue of %s: %w", id, err)
 		}
 	}
