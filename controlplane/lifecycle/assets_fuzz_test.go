@@ -51,6 +51,13 @@ func FuzzImportDevicesCSV(f *testing.F) {
 			}
 			errRows[e.Row] = true
 		}
+		if errRows[1] {
+			// A header without the required columns: no row is read.
+			if rep.Rows != 0 || len(errRows) != 1 {
+				t.Fatalf("header refused, yet rows were read: %+v", rep)
+			}
+			return
+		}
 		// Re-read the file the way the import does (a malformed record, row Rows+2, ends it).
 		r := csv.NewReader(bytes.NewReader(in))
 		r.FieldsPerRecord = -1
