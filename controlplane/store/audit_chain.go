@@ -77,13 +77,14 @@ func AuditChainHeads(ctx context.Context, q Querier) (map[string]AuditHead, erro
 	return heads, err
 }
 
-// UnchainedAudit returns up to limit audit rows of any org that have no link yet and were
-// written at or after since, in id order (ids are time-ordered UUIDv7).
-func UnchainedAudit(ctx context.Context, q Querier, since time.Time, limit int) ([]domain.AuditEntry, error) {
+// UnchainedAudit returns up to limit audit rows of any org that have no link yet, were
+// written at or after since and have an id after `after`, in id order (ids are
+// time-ordered UUIDv7, so this is roughly write order).
+func UnchainedAudit(ctx context.Context, q Querier, since time.Time, after string, limit int) ([]domain.AuditEntry, error) {
 	return queryAll(ctx, q, "unchained audit", scanAudit, `SELECT a.id, a.org_id, a.actor, a.action, a.target_type, a.target_id,
 		a.before_json, a.after_json, a.request_id, a.at FROM audit_log a
-		WHERE a.at >= $1 AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id)
-		ORDER BY a.id LIMIT $2`, since.UTC(), limit)
+		WHERE a.at >= $1 AND a.id > $2 AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id)
+		ORDER BY a.id LIMIT $3`, since.UTC(), after, limit)
 }
 
 // InsertAuditLink appends a link; a duplicate (org, seq) or audit id is ErrConflict.
