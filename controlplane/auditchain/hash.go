@@ -3,7 +3,7 @@
 // ed25519 server key; Verify recomputes the chain and names the first row that was edited,
 // deleted, inserted or reordered. Chaining runs after commit, in its own transaction, so
 // the business transactions that write audit rows never wait on it (the synchronous
-// design deadlocked HR sync on Postgres; docs/adr/2026-12-02-audit-hash-chain.md).
+// design deadlocked HR sync on Postgres; docs/adr/2026-12-02_audit-hash-chain.md).
 //
 // The server wires it (controlplane/server); cmd/lanyard's `admin audit verify` uses it on
 // the database directly.

@@ -13,7 +13,7 @@ import (
 // The audit hash chain's persistence (controlplane/auditchain computes and checks it).
 // Only the chainer writes audit_chain and audit_checkpoints, in its own transaction after
 // the audited business transactions committed; business code keeps calling WriteAudit,
-// which takes no shared lock (see docs/adr/2026-12-02-audit-hash-chain.md).
+// which takes no shared lock (see docs/adr/2026-12-02_audit-hash-chain.md).
 
 // AuditLink is one audit row's place in its org's chain.
 type AuditLink struct {

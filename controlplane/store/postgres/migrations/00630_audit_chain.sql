@@ -1,5 +1,5 @@
 -- +goose Up
--- The audit hash chain (docs/adr/2026-12-02-audit-hash-chain.md). audit_log stays a plain
+-- The audit hash chain (docs/adr/2026-12-02_audit-hash-chain.md). audit_log stays a plain
 -- append written inside business transactions; the chainer links rows here after they
 -- commit, in its own transaction under an advisory lock, so no business transaction ever
 -- waits on the chain (the reverted chain-head row lock deadlocked HR sync: 40P01).
