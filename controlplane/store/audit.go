@@ -41,7 +41,8 @@ func nullJSON(r json.RawMessage) any {
 }
 
 // WriteAudit appends an audit row through q, normally the caller's transaction, so the
-// record exists exactly when the change does.
+// record exists exactly when the change does. It takes no shared lock: the hash chain is
+// built after commit (controlplane/auditchain), which relies on At being the write time.
 func WriteAudit(ctx context.Context, q Querier, e domain.AuditEntry) error {
 	if e.ID == "" {
 		e.ID = domain.NewID()
