@@ -107,4 +107,3 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request) error {
 	}
 	return api.JSON(w, http.StatusOK, res)
 }
-

@@ -129,4 +129,3 @@ func checkCheckpoint(pub ed25519.PublicKey, cp store.AuditCheckpoint, chainHash 
 	}
 	return ""
 }
-
