@@ -11,63 +11,53 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
 
-// auditCmd is `lanyard admin audit`: the tamper-evident audit chain (issue 14).
+// auditCmd is `lanyard admin audit`: checks on the audit log's hash chain.
 func auditCmd() *cobra.Command {
-	audit := &cobra.Command{Use: "audit", Short: "The tamper-evident audit log"}
-	var orgID string
+	audit := &cobra.Command{Use: "audit", Short: "Audit log integrity"}
+	var org string
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Link queued audit rows, then check every organization's chain (or --org's): exits non-zero naming the first bad row",
+		Short: "Chain pending audit rows, then verify the hash chain and signed checkpoints (exit 1 naming the first tampered row)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
 			}
-			// The keyring opens the checkpoint keys: a checkpoint only counts when signed by one.
-			kr, err := secrets.LoadOrCreate(cfg.KeyFile)
-			if err != nil {
-				return err
-			}
 			return withDB(cmd, func(db *store.DB) error {
-				ctx := cmd.Context()
-				orgs := []string{orgID}
-				if orgID == "" {
-					list, err := db.ListOrgs(ctx)
+				// The checkpoint key is sealed by the server's keyring: verify with the same key file.
+				kr, err := secrets.LoadOrCreate(cfg.KeyFile)
+				if err != nil {
+					return err
+				}
+				svc, err := auditchain.New(cmd.Context(), db, kr, auditchain.Options{})
+				if err != nil {
+					return err
+				}
+				var results []auditchain.Result
+				if org != "" {
+					r, err := svc.Verify(cmd.Context(), org)
 					if err != nil {
 						return err
 					}
-					orgs = orgs[:0]
-					for _, o := range list {
-						orgs = append(orgs, o.ID)
-					}
-				} else if _, err := db.GetOrg(ctx, orgID); errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("no organization with id %s", orgID)
+					results = append(results, r)
+				} else if results, err = svc.VerifyAll(cmd.Context()); err != nil {
+					return err
 				}
-				c := auditchain.New(auditchain.Options{Store: db, Keyring: kr})
-				var broken error
-				for _, id := range orgs {
-					rep, err := c.ChainAndVerify(ctx, id)
-					if err != nil {
-						return err
-					}
-					if !rep.OK {
-						if broken == nil {
-							broken = fmt.Errorf("audit chain broken: org %s: %s", id, rep.FirstBad)
-						}
-						continue
-					}
-					line := fmt.Sprintf("audit chain ok: org %s, %d rows, %d checkpoints", id, rep.Rows, rep.Checkpoints)
-					if rep.Unchained > 0 {
-						line += fmt.Sprintf(", %d rows not chained yet", rep.Unchained)
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), line)
+				if len(results) == 0 {
+					return errors.New("no audit rows to verify")
 				}
-				return broken
+				for _, r := range results {
+					if !r.OK {
+						return errors.New(r.String())
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), r.String())
+				}
+				return nil
 			})
 		},
 	}
-	verify.Flags().StringVar(&orgID, "org", "", "verify only this organization")
+	verify.Flags().StringVar(&org, "org", "", "organization id (default: every organization with audit rows)")
 	audit.AddCommand(verify)
 	return audit
 }

@@ -2,195 +2,251 @@ package auditchain_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"database/sql"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lanyardhq/lanyard/controlplane/auditchain"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
-	"github.com/lanyardhq/lanyard/controlplane/secrets"
 	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
 )
 
-func newChainer(t testing.TB, db *store.DB) *auditchain.Chainer {
+func newKey(t *testing.T) ed25519.PrivateKey {
 	t.Helper()
-	kr, err := secrets.New(secrets.NewKey())
+	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return auditchain.New(auditchain.Options{Store: db, Keyring: kr, CheckpointEvery: 2})
+	return k
 }
 
-func writeAudit(t testing.TB, db *store.DB, orgID string, n int) []string {
+// chained writes n audit rows for a new org, a second apart and up to half a minute old,
+// and chains them with a checkpoint every 4 rows and a Grace of 2 s; it returns the org and
+// the row ids in chain order.
+func chained(t *testing.T, db *store.DB, key ed25519.PrivateKey, n int) (string, []string, auditchain.Options) {
 	t.Helper()
 	ctx := context.Background()
-	var ids []string
+	org := storetest.Org(t, db, domain.PlanPro)
+	o := auditchain.Options{CheckpointEvery: 4, Grace: 2 * time.Second}
+	base := time.Now().UTC().Add(-30 * time.Second)
 	for i := 0; i < n; i++ {
-		e := store.AuditFor(ctx, orgID, "device.note", "device", domain.NewID(), map[string]int{"n": i}, map[string]int{"n": i + 1})
-		e.ID = domain.NewID()
-		if err := db.InTx(ctx, func(tx *sql.Tx) error { return store.WriteAudit(ctx, tx, e) }); err != nil {
+		e := store.AuditFor(ctx, org.ID, "test.write", "thing", "t1", nil, map[string]int{"i": i})
+		e.At = base.Add(time.Duration(i) * time.Second)
+		if err := store.WriteAudit(ctx, db.SQL, e); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, e.ID)
 	}
-	return ids
-}
-
-// tamper runs statements with the append-only triggers out of the way, as an attacker
-// with database access would.
-func tamper(t *testing.T, db *store.DB, stmts ...string) {
-	t.Helper()
-	var pre, post []string
-	if db.Dialect == store.Postgres {
-		for _, tr := range []string{"audit_log DISABLE TRIGGER audit_log_no_change", "audit_chain DISABLE TRIGGER audit_chain_no_change",
-			"audit_checkpoints DISABLE TRIGGER audit_checkpoints_no_change"} {
-			pre = append(pre, "ALTER TABLE "+tr)
-			post = append(post, "ALTER TABLE "+strings.Replace(tr, "DISABLE", "ENABLE", 1))
-		}
-	} else {
-		for _, tr := range []string{"audit_log_no_update", "audit_log_no_delete", "audit_chain_no_update", "audit_chain_no_delete",
-			"audit_checkpoints_no_update", "audit_checkpoints_no_delete"} {
-			pre = append(pre, "DROP TRIGGER IF EXISTS "+tr)
-		}
-	}
-	for _, s := range append(append(pre, stmts...), post...) {
-		if _, err := db.SQL.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
-func linkOf(t *testing.T, db *store.DB, auditID string) (seq int64, prev, hash string) {
-	t.Helper()
-	if err := db.SQL.QueryRow(`SELECT seq, prev_hash, hash FROM audit_chain WHERE audit_id = $1`, auditID).Scan(&seq, &prev, &hash); err != nil {
+	// A fresh chainer scans everything: these rows are backdated, which live rows never are.
+	if _, err := auditchain.NewChainer(db, key, o).ChainOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return
+	ids, err := store.QueryStrings(ctx, db.SQL, `SELECT audit_id FROM audit_chain WHERE org_id = $1 ORDER BY seq`, org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return org.ID, ids, o
 }
 
-func q(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+// tamper runs statements as someone with direct database access would, with the
+// append-only triggers out of the way.
+func tamper(t *testing.T, db *store.DB, stmts ...string) {
+	t.Helper()
+	ctx := context.Background()
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		if db.Dialect == store.Postgres {
+			stmts = append([]string{"SET LOCAL session_replication_role = replica"}, stmts...)
+		} else {
+			for _, trg := range []string{"audit_log_no_update", "audit_log_no_delete", "audit_chain_no_update", "audit_chain_no_delete",
+				"audit_checkpoints_no_update", "audit_checkpoints_no_delete"} {
+				stmts = append([]string{"DROP TRIGGER IF EXISTS " + trg}, stmts...)
+			}
+		}
+		for _, s := range stmts {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+}
 
-func TestVerifyNamesTheFirstTamperedRow(t *testing.T) {
-	cases := []struct {
-		name string
-		// tamper changes the six chained rows; it returns the row verify must name
-		tamper    func(t *testing.T, db *store.DB, org string, ids []string) string
-		reason    string
-		unchained int
+func TestVerifyNamesTheFirstBadRow(t *testing.T) {
+	// seq k holds ids[k-1]; 10 rows, checkpoints at 4 and 8 (the head waits for the interval).
+	tests := []struct {
+		name    string
+		tamper  func(ids []string, org string) []string
+		badRow  func(ids []string) string // "" = none named
+		reason  string
+		wantErr bool
 	}{
-		{"edit", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			tamper(t, db, `UPDATE audit_log SET actor = 'someone-else' WHERE id = `+q(ids[2]))
-			return ids[2]
-		}, "edited", 0},
-		{"delete the row", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			tamper(t, db, `DELETE FROM audit_log WHERE id = `+q(ids[2]))
-			return ids[2]
-		}, "row deleted", 0},
-		{"delete the row and its link", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			tamper(t, db, `DELETE FROM audit_log WHERE id = `+q(ids[2]), `DELETE FROM audit_chain WHERE audit_id = `+q(ids[2]))
-			return ids[3]
-		}, "sequence gap", 0},
-		{"delete the tail", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			tamper(t, db, `DELETE FROM audit_log WHERE id IN (`+q(ids[4])+`,`+q(ids[5])+`)`,
-				`DELETE FROM audit_chain WHERE audit_id IN (`+q(ids[4])+`,`+q(ids[5])+`)`)
-			return ""
-		}, "beyond the chain head", 0},
-		{"insert", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			// A forged row linked correctly after ids[1] (seq 2), the rest shifted up one.
-			_, _, h2 := linkOf(t, db, ids[1])
-			forged := store.AuditFor(context.Background(), org, "device.wipe", "device", "d1", nil, nil)
-			forged.ID, forged.At = domain.NewID(), domain.Now().Truncate(1000)
-			if err := store.WriteAudit(context.Background(), db.SQL, forged); err != nil {
-				t.Fatal(err)
-			}
-			got, _, err := db.ListAudit(context.Background(), org, store.AuditFilter{Action: "device.wipe"}, store.Page{Limit: 1})
-			if err != nil || len(got) != 1 {
-				t.Fatalf("%v %v", got, err)
-			}
-			tamper(t, db, `DELETE FROM audit_unchained WHERE audit_id = `+q(forged.ID),
-				`UPDATE audit_chain SET seq = seq + 1000 WHERE seq >= 3 AND org_id = `+q(org),
-				`UPDATE audit_chain SET seq = seq - 999 WHERE seq >= 1000 AND org_id = `+q(org),
-				`INSERT INTO audit_chain (org_id, seq, audit_id, prev_hash, hash, chained_at) VALUES (`+q(org)+`, 3, `+q(forged.ID)+`, `+q(h2)+`, `+
-					q(auditchain.LinkHash(h2, got[0]))+`, CURRENT_TIMESTAMP)`)
-			return ids[2]
-		}, "inserted", 0},
-		{"reorder", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			tamper(t, db, `UPDATE audit_chain SET seq = 1003 WHERE audit_id = `+q(ids[2]),
-				`UPDATE audit_chain SET seq = 3 WHERE audit_id = `+q(ids[3]),
-				`UPDATE audit_chain SET seq = 4 WHERE audit_id = `+q(ids[2]))
-			return ids[3]
-		}, "moved", 0},
-		{"edit and rewrite the chain after it", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			// The attacker knows the hash function: only the signed checkpoint catches this.
-			tamper(t, db, `UPDATE audit_log SET actor = 'someone-else' WHERE id = `+q(ids[2]))
-			all, _, err := db.ListAudit(context.Background(), org, store.AuditFilter{}, store.Page{Limit: 100})
-			if err != nil {
-				t.Fatal(err)
-			}
-			byID := map[string]domain.AuditEntry{}
-			for _, e := range all {
-				byID[e.ID] = e
-			}
-			_, _, prev := linkOf(t, db, ids[1])
-			var stmts []string
-			for _, id := range ids[2:] {
-				h := auditchain.LinkHash(prev, byID[id])
-				stmts = append(stmts, `UPDATE audit_chain SET prev_hash = `+q(prev)+`, hash = `+q(h)+` WHERE audit_id = `+q(id))
-				prev = h
-			}
-			tamper(t, db, stmts...)
-			return ids[3] // the first checkpoint after the edit (seq 3) is at seq 4
-		}, "checkpoint does not match", 0},
-		{"forged checkpoint", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			_, _, h5 := linkOf(t, db, ids[4])
-			tamper(t, db, `INSERT INTO audit_checkpoints (org_id, seq, head_hash, signed_at, key_id, signature)
-				SELECT org_id, 5, `+q(h5)+`, signed_at, key_id, signature FROM audit_checkpoints WHERE seq = 4 AND org_id = `+q(org))
-			return ids[4]
-		}, "signature is invalid", 0},
-		{"row not chained yet", func(t *testing.T, db *store.DB, org string, ids []string) string {
-			writeAudit(t, db, org, 1)
-			return ""
-		}, "", 1},
+		{name: "clean"},
+		{name: "edit", tamper: func(ids []string, _ string) []string {
+			return []string{`UPDATE audit_log SET action = 'device.nothing_happened' WHERE id = '` + ids[5] + `'`}
+		}, badRow: func(ids []string) string { return ids[5] }, reason: "edited"},
+		{name: "delete row", tamper: func(ids []string, _ string) []string {
+			return []string{`DELETE FROM audit_log WHERE id = '` + ids[5] + `'`}
+		}, badRow: func(ids []string) string { return ids[5] }, reason: "deleted from audit_log"},
+		{name: "delete row and link", tamper: func(ids []string, _ string) []string {
+			return []string{`DELETE FROM audit_log WHERE id = '` + ids[5] + `'`, `DELETE FROM audit_chain WHERE audit_id = '` + ids[5] + `'`}
+		}, badRow: func(ids []string) string { return ids[6] }, reason: "missing before this row"},
+		{name: "delete the tail past a checkpoint", tamper: func(ids []string, org string) []string {
+			return []string{`DELETE FROM audit_log WHERE id IN (SELECT audit_id FROM audit_chain WHERE org_id = '` + org + `' AND seq > 6)`,
+				`DELETE FROM audit_chain WHERE org_id = '` + org + `' AND seq > 6`}
+		}, badRow: func([]string) string { return "" }, reason: "deleted from the end"},
+		{name: "insert behind the chain", tamper: func(ids []string, org string) []string {
+			return []string{`INSERT INTO audit_log (id, org_id, actor, action, target_type, target_id, at)
+				SELECT 'forged-row', org_id, actor, 'device.wiped', target_type, target_id, at FROM audit_log WHERE id = '` + ids[2] + `'`}
+		}, badRow: func([]string) string { return "forged-row" }, reason: "inserted after the fact"},
+		{name: "reorder", tamper: func(ids []string, org string) []string {
+			w := ` WHERE org_id = '` + org + `' AND seq = `
+			return []string{`UPDATE audit_chain SET seq = -1` + w + `6`, `UPDATE audit_chain SET seq = 6` + w + `7`, `UPDATE audit_chain SET seq = 7` + w + `-1`}
+		}, badRow: func(ids []string) string { return ids[6] }, reason: "inserted, or rows were reordered"},
+		{name: "checkpoint deleted", tamper: func(ids []string, org string) []string {
+			return []string{`DELETE FROM audit_checkpoints WHERE org_id = '` + org + `' AND seq = 4`}
+		}, badRow: func(ids []string) string { return ids[3] }, reason: "checkpoints were deleted"},
+		{name: "checkpoint forged", tamper: func(ids []string, org string) []string {
+			return []string{`UPDATE audit_checkpoints SET head_hash = 'ab' WHERE org_id = '` + org + `' AND seq = 8`}
+		}, badRow: func(ids []string) string { return ids[7] }, reason: "bad signature"},
 	}
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
-		c := newChainer(t, db) // one server key for the database, as on a server
-		for _, tc := range cases {
+		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				ctx := context.Background()
-				org := storetest.Org(t, db, domain.PlanPro).ID
-				var ids []string
-				for i := 0; i < 3; i++ { // checkpoints at 2, 4 and 6: ids[k] is at seq k+1
-					ids = append(ids, writeAudit(t, db, org, 2)...)
-					if err := c.ChainOrg(ctx, org); err != nil {
-						t.Fatal(err)
-					}
+				key := newKey(t)
+				org, ids, o := chained(t, db, key, 10)
+				if len(ids) != 10 {
+					t.Fatalf("chained %d rows, want 10", len(ids))
 				}
-				before, err := c.Verify(ctx, org)
+				if tc.tamper != nil {
+					tamper(t, db, tc.tamper(ids, org)...)
+				}
+				r, err := auditchain.Verify(ctx, db.SQL, key.Public().(ed25519.PublicKey), org, o)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !before.OK || before.Rows != 6 || before.Checkpoints != 3 || before.Unchained != 0 {
-					t.Fatalf("before tampering: %+v %+v", before, before.FirstBad)
-				}
-				want := tc.tamper(t, db, org, ids)
-				got, err := c.Verify(ctx, org)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got.Unchained != tc.unchained {
-					t.Errorf("unchained %d, want %d", got.Unchained, tc.unchained)
-				}
-				if tc.reason == "" {
-					if !got.OK {
-						t.Fatalf("want ok: %+v", got.FirstBad)
+				if tc.tamper == nil {
+					if !r.OK || r.Rows != 10 || r.Checkpoints != 2 || r.Unchained != 0 {
+						t.Fatalf("clean chain: %+v", r)
 					}
 					return
 				}
-				if got.OK || got.FirstBad.RowID != want || !strings.Contains(got.FirstBad.Reason, tc.reason) {
-					t.Fatalf("first bad %+v, want row %q with %q", got.FirstBad, want, tc.reason)
+				if r.OK || r.BadRowID != tc.badRow(ids) || !strings.Contains(r.Reason, tc.reason) {
+					t.Fatalf("got %s\nwant row %q, reason containing %q", r, tc.badRow(ids), tc.reason)
 				}
 			})
+		}
+	})
+}
+
+// A row whose transaction committed after a later row was chained is chained late, not
+// reported: only rows older than the chain head by more than Grace are.
+func TestLateCommitIsChainedNotReported(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		key := newKey(t)
+		org, ids, o := chained(t, db, key, 3)
+		var headAt time.Time
+		if err := db.SQL.QueryRowContext(ctx, `SELECT at FROM audit_log WHERE id = $1`, ids[len(ids)-1]).Scan(&headAt); err != nil {
+			t.Fatal(err)
+		}
+		e := store.AuditFor(ctx, org, "test.late", "thing", "t1", nil, nil)
+		e.At = headAt.Add(-time.Second) // within Grace
+		if err := store.WriteAudit(ctx, db.SQL, e); err != nil {
+			t.Fatal(err)
+		}
+		r, err := auditchain.Verify(ctx, db.SQL, key.Public().(ed25519.PublicKey), org, o)
+		if err != nil || !r.OK || r.Unchained != 1 {
+			t.Fatalf("before chaining: %+v %v", r, err)
+		}
+		if n, err := auditchain.NewChainer(db, key, o).ChainOnce(ctx); err != nil || n != 1 {
+			t.Fatalf("chain late row: %d %v", n, err)
+		}
+		r, err = auditchain.Verify(ctx, db.SQL, key.Public().(ed25519.PublicKey), org, o)
+		if err != nil || !r.OK || r.Rows != int64(len(ids)+1) || r.Unchained != 0 {
+			t.Fatalf("after chaining: %+v %v", r, err)
+		}
+	})
+}
+
+// The chainer runs beside audited business writes (row locks, then an audit row, as HR
+// sync does) without a deadlock: business transactions never wait for the chain.
+func TestChainerBesideConcurrentWriters(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		key := newKey(t)
+		org := storetest.Org(t, db, domain.PlanPro)
+		var emps []domain.Employee
+		for _, name := range []string{"Ada", "Bo", "Cy"} {
+			emps = append(emps, storetest.Employee(t, db, org.ID, name))
+		}
+		o := auditchain.Options{CheckpointEvery: 16, Batch: 7}
+		chainer := auditchain.NewChainer(db, key, o)
+		done := make(chan struct{})
+		chainErr := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := chainer.ChainOnce(ctx); err != nil {
+					chainErr <- err
+					return
+				}
+				select {
+				case <-done:
+					chainErr <- nil
+					return
+				default:
+				}
+			}
+		}()
+		const writers, each = 8, 15
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*each)
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					note := "note"
+					e := emps[(w+i)%len(emps)]
+					if _, err := db.PatchEmployeeLocal(ctx, org.ID, e.ID, store.EmployeeLocalPatch{Notes: &note}); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(done)
+		close(errs)
+		for err := range errs {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "40P01" {
+				t.Fatalf("deadlock: %v", err)
+			}
+			t.Fatalf("writer: %v", err)
+		}
+		if err := <-chainErr; err != nil {
+			t.Fatalf("chainer: %v", err)
+		}
+		if _, err := chainer.ChainOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		if err := db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log WHERE org_id = $1`, org.ID).Scan(&total); err != nil {
+			t.Fatal(err)
+		}
+		r, err := auditchain.Verify(ctx, db.SQL, key.Public().(ed25519.PublicKey), org.ID, o)
+		if err != nil || !r.OK || r.Rows != total || r.Unchained != 0 {
+			t.Fatalf("verify after concurrent writes: %+v %v (audit rows %d)", r, err, total)
 		}
 	})
 }

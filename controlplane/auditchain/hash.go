@@ -1,8 +1,12 @@
 // Package auditchain makes each organisation's audit log tamper-evident: a chainer links
-// committed audit rows into a per-org sha256 hash chain after the business transaction
-// that wrote them, signs periodic checkpoints of the chain head with an ed25519 server
-// key, and Verify walks the chain to name the first edited, deleted, inserted or
-// reordered row. Why chaining is asynchronous: docs/adr/2026-12-02_audit-hash-chain.md.
+// committed audit rows into a per-org sha256 chain and signs periodic checkpoints with an
+// ed25519 server key; Verify recomputes the chain and names the first row that was edited,
+// deleted, inserted or reordered. Chaining runs after commit, in its own transaction, so
+// the business transactions that write audit rows never wait on it (the synchronous
+// design deadlocked HR sync on Postgres; docs/adr/2026-12-02_audit-hash-chain.md).
+//
+// The server wires it (controlplane/server); cmd/lanyard's `admin audit verify` uses it on
+// the database directly.
 package auditchain
 
 import (
@@ -15,37 +19,48 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 )
 
-// hashDomain separates audit link hashes from any other sha256 use.
-const hashDomain = "lanyard-audit-link-v1"
+// genesis is the "previous hash" of an org's first link.
+var genesis = hex.EncodeToString(make([]byte, sha256.Size))
 
-// LinkHash is the hex sha256 over the previous link's hash and the row's canonical
-// content. Every field is length-prefixed so no two rows share an encoding.
-func LinkHash(prevHash string, e domain.AuditEntry) string {
+// RowHash is the hex sha256 of an audit row's canonical content. Every field is length
+// prefixed (an absent JSON document differs from an empty one), and the time is cut to
+// microseconds, the precision both stores keep.
+func RowHash(e domain.AuditEntry) string {
 	h := sha256.New()
-	field := func(s string) {
+	h.Write([]byte("lanyard-audit-row-v1"))
+	field := func(b []byte, present bool) {
 		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		if !present {
+			binary.BigEndian.PutUint64(n[:], ^uint64(0))
+			h.Write(n[:])
+			return
+		}
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 		h.Write(n[:])
-		h.Write([]byte(s))
+		h.Write(b)
 	}
-	field(hashDomain)
-	field(prevHash)
-	field(e.ID)
-	field(e.OrgID)
-	field(e.Actor)
-	field(e.Action)
-	field(e.TargetType)
-	field(e.TargetID)
-	field(string(e.Before))
-	field(string(e.After))
-	field(e.RequestID)
-	// Microseconds, UTC: what both stores keep (Postgres truncates to microseconds).
-	field(strconv.FormatInt(e.At.UTC().Truncate(time.Microsecond).UnixMicro(), 10))
+	for _, s := range []string{e.ID, e.OrgID, e.Actor, e.Action, e.TargetType, e.TargetID, e.RequestID, canonicalTime(e.At)} {
+		field([]byte(s), true)
+	}
+	field(e.Before, e.Before != nil)
+	field(e.After, e.After != nil)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// checkpointMessage is what a checkpoint signs.
+// LinkHash chains a row hash to the previous link's hash.
+func LinkHash(prev, rowHash string) string {
+	h := sha256.New()
+	h.Write([]byte("lanyard-audit-link-v1"))
+	h.Write([]byte(prev))
+	h.Write([]byte(rowHash))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkpointMessage is what a checkpoint signature covers.
 func checkpointMessage(orgID string, seq int64, head string, at time.Time) []byte {
-	return []byte("lanyard-audit-checkpoint-v1\n" + orgID + "\n" + strconv.FormatInt(seq, 10) + "\n" + head + "\n" +
-		strconv.FormatInt(at.UTC().UnixMicro(), 10))
+	return []byte("lanyard-audit-checkpoint-v1\n" + orgID + "\n" + strconv.FormatInt(seq, 10) + "\n" + head + "\n" + canonicalTime(at))
+}
+
+func canonicalTime(t time.Time) string {
+	return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
 }

@@ -3,125 +3,129 @@ package auditchain
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
 
-// Report is the outcome of verifying one org's chain.
-type Report struct {
+// Result is one org's verification. When OK is false, BadRowID (and BadSeq, when the row
+// has a place in the chain) name the first row found bad and Reason says how.
+type Result struct {
 	OrgID string `json:"org_id"`
 	OK    bool   `json:"ok"`
-	// Rows is how many links were checked before the first problem (all of them when OK).
+	// Rows is how many chained rows were checked.
 	Rows        int64 `json:"rows"`
 	Checkpoints int   `json:"checkpoints"`
-	// Unchained counts rows not linked yet: written within the chaining window, so the
-	// chain does not vouch for them (docs/adr/2026-12-02_audit-hash-chain.md).
-	Unchained int      `json:"unchained"`
-	FirstBad  *Problem `json:"first_bad,omitempty"`
+	// Unchained counts rows written too recently to be chained yet (the window the chain
+	// does not cover; see the ADR).
+	Unchained int    `json:"unchained"`
+	BadRowID  string `json:"bad_row_id,omitempty"`
+	BadSeq    int64  `json:"bad_seq,omitempty"`
+	Reason    string `json:"reason,omitempty"`
 }
 
-// Problem names the first row (or checkpoint) where the chain does not hold.
-type Problem struct {
-	// RowID is the audit row at fault ("" when only a checkpoint names it).
-	RowID  string `json:"row_id,omitempty"`
-	Seq    int64  `json:"seq"`
-	Reason string `json:"reason"`
-}
-
-func (p *Problem) String() string {
-	if p.RowID == "" {
-		return fmt.Sprintf("seq %d: %s", p.Seq, p.Reason)
+func (r Result) String() string {
+	if r.OK {
+		return fmt.Sprintf("audit chain ok: org %s, %d rows, %d checkpoints, %d not chained yet", r.OrgID, r.Rows, r.Checkpoints, r.Unchained)
 	}
-	return fmt.Sprintf("row %s (seq %d): %s", p.RowID, p.Seq, p.Reason)
+	where := "row " + r.BadRowID
+	if r.BadRowID == "" {
+		where = "chain"
+	}
+	if r.BadSeq > 0 {
+		where += fmt.Sprintf(" (seq %d)", r.BadSeq)
+	}
+	return fmt.Sprintf("audit chain broken: org %s: %s: %s", r.OrgID, where, r.Reason)
 }
 
-// errStop ends the walk at the first problem.
+// errStop ends the chain walk at the first bad row.
 var errStop = errors.New("stop")
 
-// Verify recomputes orgID's chain in sequence order and checks, row by row: no gap in the
-// sequence (a deletion), the row still exists (a deletion), its stored previous hash is
-// the hash of the link before it (an insertion or a reorder), its content still hashes to
-// its link (an edit); and that every checkpoint is signed by a server key and matches the
-// recomputed head at its sequence (a rewritten chain, a truncated tail).
-func (c *Chainer) Verify(ctx context.Context, orgID string) (Report, error) {
-	r := Report{OrgID: orgID}
-	k, err := loadKeys(ctx, c.o.Store, c.o.Keyring)
-	if err != nil {
-		return r, err
-	}
-	cps, err := c.o.Store.ListAuditCheckpoints(ctx, orgID)
+// Verify recomputes an org's chain in sequence order and checks, row by row: no sequence
+// gap (a link deleted), the row still exists (a row deleted), its content hash (edited),
+// its link to the previous hash (inserted or reordered), and each checkpoint's signature
+// and head; then that no checkpoint lies beyond the chain's end (tail truncated) and that
+// no unchained row predates the chain head by more than Grace (inserted behind the chain).
+func Verify(ctx context.Context, q store.Querier, pub ed25519.PublicKey, orgID string, o Options) (Result, error) {
+	o.init()
+	r := Result{OrgID: orgID}
+	cps, err := store.ListAuditCheckpoints(ctx, q, orgID)
 	if err != nil {
 		return r, err
 	}
 	r.Checkpoints = len(cps)
-	if r.Unchained, err = c.o.Store.CountUnchainedAudit(ctx, orgID); err != nil {
-		return r, err
+	bySeq := make(map[int64]store.AuditCheckpoint, len(cps))
+	for _, cp := range cps {
+		bySeq[cp.Seq] = cp
 	}
-	next := 0 // the next checkpoint to match
-	prev := ""
-	var seq int64
-	fail := func(p Problem) error { r.FirstBad = &p; return errStop }
-	err = c.o.Store.EachAuditLink(ctx, orgID, func(l store.AuditLink) error {
-		seq++
+	prev, want := genesis, int64(1)
+	var head store.AuditHead
+	bad := func(c store.ChainedAudit, reason string) error {
+		r.BadRowID, r.BadSeq, r.Reason = c.Link.AuditID, c.Link.Seq, reason
+		return errStop
+	}
+	err = store.WalkAuditChain(ctx, q, orgID, func(c store.ChainedAudit) error {
+		l := c.Link
 		switch {
-		case l.Seq != seq:
-			return fail(Problem{RowID: l.AuditID, Seq: l.Seq, Reason: fmt.Sprintf("sequence gap: expected seq %d before it: rows were deleted", seq)})
-		case l.Missing:
-			return fail(Problem{RowID: l.AuditID, Seq: l.Seq, Reason: "row deleted: the chain links it but the audit log no longer has it"})
-		case l.PrevHash != prev:
-			return fail(Problem{RowID: l.AuditID, Seq: l.Seq, Reason: "broken link: its previous hash is not the row before it: a row was inserted or moved before it"})
-		case LinkHash(prev, l.Entry) != l.Hash:
-			return fail(Problem{RowID: l.AuditID, Seq: l.Seq, Reason: "content does not match its hash: the row was edited"})
+		case l.Seq != want:
+			return bad(c, fmt.Sprintf("links %d..%d are missing before this row: rows were deleted", want, l.Seq-1))
+		case c.Entry == nil:
+			return bad(c, "the row was deleted from audit_log")
+		case RowHash(*c.Entry) != l.RowHash:
+			return bad(c, "the row was edited: its content no longer matches its hash")
+		case LinkHash(prev, l.RowHash) != l.ChainHash:
+			return bad(c, "the row is not linked to the one before it: a row was inserted, or rows were reordered")
 		}
-		prev = l.Hash
-		for ; next < len(cps) && cps[next].Seq <= l.Seq; next++ {
-			if p := checkCheckpoint(k, cps[next], l.Seq, l.Hash); p != nil {
-				p.RowID = l.AuditID
-				return fail(*p)
+		cp, hasCP := bySeq[l.Seq]
+		if !hasCP && l.Seq%o.CheckpointEvery == 0 {
+			return bad(c, fmt.Sprintf("the checkpoint due at seq %d is missing: checkpoints were deleted", l.Seq))
+		}
+		if hasCP {
+			if reason := checkCheckpoint(pub, cp, l.ChainHash); reason != "" {
+				return bad(c, reason)
 			}
 		}
-		r.Rows = seq
+		prev, want = l.ChainHash, l.Seq+1
+		head = store.AuditHead{AuditLink: l, RowAt: c.Entry.At}
+		r.Rows++
 		return nil
 	})
-	if err != nil && !errors.Is(err, errStop) {
+	if errors.Is(err, errStop) {
+		return r, nil
+	}
+	if err != nil {
 		return r, err
 	}
-	if r.FirstBad == nil && next < len(cps) {
-		cp := cps[next]
-		if p := checkCheckpoint(k, cp, cp.Seq, cp.HeadHash); p != nil {
-			r.FirstBad = p
-		} else {
-			r.FirstBad = &Problem{Seq: cp.Seq, Reason: fmt.Sprintf("a signed checkpoint is beyond the chain head (seq %d): rows were deleted from the end", seq)}
-		}
+	if n := len(cps); n > 0 && cps[n-1].Seq > head.Seq {
+		r.BadSeq, r.Reason = head.Seq+1, fmt.Sprintf("the chain ends at seq %d but a signed checkpoint covers seq %d: rows were deleted from the end", head.Seq, cps[n-1].Seq)
+		return r, nil
 	}
-	r.OK = r.FirstBad == nil
+	var before = head.RowAt
+	if !before.IsZero() {
+		before = before.Add(-o.Grace)
+	}
+	unchained, late, err := store.UnchainedAuditOf(ctx, q, orgID, before)
+	if err != nil {
+		return r, err
+	}
+	r.Unchained = unchained
+	if late != "" {
+		r.BadRowID, r.Reason = late, "the row is not in the chain but is dated well before rows that are: it was inserted after the fact"
+		return r, nil
+	}
+	r.OK = true
 	return r, nil
 }
 
-// checkCheckpoint checks cp's signature and that it names the head at seq.
-func checkCheckpoint(k *keys, cp store.AuditCheckpoint, seq int64, head string) *Problem {
-	priv, ok := k.priv[cp.KeyID]
-	if !ok {
-		return &Problem{Seq: cp.Seq, Reason: fmt.Sprintf("checkpoint signed by unknown key %q", cp.KeyID)}
+func checkCheckpoint(pub ed25519.PublicKey, cp store.AuditCheckpoint, chainHash string) string {
+	sig, err := hex.DecodeString(cp.Signature)
+	if err != nil || !ed25519.Verify(pub, checkpointMessage(cp.OrgID, cp.Seq, cp.HeadHash, cp.SignedAt), sig) {
+		return fmt.Sprintf("the checkpoint at seq %d has a bad signature: it was forged or altered", cp.Seq)
 	}
-	sig, err := base64.StdEncoding.DecodeString(cp.Signature)
-	if err != nil || !ed25519.Verify(priv.Public().(ed25519.PublicKey), checkpointMessage(cp.OrgID, cp.Seq, cp.HeadHash, cp.SignedAt), sig) {
-		return &Problem{Seq: cp.Seq, Reason: "checkpoint signature is invalid: the checkpoint was forged or altered"}
+	if cp.HeadHash != chainHash {
+		return fmt.Sprintf("the chain differs from the signed checkpoint at seq %d: it was rewritten", cp.Seq)
 	}
-	if cp.Seq != seq || cp.HeadHash != head {
-		return &Problem{Seq: cp.Seq, Reason: "checkpoint does not match the chain: rows at or before it were rewritten"}
-	}
-	return nil
-}
-
-// ChainAndVerify links orgID's queued rows first, so the report covers everything
-// committed so far, then verifies.
-func (c *Chainer) ChainAndVerify(ctx context.Context, orgID string) (Report, error) {
-	if err := c.ChainOrg(ctx, orgID); err != nil {
-		return Report{OrgID: orgID}, err
-	}
-	return c.Verify(ctx, orgID)
+	return ""
 }
