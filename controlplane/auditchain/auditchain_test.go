@@ -5,13 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lanyardhq/lanyard/controlplane/auditchain"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -184,69 +180,16 @@ func TestLateCommitIsChainedNotReported(t *testing.T) {
 func TestChainerBesideConcurrentWriters(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		key := newKey(t)
 		org := storetest.Org(t, db, domain.PlanPro)
 		var emps []domain.Employee
 		for _, name := range []string{"Ada", "Bo", "Cy"} {
 			emps = append(emps, storetest.Employee(t, db, org.ID, name))
 		}
-		o := auditchain.Options{CheckpointEvery: 16, Batch: 7}
-		chainer := auditchain.NewChainer(db, key, o)
-		done := make(chan struct{})
-		chainErr := make(chan error, 1)
-		go func() {
-			for {
-				if _, err := chainer.ChainOnce(ctx); err != nil {
-					chainErr <- err
-					return
-				}
-				select {
-				case <-done:
-					chainErr <- nil
-					return
-				default:
-				}
-			}
-		}()
-		const writers, each = 8, 15
-		var wg sync.WaitGroup
-		errs := make(chan error, writers*each)
-		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < each; i++ {
-					note := "note"
-					e := emps[(w+i)%len(emps)]
-					if _, err := db.PatchEmployeeLocal(ctx, org.ID, e.ID, store.EmployeeLocalPatch{Notes: &note}); err != nil {
-						errs <- err
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(done)
-		close(errs)
-		for err := range errs {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "40P01" {
-				t.Fatalf("deadlock: %v", err)
-			}
-			t.Fatalf("writer: %v", err)
-		}
-		if err := <-chainErr; err != nil {
-			t.Fatalf("chainer: %v", err)
-		}
-		if _, err := chainer.ChainOnce(ctx); err != nil {
-			t.Fatal(err)
-		}
-		var total int64
-		if err := db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_log WHERE org_id = $1`, org.ID).Scan(&total); err != nil {
-			t.Fatal(err)
-		}
-		r, err := auditchain.Verify(ctx, db.SQL, key.Public().(ed25519.PublicKey), org.ID, o)
-		if err != nil || !r.OK || r.Rows != total || r.Unchained != 0 {
-			t.Fatalf("verify after concurrent writes: %+v %v (audit rows %d)", r, err, total)
-		}
+		besideChainer(t, db, org.ID, 8, 15, func(w, i int) error {
+			note := "note"
+			e := emps[(w+i)%len(emps)]
+			_, err := db.PatchEmployeeLocal(ctx, org.ID, e.ID, store.EmployeeLocalPatch{Notes: &note})
+			return err
+		})
 	})
 }
