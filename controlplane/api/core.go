@@ -184,8 +184,10 @@ func coreRoutes(st Store, detailers ...DeviceDetailer) []Route {
 		{Method: "GET", Path: "/api/v1/devices/{id}/assignments", Summary: "A device's assignment history", Tag: dev, Role: domain.RoleViewer,
 			Feature: domain.FeatureAssets, Resource: "device", Response: List[domain.Assignment]{}, Handler: h.deviceAssignments},
 		{Method: "GET", Path: "/api/v1/audit", Summary: "Read the audit log", Tag: "Audit", Role: domain.RoleAdmin,
-			Query: []Param{{"actor", "e.g. token:<id>"}, {"target_type", "e.g. device"}, {"target_id", "id"}, {"action", "e.g. device.assigned"},
-				{"since", "RFC 3339 time"}, {"until", "RFC 3339 time"}, {"limit", "page size"}, {"cursor", "from next_cursor"}},
+			Query: append([]Param{{Name: "actor", Description: "e.g. token:<id>"}, {Name: "target_type", Description: "e.g. device"},
+				{Name: "target_id", Description: "id"}, {Name: "action", Description: "e.g. device.assigned"},
+				{Name: "since", Description: "RFC 3339 time", Format: "date-time"}, {Name: "until", Description: "RFC 3339 time", Format: "date-time"}},
+				PageParams()...),
 			Response: List[domain.AuditEntry]{}, Handler: h.listAudit},
 	}
 }
