@@ -97,6 +97,7 @@ func Unauthorized(detail string) *Problem {
 func ReauthRequired(detail string) *Problem {
 	return newProblem(http.StatusUnauthorized, "reauth-required", "Re-authentication required", detail)
 }
+
 // MethodNotAllowed answers a known path asked with a method it does not serve; allow
 // lists the methods it does (RFC 9110 section 15.5.6 makes the Allow header mandatory).
 func MethodNotAllowed(detail string, allow []string) *Problem {

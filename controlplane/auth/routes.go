@@ -58,7 +58,7 @@ func (s *Service) Routes() []api.Route {
 		{Method: "GET", Path: "/api/v1/me", Summary: "The caller: person, effective role, organization", Tag: tag, Role: domain.RoleViewer,
 			Response: Me{}, Handler: s.getMe},
 		{Method: "GET", Path: "/api/v1/users", Summary: "List the organization's users (admins as people)", Tag: tag, Role: domain.RoleAdmin,
-			Query: append([]api.Param{api.BoolParam("include_removed", "true to list removed users too")}, api.PageParams()...),
+			Query:    append([]api.Param{api.BoolParam("include_removed", "true to list removed users too")}, api.PageParams()...),
 			Response: api.List[store.User]{}, Handler: s.listUsers},
 		{Method: "POST", Path: "/api/v1/users", Summary: "Invite a person (returns their one-time sign-in link once; only an owner invites an owner)",
 			Tag: tag, Role: domain.RoleAdmin, Request: InviteRequest{}, Response: Invitation{}, Status: http.StatusCreated, Handler: s.inviteUser},
