@@ -100,7 +100,7 @@ type employeeQuery struct {
 	Status     string `query:"status" doc:"employment status" enum:"pending,active,terminated"`
 	Department string `query:"department" doc:"department name (case-insensitive)"`
 	MemberType string `query:"member_type" doc:"member type" enum:"full_time,part_time,contractor"`
-	Email      string `query:"email" doc:"work email, exactly"`
+	Email      string `query:"email" doc:"work email, exactly" format:"email"`
 	Sort       string `query:"sort" doc:"sort key (default created); ties are broken by id" enum:"created,name,email,status,start_date"`
 	Order      string `query:"order" doc:"sort direction (default asc)" enum:"asc,desc"`
 	Limit      int    `query:"limit" doc:"page size (default 50)" min:"1" max:"200"`

@@ -20,6 +20,7 @@ import (
 //	doc:"..."        its description
 //	enum:"a,b,c"     the values a string parameter takes
 //	min:"1" max:"9"  the bounds of an integer parameter
+//	format:"email"   its OpenAPI format ("date-time" is also checked)
 //
 // Field types: string, bool, *bool (unset = nil, so "false" is a filter of its own), int.
 
@@ -47,7 +48,7 @@ func queryFields(t reflect.Type) []queryField {
 		if name == "" {
 			continue
 		}
-		qf := queryField{index: i, name: name, doc: f.Tag.Get("doc")}
+		qf := queryField{index: i, name: name, doc: f.Tag.Get("doc"), format: f.Tag.Get("format")}
 		ft := f.Type
 		if ft.Kind() == reflect.Pointer {
 			qf.ptr, ft = true, ft.Elem()
@@ -83,7 +84,7 @@ func queryFields(t reflect.Type) []queryField {
 func queryParams(v any) []any {
 	var out []any
 	for _, f := range queryFields(reflect.TypeOf(v)) {
-		p := Param{Name: f.name, Description: f.doc, Type: f.kind, Enum: f.enum, Min: f.min, Max: f.max}
+		p := Param{Name: f.name, Description: f.doc, Type: f.kind, Format: f.format, Enum: f.enum, Min: f.min, Max: f.max}
 		out = append(out, map[string]any{"name": f.name, "in": "query", "description": f.doc, "schema": p.schema()})
 	}
 	return out
