@@ -428,15 +428,6 @@ func ParsePosture(raw string) PostureSummary {
 		ScreenLock: postureWord(p.ScreenLock), OSVersion: p.OSVersion}
 }
 
-// postureField is the SQL reading one field of the stored posture JSON.
-func postureField(d Dialect, field string) string {
-	if d == Postgres {
-		// json, not jsonb: one field of a small document, without building the binary form.
-		return "(t.posture::json ->> '" + field + "')"
-	}
-	return "json_extract(t.posture, '$." + field + "')"
-}
-
 // Person is the short form of an employee shown beside a device.
 type Person struct {
 	ID    string `json:"id"`
@@ -527,11 +518,12 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) (*where, deviceJoins) {
 	}{{"disk_encryption", q.DiskEncrypted}, {"firewall", q.Firewall}, {"screen_lock", q.ScreenLock}} {
 		if c.v != nil {
 			j.t = true
-			want := postureOff
+			// The posture columns agent tracking writes beside the report (postureChecks).
+			want := "off"
 			if *c.v {
-				want = postureOn
+				want = "on"
 			}
-			w.add(postureField(d, c.field)+" = ?", want)
+			w.add("t."+c.field+" = ?", want)
 		}
 	}
 	if q.OfflineDays > 0 {
