@@ -25,6 +25,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -48,6 +49,8 @@ type Config struct {
 	Devices, People int
 	// N is the number of timed requests per case (after a short warm-up).
 	N int
+	// CPUProfile, when set, profiles the timed requests of each store (for `go tool pprof`).
+	CPUProfile string
 }
 
 // Case is one measured request kind.
@@ -80,6 +83,7 @@ func main() {
 	flag.IntVar(&cfg.People, "people", 5000, "people to seed")
 	flag.IntVar(&cfg.N, "n", 200, "timed requests per case")
 	flag.BoolVar(&write, "write", false, "replace the Console and lists section of docs/benchmarks.md")
+	flag.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the timed requests (not the seeding) to this file, one per store (name.sqlite, name.postgres)")
 	flag.Parse()
 	res, err := RunAll(context.Background(), cfg)
 	if err != nil {
@@ -261,6 +265,17 @@ func runStore(ctx context.Context, cfg Config, name, dbURL string) ([]Result, er
 	deep, err := deepCursor(ctx, s, org.ID)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile + "." + strings.ToLower(name))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var out []Result
 	for _, c := range cases(deep) {
