@@ -533,9 +533,13 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) (*where, deviceJoins) {
 		}
 		// Last seen is the later of the last report and the agent's last heartbeat; it is
 		// before the cutoff when both are.
-		j.t, j.a = true, true
+		// t.org_id repeats d.org_id so the planner can start from the few reports older
+		// than the cutoff (index device_tracking_seen) rather than from every device, and
+		// the heartbeat is a NOT EXISTS so those few look their agent up by id.
+		j.t = true
 		cut := now.Add(-time.Duration(q.OfflineDays) * 24 * time.Hour).UTC()
-		w.addArgs("t.last_seen_at < ? AND (a.last_seen_at IS NULL OR a.last_seen_at < ?)", cut, cut)
+		w.addArgs("t.org_id = ? AND t.last_seen_at < ? AND NOT EXISTS (SELECT 1 FROM agents ha WHERE ha.id = t.agent_id AND ha.last_seen_at >= ?)",
+			orgID, cut, cut)
 	}
 	if q.InService {
 		w.conds = append(w.conds, "d.state NOT IN ('retired', 'lost')")
