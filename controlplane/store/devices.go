@@ -535,10 +535,11 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) (*where, deviceJoins) {
 		// before the cutoff when both are.
 		// t.org_id repeats d.org_id so the planner can start from the few reports older
 		// than the cutoff (index device_tracking_seen) rather than from every device, and
-		// the heartbeat is a NOT EXISTS so those few look their agent up by id.
+		// the heartbeat is a scalar subquery so each of those few looks its agent up by id
+		// (as a join, Postgres hashes every agent of the org first).
 		j.t = true
 		cut := now.Add(-time.Duration(q.OfflineDays) * 24 * time.Hour).UTC()
-		w.addArgs("t.org_id = ? AND t.last_seen_at < ? AND NOT EXISTS (SELECT 1 FROM agents ha WHERE ha.id = t.agent_id AND ha.last_seen_at >= ?)",
+		w.addArgs("t.org_id = ? AND t.last_seen_at < ? AND NOT COALESCE((SELECT ha.last_seen_at >= ? FROM agents ha WHERE ha.id = t.agent_id), FALSE)",
 			orgID, cut, cut)
 	}
 	if q.InService {
