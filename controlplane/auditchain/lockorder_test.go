@@ -55,7 +55,7 @@ func TestAuditBetweenOrderedLocksBesideChainer(t *testing.T) {
 }
 
 // besideChainer runs writers goroutines calling write each times while a chainer links
-// rows flat out, fails on any writer error (naming a deadlock), then chains the rest and
+// rows after every write, fails on any writer error (naming a deadlock), then chains the rest and
 // checks the org's chain verifies and covers every audit row.
 func besideChainer(t *testing.T, db *store.DB, org string, writers, each int, write func(w, i int) error) {
 	t.Helper()
@@ -63,19 +63,21 @@ func besideChainer(t *testing.T, db *store.DB, org string, writers, each int, wr
 	key := newKey(t)
 	o := auditchain.Options{CheckpointEvery: 16, Batch: 7}
 	chainer := auditchain.NewChainer(db, key, o)
-	done := make(chan struct{})
+	// Each write kicks the chainer, so it runs as often as it can without spinning: a
+	// spinning chainer holds the SQLite writer so often that writers hit SQLITE_BUSY.
+	done, kick := make(chan struct{}), make(chan struct{}, 1)
 	chainErr := make(chan error, 1)
 	go func() {
 		for {
-			if _, err := chainer.ChainOnce(ctx); err != nil {
-				chainErr <- err
-				return
-			}
 			select {
 			case <-done:
 				chainErr <- nil
 				return
-			default:
+			case <-kick:
+			}
+			if _, err := chainer.ChainOnce(ctx); err != nil {
+				chainErr <- err
+				return
 			}
 		}
 	}()
@@ -88,6 +90,10 @@ func besideChainer(t *testing.T, db *store.DB, org string, writers, each int, wr
 			for i := 0; i < each; i++ {
 				if err := write(w, i); err != nil {
 					errs <- err
+				}
+				select {
+				case kick <- struct{}{}:
+				default:
 				}
 			}
 		}()
