@@ -84,7 +84,7 @@ func newFlowEnv(t *testing.T) *flowEnv {
 	hs.Start()
 	t.Cleanup(hs.Close)
 	org := domain.Org{Name: "Northwind Robotics", Plan: domain.PlanPro, TimeZone: "America/Chicago",
-		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5}}
+		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5, WipeRequiresApproval: true}}
 	if err := store.CreateOrg(context.Background(), s.DB.SQL, &org); err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestBrowserFlowsRealAuth(t *testing.T) {
 		}
 		// The same person under a second token (minted on /users, owned by them) is refused.
 		tab.Visit(e.base + "/users")
-		tab.Do(chromedp.SetValue(chromedp.ID("tok-name"), "owner script"))
+		tab.Do(chromedp.SetValue(chromedp.ID("tok-name"), "owner script"), chromedp.SetValue(chromedp.ID("tok-role"), "admin"))
 		tab.Submit("#mint-form button")
 		tab.Check()
 		secret := tab.Text("#token-secret")
