@@ -23,6 +23,9 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/console/internal/browsertest"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring/agentsim"
+	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
+	"github.com/lanyardhq/lanyard/controlplane/mdm/apple/fakeapns"
+	"github.com/lanyardhq/lanyard/controlplane/mdm/apple/macsim"
 	"github.com/lanyardhq/lanyard/controlplane/server"
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
@@ -41,6 +44,34 @@ type flowEnv struct {
 	base   string
 	org    domain.Org
 	agents *agentsim.Server
+	mdm    *apple.Service
+}
+
+// enrollMac enrolls a simulated Mac in the server's Apple MDM for an employee, through an
+// enrollment link as a person would (push certificate first: the profile names its topic).
+func (e *flowEnv) enrollMac(serial, employeeID string) *macsim.Mac {
+	e.t.Helper()
+	ctx := context.Background()
+	certPEM, keyPEM, err := fakeapns.NewPushCert("com.apple.mgmt.External."+domain.NewID(), time.Now().AddDate(1, 0, 0))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.mdm.UploadPushCert(ctx, e.org.ID, "token:test", certPEM, keyPEM); err != nil {
+		e.t.Fatal(err)
+	}
+	link, err := e.mdm.CreateEnrollLink(ctx, e.org.ID, employeeID, "token:test", time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m := macsim.New(serial)
+	prof, err := m.FetchProfile(ctx, link.URL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := m.Enroll(ctx, prof); err != nil {
+		e.t.Fatal(err)
+	}
+	return m
 }
 
 func newFlowEnv(t *testing.T) *flowEnv {
@@ -57,15 +88,22 @@ func newFlowEnv(t *testing.T) *flowEnv {
 	dir := t.TempDir()
 	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.PublicURL = "127.0.0.1:0", "127.0.0.1:0", base
+	// Apple's endpoints stay on loopback, on a port nothing listens on: a push fails and
+	// the command waits, which is all the PIN reveal needs, and nothing reaches Apple.
+	cfg.APNsURL, cfg.DEPURL = "https://127.0.0.1:1", "https://127.0.0.1:1"
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.DB.Close)
 	var aa *agentapi.Server
+	var mdm *apple.Service
 	for _, c := range s.Capabilities {
-		if a, ok := c.(*agentapi.Server); ok {
-			aa = a
+		switch c := c.(type) {
+		case *agentapi.Server:
+			aa = c
+		case *apple.Service:
+			mdm = c
 		}
 	}
 	if aa == nil {
@@ -88,7 +126,7 @@ func newFlowEnv(t *testing.T) *flowEnv {
 	if err := store.CreateOrg(context.Background(), s.DB.SQL, &org); err != nil {
 		t.Fatal(err)
 	}
-	return &flowEnv{t: t, srv: s, base: base, org: org, agents: agentsim.Attach(s.DB, aa)}
+	return &flowEnv{t: t, srv: s, base: base, org: org, agents: agentsim.Attach(s.DB, aa), mdm: mdm}
 }
 
 // admin is a person with a password and TOTP, set up through the real invitation flow
@@ -200,11 +238,12 @@ func eval[T any](t *testing.T, tab *browsertest.Tab, expr string) T {
 // seed is a small, realistic company: people in a few departments, their laptops (one
 // with a connected agent), monitors and stock, so the pages and screenshots have content.
 type seeded struct {
-	leaver   domain.Employee // to be offboarded
-	holder   domain.Employee // holds the laptop with the agent
-	laptop   domain.Device   // the agent's laptop
-	byEmail  map[string]domain.Employee
-	employee []domain.Employee
+	leaver    domain.Employee // to be offboarded
+	holder    domain.Employee // holds the laptop with the agent
+	laptop    domain.Device   // the agent's laptop
+	byEmail   map[string]domain.Employee
+	employee  []domain.Employee
+	macSerial string // employee[0]'s Mac, enrolled in Apple MDM by the PIN flow
 }
 
 func (e *flowEnv) seed() seeded {
@@ -254,7 +293,7 @@ func (e *flowEnv) seed() seeded {
 			}
 		}
 	}
-	sd.holder, sd.laptop = sd.employee[1], devices[1]
+	sd.holder, sd.laptop, sd.macSerial = sd.employee[1], devices[1], devices[0].SerialNumber
 	// The leaver holds no laptop with an agent, so the offboarding waits on nothing here.
 	sd.leaver = sd.employee[6]
 	return sd
@@ -430,6 +469,69 @@ func TestBrowserFlowsRealAuth(t *testing.T) {
 		w, err := e.srv.DB.GetDeviceCommand(context.Background(), e.org.ID, wipes[0].ID)
 		if err != nil || w.State == "awaiting_approval" || w.ApprovedBy == "" {
 			t.Fatalf("wipe after approval %+v %v", w, err)
+		}
+	}
+	{
+		t.Log("flow: Mac lock PIN revealed after re-authentication, audited")
+		mac := sd.employee[0]
+		m := e.enrollMac(sd.macSerial, mac.ID)
+		enr, err := e.srv.DB.MDMGetEnrollment(context.Background(), m.UDID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := e.base + "/devices/" + enr.DeviceID
+		tab.Visit(dev)
+		tab.Submit("#lock") // no agent on this Mac: the lock goes out as an MDM DeviceLock with a PIN
+		tab.Check()
+		cmds, _, err := e.srv.DB.MDMListCommands(context.Background(), e.org.ID, enr.DeviceID, store.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lock store.MDMCommand
+		for _, c := range cmds {
+			if c.RequestType == "DeviceLock" {
+				lock = c
+			}
+		}
+		if lock.SecretSealed == "" {
+			t.Fatalf("no DeviceLock with an escrowed PIN after the lock: %+v", cmds)
+		}
+		want, err := e.mdm.RevealPIN(lock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The sign-in was minutes ago as far as the session knows: the reveal must ask again.
+		if _, err := e.srv.DB.SQL.ExecContext(context.Background(), `UPDATE user_sessions SET reauth_at = $1 WHERE user_id = $2`,
+			time.Now().Add(-2*auth.ReauthWindow).UTC(), owner.ID); err != nil {
+			t.Fatal(err)
+		}
+		tab.Visit(dev + "/secrets")
+		tab.Submit(`form[action$="/pin"] button`)
+		tab.Check()
+		if p := path(t, tab); p != "/reauth" {
+			t.Fatalf("the reveal did not ask for re-authentication (at %s):\n%s", p, tab.Body())
+		}
+		tab.Do(chromedp.SetValue(chromedp.ID("password"), flowPassword), chromedp.SetValue(chromedp.ID("code"), owner.code(t)))
+		tab.Submit("#reauth")
+		tab.Check()
+		if p := path(t, tab); p != "/devices/"+enr.DeviceID+"/secrets" {
+			t.Fatalf("after re-authentication at %s:\n%s", p, tab.Body())
+		}
+		if eval[int](t, tab, `document.querySelectorAll("#pin").length`) == 0 {
+			// Back on the page: the reveal itself is one more click, now within the window.
+			tab.Submit(`form[action$="/pin"] button`)
+			tab.Check()
+		}
+		if got := tab.Text("#pin"); !strings.Contains(got, want) {
+			t.Fatalf("revealed %q, want the escrowed PIN %s", got, want)
+		}
+		tab.Visit(e.base + "/audit?action=mdm.pin.revealed")
+		if got := tab.Text("#audit"); !strings.Contains(got, owner.Email) {
+			t.Fatalf("the audit page does not list the reveal by %s:\n%s", owner.Email, got)
+		}
+		aud, _, err := e.srv.DB.ListAudit(context.Background(), e.org.ID, store.AuditFilter{Action: "mdm.pin.revealed"}, store.Page{})
+		if err != nil || len(aud) != 1 || aud[0].Actor != "user:"+owner.ID {
+			t.Fatalf("audit of the reveal %+v %v, want one by user:%s", aud, err, owner.ID)
 		}
 	}
 }
