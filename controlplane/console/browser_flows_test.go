@@ -342,7 +342,6 @@ func TestBrowserFlowsRealAuth(t *testing.T) {
 		if got := tab.Text("#h-devices + *"); !strings.Contains(got, "8") {
 			t.Fatalf("home device count %q, want 8", got)
 		}
-		tab.Screenshot(screenshotDir, "home")
 		tab.Visit(e.base + "/devices")
 		tab.Screenshot(screenshotDir, "devices")
 		tab.Visit(e.base + "/people")
@@ -459,6 +458,8 @@ func TestBrowserFlowsRealAuth(t *testing.T) {
 		// The second admin, in their own browser context, approves it.
 		tab2 := b.NewTab(t)
 		e.signIn(t, tab2, second)
+		// Home now has an offboarding scheduled and a wipe waiting for this admin.
+		tab2.Screenshot(screenshotDir, "home")
 		tab2.Visit(dev)
 		tab2.Screenshot(screenshotDir, "wipe-approval")
 		tab2.Submit(`tr[data-command="` + wipes[0].ID + `"] button.approve`)
