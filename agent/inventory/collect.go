@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/disk"
@@ -191,6 +193,12 @@ func CleanSerial(s string) string {
 		return ""
 	}
 	if strings.Trim(s, "0 ") == "" || strings.Trim(s, "F") == "" {
+		return ""
+	}
+	// Firmware garbage (bytes that are not UTF-8, control characters) is no serial: the
+	// server refuses such a serial and protobuf would refuse the whole report. Unknown
+	// ("") sends the device to review instead.
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) >= 0 {
 		return ""
 	}
 	return s

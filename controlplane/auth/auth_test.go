@@ -497,5 +497,10 @@ func TestSignInOIDC(t *testing.T) {
 		if _, err := e.svc.SignInOIDC(e.ctx, e.org.ID, "https://idp.example", "sub-2", "stranger@example.com", web); !errors.Is(err, auth.ErrBadCredentials) {
 			t.Fatalf("uninvited email: %v", err)
 		}
+		// The SSO flow audits its refusals (oidc.Service.fail); a row here would be a second one.
+		rows, _, err := db.ListAudit(e.ctx, e.org.ID, store.AuditFilter{Action: "user.sign_in_failed"}, store.Page{Limit: 10})
+		if err != nil || len(rows) != 0 {
+			t.Fatalf("refused SSO sign-in audited by the auth service too: %d rows %v", len(rows), err)
+		}
 	})
 }

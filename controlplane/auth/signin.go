@@ -332,11 +332,9 @@ func (s *Service) SignInOIDC(ctx context.Context, orgID, issuer, subject, email 
 	if err != nil {
 		return Session{}, err
 	}
+	// Refusals are not audited here: the SSO flow audits every refusal it answers, with its
+	// reason code, and auditing here too wrote each "no such user" twice.
 	if len(us) != 1 || orgID == "" {
-		if orgID != "" {
-			s.audit(ctx, orgID, "user.sign_in_failed", "user", "", meta(m, map[string]any{"email": email, "method": "oidc", "issuer": issuer,
-				"reason": "no such user"}))
-		}
 		return Session{}, ErrBadCredentials
 	}
 	u := us[0]
