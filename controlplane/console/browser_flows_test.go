@@ -74,6 +74,20 @@ func (e *flowEnv) enrollMac(serial, employeeID string) *macsim.Mac {
 	return m
 }
 
+// loopbackConfig is the default configuration with a fresh data directory, every listener
+// on a free loopback port, and publicURL as the address browsers use.
+func loopbackConfig(t *testing.T, publicURL string) config.Config {
+	t.Helper()
+	cfg, err := config.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
+	cfg.HTTPAddr, cfg.GRPCAddr, cfg.PublicURL = "127.0.0.1:0", "127.0.0.1:0", publicURL
+	return cfg
+}
+
 func newFlowEnv(t *testing.T) *flowEnv {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -81,13 +95,7 @@ func newFlowEnv(t *testing.T) *flowEnv {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	cfg, err := config.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
-	cfg.HTTPAddr, cfg.GRPCAddr, cfg.PublicURL = "127.0.0.1:0", "127.0.0.1:0", base
+	cfg := loopbackConfig(t, base)
 	// Apple's endpoints stay on loopback, on a port nothing listens on: a push fails and
 	// the command waits, which is all the PIN reveal needs, and nothing reaches Apple.
 	cfg.APNsURL, cfg.DEPURL = "https://127.0.0.1:1", "https://127.0.0.1:1"
@@ -206,15 +214,25 @@ func (a *admin) wrongCode(t *testing.T) string {
 func (e *flowEnv) signIn(t *testing.T, tab *browsertest.Tab, a *admin) {
 	t.Helper()
 	tab.Visit(e.base + "/signin")
-	tab.Do(chromedp.SetValue(chromedp.ID("email"), a.Email), chromedp.SetValue(chromedp.ID("password"), flowPassword))
-	tab.Submit("#signin")
-	tab.Check()
-	tab.Do(chromedp.SetValue(chromedp.ID("code"), a.code(t)))
-	tab.Submit("#verify")
-	tab.Check()
+	passwordStep(tab, a)
+	codeStep(tab, a.code(t))
 	if p := path(t, tab); p != "/" {
 		t.Fatalf("after sign-in at %s, want the home page:\n%s", p, tab.Body())
 	}
+}
+
+// passwordStep submits the sign-in form on /signin.
+func passwordStep(tab *browsertest.Tab, a *admin) {
+	tab.Do(chromedp.SetValue(chromedp.ID("email"), a.Email), chromedp.SetValue(chromedp.ID("password"), flowPassword))
+	tab.Submit("#signin")
+	tab.Check()
+}
+
+// codeStep submits a code on the TOTP page.
+func codeStep(tab *browsertest.Tab, code string) {
+	tab.Do(chromedp.SetValue(chromedp.ID("code"), code))
+	tab.Submit("#verify")
+	tab.Check()
 }
 
 func path(t *testing.T, tab *browsertest.Tab) string {
@@ -319,18 +337,12 @@ func TestBrowserFlowsRealAuth(t *testing.T) {
 		if p := path(t, tab); p != "/signin" {
 			t.Fatalf("signed out, / is at %s, want /signin", p)
 		}
-		tab.Do(chromedp.SetValue(chromedp.ID("email"), owner.Email), chromedp.SetValue(chromedp.ID("password"), flowPassword))
-		tab.Submit("#signin")
-		tab.Check()
-		tab.Do(chromedp.SetValue(chromedp.ID("code"), owner.wrongCode(t)))
-		tab.Submit("#verify")
-		tab.Check()
+		passwordStep(tab, owner)
+		codeStep(tab, owner.wrongCode(t))
 		if p := path(t, tab); p == "/" || !strings.Contains(tab.Text(`[role="alert"]`), "code") {
 			t.Fatalf("a wrong code was not refused on the page (at %s):\n%s", p, tab.Body())
 		}
-		tab.Do(chromedp.SetValue(chromedp.ID("code"), owner.code(t)))
-		tab.Submit("#verify")
-		tab.Check()
+		codeStep(tab, owner.code(t))
 		if p := path(t, tab); p != "/" {
 			t.Fatalf("after the right code at %s:\n%s", p, tab.Body())
 		}
