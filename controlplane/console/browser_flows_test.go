@@ -19,7 +19,6 @@ import (
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
 	"github.com/lanyardhq/lanyard/controlplane/auth"
-	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/console/internal/browsertest"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring/agentsim"
@@ -72,20 +71,6 @@ func (e *flowEnv) enrollMac(serial, employeeID string) *macsim.Mac {
 		e.t.Fatal(err)
 	}
 	return m
-}
-
-// loopbackConfig is the default configuration with a fresh data directory, every listener
-// on a free loopback port, and publicURL as the address browsers use.
-func loopbackConfig(t *testing.T, publicURL string) config.Config {
-	t.Helper()
-	cfg, err := config.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
-	cfg.HTTPAddr, cfg.GRPCAddr, cfg.PublicURL = "127.0.0.1:0", "127.0.0.1:0", publicURL
-	return cfg
 }
 
 func newFlowEnv(t *testing.T) *flowEnv {
