@@ -187,8 +187,11 @@ func CleanUUID(s string) string {
 }
 
 // CleanSerial trims a firmware string and returns "" for known placeholders.
+// NULs and spaces are trimmed together: firmware pads with either, in any
+// order, and trimming one then the other left a NUL at an end (" \x00 C02X"),
+// which turned a real serial into garbage below.
 func CleanSerial(s string) string {
-	s = strings.TrimSpace(strings.Trim(s, "\x00"))
+	s = strings.TrimFunc(s, func(r rune) bool { return r == 0 || unicode.IsSpace(r) })
 	if junkSerials[strings.ToLower(s)] {
 		return ""
 	}
