@@ -373,7 +373,7 @@ func TestBrowserFlows(t *testing.T) {
 		tab.Do(chromedp.Evaluate[chromedp.Void](`document.querySelector("#wipe").disabled = false`))
 		tab.Submit("#wipe")
 		tab.Check()
-		if got := tab.Body(); !strings.Contains(got, "serial") {
+		if got := tab.Text("main"); !strings.Contains(got, "the device's serial number") {
 			t.Fatalf("a wrong serial: %s", got)
 		}
 		if cmds := e.commands(t, dev.ID, store.CommandWipe); len(cmds) != 0 {
