@@ -19,7 +19,7 @@ STATICCHECK_VERSION := v0.8.2
 
 AGENT_TARGETS := darwin/amd64 darwin/arm64 windows/amd64 linux/amd64 linux/arm64
 
-.PHONY: all build build-agents ctl run test test-short lint generate tools bench packages clean docs screenshots
+.PHONY: all build build-agents ctl run test test-short lint generate tools bench fuzz packages clean docs screenshots
 
 all: build
 
@@ -100,6 +100,12 @@ generate:
 ## bench: the benchmarks whose results go into docs/benchmarks.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+
+## fuzz: every fuzz target for FUZZTIME each, one after another (`make test` runs only the
+## seed corpora); a failing input lands in the package's testdata/fuzz (docs/dev/fuzzing.md)
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 ## packages: agent installers for the demo organization (see installers/)
 packages: build-agents

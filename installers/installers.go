@@ -199,19 +199,24 @@ type AgentBinaries interface {
 	AgentBinary(ctx context.Context, goos, goarch string) (string, error)
 }
 
-// Builder builds packages. All fields except Authenticode, GRPCAddress and
+// Builder builds packages. All fields except Authenticode, GRPCAddress(es) and
 // Logger are required.
 type Builder struct {
 	ControlPlaneURL string // baked into the config, e.g. https://lanyard.example.com
 	GRPCAddress     string // agent API host:port when not the URL's host:8443
+	// GRPCAddresses are every replica's agent API host:port; the agent fails over
+	// between them (GRPCAddress, when set, is one of them).
+	GRPCAddresses []string
 	// EnrollmentAddress is the enrollment endpoint host:port; empty lets the agent
 	// derive it (agent/config's default).
 	EnrollmentAddress string
-	Version           string // agent version, part of the file name
-	Secrets           SecretMinter
-	CA                CAFingerprinter
-	Orgs              OrgGetter
-	Agents            AgentBinaries
+	// EnrollmentAddresses are every replica's enrollment endpoints, tried in turn.
+	EnrollmentAddresses []string
+	Version             string // agent version, part of the file name
+	Secrets             SecretMinter
+	CA                  CAFingerprinter
+	Orgs                OrgGetter
+	Agents              AgentBinaries
 	// Authenticode signs the exe and the MSI when set.
 	Authenticode *msi.Authenticode
 	// PkgSigning signs the macOS .pkg (relic) when set.
@@ -312,7 +317,9 @@ func (b *Builder) Build(ctx context.Context, req Request, outDir string) (Artifa
 	cfg, err := config.Marshal(config.Config{
 		ControlPlaneURL:     b.ControlPlaneURL,
 		GRPCAddress:         b.GRPCAddress,
+		GRPCAddresses:       b.GRPCAddresses,
 		EnrollmentAddress:   b.EnrollmentAddress,
+		EnrollmentAddresses: b.EnrollmentAddresses,
 		CAFingerprintSHA256: fp,
 		EnrollmentSecret:    sec.Plaintext,
 		KeepSecret:          org.Settings.KeepEnrollmentSecret,

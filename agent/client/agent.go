@@ -195,22 +195,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.useCredentials(creds); err != nil {
 		return err
 	}
-	addr := a.ident.GRPCAddress
-	if t, err := a.o.Config.GRPCTarget(); err == nil && a.o.Config.GRPCAddress != "" {
-		addr = t
-	}
-	tc, err := agentTLS(addr, a.roots, &a.holder)
+	addrs, err := a.agentAPIAddresses()
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(addr, append(TransportOptions(), grpc.WithTransportCredentials(credentials.NewTLS(tc)))...)
+	conn, err := dialAgentAPI(addrs, a.roots, &a.holder)
 	if err != nil {
-		return fmt.Errorf("client: dial %s: %w", addr, err)
+		return err
 	}
 	defer conn.Close()
 	a.api = agentv1.NewAgentServiceClient(conn)
 	a.status.update(func(s *Status) {
-		s.AgentID, s.OrgID, s.GRPCAddress = a.ident.AgentID, a.ident.OrgID, addr
+		s.AgentID, s.OrgID, s.GRPCAddresses = a.ident.AgentID, a.ident.OrgID, addrs
 		s.CertNotAfter, s.CertRenewAfter = a.ident.NotAfter, a.ident.RenewAfter
 	})
 
@@ -254,6 +250,21 @@ func (a *Agent) recoverInterrupted() error {
 	return nil
 }
 
+// agentAPIAddresses are the endpoints the config names, else the ones the agent
+// enrolled with (an identity from before address lists has one).
+func (a *Agent) agentAPIAddresses() ([]string, error) {
+	if a.o.Config.HasGRPCAddresses() {
+		return a.o.Config.GRPCTargets()
+	}
+	if len(a.ident.GRPCAddresses) > 0 {
+		return a.ident.GRPCAddresses, nil
+	}
+	if a.ident.GRPCAddress != "" {
+		return []string{a.ident.GRPCAddress}, nil
+	}
+	return a.o.Config.GRPCTargets()
+}
+
 func (a *Agent) ensureEnrolled(ctx context.Context) (*Credentials, error) {
 	creds, err := a.store.LoadCredentials()
 	if err == nil {
@@ -266,8 +277,16 @@ func (a *Agent) ensureEnrolled(ctx context.Context) (*Credentials, error) {
 		return nil, fmt.Errorf("%w: no enrollment_secret in the config; run `lanyard-agent enroll --url ... --secret ...`", ErrNotEnrolled)
 	}
 	bo := backoff{base: a.o.BackoffBase, max: a.o.BackoffMax}
-	for {
-		_, err := Enroll(ctx, EnrollOptions{Config: a.o.Config, Store: a.store, Collector: a.o.Collector,
+	targets, err := a.o.Config.EnrollmentTargets()
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		// Each retry goes to the next replica's enrollment port: one that is down does not
+		// hold the device back.
+		cfg := a.o.Config
+		cfg.EnrollmentAddress = targets[attempt%len(targets)]
+		_, err := Enroll(ctx, EnrollOptions{Config: cfg, Store: a.store, Collector: a.o.Collector,
 			Version: a.o.Version, Logger: a.log})
 		if err == nil {
 			break
@@ -485,10 +504,20 @@ func (a *Agent) renewExpired(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	addr, err := a.o.Config.EnrollmentTarget()
+	addrs, err := a.o.Config.EnrollmentTargets()
 	if err != nil {
 		return err
 	}
+	for _, addr := range addrs { // every replica's enrollment port in turn
+		if err = a.renewExpiredAt(ctx, addr, creds); err == nil || ctx.Err() != nil {
+			return err
+		}
+		a.log.Warn("renewing the expired certificate failed", "enrollment_address", addr, "err", err)
+	}
+	return err
+}
+
+func (a *Agent) renewExpiredAt(ctx context.Context, addr string, creds *Credentials) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("client: enrollment address %q: %w", addr, err)

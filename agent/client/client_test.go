@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -403,9 +404,10 @@ func TestRenewalAtTwoThirds(t *testing.T) {
 	if !samePublic(leaf.PublicKey, after.Key.Public()) {
 		t.Fatal("stored key does not match the stored certificate")
 	}
-	if a.Status().CertNotAfter.Before(time.Now().Add(30 * time.Minute)) {
-		t.Fatal("status not updated after renewal")
-	}
+	// install writes the identity before the status: wait for the status, not sample it.
+	waitFor(t, "status updated after renewal", func() bool {
+		return !a.Status().CertNotAfter.Before(time.Now().Add(30 * time.Minute))
+	})
 }
 
 // TestRenewalAfterExpiry: a device that could not renew in time (off, or the server
@@ -441,4 +443,35 @@ func TestRenewalAfterExpiry(t *testing.T) {
 		t.Fatalf("%d mTLS renewals went through while refused", mtls)
 	}
 	waitFor(t, "connected with the renewed certificate", func() bool { return a.Status().Connected })
+}
+
+// TestEnrollAndConnectSkipDeadReplica: with a dead replica first in both address lists,
+// the agent enrolls on the next enrollment address and streams to the live agent address,
+// and its identity keeps the whole list.
+func TestEnrollAndConnectSkipDeadReplica(t *testing.T) {
+	h := newHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens here: a replica that is gone
+	cfg, err := config.Load(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.GRPCAddress, cfg.EnrollmentAddress = "", ""
+	cfg.GRPCAddresses = []string{dead, h.cp.agentAddr}
+	cfg.EnrollmentAddresses = []string{dead, h.cp.enrollAddr}
+	if err := config.Write(h.cfgPath, cfg); err != nil {
+		t.Fatal(err)
+	}
+	a, _, _ := h.connected(t)
+	if got := a.Status().GRPCAddress; got != h.cp.agentAddr {
+		t.Errorf("connected to %q, want %q", got, h.cp.agentAddr)
+	}
+	id, err := (&Store{Dir: h.stateDir}).LoadIdentity()
+	if err != nil || len(id.GRPCAddresses) != 2 || id.GRPCAddresses[1] != h.cp.agentAddr {
+		t.Errorf("identity addresses %v (%v)", id.GRPCAddresses, err)
+	}
 }

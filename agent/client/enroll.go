@@ -42,6 +42,10 @@ func Enroll(ctx context.Context, o EnrollOptions) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
+	grpcAddrs, err := o.Config.GRPCTargets()
+	if err != nil {
+		return Identity{}, err
+	}
 	tc, pc, err := enrollmentTLS(addr, o.Config.CAFingerprintSHA256, log)
 	if err != nil {
 		return Identity{}, err
@@ -93,7 +97,7 @@ func Enroll(ctx context.Context, o EnrollOptions) (Identity, error) {
 		return Identity{}, err
 	}
 	id := Identity{
-		AgentID: resp.GetAgentId(), OrgID: resp.GetOrgId(), GRPCAddress: grpcAddr,
+		AgentID: resp.GetAgentId(), OrgID: resp.GetOrgId(), GRPCAddress: grpcAddr, GRPCAddresses: grpcAddrs,
 		EnrolledAt: time.Now().UTC(),
 	}
 	applyBundle(&id, b)

@@ -45,6 +45,7 @@ type Identity struct {
 	NotAfter         time.Time `json:"not_after"`
 	RenewAfter       time.Time `json:"renew_after"`
 	GRPCAddress      string    `json:"grpc_address"`
+	GRPCAddresses    []string  `json:"grpc_addresses,omitempty"`
 	EnrolledAt       time.Time `json:"enrolled_at"`
 	RootFingerprints []string  `json:"root_fingerprints_sha256"`
 }

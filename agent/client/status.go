@@ -35,19 +35,21 @@ type Status struct {
 	LockReassertState  string    `json:"lock_reassert_state,omitempty"`
 	LockReassertError  string    `json:"lock_reassert_error,omitempty"`
 	EscrowedProtectors []string  `json:"escrowed_protectors,omitempty"`
-	GRPCAddress        string    `json:"grpc_address,omitempty"`
-	Connected          bool      `json:"connected"`
-	ConnectedSince     time.Time `json:"connected_since,omitzero"`
-	LastHeartbeatAck   time.Time `json:"last_heartbeat_ack,omitzero"`
-	LastInventory      time.Time `json:"last_inventory,omitzero"`
-	InventoryHash      string    `json:"inventory_hash,omitempty"`
-	CertNotAfter       time.Time `json:"cert_not_after,omitzero"`
-	CertRenewAfter     time.Time `json:"cert_renew_after,omitzero"`
-	PendingResults     int       `json:"pending_results"`
-	CommandsHandled    int       `json:"commands_handled"`
-	LastError          string    `json:"last_error,omitempty"`
-	LastErrorAt        time.Time `json:"last_error_at,omitzero"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	// GRPCAddress is the replica the stream is connected to, one of GRPCAddresses.
+	GRPCAddress      string    `json:"grpc_address,omitempty"`
+	GRPCAddresses    []string  `json:"grpc_addresses,omitempty"`
+	Connected        bool      `json:"connected"`
+	ConnectedSince   time.Time `json:"connected_since,omitzero"`
+	LastHeartbeatAck time.Time `json:"last_heartbeat_ack,omitzero"`
+	LastInventory    time.Time `json:"last_inventory,omitzero"`
+	InventoryHash    string    `json:"inventory_hash,omitempty"`
+	CertNotAfter     time.Time `json:"cert_not_after,omitzero"`
+	CertRenewAfter   time.Time `json:"cert_renew_after,omitzero"`
+	PendingResults   int       `json:"pending_results"`
+	CommandsHandled  int       `json:"commands_handled"`
+	LastError        string    `json:"last_error,omitempty"`
+	LastErrorAt      time.Time `json:"last_error_at,omitzero"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // statusFile serializes writes of status.json.

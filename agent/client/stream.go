@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -242,8 +243,14 @@ func (a *Agent) runStream(ctx context.Context) (bool, error) {
 			iv := st.interval
 			st.mu.Unlock()
 			tick.Reset(iv)
-			a.status.update(func(s *Status) { s.Connected, s.ConnectedSince, s.LastError = true, time.Now().UTC(), "" })
-			a.log.Info("connected to the control plane")
+			var replica string
+			if p, ok := peer.FromContext(s.Context()); ok && p.Addr != nil {
+				replica = p.Addr.String()
+			}
+			a.status.update(func(s *Status) {
+				s.Connected, s.ConnectedSince, s.LastError, s.GRPCAddress = true, time.Now().UTC(), "", replica
+			})
+			a.log.Info("connected to the control plane", "replica", replica)
 		case <-tick.C:
 			st.mu.Lock()
 			silent := time.Since(st.lastRecv)

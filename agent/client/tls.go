@@ -142,18 +142,3 @@ func (h *certHolder) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) 
 	}
 	return c, nil
 }
-
-// agentTLS is mTLS for the agent API: the server must chain to the enrolled
-// roots; the client presents the device certificate.
-func agentTLS(addr string, roots *x509.CertPool, h *certHolder) (*tls.Config, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("client: grpc address %q: %w", addr, err)
-	}
-	return &tls.Config{
-		MinVersion:           tls.VersionTLS13,
-		ServerName:           host,
-		RootCAs:              roots,
-		GetClientCertificate: h.get,
-	}, nil
-}

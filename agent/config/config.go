@@ -12,7 +12,9 @@
 //	{
 //	  "control_plane_url":     "https://lanyard.example.com",  // admin/web URL of the control plane
 //	  "grpc_address":          "lanyard.example.com:8443",     // agent gRPC endpoint, mTLS (host:port); default: host of control_plane_url, port 8443
+//	  "grpc_addresses":        ["a.example.com:8443", "b.example.com:8443"], // control-plane replicas; the agent fails over between them (grpc_address, when set, is tried with them)
 //	  "enrollment_address":    "lanyard.example.com:8444",     // enrollment gRPC endpoint, server TLS only; default: host of grpc_address/control_plane_url, port 8444
+//	  "enrollment_addresses":  ["a.example.com:8444", "b.example.com:8444"], // every replica's enrollment endpoint, tried in turn
 //	  "ca_fingerprint_sha256": "3f1c…(64 hex)",                // SHA-256 of the control plane's root CA certificate (DER); colons and case ignored
 //	  "enrollment_secret":     "lyes_…",                       // per-org enrollment secret; deleted from the file after enrolling unless keep_secret
 //	  "keep_secret":           false,                          // keep enrollment_secret after enrolling (to re-enroll later)
@@ -56,8 +58,17 @@ type Config struct {
 	ControlPlaneURL string `json:"control_plane_url,omitempty"`
 	// GRPCAddress is the agent API endpoint as host:port.
 	GRPCAddress string `json:"grpc_address,omitempty"`
+	// GRPCAddresses are the agent API endpoints of every control-plane replica (or load
+	// balancer). The agent keeps one stream and moves to another address when its replica
+	// goes away. Every address must present a certificate that chains to the enrolled CA
+	// and names its host, so editing the list on a device cannot point the agent at a
+	// server outside the control plane.
+	GRPCAddresses []string `json:"grpc_addresses,omitempty"`
 	// EnrollmentAddress is the enrollment endpoint as host:port.
 	EnrollmentAddress string `json:"enrollment_address,omitempty"`
+	// EnrollmentAddresses are the enrollment endpoints of every replica; enrollment tries
+	// them in turn (EnrollmentAddress, when set, first).
+	EnrollmentAddresses []string `json:"enrollment_addresses,omitempty"`
 	// CAFingerprintSHA256 pins the root CA: hex SHA-256 of its DER encoding.
 	CAFingerprintSHA256 string `json:"ca_fingerprint_sha256,omitempty"`
 	// EnrollmentSecret is the per-org secret exchanged once for a device certificate.
@@ -164,9 +175,12 @@ func NormalizeFingerprint(fp string) (string, error) {
 	return s, nil
 }
 
-// GRPCTarget returns the host:port of the agent API: GRPCAddress, else the
-// host of ControlPlaneURL with DefaultGRPCPort.
+// GRPCTarget returns the host:port of the agent API: GRPCAddress, else the first of
+// GRPCAddresses, else the host of ControlPlaneURL with DefaultGRPCPort.
 func (c Config) GRPCTarget() (string, error) {
+	if c.GRPCAddress == "" && len(c.GRPCAddresses) > 0 {
+		c.GRPCAddress = c.GRPCAddresses[0]
+	}
 	if c.GRPCAddress != "" {
 		if _, _, err := net.SplitHostPort(c.GRPCAddress); err != nil {
 			return "", fmt.Errorf("config: grpc_address %q: %w", c.GRPCAddress, err)
@@ -183,9 +197,55 @@ func (c Config) GRPCTarget() (string, error) {
 	return net.JoinHostPort(u.Hostname(), DefaultGRPCPort), nil
 }
 
+// GRPCTargets returns every agent API endpoint: GRPCAddress (when set) then
+// GRPCAddresses, without repeats; with neither, the one GRPCTarget derives from
+// ControlPlaneURL.
+func (c Config) GRPCTargets() ([]string, error) {
+	return targets("grpc", c.GRPCAddress, c.GRPCAddresses, c.GRPCTarget)
+}
+
+// EnrollmentTargets returns every enrollment endpoint: EnrollmentAddress (when set) then
+// EnrollmentAddresses, without repeats; with neither, the one EnrollmentTarget derives.
+func (c Config) EnrollmentTargets() ([]string, error) {
+	return targets("enrollment", c.EnrollmentAddress, c.EnrollmentAddresses, c.EnrollmentTarget)
+}
+
+func targets(what, one string, list []string, derive func() (string, error)) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range append([]string{one}, list...) {
+		a = strings.TrimSpace(a)
+		if a == "" || seen[a] {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("config: %s address %q: %w", what, a, err)
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	t, err := derive()
+	if err != nil {
+		return nil, err
+	}
+	return []string{t}, nil
+}
+
+// HasGRPCAddresses reports whether the file names agent API endpoints itself (rather
+// than leaving the agent to use the ones it enrolled with).
+func (c Config) HasGRPCAddresses() bool {
+	return strings.TrimSpace(c.GRPCAddress) != "" || len(c.GRPCAddresses) > 0
+}
+
 // EnrollmentTarget returns the host:port of the enrollment service:
 // EnrollmentAddress, else the host of GRPCTarget with DefaultEnrollmentPort.
 func (c Config) EnrollmentTarget() (string, error) {
+	if c.EnrollmentAddress == "" && len(c.EnrollmentAddresses) > 0 {
+		c.EnrollmentAddress = c.EnrollmentAddresses[0]
+	}
 	if c.EnrollmentAddress != "" {
 		if _, _, err := net.SplitHostPort(c.EnrollmentAddress); err != nil {
 			return "", fmt.Errorf("config: enrollment_address %q: %w", c.EnrollmentAddress, err)
@@ -203,7 +263,7 @@ func (c Config) EnrollmentTarget() (string, error) {
 // ValidateForEnroll checks that the file has what enrolling needs: an
 // endpoint and a secret (and a well-formed fingerprint when one is set).
 func (c Config) ValidateForEnroll() error {
-	if _, err := c.EnrollmentTarget(); err != nil {
+	if _, err := c.EnrollmentTargets(); err != nil {
 		return err
 	}
 	if c.EnrollmentSecret == "" {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -18,6 +19,8 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	in := Config{
 		ControlPlaneURL:     "https://lanyard.example.com",
 		GRPCAddress:         "agents.example.com:9443",
+		GRPCAddresses:       []string{"a.example.com:9443", "b.example.com:9443"},
+		EnrollmentAddresses: []string{"a.example.com:9444", "b.example.com:9444"},
 		EnrollmentAddress:   "enroll.example.com:9444",
 		CAFingerprintSHA256: fp,
 		EnrollmentSecret:    "lyes_secret&<x>",
@@ -58,7 +61,7 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	}
 	want := in
 	want.CAFingerprintSHA256 = "3f1c00112233445566778899aabbccddeeff00112233445566778899aabbccdd"
-	if out != want {
+	if !reflect.DeepEqual(out, want) {
 		t.Fatalf("Load = %+v\nwant %+v", out, want)
 	}
 }
@@ -193,5 +196,43 @@ func TestDefaultPaths(t *testing.T) {
 	}
 	if (Config{}).StateDirectory() != DefaultStateDir() || (Config{StateDir: "/x"}).StateDirectory() != "/x" {
 		t.Fatal("StateDirectory does not honour StateDir")
+	}
+}
+
+func TestGRPCTargets(t *testing.T) {
+	cases := []struct {
+		name string
+		c    Config
+		want []string
+	}{
+		{"single field", Config{GRPCAddress: "a:1"}, []string{"a:1"}},
+		{"list", Config{GRPCAddresses: []string{"a:1", "b:1"}}, []string{"a:1", "b:1"}},
+		{"both, without repeats", Config{GRPCAddress: "b:1", GRPCAddresses: []string{"a:1", "b:1", " "}}, []string{"b:1", "a:1"}},
+		{"from url", Config{ControlPlaneURL: "https://cp.example"}, []string{"cp.example:8443"}},
+		{"bad entry", Config{GRPCAddresses: []string{"a:1", "nohostport"}}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.c.GRPCTargets()
+			if tc.want == nil {
+				if err == nil {
+					t.Fatalf("GRPCTargets = %v, want error", got)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("GRPCTargets = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	enroll, err := (Config{GRPCAddresses: []string{"a:1"}, EnrollmentAddresses: []string{"a:2", "b:2", "a:2"}}).EnrollmentTargets()
+	if err != nil || !reflect.DeepEqual(enroll, []string{"a:2", "b:2"}) {
+		t.Errorf("EnrollmentTargets = %v, %v", enroll, err)
+	}
+	if derived, err := (Config{GRPCAddresses: []string{"a:1"}}).EnrollmentTargets(); err != nil || !reflect.DeepEqual(derived, []string{"a:8444"}) {
+		t.Errorf("derived EnrollmentTargets = %v, %v", derived, err)
+	}
+	if first, err := (Config{GRPCAddresses: []string{"a:1", "b:1"}}).GRPCTarget(); err != nil || first != "a:1" {
+		t.Errorf("GRPCTarget of a list = %q, %v", first, err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/disk"
@@ -185,12 +187,21 @@ func CleanUUID(s string) string {
 }
 
 // CleanSerial trims a firmware string and returns "" for known placeholders.
+// NULs and spaces are trimmed together: firmware pads with either, in any
+// order, and trimming one then the other left a NUL at an end (" \x00 C02X"),
+// which turned a real serial into garbage below.
 func CleanSerial(s string) string {
-	s = strings.TrimSpace(strings.Trim(s, "\x00"))
+	s = strings.TrimFunc(s, func(r rune) bool { return r == 0 || unicode.IsSpace(r) })
 	if junkSerials[strings.ToLower(s)] {
 		return ""
 	}
 	if strings.Trim(s, "0 ") == "" || strings.Trim(s, "F") == "" {
+		return ""
+	}
+	// Firmware garbage (bytes that are not UTF-8, control characters) is no serial: the
+	// server refuses such a serial and protobuf would refuse the whole report. Unknown
+	// ("") sends the device to review instead.
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) >= 0 {
 		return ""
 	}
 	return s

@@ -86,11 +86,16 @@ func WindowsBuild(kernel string) string {
 	if _, b, ok := strings.Cut(kernel, "Build "); ok {
 		return strings.TrimSpace(b)
 	}
+	// Only digits count: other text split at its dots is no build (".. ." gave " .").
 	f := strings.Split(kernel, ".")
-	if len(f) >= 4 {
+	if len(f) >= 4 && digits(f[2]) && digits(f[3]) {
 		return f[2] + "." + f[3]
 	}
 	return ""
+}
+
+func digits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // IsHumanWindowsSID reports whether a local account SID is a person's:

@@ -122,7 +122,8 @@ func parseFirewallCmd(out string) (State, bool) {
 func nftHasRules(out string) bool {
 	for _, l := range strings.Split(out, "\n") {
 		l = strings.TrimSpace(l)
-		if l == "" || l == "}" || strings.HasPrefix(l, "table ") || strings.HasPrefix(l, "chain ") ||
+		// Closing braces alone ("}", "} }") end blocks; they are no rule.
+		if strings.Trim(l, "} \t") == "" || strings.HasPrefix(l, "table ") || strings.HasPrefix(l, "chain ") ||
 			strings.HasPrefix(l, "type ") || strings.HasPrefix(l, "policy ") || strings.HasPrefix(l, "#") {
 			continue
 		}

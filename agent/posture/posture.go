@@ -12,7 +12,9 @@ package posture
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // State is the tri-state result of one check.
@@ -65,8 +67,33 @@ func record(details map[string]string, key string, r result) State {
 	if r.state == "" {
 		r.state = Unknown
 	}
-	if r.detail != "" {
-		details[key] = r.detail
+	if d := detailLine(r.detail); d != "" {
+		details[key] = d
 	}
 	return r.state
+}
+
+// maxDetail bounds one detail line: details echo tool output, which can be long.
+const maxDetail = 200
+
+// detailLine makes a tool's output fit to send: protobuf refuses a string that is not
+// UTF-8 (the whole report would fail to marshal) and the server refuses control
+// characters, so either would cost the device its posture report, not just a detail.
+func detailLine(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxDetail {
+			break
+		}
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			b.WriteByte(' ')
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
+			b.WriteRune('\uFFFD')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return strings.TrimSpace(b.String())
 }

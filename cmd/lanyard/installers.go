@@ -58,7 +58,7 @@ verified on macOS.`,
 				cfg.PublicURL = controlURL
 			}
 			if agentURL != "" {
-				cfg.AgentURL = agentURL
+				cfg.AgentURL, cfg.AgentURLs = agentURL, agentURL
 			}
 			if version == "" {
 				version = server.Version
@@ -143,7 +143,7 @@ verified on macOS.`,
 	f.StringVar(&pkgKey, "pkg-sign-key", "", "private key (PEM) for --pkg-sign-cert")
 	f.StringVar(&tsURL, "timestamp-url", "", "RFC 3161 timestamp server for Authenticode (release builds)")
 	f.StringVar(&controlURL, "control-plane-url", "", "URL baked into the agent config (default: public-url)")
-	f.StringVar(&agentURL, "agent-address", "", "agent gRPC host:port baked into the config (default: agent-url)")
+	f.StringVar(&agentURL, "agent-address", "", "agent gRPC host:port baked into the config, or a comma-separated list of every replica's (default: agent-urls, else agent-url)")
 	f.StringVar(&enrollAddr, "enrollment-address", "", "enrollment host:port baked into the config (default: the agent address's host, its port + 1, where lanyard serve listens)")
 	f.DurationVar(&expiresIn, "secret-expires-in", 0, "expire the package's enrollment secret after this long (e.g. 720h); 0: never")
 	f.IntVar(&maxUses, "secret-max-uses", 0, "enroll at most this many devices with the package; 0: unlimited")

@@ -269,7 +269,7 @@ func adminCmd() *cobra.Command {
 			})
 		},
 	}
-	admin.AddCommand(createOrg, createToken, rotateKey, orgs)
+	admin.AddCommand(createOrg, createToken, rotateKey, orgs, backupCmd(), restoreCmd(), moveCmd(), auditCmd())
 	return admin
 }
 

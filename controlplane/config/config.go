@@ -20,7 +20,7 @@ import (
 // Config holds every control-plane setting. Tags: `key` is the YAML key and flag name
 // (env is LANYARD_ + upper-cased key with '-' → '_'), `def` the default, `help` the text.
 type Config struct {
-	DataDir         string        `key:"data-dir" def:"./.lanyard" help:"directory for the SQLite database, the keyring and the CA"`
+	DataDir         string        `key:"data-dir" def:"./.lanyard" help:"directory for the SQLite database (only when database-url is empty) and the default key-file; installer builds use it as scratch and keep nothing there. The CA and installer packages are in the database"`
 	DatabaseURL     string        `key:"database-url" def:"" help:"postgres://... for PostgreSQL; empty uses the embedded SQLite file <data-dir>/lanyard.db" secret:"true"`
 	HTTPAddr        string        `key:"http-addr" def:"127.0.0.1:8080" help:"admin API, webhooks and Apple MDM endpoints listen here"`
 	GRPCAddr        string        `key:"grpc-addr" def:"127.0.0.1:8443" help:"agent gRPC (mTLS) listener"`
@@ -28,6 +28,7 @@ type Config struct {
 	AgentRenewGrace time.Duration `key:"agent-renew-grace" def:"720h" help:"how long after its certificate expired (a device off for a holiday) an agent may still renew it by proving it holds the key; later it must enroll again"`
 	EnrollRateLimit string        `key:"enroll-rate-limit" def:"2/s,120" help:"enrollment calls allowed per source address (IPv6: per /64): RATE/s,BURST, or off. Each agent makes two calls to enroll; agents retry refused calls with backoff"`
 	AgentURL        string        `key:"agent-url" def:"localhost:8443" help:"host:port agents use to reach grpc-addr (baked into installers)"`
+	AgentURLs       string        `key:"agent-urls" def:"" help:"comma-separated host:port of every replica's agent API (or of a load balancer), baked into installers so agents fail over between replicas; empty: agent-url alone. Each replica's agent-url is its own entry"`
 	KeyFile         string        `key:"key-file" def:"" help:"keyring for secrets at rest; default <data-dir>/keyring.json (created 0600 on first start)"`
 	LogLevel        string        `key:"log-level" def:"info" help:"debug, info, warn or error"`
 	LogFormat       string        `key:"log-format" def:"text" help:"text or json"`

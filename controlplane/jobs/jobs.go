@@ -44,6 +44,14 @@ func Add[T river.JobArgs](r *Registry, w river.Worker[T]) {
 }
 
 // AddPeriodic registers a periodic job (River elects one leader to schedule it).
+//
+// Leadership moves slowly when a leader dies without resigning (SIGKILL, lost host):
+// River v0.51 fixes its elect interval at 5 s and the leader TTL at 15 s, with no setting to
+// shorten them, so a follower takes over 13–18 s after the kill (measured in
+// server/replicas_test.go; docs/operations.md). A periodic job whose runs must not be
+// skipped across that gap sets RunOnStart: River's periodic enqueuer starts on the new
+// leader and inserts such jobs at once (within its ≤1 s staggered start), instead of an
+// interval after taking over.
 func (r *Registry) AddPeriodic(p *river.PeriodicJob) { r.Periodic = append(r.Periodic, p) }
 
 func driver(db *store.DB) riverdriver.Driver[*sql.Tx] {

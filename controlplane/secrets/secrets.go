@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -69,6 +70,16 @@ func NewKey() Key {
 	}
 	sum := sha256.Sum256(b)
 	return Key{ID: "k" + hex.EncodeToString(sum[:4]), Secret: b}
+}
+
+// KeyIDs lists every key the keyring holds (sorted), so a backup can name the keys it needs.
+func (k *Keyring) KeyIDs() []string {
+	ids := make([]string, 0, len(k.keys))
+	for id := range k.keys {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // ActiveKeyID names the key new ciphertexts use.

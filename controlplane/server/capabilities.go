@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
+	"github.com/lanyardhq/lanyard/controlplane/auditchain"
 	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/auth/fakeoidc"
 	"github.com/lanyardhq/lanyard/controlplane/auth/oidc"
@@ -15,6 +17,10 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
 )
+
+// auditChainEvery is how often the leader links new audit rows into the hash chain; it
+// bounds the window in which a row is not yet covered (docs/operations.md, "Audit log").
+const auditChainEvery = 30 * time.Second
 
 // capabilities are the parts of the control plane, built once by buildCapabilities. The
 // server inspects each for optional interfaces:
@@ -39,11 +45,13 @@ type capabilities struct {
 	sso           *oidc.Service
 	// demoOIDC is the in-process fake OpenID Provider of `make run` (nil otherwise).
 	demoOIDC *fakeoidc.Server
+	// audit chains the audit log and verifies it (GET /api/v1/audit/verify).
+	audit *auditchain.Service
 }
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard}
+	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard, c.audit}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
@@ -61,6 +69,8 @@ func (c *capabilities) list() []any {
 //  6. single sign-on, handing the people it verified to 0 (the fake provider with --demo).
 //  7. the dashboard: read-only aggregates over the store (the APNs certificate section
 //     because 3 is built).
+//  8. the audit hash chain: its checkpoint key sealed by the keyring; chains after
+//     commit, so it depends on nothing above.
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
 	c.auth = auth.New(auth.Options{DB: d.DB, Keyring: d.Keyring, Logger: d.Logger.With("component", "auth"), PublicURL: d.Config.PublicURL})
@@ -82,5 +92,9 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build sso: %w", err)
 	}
 	c.dashboard = dashboard.New(dashboard.Deps{Devices: d.DB, Workflows: d.DB, Approvals: d.DB, HRSync: d.DB, PushCerts: d.DB})
+	if c.audit, err = auditchain.New(ctx, d.DB, d.Keyring, auditchain.Options{Logger: d.Logger}); err != nil {
+		return nil, fmt.Errorf("build audit chain: %w", err)
+	}
+	c.audit.RegisterJobs(d.JobRegistry, auditChainEvery)
 	return c, nil
 }

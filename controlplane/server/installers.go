@@ -6,7 +6,8 @@ package server
 //
 // Agent binaries come from the directory of the running lanyard executable, where
 // `make build` puts lanyard-agent-<goos>-<goarch>[.exe] beside bin/lanyard; packages are
-// cached under <data-dir>/installers. Secrets are minted by controlplane/enrollment and the
+// stored in the database (installer_blobs) so any replica serves any download link, and
+// <data-dir>/installers is only scratch for a build in progress. Secrets are minted by controlplane/enrollment and the
 // CA fingerprint is the agent API's CA.
 
 import (
@@ -14,7 +15,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/enrollment"
@@ -41,24 +44,49 @@ func buildInstallers(d Deps, ca *pki.CA) (*installersvc.Service, error) {
 
 // NewInstallerBuilder is the one place an agent package builder is made, for both the
 // installers API and `lanyard installers build`, so every package carries the same
-// addresses for the same config: the control-plane URL is public-url, the agent address
-// agent-url, and the enrollment address agent-url's host with the port after agent-url's,
+// addresses for the same config: the control-plane URL is public-url, the agent addresses
+// agent-urls (else agent-url), and the enrollment address the first agent address's host
+// with the port after its own,
 // where the agent API's enrollment listener is (agentapi.Config: grpc-addr's port + 1).
 // Leaving the enrollment address out would make the agent fall back to port 8444, wrong
 // for any agent-url not on 8443. fingerprint is the agent CA root's (pki.CA.RootFingerprint).
 func NewInstallerBuilder(cfg config.Config, db *store.DB, fingerprint func() string, agents installers.AgentBinaries, logger *slog.Logger) *installers.Builder {
 	m := enrollment.Minter{Store: db, Fingerprint: fingerprint}
-	return &installers.Builder{
-		ControlPlaneURL:   cfg.PublicURL,
-		GRPCAddress:       cfg.AgentURL,
-		EnrollmentAddress: enrollmentAddress(cfg.AgentURL),
-		Version:           installers.PackageVersion(Version),
-		Secrets:           m,
-		CA:                m,
-		Orgs:              db,
-		Agents:            agents,
-		Logger:            logger,
+	addrs := agentAddresses(cfg)
+	var list, enroll []string
+	if len(addrs) > 1 { // one address stays the single grpc_address older configs have
+		list = addrs
+		for _, a := range addrs {
+			enroll = append(enroll, enrollmentAddress(a))
+		}
 	}
+	return &installers.Builder{
+		ControlPlaneURL:     cfg.PublicURL,
+		GRPCAddress:         addrs[0],
+		GRPCAddresses:       list,
+		EnrollmentAddress:   enrollmentAddress(addrs[0]),
+		EnrollmentAddresses: enroll,
+		Version:             installers.PackageVersion(Version),
+		Secrets:             m,
+		CA:                  m,
+		Orgs:                db,
+		Agents:              agents,
+		Logger:              logger,
+	}
+}
+
+// agentAddresses are the agent API addresses installers bake: agent-urls, else agent-url.
+func agentAddresses(cfg config.Config) []string {
+	var out []string
+	for _, a := range strings.Split(cfg.AgentURLs, ",") {
+		if a = strings.TrimSpace(a); a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{cfg.AgentURL}
+	}
+	return out
 }
 
 // enrollmentAddress mirrors agentapi's default enrollment listener: the agent address's

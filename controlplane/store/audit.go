@@ -41,7 +41,8 @@ func nullJSON(r json.RawMessage) any {
 }
 
 // WriteAudit appends an audit row through q, normally the caller's transaction, so the
-// record exists exactly when the change does.
+// record exists exactly when the change does. It takes no shared lock: the hash chain is
+// built after commit (controlplane/auditchain), which relies on At being the write time.
 func WriteAudit(ctx context.Context, q Querier, e domain.AuditEntry) error {
 	if e.ID == "" {
 		e.ID = domain.NewID()
@@ -54,7 +55,10 @@ func WriteAudit(ctx context.Context, q Querier, e domain.AuditEntry) error {
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO audit_log (id, org_id, actor, action, target_type, target_id, before_json, after_json, request_id, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		e.ID, e.OrgID, e.Actor, e.Action, e.TargetType, e.TargetID, nullJSON(e.Before), nullJSON(e.After), e.RequestID, e.At.UTC())
+		e.ID, e.OrgID, e.Actor, e.Action, e.TargetType, e.TargetID, nullJSON(e.Before), nullJSON(e.After), e.RequestID,
+		// Microseconds, which both stores keep exactly: Postgres would round nanoseconds, so a
+		// row moved from SQLite (lanyard admin move) would no longer match its chain hash.
+		e.At.UTC().Truncate(time.Microsecond))
 	if err != nil {
 		return fmt.Errorf("write audit %s: %w", e.Action, err)
 	}

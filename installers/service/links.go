@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -173,24 +174,24 @@ func (s *Service) publicDownload(w http.ResponseWriter, r *http.Request) error {
 		(sec.MaxUses > 0 && sec.Uses >= sec.MaxUses) {
 		return errGone("this installer was retired (its enrollment secret is revoked, expired or used up); ask your IT team for a fresh installer")
 	}
-	f, err := os.Open(b.CachePath)
+	content, closeFn, err := s.open(ctx, b)
 	if errors.Is(err, os.ErrNotExist) {
 		return errGone("this installer is no longer on the server; ask your IT team for a fresh installer")
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	serveFile(w, r, b, f)
+	defer closeFn()
+	serveFile(w, r, b, content)
 	return nil
 }
 
-func serveFile(w http.ResponseWriter, r *http.Request, b store.InstallerBuild, f *os.File) {
+func serveFile(w http.ResponseWriter, r *http.Request, b store.InstallerBuild, content io.ReadSeeker) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", b.FileName))
 	w.Header().Set("X-Checksum-Sha256", b.SHA256)
 	w.Header().Set("X-Lanyard-Installer-Build", b.ID)
 	w.Header().Set("X-Lanyard-Enrollment-Secret-Id", b.SecretID)
 	w.Header().Set("Cache-Control", "no-store")
-	http.ServeContent(w, r, b.FileName, b.CreatedAt, f)
+	http.ServeContent(w, r, b.FileName, b.CreatedAt, content)
 }

@@ -8,8 +8,9 @@
 //	                                          e-mail, MDM InstallEnterpriseApplication)
 //	GET /api/v1/installers/download/{token}   public: serves the package a link names
 //
-// Packages are cached on disk per org under CacheDir and recorded in
-// installer_builds. A cached package is served only while its secret is
+// Packages are stored in the database (installer_blobs, by sha256) and recorded in
+// installer_builds, so every replica serves every package and every link; CacheDir is
+// only scratch space for a build in progress. A cached package is served only while its secret is
 // neither revoked, expired nor used up, so revoking a package's secret
 // (through the enrollment-secret API) also retires it here.
 package service
@@ -18,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -40,13 +42,16 @@ type Store interface {
 	ListInstallerBuilds(ctx context.Context, orgID string, p store.Page) ([]store.InstallerBuild, string, error)
 	GetEnrollmentSecret(ctx context.Context, orgID, id string) (store.EnrollmentSecret, error)
 	GetInstallerBuild(ctx context.Context, orgID, id string) (store.InstallerBuild, error)
+	PutInstallerBlob(ctx context.Context, sha string, r io.Reader) error
+	InstallerBlobSize(ctx context.Context, sha string) (int64, error)
+	OpenInstallerBlob(ctx context.Context, sha string) (io.ReadSeeker, error)
 }
 
 // Service serves installers for the caller's org.
 type Service struct {
 	Builder  *installers.Builder
 	Store    Store
-	CacheDir string
+	CacheDir string // scratch for builds in progress; nothing is kept there
 	// Links enables public, expiring download URLs (nil: off).
 	Links  *Links
 	Logger *slog.Logger
@@ -143,13 +148,50 @@ func (s *Service) download(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	content, closeFn, err := s.open(ctx, b)
+	if err != nil {
+		return fmt.Errorf("installers: open package %s: %w", b.ID, err)
+	}
+	defer closeFn()
+	serveFile(w, r, b, content)
+	return nil
+}
+
+// open returns a build's package: from the database, or for a build made before packages
+// moved there, from the file on the replica that built it. A missing package is
+// os.ErrNotExist.
+func (s *Service) open(ctx context.Context, b store.InstallerBuild) (io.ReadSeeker, func(), error) {
+	content, err := s.Store.OpenInstallerBlob(ctx, b.SHA256)
+	if err == nil {
+		return content, func() {}, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, err
+	}
+	if b.CachePath == "" {
+		return nil, nil, os.ErrNotExist
+	}
 	f, err := os.Open(b.CachePath)
 	if err != nil {
-		return fmt.Errorf("installers: open cached package: %w", err)
+		return nil, nil, err
 	}
-	defer f.Close()
-	serveFile(w, r, b, f)
-	return nil
+	return f, func() { f.Close() }, nil
+}
+
+// stored reports whether a build's package can be served by this replica.
+func (s *Service) stored(ctx context.Context, b store.InstallerBuild) (bool, error) {
+	_, err := s.Store.InstallerBlobSize(ctx, b.SHA256)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	if b.CachePath == "" {
+		return false, nil
+	}
+	_, err = os.Stat(b.CachePath)
+	return err == nil, nil
 }
 
 // Get returns a usable package for the org and target: the newest cached
@@ -191,7 +233,10 @@ func (s *Service) cached(ctx context.Context, orgID string, tg installers.Target
 		return store.InstallerBuild{}, false, err
 	}
 	for _, b := range builds {
-		if _, err := os.Stat(b.CachePath); err != nil {
+		if ok, err := s.stored(ctx, b); err != nil || !ok {
+			if err != nil {
+				return store.InstallerBuild{}, false, err
+			}
 			continue
 		}
 		sec, err := s.Store.GetEnrollmentSecret(ctx, orgID, b.SecretID)
@@ -232,9 +277,9 @@ func (s *Service) build(ctx context.Context, orgID string, tg installers.Target)
 	}
 	id := domain.NewID()
 	dir := filepath.Join(s.CacheDir, orgID, id)
+	defer os.RemoveAll(dir) // the package goes to the database; nothing stays on this replica
 	a, err := s.Builder.Build(ctx, installers.Request{OrgID: orgID, Target: tg}, dir)
 	if err != nil {
-		_ = os.RemoveAll(dir)
 		switch {
 		case errors.Is(err, installers.ErrPlan):
 			return store.InstallerBuild{}, api.Forbidden(err.Error())
@@ -247,10 +292,21 @@ func (s *Service) build(ctx context.Context, orgID string, tg installers.Target)
 	}
 	b := store.InstallerBuild{ID: id, OrgID: orgID, Platform: string(tg.Platform), Arch: tg.Arch, Version: a.Version,
 		FileName: a.FileName, SHA256: a.SHA256, Size: a.Size, SecretID: a.SecretID, Signed: a.Signed,
-		CachePath: a.Path, CreatedAt: a.BuiltAt}
+		CreatedAt: a.BuiltAt}
+	if err := s.putBlob(ctx, a.Path, a.SHA256); err != nil {
+		return store.InstallerBuild{}, err
+	}
 	if err := s.Store.CreateInstallerBuild(ctx, &b); err != nil {
-		_ = os.RemoveAll(dir)
 		return store.InstallerBuild{}, err
 	}
 	return b, nil
+}
+
+func (s *Service) putBlob(ctx context.Context, path, sha string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("installers: open built package: %w", err)
+	}
+	defer f.Close()
+	return s.Store.PutInstallerBlob(ctx, sha, f)
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -203,7 +205,8 @@ func TestLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &installers.Builder{ControlPlaneURL: "https://x.example", Version: "1.0.0", Secrets: dbMinter{db}, CA: fixedCA{}, Orgs: db, Agents: bins{t}}
-	svc, err := New(b, db, t.TempDir(), nil)
+	scratch := t.TempDir()
+	svc, err := New(b, db, scratch, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +236,20 @@ func TestLinks(t *testing.T) {
 	sum := sha256.Sum256(got.Body)
 	if got.Status != 200 || hex.EncodeToString(sum[:]) != l.SHA256 || int64(len(got.Body)) != l.Size {
 		t.Fatalf("public download: %d, %d bytes", got.Status, len(got.Body))
+	}
+	// The package lives in the database, not on this replica: the scratch dir is empty and
+	// another service over the same database with its own empty dir serves the same link.
+	if left, _ := filepath.Glob(filepath.Join(scratch, "*", "*", "*")); len(left) != 0 {
+		t.Errorf("files left in the scratch dir: %v", left)
+	}
+	other, err := New(b, db, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Links = svc.Links
+	h2 := apitest.New(t, db, api.Options{}, other.Routes())
+	if got2 := h2.Do("GET", path, "", nil); got2.Status != 200 || !bytes.Equal(got2.Body, got.Body) {
+		t.Fatalf("download from another replica: %d, %d bytes", got2.Status, len(got2.Body))
 	}
 	tampered := path[:len(path)-3] + "AAA"
 	if r := h.Do("GET", tampered, "", nil); r.Status != http.StatusNotFound {

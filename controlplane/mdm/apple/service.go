@@ -20,8 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	nanolog "github.com/micromdm/nanolib/log"
 	"github.com/micromdm/nanomdm/certverify"
 	"github.com/micromdm/nanomdm/cryptoutil"
@@ -32,7 +30,6 @@ import (
 	"github.com/micromdm/nanomdm/service/multi"
 	"github.com/micromdm/nanomdm/service/nanomdm"
 	"github.com/micromdm/nanomdm/storage"
-	"github.com/micromdm/nanomdm/storage/pgsql"
 
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
@@ -232,24 +229,12 @@ func (s *Service) openNanoStorage(ctx context.Context) error {
 		s.nano = newSQLiteNanoStorage(s.db.SQL)
 		return nil
 	case store.Postgres:
-		if s.db.Pool == nil {
-			return errors.New("mdm: postgres store without pgx pool")
-		}
-		pcfg := s.db.Pool.Config().Copy()
-		pcfg.ConnConfig.RuntimeParams["search_path"] = NanoMDMSchema(s.db.Schema)
-		pcfg.MaxConns = 16
-		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		st, closeNano, err := openPostgresNano(ctx, s.db, s.log)
 		if err != nil {
-			return fmt.Errorf("mdm: nanomdm pool: %w", err)
-		}
-		sqlDB := stdlib.OpenDBFromPool(pool)
-		st, err := pgsql.New(pgsql.WithDB(sqlDB), pgsql.WithDeleteCommands(), pgsql.WithLogger(nanoLogger{s.log}))
-		if err != nil {
-			pool.Close()
-			return fmt.Errorf("mdm: nanomdm pgsql storage (is migration 00300 applied?): %w", err)
+			return err
 		}
 		s.nano = st
-		s.close = append(s.close, func() { _ = sqlDB.Close(); pool.Close() })
+		s.close = append(s.close, closeNano)
 		return nil
 	}
 	return fmt.Errorf("mdm: unsupported dialect %q", s.db.Dialect)
