@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/auth"
-	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/console/internal/browsertest"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring/agentsim"
@@ -47,18 +44,8 @@ type flowsEnv struct {
 
 func newFlowsEnv(t *testing.T) *flowsEnv {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	cfg, err := config.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
-	cfg.HTTPAddr, cfg.GRPCAddr, cfg.PublicURL, cfg.Demo = "127.0.0.1:0", "127.0.0.1:0", base, true
+	cfg, ln := loopbackConfig(t)
+	cfg.Demo = true
 	ctx := context.Background()
 	s, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -69,17 +56,13 @@ func newFlowsEnv(t *testing.T) *flowsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(s.Handler)
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Start()
-	t.Cleanup(hs.Close)
+	serveOn(t, ln, s.Handler)
 	ag, err := agentsim.Start(ctx, s.DB, s.Keyring)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ag.Close)
-	return &flowsEnv{t: t, srv: s, org: org, base: base, agent: ag}
+	return &flowsEnv{t: t, srv: s, org: org, base: cfg.PublicURL, agent: ag}
 }
 
 // admin is a person of the demo org with a password and TOTP, signing in like anyone.

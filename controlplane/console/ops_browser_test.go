@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +17,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lanyardhq/lanyard/controlplane/auth"
-	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/console"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
@@ -48,18 +45,8 @@ func newOpsEnv(t *testing.T, members int) *opsEnv {
 	t.Cleanup(func() { fake.Close() })
 	fake.Load(fakejustworks.Generate(members, 7, fakejustworks.GenOptions{AllActiveUS: true, Now: time.Now().UTC().Truncate(24 * time.Hour)}))
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	cfg, err := config.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
-	cfg.HTTPAddr, cfg.GRPCAddr, cfg.PublicURL = "127.0.0.1:0", "127.0.0.1:0", base
+	cfg, ln := loopbackConfig(t)
+	base := cfg.PublicURL
 	cfg.JustworksClientID, cfg.JustworksSecret = fake.ClientID(), fake.ClientSecret()
 	cfg.JustworksAuthURL, cfg.JustworksTokenURL, cfg.JustworksAPIURL = fake.AuthorizeURL(), fake.URL()+"/oauth/token", fake.URL()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -76,11 +63,7 @@ func newOpsEnv(t *testing.T, members int) *opsEnv {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.Handler)
 	mux.Handle("/", con)
-	hs := httptest.NewUnstartedServer(mux)
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Start()
-	t.Cleanup(hs.Close)
+	hs := serveOn(t, ln, mux)
 	return &opsEnv{env: &env{t: t, srv: s, auth: fa, console: con, http: hs, org: storetest.Org(t, s.DB, domain.PlanPro)}, base: base, fake: fake}
 }
 
