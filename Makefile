@@ -16,6 +16,9 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 STATICCHECK_VERSION := v0.8.2
+# The OpenAPI linter cmd/lanyard's TestOpenAPILint runs (npm; node 20 works).
+REDOCLY_VERSION := 2.77.0
+TOOLS ?= $(shell $(GO) env GOPATH)/tools
 
 AGENT_TARGETS := darwin/amd64 darwin/arm64 windows/amd64 linux/amd64 linux/arm64
 
@@ -90,6 +93,9 @@ tools:
 	else $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION); fi
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@if [ "$$($(TOOLS)/redocly/node_modules/.bin/redocly --version 2>/dev/null)" = "$(REDOCLY_VERSION)" ]; then echo "redocly $(REDOCLY_VERSION) present"; \
+	elif command -v npm >/dev/null; then npm install --silent --no-fund --no-audit --prefix $(TOOLS)/redocly @redocly/cli@$(REDOCLY_VERSION); \
+	else echo "tools: npm not found; TestOpenAPILint will skip (and fail under CI=1)"; fi
 
 ## generate: regenerate protobuf code (committed; a test fails when it is stale) and docs
 generate:

@@ -26,10 +26,60 @@ import (
 // HandlerFunc handles a request; a returned error becomes problem+json.
 type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// Param documents a query parameter.
+// Param documents a query parameter. Routes with several filters use QueryOf instead;
+// Param is for the one or two a handler reads itself, typed so clients can rely on them.
 type Param struct {
 	Name        string
 	Description string
+	Type        string   // "string" (when empty), "integer" or "boolean"
+	Format      string   // e.g. "date-time", "date"
+	Pattern     string   // a regular expression the value matches
+	Enum        []string // the values a string takes
+	Min, Max    *int     // bounds of an integer
+}
+
+// PageParams are the ?limit= and ?cursor= that PageFrom reads.
+func PageParams() []Param {
+	one, most := 1, store.MaxLimit
+	return []Param{
+		{Name: "limit", Description: "page size (default 50)", Type: "integer", Min: &one, Max: &most},
+		{Name: "cursor", Description: "from next_cursor"},
+	}
+}
+
+// BoolParam is a true/false query parameter.
+func BoolParam(name, description string) Param {
+	return Param{Name: name, Description: description, Type: "boolean"}
+}
+
+// EnumParam is a string query parameter taking one of values.
+func EnumParam(name, description string, values ...string) Param {
+	return Param{Name: name, Description: description, Enum: values}
+}
+
+// schema is the parameter's OpenAPI schema.
+func (p Param) schema() map[string]any {
+	t := p.Type
+	if t == "" {
+		t = "string"
+	}
+	s := map[string]any{"type": t}
+	if p.Format != "" {
+		s["format"] = p.Format
+	}
+	if p.Pattern != "" {
+		s["pattern"] = p.Pattern
+	}
+	if p.Enum != nil {
+		s["enum"] = p.Enum
+	}
+	if p.Min != nil {
+		s["minimum"] = *p.Min
+	}
+	if p.Max != nil {
+		s["maximum"] = *p.Max
+	}
+	return s
 }
 
 // Route is one endpoint. The route table is the single source for the mux, the OpenAPI
@@ -146,6 +196,12 @@ type Options struct {
 	Version  string
 	// Detailers add capability views (tracking, MDM) to GET /devices/{id}.
 	Detailers []DeviceDetailer
+	// AuthFailureBurst failed authentications per source IP are answered 401; past it,
+	// 429 until the budget refills at one per AuthFailureEvery. Defaults 20 and 3s.
+	AuthFailureBurst int
+	AuthFailureEvery time.Duration
+	// Now is the clock of the failed-auth limiter (tests); time.Now when nil.
+	Now func() time.Time
 }
 
 // Server is the admin HTTP API.
@@ -156,6 +212,9 @@ type Server struct {
 	ready   atomic.Bool
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+	// authFails counts failed authentications by outcome (rejected = 401, limited = 429).
+	authFails *prometheus.CounterVec
+	limiter   *authLimiter
 }
 
 // New builds the API from the core routes plus every capability's routes.
@@ -172,7 +231,10 @@ func New(opts Options, extra ...[]Route) *Server {
 		[]string{"route", "status"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lanyard_http_request_seconds", Help: "Admin API latency.",
 		Buckets: prometheus.DefBuckets}, []string{"route"})
-	opts.Registry.MustRegister(s.reqs, s.latency)
+	s.authFails = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lanyard_http_auth_failures_total",
+		Help: "Admin API requests with a missing or bad token, by outcome (rejected: 401, limited: 429)."}, []string{"outcome"})
+	opts.Registry.MustRegister(s.reqs, s.latency, s.authFails)
+	s.limiter = newAuthLimiter(opts.AuthFailureBurst, opts.AuthFailureEvery, opts.Now)
 
 	s.routes = append(s.routes, coreRoutes(opts.Store, opts.Detailers...)...)
 	for _, rs := range extra {
@@ -189,10 +251,34 @@ func New(opts Options, extra ...[]Route) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, withRequestID(r), NotFound("no route "+r.Method+" "+r.URL.Path))
-	})
+	s.mux.HandleFunc("/", s.noRoute)
 	return s
+}
+
+// probeMethods are the methods tried to tell a wrong method (405) from an unknown path (404).
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// noRoute answers what no pattern took. The catch-all "/" pattern matches every method,
+// so the mux never reaches its own 405; instead ask the mux which other methods it would
+// route this path for, which keeps its precedence rules (wildcards, {x...}) exact.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	r = withRequestID(r)
+	var allow []string
+	for _, m := range probeMethods {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if allow == nil {
+		WriteProblem(w, r, NotFound("no route "+r.Method+" "+r.URL.Path))
+		return
+	}
+	WriteProblem(w, r, MethodNotAllowed(r.URL.Path+" does not answer "+r.Method, allow))
 }
 
 // Routes returns the route table (for the OpenAPI document and generated tests).
@@ -307,6 +393,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 			WriteProblem(sw, r, err)
 			return
 		}
+		if err := checkParams(r, rt.Query); err != nil {
+			WriteProblem(sw, r, err)
+			return
+		}
 		if err := rt.Handler(sw, r); err != nil {
 			if sw.status != 0 {
 				s.opts.Logger.Error("handler failed after writing", "component", "api", "route", name, "err", err)
@@ -329,12 +419,14 @@ func (s *Server) authorize(rt Route, rp **http.Request) error {
 		return nil
 	}
 	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || secret == "" {
-		return Unauthorized("send an API token as `Authorization: Bearer <token>`")
+	if !ok || strings.TrimSpace(secret) == "" {
+		// RFC 6750 section 3.1: a request without credentials gets the challenge and no error code.
+		return s.authFailed(r, Unauthorized("send an API token as `Authorization: Bearer <token>`").
+			WithHeader("WWW-Authenticate", `Bearer realm="lanyard"`))
 	}
 	tok, err := s.opts.Store.AuthenticateToken(r.Context(), strings.TrimSpace(secret))
 	if errors.Is(err, store.ErrTokenInvalid) {
-		return Unauthorized("the token is unknown, expired or revoked")
+		return s.authFailed(r, invalidToken("the token is unknown, expired or revoked"))
 	}
 	if err != nil {
 		return err
@@ -344,7 +436,7 @@ func (s *Server) authorize(rt Route, rp **http.Request) error {
 		// A token acts for its owner and never above them: a demoted person's tokens are
 		// demoted with them, a removed person's tokens stop working.
 		if tok.Owner == nil || !tok.Owner.Active {
-			return Unauthorized("the token's owner has been removed from the organization")
+			return s.authFailed(r, invalidToken("the token's owner has been removed from the organization"))
 		}
 		p.UserID, p.UserEmail = tok.UserID, tok.Owner.Email
 		if !tok.Owner.Role.AtLeast(tok.Role) {
@@ -355,6 +447,29 @@ func (s *Server) authorize(rt Route, rp **http.Request) error {
 		return err
 	}
 	return s.admit(rt, rp, p)
+}
+
+// invalidToken is a 401 for a token that was sent but does not authenticate.
+func invalidToken(detail string) *Problem {
+	return Unauthorized(detail).WithHeader("WWW-Authenticate", `Bearer realm="lanyard", error="invalid_token"`)
+}
+
+// authFailed counts a failed authentication against the caller's source and turns the
+// 401 into a 429 once the source is over its budget. The token is never logged: only the
+// source address and that it crossed the limit.
+func (s *Server) authFailed(r *http.Request, p *Problem) error {
+	ip := sourceIP(r)
+	limited, retry, crossed := s.limiter.fail(ip)
+	if !limited {
+		s.authFails.WithLabelValues("rejected").Inc()
+		return p
+	}
+	s.authFails.WithLabelValues("limited").Inc()
+	if crossed {
+		s.opts.Logger.Warn("failed authentications over the limit; answering 429", "component", "api",
+			"source_ip", ip, "request_id", RequestID(r.Context()))
+	}
+	return TooManyRequests("too many failed authentications from this address; retry later", retry)
 }
 
 // admit applies the role and plan checks to an authenticated caller and puts it in the

@@ -100,7 +100,7 @@ type employeeQuery struct {
 	Status     string `query:"status" doc:"employment status" enum:"pending,active,terminated"`
 	Department string `query:"department" doc:"department name (case-insensitive)"`
 	MemberType string `query:"member_type" doc:"member type" enum:"full_time,part_time,contractor"`
-	Email      string `query:"email" doc:"work email, exactly"`
+	Email      string `query:"email" doc:"work email, exactly" format:"email"`
 	Sort       string `query:"sort" doc:"sort key (default created); ties are broken by id" enum:"created,name,email,status,start_date"`
 	Order      string `query:"order" doc:"sort direction (default asc)" enum:"asc,desc"`
 	Limit      int    `query:"limit" doc:"page size (default 50)" min:"1" max:"200"`
@@ -184,8 +184,10 @@ func coreRoutes(st Store, detailers ...DeviceDetailer) []Route {
 		{Method: "GET", Path: "/api/v1/devices/{id}/assignments", Summary: "A device's assignment history", Tag: dev, Role: domain.RoleViewer,
 			Feature: domain.FeatureAssets, Resource: "device", Response: List[domain.Assignment]{}, Handler: h.deviceAssignments},
 		{Method: "GET", Path: "/api/v1/audit", Summary: "Read the audit log", Tag: "Audit", Role: domain.RoleAdmin,
-			Query: []Param{{"actor", "e.g. token:<id>"}, {"target_type", "e.g. device"}, {"target_id", "id"}, {"action", "e.g. device.assigned"},
-				{"since", "RFC 3339 time"}, {"until", "RFC 3339 time"}, {"limit", "page size"}, {"cursor", "from next_cursor"}},
+			Query: append([]Param{{Name: "actor", Description: "e.g. token:<id>"}, {Name: "target_type", Description: "e.g. device"},
+				{Name: "target_id", Description: "id"}, {Name: "action", Description: "e.g. device.assigned"},
+				{Name: "since", Description: "RFC 3339 time", Format: "date-time"}, {Name: "until", Description: "RFC 3339 time", Format: "date-time"}},
+				PageParams()...),
 			Response: List[domain.AuditEntry]{}, Handler: h.listAudit},
 	}
 }

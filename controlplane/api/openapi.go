@@ -34,7 +34,7 @@ func (s *Server) OpenAPI() map[string]any {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		for _, q := range rt.Query {
-			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Description, "schema": map[string]any{"type": "string"}})
+			params = append(params, map[string]any{"name": q.Name, "in": "query", "description": q.Description, "schema": q.schema()})
 		}
 		if rt.QueryOf != nil {
 			params = append(params, queryParams(rt.QueryOf)...)
@@ -54,9 +54,16 @@ func (s *Server) OpenAPI() map[string]any {
 		if rt.Response != nil {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.Response))}}
 		}
-		problem := map[string]any{"description": "Problem (RFC 9457)", "content": map[string]any{
-			"application/problem+json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}}}
-		op["responses"] = map[string]any{itoa(status): ok, "default": problem}
+		responses := map[string]any{itoa(status): ok,
+			"4XX": problemResponse("Client error: bad input (400), plan (402), role (403), not found (404), conflict (409), validation (422)", nil),
+			"5XX": problemResponse("Server error; 503 while the database is unavailable (with Retry-After)", nil)}
+		if !rt.Public {
+			responses["401"] = problemResponse("Missing or bad token",
+				map[string]any{"WWW-Authenticate": header("Bearer challenge (RFC 6750); error=\"invalid_token\" when a token was sent")})
+			responses["429"] = problemResponse("Too many failed authentications from this address",
+				map[string]any{"Retry-After": header("seconds to wait", "integer")})
+		}
+		op["responses"] = responses
 		if rt.Public {
 			op["security"] = []any{}
 		} else {
@@ -81,6 +88,24 @@ func (s *Server) OpenAPI() map[string]any {
 		"paths":      paths,
 		"components": map[string]any{"schemas": g.defs, "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}}},
 	}
+}
+
+// problemResponse is an error response carrying a problem+json body.
+func problemResponse(desc string, headers map[string]any) map[string]any {
+	r := map[string]any{"description": desc, "content": map[string]any{
+		"application/problem+json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}}}
+	if headers != nil {
+		r["headers"] = headers
+	}
+	return r
+}
+
+func header(desc string, typ ...string) map[string]any {
+	t := "string"
+	if len(typ) > 0 {
+		t = typ[0]
+	}
+	return map[string]any{"description": desc, "schema": map[string]any{"type": t}}
 }
 
 func tagOf(rt Route) string {

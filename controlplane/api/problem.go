@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,6 +32,9 @@ type Problem struct {
 	Instance   string         `json:"instance,omitempty"`
 	Extensions map[string]any `json:"-"`
 	Cause      error          `json:"-"`
+	// Header is sent with the problem (Allow on a 405, WWW-Authenticate on a 401,
+	// Retry-After on a 429): part of the contract, set where the problem is made.
+	Header http.Header `json:"-"`
 }
 
 func (p *Problem) Error() string {
@@ -68,6 +72,15 @@ func (p *Problem) With(key string, v any) *Problem {
 	return p
 }
 
+// WithHeader adds a response header sent with the problem.
+func (p *Problem) WithHeader(key, value string) *Problem {
+	if p.Header == nil {
+		p.Header = http.Header{}
+	}
+	p.Header.Add(key, value)
+	return p
+}
+
 func newProblem(status int, slug, title, detail string) *Problem {
 	return &Problem{Type: ProblemBase + slug, Title: title, Status: status, Detail: detail}
 }
@@ -84,6 +97,20 @@ func Unauthorized(detail string) *Problem {
 func ReauthRequired(detail string) *Problem {
 	return newProblem(http.StatusUnauthorized, "reauth-required", "Re-authentication required", detail)
 }
+
+// MethodNotAllowed answers a known path asked with a method it does not serve; allow
+// lists the methods it does (RFC 9110 section 15.5.6 makes the Allow header mandatory).
+func MethodNotAllowed(detail string, allow []string) *Problem {
+	return newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", detail).
+		With("allow", allow).WithHeader("Allow", strings.Join(allow, ", "))
+}
+
+// TooManyRequests asks the caller to wait retryAfter seconds (sent as Retry-After).
+func TooManyRequests(detail string, retryAfter int) *Problem {
+	return newProblem(http.StatusTooManyRequests, "too-many-requests", "Too many requests", detail).
+		WithHeader("Retry-After", strconv.Itoa(retryAfter))
+}
+
 func Forbidden(detail string) *Problem {
 	return newProblem(http.StatusForbidden, "forbidden", "Forbidden", detail)
 }
@@ -173,8 +200,11 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 		slog.Default().ErrorContext(r.Context(), "request failed", "component", "api", "request_id", rid,
 			"method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
 	}
+	for k, vs := range p.Header {
+		w.Header()[k] = vs
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	if p.Status == http.StatusServiceUnavailable {
+	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "5")
 	}
 	w.WriteHeader(p.Status)

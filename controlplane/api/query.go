@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Typed query parameters. A route that takes more than a couple of filters declares them
@@ -18,6 +20,7 @@ import (
 //	doc:"..."        its description
 //	enum:"a,b,c"     the values a string parameter takes
 //	min:"1" max:"9"  the bounds of an integer parameter
+//	format:"email"   its OpenAPI format ("date-time" is also checked)
 //
 // Field types: string, bool, *bool (unset = nil, so "false" is a filter of its own), int.
 
@@ -30,6 +33,8 @@ type queryField struct {
 	min, max *int
 	kind     string // "string" | "boolean" | "integer"
 	ptr      bool
+	format   string // "date-time" is checked; others only documented
+	pattern  *regexp.Regexp
 }
 
 func queryFields(t reflect.Type) []queryField {
@@ -43,7 +48,7 @@ func queryFields(t reflect.Type) []queryField {
 		if name == "" {
 			continue
 		}
-		qf := queryField{index: i, name: name, doc: f.Tag.Get("doc")}
+		qf := queryField{index: i, name: name, doc: f.Tag.Get("doc"), format: f.Tag.Get("format")}
 		ft := f.Type
 		if ft.Kind() == reflect.Pointer {
 			qf.ptr, ft = true, ft.Elem()
@@ -79,17 +84,8 @@ func queryFields(t reflect.Type) []queryField {
 func queryParams(v any) []any {
 	var out []any
 	for _, f := range queryFields(reflect.TypeOf(v)) {
-		s := map[string]any{"type": f.kind}
-		if f.enum != nil {
-			s["enum"] = f.enum
-		}
-		if f.min != nil {
-			s["minimum"] = *f.min
-		}
-		if f.max != nil {
-			s["maximum"] = *f.max
-		}
-		out = append(out, map[string]any{"name": f.name, "in": "query", "description": f.doc, "schema": s})
+		p := Param{Name: f.name, Description: f.doc, Type: f.kind, Format: f.format, Enum: f.enum, Min: f.min, Max: f.max}
+		out = append(out, map[string]any{"name": f.name, "in": "query", "description": f.doc, "schema": p.schema()})
 	}
 	return out
 }
@@ -114,25 +110,9 @@ func DecodeQuery(r *http.Request, dst any) error {
 		}
 		s := vals[0]
 		field := v.Field(f.index)
-		var val reflect.Value
-		switch f.kind {
-		case "string":
-			if f.enum != nil && !contains(f.enum, s) {
-				return BadRequest(fmt.Sprintf("%s must be one of %s, not %q", f.name, strings.Join(f.enum, ", "), s)).With("parameter", f.name)
-			}
-			val = reflect.ValueOf(s)
-		case "boolean":
-			b, err := strconv.ParseBool(s)
-			if err != nil || (s != "true" && s != "false") {
-				return BadRequest(fmt.Sprintf("%s must be true or false, not %q", f.name, s)).With("parameter", f.name)
-			}
-			val = reflect.ValueOf(b)
-		case "integer":
-			n, err := strconv.Atoi(s)
-			if err != nil || (f.min != nil && n < *f.min) || (f.max != nil && n > *f.max) {
-				return BadRequest(fmt.Sprintf("%s must be an integer%s, not %q", f.name, bounds(f), s)).With("parameter", f.name)
-			}
-			val = reflect.ValueOf(n)
+		val, err := f.parse(s)
+		if err != nil {
+			return err
 		}
 		if f.ptr {
 			p := reflect.New(val.Type())
@@ -142,6 +122,68 @@ func DecodeQuery(r *http.Request, dst any) error {
 		field.Set(val)
 	}
 	return nil
+}
+
+// parse checks one value against the field's type, enum and bounds.
+func (f queryField) parse(s string) (reflect.Value, error) {
+	switch f.kind {
+	case "boolean":
+		if s != "true" && s != "false" {
+			return reflect.Value{}, BadRequest(fmt.Sprintf("%s must be true or false, not %q", f.name, s)).With("parameter", f.name)
+		}
+		return reflect.ValueOf(s == "true"), nil
+	case "integer":
+		n, err := strconv.Atoi(s)
+		if err != nil || (f.min != nil && n < *f.min) || (f.max != nil && n > *f.max) {
+			return reflect.Value{}, BadRequest(fmt.Sprintf("%s must be an integer%s, not %q", f.name, bounds(f), s)).With("parameter", f.name)
+		}
+		return reflect.ValueOf(n), nil
+	}
+	if f.enum != nil && !contains(f.enum, s) {
+		return reflect.Value{}, BadRequest(fmt.Sprintf("%s must be one of %s, not %q", f.name, strings.Join(f.enum, ", "), s)).With("parameter", f.name)
+	}
+	if f.pattern != nil && !f.pattern.MatchString(s) {
+		return reflect.Value{}, BadRequest(fmt.Sprintf("%s must match %s, not %q", f.name, f.pattern, s)).With("parameter", f.name)
+	}
+	if f.format == "date-time" {
+		if _, err := time.Parse(time.RFC3339, s); err != nil {
+			return reflect.Value{}, BadRequest(fmt.Sprintf("%s must be an RFC 3339 time, not %q", f.name, s)).With("parameter", f.name)
+		}
+	}
+	return reflect.ValueOf(s), nil
+}
+
+// checkParams holds a request to the typed Params of its route before the handler runs,
+// so what the OpenAPI document promises is what the server enforces. Empty values count
+// as absent, as in DecodeQuery.
+func checkParams(r *http.Request, params []Param) error {
+	q := r.URL.Query()
+	for _, p := range params {
+		vals := q[p.Name]
+		if len(vals) == 0 || vals[0] == "" {
+			continue
+		}
+		f := p.field()
+		if len(vals) > 1 {
+			return BadRequest(fmt.Sprintf("%s is given %d times; give it once", f.name, len(vals))).With("parameter", f.name)
+		}
+		if _, err := f.parse(vals[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// field is the Param as a queryField, for parse.
+func (p Param) field() queryField {
+	f := queryField{name: p.Name, doc: p.Description, enum: p.Enum, min: p.Min, max: p.Max, kind: p.Type, format: p.Format}
+	if f.kind == "" {
+		f.kind = "string"
+	}
+	if p.Pattern != "" {
+		f.pattern = regexp.MustCompile(p.Pattern)
+	}
+	return f
 }
 
 func bounds(f queryField) string {

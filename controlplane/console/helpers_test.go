@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -111,7 +110,9 @@ type env struct {
 	org     domain.Org
 }
 
-func newEnv(t testing.TB) *env {
+// loopbackConfig is the default configuration with a fresh data directory, every listener
+// on a free loopback port, and publicURL (when set) as the address browsers use.
+func loopbackConfig(t testing.TB, publicURL string) config.Config {
 	t.Helper()
 	cfg, err := config.Load(nil)
 	if err != nil {
@@ -120,6 +121,15 @@ func newEnv(t testing.TB) *env {
 	dir := t.TempDir()
 	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if publicURL != "" {
+		cfg.PublicURL = publicURL
+	}
+	return cfg
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	cfg := loopbackConfig(t, "")
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -201,33 +211,4 @@ func csrfOf(t testing.TB, p page) string {
 		t.Fatalf("no csrf field in page: %s", p.Body)
 	}
 	return m[1]
-}
-
-// loopbackConfig is a control plane config on a temporary data dir whose public URL is a
-// loopback address taken before the server exists (OAuth callbacks and the links it prints
-// need it); serveOn then serves on that listener.
-func loopbackConfig(t testing.TB) (config.Config, net.Listener) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
-	cfg.HTTPAddr, cfg.GRPCAddr, cfg.PublicURL = "127.0.0.1:0", "127.0.0.1:0", "http://"+ln.Addr().String()
-	return cfg, ln
-}
-
-// serveOn serves h on ln until the test ends.
-func serveOn(t testing.TB, ln net.Listener, h http.Handler) *httptest.Server {
-	hs := httptest.NewUnstartedServer(h)
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return hs
 }

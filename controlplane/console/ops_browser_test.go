@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,8 +47,12 @@ func newOpsEnv(t *testing.T, members int) *opsEnv {
 	t.Cleanup(func() { fake.Close() })
 	fake.Load(fakejustworks.Generate(members, 7, fakejustworks.GenOptions{AllActiveUS: true, Now: time.Now().UTC().Truncate(24 * time.Hour)}))
 
-	cfg, ln := loopbackConfig(t)
-	base := cfg.PublicURL
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	cfg := loopbackConfig(t, base)
 	cfg.JustworksClientID, cfg.JustworksSecret = fake.ClientID(), fake.ClientSecret()
 	cfg.JustworksAuthURL, cfg.JustworksTokenURL, cfg.JustworksAPIURL = fake.AuthorizeURL(), fake.URL()+"/oauth/token", fake.URL()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -63,7 +69,11 @@ func newOpsEnv(t *testing.T, members int) *opsEnv {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.Handler)
 	mux.Handle("/", con)
-	hs := serveOn(t, ln, mux)
+	hs := httptest.NewUnstartedServer(mux)
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	t.Cleanup(hs.Close)
 	return &opsEnv{env: &env{t: t, srv: s, auth: fa, console: con, http: hs, org: storetest.Org(t, s.DB, domain.PlanPro)}, base: base, fake: fake}
 }
 

@@ -133,6 +133,22 @@ func TestDashboard(t *testing.T) {
 		if d.Offline == nil || d.Offline.Count != 2 || len(d.Offline.Items) != 2 || d.Offline.Items[0].SerialNumber != "WIN1" {
 			t.Errorf("offline %+v", d.Offline)
 		}
+		// A heartbeat since the old report brings a device back online.
+		win, err := store.FindDevicesBySerial(context.Background(), db.SQL, org.ID, "WIN1")
+		if err != nil || len(win) != 1 {
+			t.Fatalf("WIN1: %v %v", win, err)
+		}
+		tr, err := db.GetDeviceTracking(context.Background(), org.ID, win[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.TouchAgents(context.Background(), now, []string{tr.AgentID}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if d2, err := newService(db, now).Build(context.Background(), org.ID, org.Plan); err != nil || d2.Offline.Count != 1 ||
+			d2.Offline.Items[0].SerialNumber != "MAC2" {
+			t.Errorf("offline after WIN1's heartbeat: %+v %v", d2.Offline, err)
+		}
 		if d.NeedsReview == nil || d.NeedsReview.Count != 2 {
 			t.Errorf("needs review %+v", d.NeedsReview)
 		}

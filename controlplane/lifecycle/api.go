@@ -31,11 +31,11 @@ func WithKeys(k Keyring) Option { return func(e *Engine) { e.keys = k } }
 func (e *Engine) Routes() []api.Route {
 	wf, tk, pr, rt, wh, as, ap := "Workflows", "Tasks", "Procurement", "Retrievals", "Warehousing", "Assets", "App access"
 	auto, proc, assets, wares, appAcc := domain.FeatureAutomation, domain.FeatureProcurement, domain.FeatureAssets, domain.FeatureWarehousing, domain.FeatureAppAccess
-	page := []api.Param{{Name: "limit", Description: "page size"}, {Name: "cursor", Description: "from next_cursor"}}
+	page := api.PageParams()
 	return []api.Route{
 		{Method: "GET", Path: "/api/v1/workflows", Summary: "List lifecycle workflows", Tag: wf, Role: domain.RoleViewer, Feature: auto,
-			Query: append([]api.Param{{Name: "state", Description: "scheduled, running, paused, failed, succeeded, cancelled"},
-				{Name: "kind", Description: "onboarding or offboarding"}, {Name: "employee_id", Description: "employee"}}, page...),
+			Query: append([]api.Param{api.EnumParam("state", "workflow state", "scheduled", "running", "paused", "failed", "succeeded", "cancelled"),
+				api.EnumParam("kind", "workflow kind", "onboarding", "offboarding"), {Name: "employee_id", Description: "employee"}}, page...),
 			Response: api.List[store.Workflow]{}, Handler: e.hListWorkflows},
 		{Method: "POST", Path: "/api/v1/workflows", Summary: "Start an onboarding or offboarding by hand", Tag: wf, Role: domain.RoleIT,
 			Feature: auto, Request: startRequest{}, Response: store.Workflow{}, Status: http.StatusCreated, Handler: e.hStart},
@@ -54,7 +54,7 @@ func (e *Engine) Routes() []api.Route {
 		{Method: "POST", Path: "/api/v1/workflows/{id}/steps/{step}/skip", Summary: "Skip a step (reason required)", Tag: wf,
 			Role: domain.RoleIT, Feature: auto, Resource: "workflow", Request: reasonRequest{}, Response: WorkflowView{}, Handler: e.hSkip},
 		{Method: "GET", Path: "/api/v1/tasks", Summary: "List manual tasks", Tag: tk, Role: domain.RoleViewer, Feature: auto,
-			Query: append([]api.Param{{Name: "state", Description: "open, done, cancelled"}, {Name: "workflow_id", Description: "workflow"},
+			Query: append([]api.Param{api.EnumParam("state", "task state", "open", "done", "cancelled"), {Name: "workflow_id", Description: "workflow"},
 				{Name: "assignee", Description: "assignee"}}, page...), Response: api.List[store.LifecycleTask]{}, Handler: e.hListTasks},
 		{Method: "POST", Path: "/api/v1/tasks/{id}/complete", Summary: "Complete a manual task", Tag: tk, Role: domain.RoleIT, Feature: auto,
 			Resource: "task", Request: noteRequest{}, Response: store.LifecycleTask{}, Handler: e.hCompleteTask},
@@ -64,7 +64,7 @@ func (e *Engine) Routes() []api.Route {
 			Role: domain.RoleViewer, Feature: auto, Resource: "employee", Response: DryRun{}, Handler: e.hDryRun},
 
 		{Method: "GET", Path: "/api/v1/procurement/orders", Summary: "List procurement orders", Tag: pr, Role: domain.RoleViewer, Feature: proc,
-			Query:    append([]api.Param{{Name: "state", Description: "ordered, shipped, delivered"}}, page...),
+			Query:    append([]api.Param{api.EnumParam("state", "order state", "ordered", "shipped", "delivered")}, page...),
 			Response: api.List[store.ProcurementOrder]{}, Handler: e.hListOrders},
 		{Method: "POST", Path: "/api/v1/procurement/orders", Summary: "Create a procurement order", Tag: pr, Role: domain.RoleIT, Feature: proc,
 			Request: OrderInput{}, Response: store.ProcurementOrder{}, Status: http.StatusCreated, Handler: e.hCreateOrder},
@@ -76,7 +76,7 @@ func (e *Engine) Routes() []api.Route {
 			Role: domain.RoleIT, Feature: proc, Resource: "procurement_order", Request: DeliveryInput{}, Response: store.ProcurementOrder{}, Handler: e.hDeliverOrder},
 
 		{Method: "GET", Path: "/api/v1/retrievals", Summary: "List laptop retrievals", Tag: rt, Role: domain.RoleViewer, Feature: auto,
-			Query: append([]api.Param{{Name: "state", Description: "requested, kit_sent, in_transit, received, cancelled"},
+			Query: append([]api.Param{api.EnumParam("state", "retrieval state", "requested", "kit_sent", "in_transit", "received", "cancelled"),
 				{Name: "employee_id", Description: "employee"}}, page...), Response: api.List[store.Retrieval]{}, Handler: e.hListRetrievals},
 		{Method: "GET", Path: "/api/v1/retrievals/{id}", Summary: "Get a retrieval", Tag: rt, Role: domain.RoleViewer, Feature: auto,
 			Resource: "retrieval", Response: store.Retrieval{}, Handler: e.hGetRetrieval},
@@ -99,7 +99,7 @@ func (e *Engine) Routes() []api.Route {
 		{Method: "GET", Path: "/api/v1/warehouse-stock", Summary: "Stored devices per location, equipment type and state", Tag: wh,
 			Role: domain.RoleViewer, Feature: wares, Response: api.List[store.StockCount]{}, Handler: e.hStock},
 		{Method: "GET", Path: "/api/v1/warehouse-storage", Summary: "Stored devices per month and location (billing)", Tag: wh,
-			Role: domain.RoleViewer, Feature: wares, Query: []api.Param{{Name: "from", Description: "YYYY-MM"}, {Name: "to", Description: "YYYY-MM (exclusive)"}},
+			Role: domain.RoleViewer, Feature: wares, Query: []api.Param{{Name: "from", Description: "YYYY-MM", Pattern: `^[0-9]{4}-[0-9]{2}$`}, {Name: "to", Description: "YYYY-MM (exclusive)", Pattern: `^[0-9]{4}-[0-9]{2}$`}},
 			Response: api.List[MonthlyStorage]{}, Handler: e.hStorage},
 		{Method: "GET", Path: "/api/v1/devices/{id}/intakes", Summary: "A device's warehouse intake records", Tag: wh, Role: domain.RoleViewer,
 			Feature: wares, Resource: "device", Response: api.List[store.Intake]{}, Handler: e.hDeviceIntakes},
@@ -109,7 +109,7 @@ func (e *Engine) Routes() []api.Route {
 		{Method: "GET", Path: "/api/v1/assets/export", Summary: "Export devices as CSV", Tag: as, Role: domain.RoleViewer, Feature: assets,
 			Handler: e.hExport},
 		{Method: "POST", Path: "/api/v1/assets/import", Summary: "Import devices from CSV (all rows or none; row-level error report)", Tag: as,
-			Role: domain.RoleIT, Feature: assets, Query: []api.Param{{Name: "dry_run", Description: "true to validate only"}},
+			Role: domain.RoleIT, Feature: assets, Query: []api.Param{api.BoolParam("dry_run", "true to validate only")},
 			Response: ImportReport{}, Handler: e.hImport},
 
 		{Method: "GET", Path: "/api/v1/apps/connectors", Summary: "List app connectors", Tag: ap, Role: domain.RoleAdmin, Feature: appAcc,

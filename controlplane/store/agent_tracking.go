@@ -618,7 +618,31 @@ func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, or
 // reportWrite is everything one report writes.
 type reportWrite struct {
 	agentID, hostname, osName, osVersion, osBuild, posture, inv, hash, deviceID, serial, histID, orgID, hist string
-	at                                                                                                       time.Time
+	// The posture checks as the dashboard and the list filters read them (postureChecks).
+	disk, firewall, screenLock string
+	at                         time.Time
+}
+
+// postureChecks reads the three compliance checks of a stored posture report as "on",
+// "off", "unknown", or "" when the report leaves one out; they are written beside the JSON
+// so that reads aggregate columns instead of parsing every device's report. It reads the
+// JSON the way migration 00650 and the SQL it replaces did: a missing or null field is "",
+// any value other than the two known states (another string, a number) is "unknown".
+func postureChecks(raw string) (disk, firewall, screenLock string) {
+	var p map[string]any
+	if json.Unmarshal([]byte(raw), &p) != nil {
+		return "", "", ""
+	}
+	word := func(field string) string {
+		switch v := p[field].(type) {
+		case nil:
+			return ""
+		case string:
+			return postureWord(v)
+		}
+		return "unknown"
+	}
+	return word("disk_encryption"), word("firewall"), word("screen_lock")
 }
 
 // computeReport merges a report into the stored inventory and works out what changed.
@@ -669,8 +693,9 @@ func computeReport(tr trackingRow, orgID, deviceID, agentID, serial string, r In
 		}
 		hist = string(b)
 	}
+	disk, fw, sl := postureChecks(posture)
 	return reportWrite{agentID: agentID, hostname: r.Hostname, osName: r.OSName, osVersion: r.OSVersion, osBuild: r.OSBuild, posture: posture,
-		inv: string(inv), hash: r.Hash, deviceID: deviceID, serial: serial, histID: domain.NewID(), orgID: orgID, hist: hist, at: r.At.UTC()}, nil
+		disk: disk, firewall: fw, screenLock: sl, inv: string(inv), hash: r.Hash, deviceID: deviceID, serial: serial, histID: domain.NewID(), orgID: orgID, hist: hist, at: r.At.UTC()}, nil
 }
 
 func writeReport(ctx context.Context, dialect Dialect, tx *sql.Tx, w reportWrite) error {
@@ -680,8 +705,9 @@ func writeReport(ctx context.Context, dialect Dialect, tx *sql.Tx, w reportWrite
 	// A delta leaves out unchanged sections: keep the identity columns it does not carry.
 	if _, err := tx.ExecContext(ctx, `UPDATE device_tracking SET agent_id = $1, last_seen_at = $2, hostname = COALESCE(NULLIF($3, ''), hostname),
 		os_name = COALESCE(NULLIF($4, ''), os_name), os_version = COALESCE(NULLIF($5, ''), os_version), os_build = COALESCE(NULLIF($6, ''), os_build),
-		posture = $7, inventory = $8, inventory_hash = $9, inventory_updated_at = $2, updated_at = $2 WHERE device_id = $10`,
-		w.agentID, w.at, w.hostname, w.osName, w.osVersion, w.osBuild, w.posture, w.inv, w.hash, w.deviceID); err != nil {
+		posture = $7, posture_reported = ($7 <> '{}'), disk_encryption = $11, firewall = $12, screen_lock = $13,
+		inventory = $8, inventory_hash = $9, inventory_updated_at = $2, updated_at = $2 WHERE device_id = $10`,
+		w.agentID, w.at, w.hostname, w.osName, w.osVersion, w.osBuild, w.posture, w.inv, w.hash, w.deviceID, w.disk, w.firewall, w.screenLock); err != nil {
 		return fmt.Errorf("update tracking of %s: %w", w.deviceID, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, hostname = COALESCE(NULLIF($2, ''), hostname), serial_number = $3, inventory_hash = $4, updated_at = $1 WHERE id = $5`,
@@ -701,10 +727,11 @@ func writeReport(ctx context.Context, dialect Dialect, tx *sql.Tx, w reportWrite
 // writeReportsPG writes many reports (of distinct agents and devices) in one statement:
 // the per-statement overhead, not the rows, is what limits reports per second.
 func writeReportsPG(ctx context.Context, tx *sql.Tx, ws []reportWrite) error {
-	cols := make([][]string, 13)
+	cols := make([][]string, 16)
 	ats := make([]time.Time, len(ws))
 	for i, w := range ws {
-		for c, v := range []string{w.agentID, w.hostname, w.osName, w.osVersion, w.osBuild, w.posture, w.inv, w.hash, w.deviceID, w.serial, w.histID, w.orgID, w.hist} {
+		for c, v := range []string{w.agentID, w.hostname, w.osName, w.osVersion, w.osBuild, w.posture, w.inv, w.hash, w.deviceID, w.serial, w.histID, w.orgID, w.hist,
+			w.disk, w.firewall, w.screenLock} {
 			cols[c] = append(cols[c], v)
 		}
 		ats[i] = w.at
@@ -715,8 +742,9 @@ func writeReportsPG(ctx context.Context, tx *sql.Tx, ws []reportWrite) error {
 	}
 	_, err := tx.ExecContext(ctx, `WITH v AS (
 		SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
-			AS v(at, agent_id, hostname, os_name, os_version, os_build, posture, inventory, hash, device_id, serial, hist_id, org_id, hist)),
+			$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[])
+			AS v(at, agent_id, hostname, os_name, os_version, os_build, posture, inventory, hash, device_id, serial, hist_id, org_id, hist,
+				disk_encryption, firewall, screen_lock)),
 	a AS (
 		UPDATE agents SET last_seen_at = v.at, hostname = COALESCE(NULLIF(v.hostname, ''), agents.hostname), serial_number = v.serial,
 			inventory_hash = v.hash, updated_at = v.at FROM v WHERE agents.id = v.agent_id),
@@ -725,7 +753,8 @@ func writeReportsPG(ctx context.Context, tx *sql.Tx, ws []reportWrite) error {
 		SELECT hist_id, org_id, device_id, agent_id, hist, at FROM v WHERE hist <> '')
 	UPDATE device_tracking t SET agent_id = v.agent_id, last_seen_at = v.at, hostname = COALESCE(NULLIF(v.hostname, ''), t.hostname),
 		os_name = COALESCE(NULLIF(v.os_name, ''), t.os_name), os_version = COALESCE(NULLIF(v.os_version, ''), t.os_version),
-		os_build = COALESCE(NULLIF(v.os_build, ''), t.os_build), posture = v.posture, inventory = v.inventory, inventory_hash = v.hash,
+		os_build = COALESCE(NULLIF(v.os_build, ''), t.os_build), posture = v.posture, posture_reported = (v.posture <> '{}'),
+		disk_encryption = v.disk_encryption, firewall = v.firewall, screen_lock = v.screen_lock, inventory = v.inventory, inventory_hash = v.hash,
 		inventory_updated_at = v.at, updated_at = v.at FROM v WHERE t.device_id = v.device_id`, args...)
 	if err != nil {
 		return fmt.Errorf("record %d reports: %w", len(ws), err)

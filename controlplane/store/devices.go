@@ -428,15 +428,6 @@ func ParsePosture(raw string) PostureSummary {
 		ScreenLock: postureWord(p.ScreenLock), OSVersion: p.OSVersion}
 }
 
-// postureField is the SQL reading one field of the stored posture JSON.
-func postureField(d Dialect, field string) string {
-	if d == Postgres {
-		// json, not jsonb: one field of a small document, without building the binary form.
-		return "(t.posture::json ->> '" + field + "')"
-	}
-	return "json_extract(t.posture, '$." + field + "')"
-}
-
 // Person is the short form of an employee shown beside a device.
 type Person struct {
 	ID    string `json:"id"`
@@ -527,11 +518,12 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) (*where, deviceJoins) {
 	}{{"disk_encryption", q.DiskEncrypted}, {"firewall", q.Firewall}, {"screen_lock", q.ScreenLock}} {
 		if c.v != nil {
 			j.t = true
-			want := postureOff
+			// The posture columns agent tracking writes beside the report (postureChecks).
+			want := "off"
 			if *c.v {
-				want = postureOn
+				want = "on"
 			}
-			w.add(postureField(d, c.field)+" = ?", want)
+			w.add("t."+c.field+" = ?", want)
 		}
 	}
 	if q.OfflineDays > 0 {
@@ -541,9 +533,14 @@ func deviceWhere(d Dialect, orgID string, q DeviceQuery) (*where, deviceJoins) {
 		}
 		// Last seen is the later of the last report and the agent's last heartbeat; it is
 		// before the cutoff when both are.
-		j.t, j.a = true, true
+		// t.org_id repeats d.org_id so the planner can start from the few reports older
+		// than the cutoff (index device_tracking_seen) rather than from every device, and
+		// the heartbeat is a scalar subquery so each of those few looks its agent up by id
+		// (as a join, Postgres hashes every agent of the org first).
+		j.t = true
 		cut := now.Add(-time.Duration(q.OfflineDays) * 24 * time.Hour).UTC()
-		w.addArgs("t.last_seen_at < ? AND (a.last_seen_at IS NULL OR a.last_seen_at < ?)", cut, cut)
+		w.addArgs("t.org_id = ? AND t.last_seen_at < ? AND NOT COALESCE((SELECT ha.last_seen_at >= ? FROM agents ha WHERE ha.id = t.agent_id), FALSE)",
+			orgID, cut, cut)
 	}
 	if q.InService {
 		w.conds = append(w.conds, "d.state NOT IN ('retired', 'lost')")

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -23,6 +24,17 @@ type Harness struct {
 	DB     *store.DB
 	API    *api.Server
 	Server *httptest.Server
+	// Client sends Do's requests; http.DefaultClient when nil (see FromSource).
+	Client *http.Client
+}
+
+// FromSource is the harness with requests sent from local address ip (any of
+// 127.0.0.0/8 on Linux), for per-source behaviour such as the failed-auth limit.
+func (h *Harness) FromSource(ip string) *Harness {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c := *h
+	c.Client = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	return &c
 }
 
 // New starts the API with the core routes plus extra route tables.
@@ -98,7 +110,11 @@ func (h *Harness) Do(method, path, token string, body any) Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := h.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		h.T.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -130,6 +130,8 @@ func CheckOpenAPI(t *testing.T, s *api.Server) {
 		}
 	}
 	checkRefs(t, doc, schemas)
+	checkProblemResponses(t, doc)
+	checkQueryTypes(t, doc)
 	CheckInputHygiene(t, s)
 }
 

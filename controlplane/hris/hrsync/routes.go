@@ -36,7 +36,7 @@ func (e *Engine) Routes() []api.Route {
 			Handler: e.apiSync},
 		{Method: "GET", Path: "/api/v1/hr/sync-runs", Summary: "List sync runs, newest first", Tag: tag,
 			Role: domain.RoleViewer, Feature: domain.FeatureHRSync, Response: api.List[store.HRSyncRun]{}, Handler: e.apiListRuns,
-			Query: []api.Param{{Name: "limit", Description: "page size (1-200)"}, {Name: "cursor", Description: "from next_cursor"}}},
+			Query: api.PageParams()},
 		{Method: "GET", Path: "/api/v1/hr/sync-runs/{id}", Summary: "One sync run with its progress and errors", Tag: tag, Resource: "hr_sync_run",
 			Role: domain.RoleViewer, Feature: domain.FeatureHRSync, Response: store.HRSyncRun{}, Handler: e.apiGetRun},
 		{Method: "GET", Path: CallbackPath, Summary: "OAuth2 redirect target (the provider sends the admin's browser here)", Tag: tag,
