@@ -128,9 +128,47 @@ func TestMoveToPostgresAgentReconnects(t *testing.T) {
 		t.Fatalf("audit verify after the move:\n%s", out)
 	}
 
-	e.serve = e2etest.StartServe(t, filepath.Join(bin, "lanyard"), data, "--database-url", url)
+	// Two replicas serve the moved installation: A on the old data dir, B on an empty one
+	// sharing only the database and the keyring.
+	keyring := []string{"--database-url", url, "--key-file", filepath.Join(data, "keyring.json")}
+	e.serve = e2etest.StartServe(t, filepath.Join(bin, "lanyard"), data, keyring...)
+	replicaB := e2etest.StartServe(t, filepath.Join(bin, "lanyard"), filepath.Join(e.dir, "replica-b"), keyring...)
 	e.serve.MustListen(t, "agents", e.serve.GRPCAddr, 600)
-	e.reconnectAndFinish(t, cfgPath, stateDir, identity, lock)
+	replicaB.MustListen(t, "agents on B", replicaB.GRPCAddr, 600)
+	e.reconnectAndFinish(t, cfgPath, stateDir, identity, lock, replicaB)
+
+	// SIGKILL the replica holding the stream: the same agent, with the same certificate,
+	// carries on with B, and a lock queued through B reaches it.
+	on, _ := statusField(e.agentStatus(cfgPath), "grpc_address").(string)
+	victim := e.serve
+	if on == replicaB.GRPCAddr {
+		victim, replicaB = replicaB, e.serve
+	}
+	killed := time.Now()
+	if err := victim.Proc.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-victim.Proc.Done()
+	e.serve = replicaB
+	e.serve.WaitFor(t, "the agent to move to the surviving replica", 60*time.Second, func() bool {
+		st := e.agentStatus(cfgPath)
+		return statusField(st, "connected") == true && statusField(st, "grpc_address") == replicaB.GRPCAddr
+	})
+	t.Logf("after the SIGKILL of %s the agent was back on %s in %s", victim.GRPCAddr, replicaB.GRPCAddr, time.Since(killed).Round(time.Millisecond))
+	var cmd command
+	e.mustAPI("POST", "/api/v1/devices/"+deviceID+"/actions", map[string]any{"type": "lock",
+		"params": map[string]string{"message": "after the failover"}, "idempotency_key": "move-lock-2"}, &cmd)
+	second := cmd.ID
+	e.serve.WaitFor(t, "the lock queued through the surviving replica to end", 30*time.Second, func() bool {
+		e.mustAPI("GET", "/api/v1/device-actions/"+second, nil, &cmd)
+		return terminal(cmd.State)
+	})
+	if cmd.State != "simulated" {
+		t.Fatalf("the lock on the surviving replica ended %s (%s)", cmd.State, cmd.Error)
+	}
+	if now, err := os.ReadFile(filepath.Join(stateDir, "identity.pem")); err != nil || !bytes.Equal(now, identity) {
+		t.Fatalf("the agent enrolled again after the failover: %v", err)
+	}
 }
 
 // enrolledIdentity runs the agent until it enrolled and connected, stops it and returns
@@ -198,7 +236,8 @@ func (e *env) writeLoad(t *testing.T, n int, made *atomic.Int64) (stop func()) {
 // reconnectAndFinish points the agent at the new server (its addresses changed; its
 // state directory did not), starts it without an enrollment secret and waits until it
 // connected with the same identity and the queued lock ended.
-func (e *env) reconnectAndFinish(t *testing.T, cfgPath, stateDir string, identity []byte, lockID string) {
+// Further replicas join the agent's address list, as a reinstall with their addresses would.
+func (e *env) reconnectAndFinish(t *testing.T, cfgPath, stateDir string, identity []byte, lockID string, more ...*e2etest.Serve) {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -208,6 +247,15 @@ func (e *env) reconnectAndFinish(t *testing.T, cfgPath, stateDir string, identit
 		t.Fatal("the agent still holds an enrollment secret: a reconnect would not prove its certificate works")
 	}
 	cfg.ControlPlaneURL, cfg.GRPCAddress, cfg.EnrollmentAddress = e.serve.HTTPURL, e.serve.GRPCAddr, e.serve.EnrollAddr
+	cfg.GRPCAddresses, cfg.EnrollmentAddresses = nil, nil
+	if len(more) > 0 {
+		cfg.GRPCAddresses, cfg.EnrollmentAddresses = []string{e.serve.GRPCAddr}, []string{e.serve.EnrollAddr}
+		for _, r := range more {
+			cfg.GRPCAddresses = append(cfg.GRPCAddresses, r.GRPCAddr)
+			cfg.EnrollmentAddresses = append(cfg.EnrollmentAddresses, r.EnrollAddr)
+		}
+		cfg.GRPCAddress, cfg.EnrollmentAddress = "", ""
+	}
 	if err := config.Write(cfgPath, cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -141,8 +141,11 @@ func (s *Server) postAction(w http.ResponseWriter, r *http.Request) error {
 	cmd, created, err := s.Commands.Submit(r.Context(), p.Org, r.PathValue("id"), SubmitRequest{Type: req.Type, Params: req.Params,
 		Confirm: req.Confirm, IdempotencyKey: req.IdempotencyKey, TTL: time.Duration(req.ExpiresInSeconds) * time.Second})
 	switch {
-	case errors.Is(err, ErrConfirmMismatch):
+	case errors.Is(err, ErrConfirmMismatch) && strings.TrimSpace(req.Confirm) == "":
 		return api.Unprocessable(`a wipe needs "confirm": "<the device's serial number>"`)
+	case errors.Is(err, ErrConfirmMismatch):
+		// Typed, but not this device's serial: say so, or the admin retypes what they typed.
+		return api.Unprocessable(`"confirm" does not match this device's serial number; type the serial shown on the device page`)
 	case errors.Is(err, ErrUnlockOverMDM):
 		return api.Conflict(err.Error())
 	case err != nil:

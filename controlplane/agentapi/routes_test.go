@@ -68,8 +68,14 @@ func TestAdminRoutes(t *testing.T) {
 		if r := h.Do("POST", "/api/v1/devices/"+dev.ID+"/actions", it, map[string]any{"type": "wipe", "confirm": "SN-API"}); r.Status != http.StatusForbidden {
 			t.Fatalf("it role wiped: %d", r.Status)
 		}
-		if r := h.Do("POST", "/api/v1/devices/"+dev.ID+"/actions", admin, map[string]any{"type": "wipe"}); r.Status != http.StatusUnprocessableEntity {
+		if r := h.Do("POST", "/api/v1/devices/"+dev.ID+"/actions", admin, map[string]any{"type": "wipe"}); r.Status != http.StatusUnprocessableEntity ||
+			!strings.Contains(string(r.Body), `a wipe needs \"confirm\"`) {
 			t.Fatalf("wipe without confirm: %d %s", r.Status, r.Body)
+		}
+		// A typed serial that is not this device's is told apart from a missing one.
+		if r := h.Do("POST", "/api/v1/devices/"+dev.ID+"/actions", admin, map[string]any{"type": "wipe", "confirm": "SN-OTHER"}); r.Status != http.StatusUnprocessableEntity ||
+			!strings.Contains(string(r.Body), "does not match this device") {
+			t.Fatalf("wipe with another serial: %d %s", r.Status, r.Body)
 		}
 		if r := h.Do("POST", "/api/v1/devices/"+dev.ID+"/actions", admin, map[string]any{"type": "explode"}); r.Status != http.StatusBadRequest {
 			t.Fatalf("bad type: %d %s", r.Status, r.Body)

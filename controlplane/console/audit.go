@@ -3,11 +3,13 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
 )
 
 // The audit log with the API's filters (GET /api/v1/audit): actor, action, target and a
@@ -22,6 +24,9 @@ type auditView struct {
 	Filter  url.Values
 	Next    string
 	Zone    string
+	// People names the actors that are users ("user:<id>" → "Name <email>"), so an
+	// entry says who did it; empty for a role that may not list users.
+	People map[string]string
 }
 
 func auditPage(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -47,5 +52,15 @@ func auditPage(c *Console, w http.ResponseWriter, r *http.Request, rq *request) 
 		return err
 	}
 	v.Next = nextPage(r, v.Entries.NextCursor)
+	if rq.P.Role.AtLeast(domain.RoleAdmin) {
+		var users api.List[store.User]
+		// Best effort: the entries are the page; without names they still show the ids.
+		if err := c.call(r, rq, "GET", "/api/v1/users?include_removed=true&limit="+strconv.Itoa(store.MaxLimit), nil, &users); err == nil {
+			v.People = make(map[string]string, len(users.Items))
+			for _, u := range users.Items {
+				v.People["user:"+u.ID] = u.Name + " <" + u.Email + ">"
+			}
+		}
+	}
 	return c.render(w, rq, http.StatusOK, "audit", "", "Audit log", "audit", v)
 }

@@ -110,7 +110,9 @@ type env struct {
 	org     domain.Org
 }
 
-func newEnv(t testing.TB) *env {
+// loopbackConfig is the default configuration with a fresh data directory, every listener
+// on a free loopback port, and publicURL (when set) as the address browsers use.
+func loopbackConfig(t testing.TB, publicURL string) config.Config {
 	t.Helper()
 	cfg, err := config.Load(nil)
 	if err != nil {
@@ -119,6 +121,15 @@ func newEnv(t testing.TB) *env {
 	dir := t.TempDir()
 	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if publicURL != "" {
+		cfg.PublicURL = publicURL
+	}
+	return cfg
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	cfg := loopbackConfig(t, "")
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

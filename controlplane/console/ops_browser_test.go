@@ -19,7 +19,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lanyardhq/lanyard/controlplane/auth"
-	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/console"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
@@ -53,13 +52,7 @@ func newOpsEnv(t *testing.T, members int) *opsEnv {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	cfg, err := config.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
-	cfg.HTTPAddr, cfg.GRPCAddr, cfg.PublicURL = "127.0.0.1:0", "127.0.0.1:0", base
+	cfg := loopbackConfig(t, base)
 	cfg.JustworksClientID, cfg.JustworksSecret = fake.ClientID(), fake.ClientSecret()
 	cfg.JustworksAuthURL, cfg.JustworksTokenURL, cfg.JustworksAPIURL = fake.AuthorizeURL(), fake.URL()+"/oauth/token", fake.URL()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -8,13 +8,11 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/auth"
-	"github.com/lanyardhq/lanyard/controlplane/config"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/server"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -29,13 +27,7 @@ type realEnv struct {
 
 func newRealEnv(t *testing.T) *realEnv {
 	t.Helper()
-	cfg, err := config.Load(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg.DataDir, cfg.KeyFile = dir, filepath.Join(dir, "keyring.json")
-	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg := loopbackConfig(t, "")
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

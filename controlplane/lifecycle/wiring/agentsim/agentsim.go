@@ -92,6 +92,15 @@ func Start(ctx context.Context, db *store.DB, kr *secrets.Keyring) (*Server, err
 	return s, nil
 }
 
+// Attach uses an agent API that already runs inside a whole control plane (the console's
+// browser tests drive server.New's own agent API, so a command sent from a page reaches
+// the simulated agent). Close leaves that server running: its owner stops it.
+func Attach(db *store.DB, api *agentapi.Server) *Server {
+	done := make(chan error, 1)
+	done <- nil
+	return &Server{API: api, CA: api.CA(), db: db, cancel: func() {}, done: done}
+}
+
 // Close stops the server.
 func (s *Server) Close() {
 	s.cancel()
