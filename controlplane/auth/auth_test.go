@@ -490,11 +490,27 @@ func TestSignInOIDC(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)
 		u := e.user("sso@example.com", domain.RoleAdmin)
-		sess, err := e.svc.SignInOIDC(e.ctx, e.org.ID, "https://idp.example", "sub-1", "SSO@example.com", web)
-		if err != nil || sess.UserID != u.ID || sess.ReauthAt.IsZero() {
+		now := e.clk.Now()
+		sess, err := e.svc.SignInOIDC(e.ctx, e.org.ID, "https://idp.example", "sub-1", "SSO@example.com", now, web)
+		if err != nil || sess.UserID != u.ID || !sess.ReauthAt.Equal(now) {
 			t.Fatalf("oidc %+v %v", sess, err)
 		}
-		if _, err := e.svc.SignInOIDC(e.ctx, e.org.ID, "https://idp.example", "sub-2", "stranger@example.com", web); !errors.Is(err, auth.ErrBadCredentials) {
+		// The session's proof is when the provider authenticated the person: an hour-old
+		// provider session is no proof for a reveal; no auth_time is none; the future is now.
+		for _, tc := range []struct {
+			name           string
+			authTime, want time.Time
+		}{
+			{"provider session an hour old", now.Add(-time.Hour), now.Add(-time.Hour)},
+			{"no auth_time", time.Time{}, time.Time{}},
+			{"auth_time in the future", now.Add(time.Hour), now},
+		} {
+			sess, err := e.svc.SignInOIDC(e.ctx, e.org.ID, "https://idp.example", "sub-1", "sso@example.com", tc.authTime, web)
+			if err != nil || !sess.ReauthAt.Equal(tc.want) {
+				t.Fatalf("%s: proof %v, want %v (%v)", tc.name, sess.ReauthAt, tc.want, err)
+			}
+		}
+		if _, err := e.svc.SignInOIDC(e.ctx, e.org.ID, "https://idp.example", "sub-2", "stranger@example.com", now, web); !errors.Is(err, auth.ErrBadCredentials) {
 			t.Fatalf("uninvited email: %v", err)
 		}
 		// The SSO flow audits its refusals (oidc.Service.fail); a row here would be a second one.

@@ -14,18 +14,28 @@ import (
 // startSession creates a session with a fresh id (never one the browser presented, so a
 // planted cookie cannot become signed in) and audits user.signed_in. carry, when set, is
 // the session this one replaces: it keeps that session's start and absolute expiry.
-func (s *Service) startSession(ctx context.Context, u User, method string, m ClientMeta, extra map[string]any, carry ...store.UserSession) (Session, error) {
+// sessionOpts: Carry is the session a rotation replaces (its lifetime carries over and no
+// sign-in is recorded); Proof, when set, is the sign-in proof time to record instead of now.
+type sessionOpts struct {
+	Carry *store.UserSession
+	Proof *time.Time
+}
+
+func (s *Service) startSession(ctx context.Context, u User, method string, m ClientMeta, extra map[string]any, o sessionOpts) (Session, error) {
 	now := s.clock()
 	id := randomToken()
 	row := store.UserSession{TokenHash: store.HashToken(id), UserID: u.ID, OrgID: u.OrgID, CSRF: randomToken(), CreatedAt: now,
 		LastSeenAt: now, ExpiresAt: now.Add(AbsoluteTimeout), ReauthAt: now, IP: m.IP, UserAgent: truncate(m.UserAgent, 400)}
-	if len(carry) == 1 {
-		row.CreatedAt, row.ExpiresAt = carry[0].CreatedAt, carry[0].ExpiresAt
+	if o.Proof != nil {
+		row.ReauthAt = *o.Proof
+	}
+	if o.Carry != nil {
+		row.CreatedAt, row.ExpiresAt = o.Carry.CreatedAt, o.Carry.ExpiresAt
 	}
 	if err := s.db.CreateSession(ctx, &row); err != nil {
 		return Session{}, err
 	}
-	if len(carry) == 0 {
+	if o.Carry == nil {
 		if err := s.db.RecordSignIn(ctx, u.ID, now); err != nil {
 			return Session{}, err
 		}
@@ -119,7 +129,7 @@ func (s *Service) Reauthenticate(ctx context.Context, sessionID, password, totpC
 			return Session{}, badCodeError{}
 		}
 	}
-	sess, err := s.startSession(ctx, u, "reauth", m, nil, row)
+	sess, err := s.startSession(ctx, u, "reauth", m, nil, sessionOpts{Carry: &row})
 	if err != nil {
 		return Session{}, err
 	}

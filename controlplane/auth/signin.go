@@ -126,7 +126,7 @@ func (s *Service) firstFactorDone(ctx context.Context, u User, method string, m 
 		ch, err := s.challenge(ctx, u, NeedTOTPSetup, sealed)
 		return Step{Challenge: ch, Need: NeedTOTPSetup, TOTPURL: key.URL(), TOTPSecret: key.Secret()}, err
 	}
-	sess, err := s.startSession(ctx, u, method, m, nil)
+	sess, err := s.startSession(ctx, u, method, m, nil, sessionOpts{})
 	if err != nil {
 		return Step{}, err
 	}
@@ -276,7 +276,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, challenge, code string, m Clie
 		if err := s.db.EnableUserTOTP(userCtx(ctx, u), u.OrgID, u.ID, sealed, step, hashes); err != nil {
 			return Session{}, nil, err
 		}
-		sess, err := s.startSession(ctx, u, "password+totp", m, nil)
+		sess, err := s.startSession(ctx, u, "password+totp", m, nil, sessionOpts{})
 		return sess, codes, err
 	}
 	ok, method, err := s.checkSecondFactor(ctx, u, code, now)
@@ -292,7 +292,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, challenge, code string, m Clie
 	if err := s.useChallenge(ctx, t); err != nil {
 		return Session{}, nil, err
 	}
-	sess, err := s.startSession(ctx, u, method, m, nil)
+	sess, err := s.startSession(ctx, u, method, m, nil, sessionOpts{})
 	return sess, nil, err
 }
 
@@ -322,8 +322,10 @@ func (s *Service) checkSecondFactor(ctx context.Context, u User, code string, no
 
 // SignInOIDC signs in a person the organization's identity provider vouched for. The email
 // must belong to a user of the org (invited first); the provider's own MFA stands in for
-// TOTP.
-func (s *Service) SignInOIDC(ctx context.Context, orgID, issuer, subject, email string, m ClientMeta) (Session, error) {
+// TOTP. The session's last proof (for revealing secrets) is authTime, when the provider
+// last authenticated the person, never later than now; zero (no auth_time) counts as no
+// recent proof, so a reveal asks for a re-authentication that makes the provider ask.
+func (s *Service) SignInOIDC(ctx context.Context, orgID, issuer, subject, email string, authTime time.Time, m ClientMeta) (Session, error) {
 	email = store.NormalizeEmail(email)
 	if err := s.allow(m, email); err != nil {
 		return Session{}, err
@@ -344,5 +346,9 @@ func (s *Service) SignInOIDC(ctx context.Context, orgID, issuer, subject, email 
 	if u.Locked(s.clock()) {
 		return Session{}, lockedError{until: *u.LockedUntil}
 	}
-	return s.startSession(ctx, u, "oidc", m, map[string]any{"issuer": issuer, "subject": subject})
+	proof := authTime
+	if now := s.clock(); proof.After(now) {
+		proof = now
+	}
+	return s.startSession(ctx, u, "oidc", m, map[string]any{"issuer": issuer, "subject": subject}, sessionOpts{Proof: &proof})
 }

@@ -256,14 +256,24 @@ func signoutPost(c *Console, w http.ResponseWriter, r *http.Request, rq *request
 // reauthView asks a signed-in person to prove it is still them before a reveal.
 type reauthView struct {
 	Next, Error string
+	// SSO re-authenticates at the identity provider (which must ask again), for people
+	// who sign in with SSO and have no password; "" when the org has no SSO.
+	SSO string
+}
+
+func (c *Console) reauthSSO(r *http.Request, rq *request) string {
+	if l := c.ssoLink(r, rq.Sess.OrgID); l != "" {
+		return l + "&reauth=1"
+	}
+	return ""
 }
 
 func reauthPage(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
-	return c.render(w, rq, http.StatusOK, "reauth", "", "Confirm it is you", "", reauthView{Next: safeNext(r.URL.Query().Get("next"))})
+	return c.render(w, rq, http.StatusOK, "reauth", "", "Confirm it is you", "", reauthView{Next: safeNext(r.URL.Query().Get("next")), SSO: c.reauthSSO(r, rq)})
 }
 
 func reauthPost(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
-	v := reauthView{Next: safeNext(r.PostFormValue("next"))}
+	v := reauthView{Next: safeNext(r.PostFormValue("next")), SSO: c.reauthSSO(r, rq)}
 	code := strings.ReplaceAll(strings.TrimSpace(r.PostFormValue("code")), " ", "")
 	sess, err := c.opts.Auth.Reauthenticate(r.Context(), rq.Sess.ID, r.PostFormValue("password"), code, clientMeta(r))
 	if err != nil {

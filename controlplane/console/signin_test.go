@@ -184,4 +184,18 @@ func TestSignInForms(t *testing.T) {
 			t.Errorf("no message for an SSO failure code: %s", p.Body)
 		}
 	})
+
+	t.Run("SSO: re-authentication at the provider, only where the org has SSO", func(t *testing.T) {
+		for org, want := range map[string]bool{a.ID: false, b.ID: true} {
+			br := e.browser(t)
+			csrf := csrfOf(t, br.get("/signin"))
+			if p := br.post("/signin", url.Values{"csrf": {csrf}, "email": {"sam@example.com"}, "password": {pw}, "org": {org}}, e.url); p.Status != http.StatusSeeOther {
+				t.Fatalf("sign in: %d", p.Status)
+			}
+			p := br.get("/reauth?next=%2Fdevices")
+			if got := strings.Contains(p.Body, `href="/auth/sso/start?org=`+org+`&amp;reauth=1"`); got != want {
+				t.Errorf("org with SSO %v: re-authenticate-with-SSO link shown %v: %s", want, got, p.Body)
+			}
+		}
+	})
 }

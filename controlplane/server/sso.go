@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/auth/fakeoidc"
@@ -19,7 +20,7 @@ import (
 
 // oidcSignIn is what single sign-on needs from the auth service.
 type oidcSignIn interface {
-	SignInOIDC(ctx context.Context, orgID, issuer, subject, email string, m auth.ClientMeta) (auth.Session, error)
+	SignInOIDC(ctx context.Context, orgID, issuer, subject, email string, authTime time.Time, m auth.ClientMeta) (auth.Session, error)
 }
 
 // buildSSO builds the SSO relying party handing verified people to signIn; with --demo it
@@ -45,12 +46,12 @@ func buildSSO(d Deps, signIn oidcSignIn) (*oidc.Service, *fakeoidc.Server, error
 // finds the admin by org and email (and binds issuer+subject), then the session cookie is
 // set and the browser goes home. On error nothing is written; SSO redirects to /signin.
 func sessionStarter(a oidcSignIn, secure bool) oidc.SessionStarter {
-	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string) error {
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string, authTime time.Time) error {
 		ip, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			ip = r.RemoteAddr
 		}
-		sess, err := a.SignInOIDC(ctx, orgID, issuer, subject, email, auth.ClientMeta{IP: ip, UserAgent: r.UserAgent()})
+		sess, err := a.SignInOIDC(ctx, orgID, issuer, subject, email, authTime, auth.ClientMeta{IP: ip, UserAgent: r.UserAgent()})
 		if err != nil {
 			return err
 		}

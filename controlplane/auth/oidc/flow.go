@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -117,6 +118,11 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)}
+	if r.URL.Query().Get("reauth") == "1" {
+		// A re-authentication before revealing a secret: the provider must ask again
+		// (OIDC Core 3.1.2.1), and its auth_time then says when it did.
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0"))
+	}
 	if hint := r.URL.Query().Get("email"); hint != "" && len(hint) <= 254 && strings.Contains(hint, "@") {
 		// The email typed on the sign-in page preselects the account at the provider.
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
@@ -239,7 +245,7 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, st.OrgID, CodeDomainNotAllowed, base, errors.New("email domain not in the allowed list"), false)
 		return
 	}
-	if err := s.cfg.Start(ctx, w, r, st.OrgID, c.Issuer, idt.Subject, id.email); err != nil {
+	if err := s.cfg.Start(ctx, w, r, st.OrgID, c.Issuer, idt.Subject, id.email, id.authTime); err != nil {
 		code := CodeNoAccount
 		switch {
 		case errors.Is(err, auth.ErrLocked):
@@ -258,11 +264,13 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 type identity struct {
 	email    string
 	verified bool
+	authTime time.Time // zero without an auth_time claim
 }
 
 // emailClaims are the claims read for the email. Entra ID sends no email_verified; its
 // optional claim xms_edov says the email's domain is verified by the tenant.
 type emailClaims struct {
+	AuthTime      int64        `json:"auth_time"`
 	Email         string       `json:"email"`
 	EmailVerified boolOrString `json:"email_verified"`
 	EDOV          boolOrString `json:"xms_edov"`
@@ -274,6 +282,10 @@ func (s *Service) identity(ctx context.Context, p *gooidc.Provider, idt *gooidc.
 	var c emailClaims
 	if err := idt.Claims(&c); err != nil {
 		return identity{}, err
+	}
+	var authTime time.Time
+	if c.AuthTime > 0 {
+		authTime = time.Unix(c.AuthTime, 0)
 	}
 	if c.Email == "" && p.UserInfoEndpoint() != "" {
 		ui, err := p.UserInfo(ctx, oauth2.StaticTokenSource(tok))
@@ -287,7 +299,7 @@ func (s *Service) identity(ctx context.Context, p *gooidc.Provider, idt *gooidc.
 			return identity{}, err
 		}
 	}
-	return identity{email: strings.ToLower(strings.TrimSpace(c.Email)), verified: c.verified(idt.Issuer)}, nil
+	return identity{email: strings.ToLower(strings.TrimSpace(c.Email)), verified: c.verified(idt.Issuer), authTime: authTime}, nil
 }
 
 // verified: email_verified, or on Entra ID (which never sends it) xms_edov.

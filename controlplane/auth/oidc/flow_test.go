@@ -330,3 +330,32 @@ func TestErrorMessage(t *testing.T) {
 		t.Error("an unknown code should get the generic message, never echo itself")
 	}
 }
+
+// A re-authentication (before revealing a secret) makes the provider ask again
+// (prompt=login, max_age=0), and the session starter gets the provider's auth_time, which
+// the auth service records as the session's proof; a plain sign-in asks for neither.
+func TestReauthAsksTheProviderAgain(t *testing.T) {
+	e := newEnv(t, storetest.NewSQLite(t))
+	b := newBrowser(t)
+	for _, tc := range []struct {
+		extra  string
+		prompt string
+		maxAge string
+	}{{"", "", ""}, {"&reauth=1", "login", "0"}} {
+		authURL := b.startSSOWith(e, tc.extra)
+		au, _ := url.Parse(authURL)
+		if q := au.Query(); q.Get("prompt") != tc.prompt || q.Get("max_age") != tc.maxAge {
+			t.Fatalf("start%s: prompt %q max_age %q", tc.extra, q.Get("prompt"), q.Get("max_age"))
+		}
+		before := time.Now().Add(-time.Second).Truncate(time.Second)
+		if resp, _ := b.get(b.login(authURL, "alice@example.com")); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("callback: %d", resp.StatusCode)
+		}
+		e.mu.Lock()
+		at := e.authTimes[len(e.authTimes)-1]
+		e.mu.Unlock()
+		if at.Before(before) || at.After(time.Now()) {
+			t.Fatalf("auth_time %v, want the login just made (after %v)", at, before)
+		}
+	}
+}

@@ -93,7 +93,9 @@ type env struct {
 	rpURL string
 	h     *apitest.Harness
 	clock *clock
-	logs  *syncBuffer
+	// authTimes are the auth_time values the session starter was given, call by call.
+	authTimes []time.Time
+	logs      *syncBuffer
 
 	mu       sync.Mutex
 	calls    []startCall
@@ -184,13 +186,14 @@ func (e *env) configure(issuer string, enabled bool) {
 }
 
 // start is the SessionStarter: it records the person and redirects home.
-func (e *env) start(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string) error {
+func (e *env) start(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string, authTime time.Time) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.startErr != nil {
 		return e.startErr
 	}
 	e.calls = append(e.calls, startCall{orgID, issuer, subject, email})
+	e.authTimes = append(e.authTimes, authTime)
 	http.SetCookie(w, &http.Cookie{Name: "test_session", Value: "opened", Path: "/"})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 	return nil
@@ -229,7 +232,13 @@ func (b *browser) get(u string) (*http.Response, string) {
 // startSSO opens the start link and returns the provider's authorize URL.
 func (b *browser) startSSO(e *env) string {
 	b.t.Helper()
-	resp, body := b.get(e.rpURL + oidc.StartPath + "?org=" + e.org.ID)
+	return b.startSSOWith(e, "")
+}
+
+// startSSOWith is startSSO with more query parameters ("&reauth=1").
+func (b *browser) startSSOWith(e *env, extra string) string {
+	b.t.Helper()
+	resp, body := b.get(e.rpURL + oidc.StartPath + "?org=" + e.org.ID + extra)
 	if resp.StatusCode != http.StatusFound {
 		b.t.Fatalf("start: %d %s (location %s)", resp.StatusCode, body, resp.Header.Get("Location"))
 	}

@@ -57,7 +57,10 @@ var Scopes = []string{gooidc.ScopeOpenID, "email", "profile"}
 // SessionStarter opens a console session for a person the provider vouched for, writes
 // the response (cookie and redirect) and returns nil; on error it must write nothing
 // (the caller redirects to the sign-in page). The server wires it to auth.Service.SignInOIDC.
-type SessionStarter func(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string) error
+// authTime is when the provider last authenticated the person (the ID token's auth_time;
+// zero when it sent none): a session's proof for revealing secrets is that time, not the
+// time of a redirect the provider may have answered from its own long-lived session.
+type SessionStarter func(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string, authTime time.Time) error
 
 // Store is the persistence SSO needs; *store.DB implements it.
 type Store interface {
