@@ -60,10 +60,11 @@ type Result struct {
 	Groups    []string `json:"groups,omitempty"`
 }
 
-// Connector grants and removes access on one application. Implementations
-// must be idempotent: Grant on an existing active member of the groups
-// reports "unchanged"; Revoke of a missing account reports "absent".
-type Connector interface {
+// GrantRevoker is the SCIM-era connector shape the lifecycle engine still calls;
+// Connector (connector.go) replaces it. Implementations must be idempotent: Grant
+// on an existing active member of the groups reports "unchanged"; Revoke of a
+// missing account reports "absent".
+type GrantRevoker interface {
 	// Grant makes sure the person has an active account that is a member of
 	// every named group (groups the connector cannot find are an error).
 	Grant(ctx context.Context, p Person, groups []string) (Result, error)
@@ -78,10 +79,10 @@ type Lookup interface {
 }
 
 // Registry maps an application name (as used in rules) to its connector.
-type Registry map[string]Connector
+type Registry map[string]GrantRevoker
 
 // Get returns the connector for app or an error naming the missing app.
-func (r Registry) Get(app string) (Connector, error) {
+func (r Registry) Get(app string) (GrantRevoker, error) {
 	c, ok := r[app]
 	if !ok {
 		return nil, fmt.Errorf("apps: no connector configured for %q: %w", app, ErrNotFound)

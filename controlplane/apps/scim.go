@@ -103,7 +103,7 @@ func (e *SCIMError) Unwrap() error {
 	return nil
 }
 
-// SCIMClient is a SCIM 2.0 client (RFC 7644) and a Connector.
+// SCIMClient is a SCIM 2.0 client (RFC 7644) and a GrantRevoker.
 type SCIMClient struct {
 	app     string
 	base    string
@@ -377,7 +377,7 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// Grant implements Connector: find or create the user, reactivate it if
+// Grant implements GrantRevoker: find or create the user, reactivate it if
 // needed, and add it to every group.
 func (c *SCIMClient) Grant(ctx context.Context, p Person, groups []string) (Result, error) {
 	res := Result{App: c.app, Action: "unchanged"}
@@ -421,7 +421,7 @@ func (c *SCIMClient) Grant(ctx context.Context, p Person, groups []string) (Resu
 	return res, nil
 }
 
-// Revoke implements Connector.
+// Revoke implements GrantRevoker.
 func (c *SCIMClient) Revoke(ctx context.Context, p Person, mode RevokeMode) (Result, error) {
 	res := Result{App: c.app}
 	u, err := c.FindUser(ctx, p.UserName)
