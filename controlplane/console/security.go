@@ -35,6 +35,9 @@ type request struct {
 	// PreCSRF is the pre-session CSRF token (sign-in pages).
 	PreCSRF string
 	flash   *flash
+	// people names user actors ("user:<id>" → "Name <email>") once a page asked for
+	// them with Console.namePeople.
+	people map[string]string
 }
 
 // CSRF is the token forms carry: the session's when signed in, the pre-session one otherwise.
