@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"github.com/lanyardhq/lanyard/internal/localpath"
 	"net"
 	"net/http"
 	"net/url"
@@ -69,7 +70,7 @@ func ErrorMessage(code string) string {
 	return messages[CodeInternal]
 }
 
-// start begins a sign-in: GET /auth/sso/start?org=<org id>[&email=<login hint>].
+// start begins a sign-in: GET /auth/sso/start?org=<org id>[&email=<login hint>][&next=<local path>][&reauth=1].
 func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	ctx := domain.WithActor(r.Context(), domain.Actor{ID: "public:" + StartPath})
 	orgID := r.URL.Query().Get("org")
@@ -101,7 +102,8 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now()
 	err = s.cfg.Store.InsertSSOState(ctx, store.SSOState{StateHash: sh, OrgID: orgID, BindingHash: hashString(binding),
-		Issuer: c.Issuer, ClientID: c.ClientID, Nonce: nonce, VerifierSealed: sealed, CreatedAt: now, ExpiresAt: now.Add(stateTTL)},
+		Issuer: c.Issuer, ClientID: c.ClientID, Nonce: nonce, VerifierSealed: sealed, CreatedAt: now, ExpiresAt: now.Add(stateTTL),
+		Next: localpath.Safe(r.URL.Query().Get("next"))},
 		now, maxInFlight)
 	if errors.Is(err, store.ErrConflict) {
 		s.fail(w, r, orgID, CodeBusy, store.SSOFailure{Issuer: c.Issuer}, err, false)
@@ -245,7 +247,8 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, st.OrgID, CodeDomainNotAllowed, base, errors.New("email domain not in the allowed list"), false)
 		return
 	}
-	if err := s.cfg.Start(ctx, w, r, st.OrgID, c.Issuer, idt.Subject, id.email, id.authTime); err != nil {
+	v := Vouched{OrgID: st.OrgID, Issuer: c.Issuer, Subject: idt.Subject, Email: id.email, AuthTime: id.authTime, Next: localpath.Safe(st.Next)}
+	if err := s.cfg.Start(ctx, w, r, v); err != nil {
 		code := CodeNoAccount
 		switch {
 		case errors.Is(err, auth.ErrLocked):
