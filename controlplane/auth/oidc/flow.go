@@ -270,9 +270,10 @@ type identity struct {
 	authTime time.Time // zero without an auth_time claim
 }
 
-// emailClaims are the claims read for the email. Entra ID sends no email_verified; its
+// idClaims are the ID token claims read for the person: email, its verification and
+// auth_time. Entra ID sends no email_verified; its
 // optional claim xms_edov says the email's domain is verified by the tenant.
-type emailClaims struct {
+type idClaims struct {
 	AuthTime      int64        `json:"auth_time"`
 	Email         string       `json:"email"`
 	EmailVerified boolOrString `json:"email_verified"`
@@ -282,7 +283,7 @@ type emailClaims struct {
 // identity reads the email from the ID token, or from UserInfo when the token has none
 // (OIDC Core 5.3.2: UserInfo's sub must then equal the token's).
 func (s *Service) identity(ctx context.Context, p *gooidc.Provider, idt *gooidc.IDToken, tok *oauth2.Token) (identity, error) {
-	var c emailClaims
+	var c idClaims
 	if err := idt.Claims(&c); err != nil {
 		return identity{}, err
 	}
@@ -306,7 +307,7 @@ func (s *Service) identity(ctx context.Context, p *gooidc.Provider, idt *gooidc.
 }
 
 // verified: email_verified, or on Entra ID (which never sends it) xms_edov.
-func (c emailClaims) verified(issuer string) bool {
+func (c idClaims) verified(issuer string) bool {
 	return bool(c.EmailVerified) || (bool(c.EDOV) && isEntra(issuer))
 }
 
