@@ -36,7 +36,8 @@ type Options struct {
 	SKUs []string
 	// TokenLifetime defaults to an hour, as Entra issues.
 	TokenLifetime time.Duration
-	// PageSize caps a page below $top (default 100, Graph's default for users).
+	// PageSize is the page length without $top and caps it with one (default
+	// 100, Graph's default for users); tests lower it to exercise paging.
 	PageSize int
 }
 
@@ -77,6 +78,7 @@ type Server struct {
 	secretGone  string // AADSTS code when the secret was revoked/expired
 	tokens      map[string]time.Time
 	denyWrites  bool
+	lagging     map[string]bool
 	users       map[string]*User
 	groups      map[string]*Group
 	skus        map[string]bool
@@ -91,7 +93,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		opts.PageSize = 100
 	}
 	s := &Server{opts: opts, secretValid: true, tokens: map[string]time.Time{},
-		users: map[string]*User{}, groups: map[string]*Group{}, skus: map[string]bool{}}
+		users: map[string]*User{}, lagging: map[string]bool{}, groups: map[string]*Group{}, skus: map[string]bool{}}
 	for _, k := range opts.SKUs {
 		s.skus[strings.ToLower(k)] = true
 	}
@@ -163,6 +165,14 @@ func (s *Server) DenyWrites(deny bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.denyWrites = deny
+}
+
+// Lag hides a user from $filter queries (not from /users/{id}), as Graph's
+// eventually consistent index does for a while after an object is written.
+func (s *Server) Lag(id string, lag bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lagging[id] = lag
 }
 
 // AddGroup creates a group and returns its id.
@@ -494,7 +504,7 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request, entity strin
 			graphError(w, http.StatusBadRequest, "Request_UnsupportedQuery", "Invalid page size specified: '"+t+"'. Must be between 1 and 999 inclusive.")
 			return
 		}
-		top = n
+		top = min(n, s.opts.PageSize)
 	}
 	start := 0
 	if tok := q.Get("$skiptoken"); tok != "" {
@@ -556,6 +566,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	var out []map[string]any
 	for _, id := range ids {
 		p := userProps(s.users[id])
+		if len(cs) > 0 && s.lagging[id] {
+			continue
+		}
 		if matches(p, cs) {
 			out = append(out, project(p, sel))
 		}

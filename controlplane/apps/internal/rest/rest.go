@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,10 @@ func (c *Client) Do(ctx context.Context, op, method, path string, body, out any,
 	u := path
 	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
 		u = c.Base + path
+	} else if !sameOrigin(path, c.Base) {
+		// A next-page link elsewhere would carry our credentials there.
+		return Response{}, &apps.TargetError{App: c.App, Op: op, Kind: apps.ErrRejected,
+			Detail: "refusing to follow a link off the API's origin: " + path}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
@@ -148,6 +153,12 @@ func (c *Client) authError(op string, err error) error {
 		return err
 	}
 	return &apps.TargetError{App: c.App, Op: op, Kind: apps.ErrUnavailable, Err: err}
+}
+
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
 }
 
 // RetryAfter reads Retry-After (delay-seconds or an HTTP-date relative to
