@@ -28,6 +28,8 @@ type ErrorInfo struct {
 	// Kind overrides apps.ClassifyStatus when the provider's code says more than
 	// the status (Google's 403 rateLimitExceeded, GitHub's 403 with no quota left).
 	Kind error
+	// RetryAfter overrides the Retry-After header (GitHub's x-ratelimit-reset).
+	RetryAfter time.Duration
 }
 
 // Client sends JSON requests to one provider.
@@ -128,11 +130,14 @@ func (c *Client) statusError(op string, resp *http.Response, raw []byte) *apps.T
 	if kind == nil { // a 1xx/3xx we did not follow: nothing a retry fixes
 		kind = apps.ErrRejected
 	}
+	retry := info.RetryAfter
+	if retry == 0 {
+		retry = RetryAfter(resp.Header, time.Now())
+	}
 	return &apps.TargetError{
 		App: c.App, Op: op, Status: resp.StatusCode,
 		Code: info.Code, Detail: trim(info.Detail),
-		RetryAfter: RetryAfter(resp.Header, time.Now()),
-		Kind:       kind,
+		RetryAfter: retry, Kind: kind,
 	}
 }
 
