@@ -314,7 +314,7 @@ func query(kv ...string) string {
 	return b.String()
 }
 
-// literal quotes an OData string literal ('' escapes ').
+// literal quotes an OData string literal (” escapes ').
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // findUsers runs a $filter on /users. employeeId and mail filters are sent as
@@ -610,16 +610,10 @@ func (c *Connector) addMember(ctx context.Context, gid, uid string) error {
 // 0s. Sessions are revoked even on an already-blocked account, so a retry after
 // a partial failure finishes the job.
 func (c *Connector) Suspend(ctx context.Context, p apps.Person) (apps.Result, error) {
-	res := apps.Result{App: c.app, Action: "unchanged"}
-	u, err := c.find(ctx, p)
-	if errors.Is(err, apps.ErrNotFound) {
-		res.Action = "absent"
-		return res, nil
-	}
-	if err != nil {
+	u, res, err := c.existing(ctx, p)
+	if err != nil || res.Action == "absent" {
 		return res, err
 	}
-	res.AccountID = u.ID
 	if u.AccountEnabled == nil || *u.AccountEnabled {
 		if _, err := c.call(ctx, "suspend", http.MethodPatch, "/users/"+u.ID, map[string]any{"accountEnabled": false}, nil); err != nil {
 			return res, err
@@ -649,6 +643,19 @@ func (c *Connector) Suspend(ctx context.Context, p apps.Person) (apps.Result, er
 		}
 	}
 	return res, nil
+}
+
+// existing finds p's user for an operation that counts a missing account as
+// done: Action "absent" then, else "unchanged" with the account id.
+func (c *Connector) existing(ctx context.Context, p apps.Person) (user, apps.Result, error) {
+	res := apps.Result{App: c.app, Action: "unchanged"}
+	u, err := c.find(ctx, p)
+	if errors.Is(err, apps.ErrNotFound) {
+		res.Action = "absent"
+		return u, res, nil
+	}
+	res.AccountID = u.ID
+	return u, res, err
 }
 
 type directoryObject struct {
@@ -713,16 +720,10 @@ func (c *Connector) LicenseRemovalAt(suspendedAt time.Time) (time.Time, bool) {
 // only from a still-blocked account (Action "licenses_removed"); a reactivated
 // or missing account is "unchanged" or "absent".
 func (c *Connector) RemoveLicenses(ctx context.Context, p apps.Person) (apps.Result, error) {
-	res := apps.Result{App: c.app, Action: "unchanged"}
-	u, err := c.find(ctx, p)
-	if errors.Is(err, apps.ErrNotFound) {
-		res.Action = "absent"
-		return res, nil
-	}
-	if err != nil {
+	u, res, err := c.existing(ctx, p)
+	if err != nil || res.Action == "absent" {
 		return res, err
 	}
-	res.AccountID = u.ID
 	if u.AccountEnabled == nil || *u.AccountEnabled {
 		return res, nil
 	}
@@ -754,18 +755,14 @@ func (c *Connector) Reactivate(ctx context.Context, p apps.Person) (apps.Result,
 
 // Remove deletes the user (Entra keeps it restorable for 30 days).
 func (c *Connector) Remove(ctx context.Context, p apps.Person) (apps.Result, error) {
-	res := apps.Result{App: c.app, Action: "absent"}
-	u, err := c.find(ctx, p)
-	if errors.Is(err, apps.ErrNotFound) {
-		return res, nil
-	}
-	if err != nil {
+	u, res, err := c.existing(ctx, p)
+	if err != nil || res.Action == "absent" {
 		return res, err
 	}
-	res.AccountID = u.ID
 	_, err = c.call(ctx, "remove", http.MethodDelete, "/users/"+u.ID, nil, nil)
 	switch {
 	case errors.Is(err, apps.ErrNotFound):
+		res.Action = "absent"
 		return res, nil
 	case err != nil:
 		return res, err

@@ -86,11 +86,8 @@ func New(s apps.Spec) (*Connector, error) {
 	token := string(s.Secret)
 	c.api = rest.Client{
 		App: s.App, Base: base + "/orgs/" + url.PathEscape(set.Org), HC: rest.DefaultHTTPClient(s.HTTPClient),
-		Header: http.Header{"Accept": {"application/vnd.github+json"}, "X-Github-Api-Version": {"2022-11-28"}},
-		Auth: func(_ context.Context, r *http.Request) error {
-			r.Header.Set("Authorization", "Bearer "+token)
-			return nil
-		},
+		Header:     http.Header{"Accept": {"application/vnd.github+json"}, "X-Github-Api-Version": {"2022-11-28"}},
+		Auth:       rest.Bearer(token),
 		ParseError: parseError,
 	}
 	return c, nil

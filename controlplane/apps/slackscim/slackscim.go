@@ -57,11 +57,8 @@ func New(s apps.Spec) (*Connector, error) {
 	token := string(s.Secret)
 	return &Connector{app: s.App, api: rest.Client{
 		App: s.App, Base: base, HC: rest.DefaultHTTPClient(s.HTTPClient),
-		Header: http.Header{"Accept": {"application/json"}},
-		Auth: func(_ context.Context, r *http.Request) error {
-			r.Header.Set("Authorization", "Bearer "+token)
-			return nil
-		},
+		Header:     http.Header{"Accept": {"application/json"}},
+		Auth:       rest.Bearer(token),
 		ParseError: parseError,
 	}}, nil
 }

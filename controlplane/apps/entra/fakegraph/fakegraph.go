@@ -229,14 +229,10 @@ func (s *Server) User(key string) (User, bool) {
 func (s *Server) Members(groupID string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
 	if g := s.groups[groupID]; g != nil {
-		for id := range g.Members {
-			out = append(out, id)
-		}
+		return fakehttp.SortedKeys(g.Members)
 	}
-	sort.Strings(out)
-	return out
+	return nil
 }
 
 func newID() string {

@@ -62,7 +62,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	tokenOK     bool
-	rateReset   time.Time // primary rate limit exhausted until then
+	rateReset   time.Time        // primary rate limit exhausted until then
 	users       map[string]int64 // login → user id (every GitHub account known to the fake)
 	members     map[string]*Membership
 	invitations []*Invitation
@@ -192,14 +192,10 @@ func (s *Server) Invitations() []Invitation {
 func (s *Server) TeamMembers(slug string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
 	if t := s.teams[slug]; t != nil {
-		for l := range t.Members {
-			out = append(out, l)
-		}
+		return fakehttp.SortedKeys(t.Members)
 	}
-	sort.Strings(out)
-	return out
+	return nil
 }
 
 const docs = "https://docs.github.com/rest"
@@ -280,7 +276,7 @@ func (s *Server) putMembership(w http.ResponseWriter, r *http.Request) {
 	}
 	if b.Role != "member" && b.Role != "admin" {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
-			"errors": []map[string]string{{"resource": "OrganizationMembership", "field": "role", "code": "invalid"}},
+			"errors":            []map[string]string{{"resource": "OrganizationMembership", "field": "role", "code": "invalid"}},
 			"documentation_url": docs, "status": "422"})
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 )
@@ -98,6 +99,16 @@ func (s *Server) Requests(key string) int {
 		return n
 	}
 	return s.requests[key]
+}
+
+// SortedKeys returns m's keys in order (fakes answer in a stable order).
+func SortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *Server) wrap(h http.Handler) http.Handler {

@@ -191,6 +191,14 @@ func trim(s string) string {
 	return s
 }
 
+// Bearer is an Auth that sends a static token (GitHub, Slack SCIM).
+func Bearer(token string) func(context.Context, *http.Request) error {
+	return func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+}
+
 // DefaultHTTPClient is the client a connector uses when the Spec gives none.
 func DefaultHTTPClient(hc *http.Client) *http.Client {
 	if hc != nil {

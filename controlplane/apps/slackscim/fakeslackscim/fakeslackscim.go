@@ -153,12 +153,7 @@ func (s *Server) Rename(id, userName, email string) {
 func (s *Server) Members(gid string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for id := range s.groups[gid].members {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out
+	return fakehttp.SortedKeys(s.groups[gid].members)
 }
 
 func newID(prefix string) string {
