@@ -481,6 +481,10 @@ func (c *Connector) Provision(ctx context.Context, p apps.Person, groups []strin
 			// a name our filters did not match): read it by UPN and adopt it.
 			u, err = c.byUPN(ctx, c.upn(p))
 			res.Action = "linked"
+			if err == nil && str(u.EmployeeID) != "" && p.ExternalID != "" && !strings.EqualFold(str(u.EmployeeID), p.ExternalID) {
+				return res, &apps.TargetError{App: c.app, Op: "provision", Kind: apps.ErrRejected,
+					Detail: fmt.Sprintf("%s belongs to employeeId %s, not %s", c.upn(p), str(u.EmployeeID), p.ExternalID)}
+			}
 		} else if err == nil {
 			res.Action = "created"
 		}

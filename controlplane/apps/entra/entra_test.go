@@ -87,6 +87,11 @@ func TestProvision(t *testing.T) {
 				return fs.AddUser(fakegraph.User{UserPrincipalName: "ada@acme.example", EmployeeID: "E1001",
 					DisplayName: "Ada Lovelace", AccountEnabled: false, UsageLocation: "US"})
 			}},
+		{name: "the name belongs to someone else's linked account: rejected, not adopted", person: ada, wantErr: apps.ErrRejected,
+			setup: func(fs *fakegraph.Server) string {
+				fs.AddUser(fakegraph.User{UserPrincipalName: "ada@acme.example", EmployeeID: "E0007", AccountEnabled: true})
+				return ""
+			}},
 		{name: "a group missing in the tenant is rejected, not retried", person: ada, groups: []string{"Nope"}, wantErr: apps.ErrRejected},
 		{name: "an employeeId Graph cannot hold is rejected with Graph's words",
 			person: apps.Person{ExternalID: strings.Repeat("x", 17), UserName: "long@acme.example"}, wantErr: apps.ErrRejected},
