@@ -212,7 +212,11 @@ func (c *Connector) Provision(ctx context.Context, p apps.Person, groups []strin
 		res.Action = "created"
 		var te *apps.TargetError
 		if errors.As(err, &te) && te.Status == http.StatusConflict && te.Code == "email_taken" {
-			u, err = c.find(ctx, p) // a race or a case our lookup missed
+			// A race or a case our lookup missed; an email held by someone
+			// else's linked member stays Slack's refusal.
+			if u, err = c.find(ctx, p); errors.Is(err, apps.ErrNotFound) {
+				err = te
+			}
 			res.Action = "linked"
 		}
 	}

@@ -54,6 +54,10 @@ func TestProvision(t *testing.T) {
 			fs.AddUser(fakeslackscim.User{UserName: "ada.lovelace", Email: "other@acme.example", ExternalID: "E9", Active: true})
 			return ""
 		}},
+		{name: "email held by someone else's linked member: Slack's 409 email_taken", wantErr: apps.ErrRejected, setup: func(fs *fakeslackscim.Server) string {
+			fs.AddUser(fakeslackscim.User{UserName: "al", Email: "ada.lovelace@acme.example", ExternalID: "E9", Active: true})
+			return ""
+		}},
 		{name: "missing group rejected", groups: []string{"nope"}, wantErr: apps.ErrRejected},
 	}
 	for _, tt := range tests {
