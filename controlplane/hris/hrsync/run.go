@@ -3,6 +3,7 @@ package hrsync
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -453,7 +454,7 @@ func (sc *scanner) count(out outcome, id, reason string) {
 func (sc *scanner) terminations(ctx context.Context, ids []string) error {
 	e := sc.e
 	if len(ids) == 0 {
-		return sc.clearApproval(ctx)
+		return sc.clearApproval(ctx, 0)
 	}
 	active, err := store.CountEmployeesByStatus(ctx, e.db.SQL, sc.org.ID, sc.conn.Provider, domain.StatusActive)
 	if err != nil {
@@ -495,7 +496,7 @@ func (sc *scanner) terminations(ctx context.Context, ids []string) error {
 			return err
 		}
 	}
-	return sc.clearApproval(ctx)
+	return sc.clearApproval(ctx, len(ids))
 }
 
 // started re-fetches pending employees whose start date has come.
@@ -544,7 +545,18 @@ func (sc *scanner) block(ctx context.Context, n, active, pct int) error {
 		if err := store.UpdateHRConnection(ctx, tx, &c); err != nil {
 			return err
 		}
-		return store.WriteAudit(ctx, tx, store.AuditFor(ctx, c.OrgID, "hr.sync.blocked", "hr_connection", c.ID, connView(before), connView(c)))
+		if err := store.WriteAudit(ctx, tx, store.AuditFor(ctx, c.OrgID, "hr.sync.blocked", "hr_connection", c.ID, connView(before), connView(c))); err != nil {
+			return err
+		}
+		// Every reconcile re-trips the breaker while the hold lasts; the admins are prompted
+		// once per hold (the key is forgotten when the hold clears).
+		b, err := json.Marshal(domain.HRTerminationsHeldPayload{ConnectionID: c.ID, Provider: c.Provider, Count: n, Threshold: pct})
+		if err != nil {
+			return err
+		}
+		_, err = store.WriteEventOnce(ctx, tx, heldKey(c.ID), domain.Event{OrgID: c.OrgID, Type: domain.EventHRTerminationsHeld,
+			SubjectType: "hr_connection", SubjectID: c.ID, Payload: b})
+		return err
 	})
 	if err != nil {
 		return err
@@ -555,7 +567,7 @@ func (sc *scanner) block(ctx context.Context, n, active, pct int) error {
 
 // clearApproval consumes a one-shot approval and clears the attention flag
 // once a complete scan handled its terminations (none left over the threshold).
-func (sc *scanner) clearApproval(ctx context.Context) error {
+func (sc *scanner) clearApproval(ctx context.Context, applied int) error {
 	if !sc.conn.ApproveTerminations && sc.conn.Attention == "" {
 		return nil
 	}
@@ -564,7 +576,21 @@ func (sc *scanner) clearApproval(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		approved := c.ApproveTerminations
 		c.ApproveTerminations, c.Attention = false, ""
-		return store.UpdateHRConnection(ctx, tx, &c)
+		if err := store.UpdateHRConnection(ctx, tx, &c); err != nil {
+			return err
+		}
+		if err := store.ForgetEventKey(ctx, tx, heldKey(c.ID)); err != nil {
+			return err
+		}
+		if !approved || applied == 0 {
+			return nil
+		}
+		// The admins who were prompted about the hold hear that it was released.
+		return writeConnEvent(ctx, tx, c, domain.EventHRTerminationsReleased, domain.HRTerminationsHeldPayload{Count: applied})
 	})
 }
+
+// heldKey is the WriteEventOnce key of a connection's current mass-termination hold.
+func heldKey(connID string) string { return "hr.terminations_held:" + connID }
