@@ -70,10 +70,9 @@ type HRConnectionPayload struct {
 }
 
 // APNsExpiringPayload is mdm.apns_expiring: once per threshold (30, 7, 1 days) per
-// certificate. Subject: apns certificate.
+// certificate (a renewed certificate has a new expiry and starts over). Subject: org.
 type APNsExpiringPayload struct {
 	Topic     string    `json:"topic"`
-	Serial    string    `json:"serial"`
 	ExpiresAt time.Time `json:"expires_at"`
 	DaysLeft  int       `json:"days_left"` // the threshold crossed
 }
