@@ -175,9 +175,12 @@ func WriteEventOnce(ctx context.Context, q Querier, key string, ev domain.Event)
 
 // ForgetEventKey drops a dedup key so the fact can be emitted again: a device that checks
 // in after a silence re-arms its silence event.
-func ForgetEventKey(ctx context.Context, q Querier, key string) error {
-	if _, err := q.ExecContext(ctx, `DELETE FROM event_once WHERE key = $1`, key); err != nil {
-		return fmt.Errorf("forget event key %s: %w", key, err)
+// It reports whether the key was set (the fact had been emitted).
+func ForgetEventKey(ctx context.Context, q Querier, key string) (bool, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM event_once WHERE key = $1`, key)
+	if err != nil {
+		return false, fmt.Errorf("forget event key %s: %w", key, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	return n > 0, err
 }

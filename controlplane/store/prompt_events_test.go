@@ -76,7 +76,7 @@ func TestWriteEventOnce(t *testing.T) {
 		if n := len(eventsOf(t, db, org.ID, domain.EventDeviceSilent)); n != 1 || wrote != 1 {
 			t.Fatalf("%d events, %d writers claimed, want 1", n, wrote)
 		}
-		if err := store.ForgetEventKey(ctx, db.SQL, key); err != nil {
+		if was, err := store.ForgetEventKey(ctx, db.SQL, key); err != nil || !was {
 			t.Fatal(err)
 		}
 		if ok, err := store.WriteEventOnce(ctx, db.SQL, key, domain.Event{OrgID: org.ID, Type: domain.EventDeviceSilent}); !ok || err != nil {

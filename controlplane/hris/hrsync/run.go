@@ -164,7 +164,10 @@ func (e *Engine) execute(ctx context.Context, run *store.HRSyncRun, o SyncOption
 			return err
 		}
 		c.LastSyncAt = &fin
-		return store.UpdateHRConnection(wctx, tx, &c)
+		if err := store.UpdateHRConnection(wctx, tx, &c); err != nil {
+			return err
+		}
+		return e.recordStreak(wctx, tx, c, run)
 	}); uerr != nil {
 		log.ErrorContext(ctx, "record sync run", "err", uerr)
 	}
@@ -581,7 +584,7 @@ func (sc *scanner) clearApproval(ctx context.Context, applied int) error {
 		if err := store.UpdateHRConnection(ctx, tx, &c); err != nil {
 			return err
 		}
-		if err := store.ForgetEventKey(ctx, tx, heldKey(c.ID)); err != nil {
+		if _, err := store.ForgetEventKey(ctx, tx, heldKey(c.ID)); err != nil {
 			return err
 		}
 		if !approved || applied == 0 {
@@ -594,3 +597,34 @@ func (sc *scanner) clearApproval(ctx context.Context, applied int) error {
 
 // heldKey is the WriteEventOnce key of a connection's current mass-termination hold.
 func heldKey(connID string) string { return "hr.terminations_held:" + connID }
+
+// SyncFailingAfter is how many runs in a row must fail (or stop early) before the admins
+// are prompted that HR sync is failing; one outage that the next run heals is no prompt.
+const SyncFailingAfter = 3
+
+// recordStreak prompts once per failing streak (hr.sync_failing) and once when a run
+// works again (hr.sync_recovered), in the transaction that records the run.
+func (e *Engine) recordStreak(ctx context.Context, tx *sql.Tx, c store.HRConnection, run *store.HRSyncRun) error {
+	key := "hr.sync_failing:" + c.ID
+	switch run.Status {
+	case store.HRRunFailed, store.HRRunPartial:
+		n, err := store.HRFailureStreak(ctx, tx, c.ID, SyncFailingAfter)
+		if err != nil || n < SyncFailingAfter {
+			return err
+		}
+		b, err := json.Marshal(domain.HRConnectionPayload{ConnectionID: c.ID, Provider: c.Provider, Reason: run.Error, Failures: n})
+		if err != nil {
+			return err
+		}
+		_, err = store.WriteEventOnce(ctx, tx, key, domain.Event{OrgID: c.OrgID, Type: domain.EventHRSyncFailing,
+			SubjectType: "hr_connection", SubjectID: c.ID, Payload: b})
+		return err
+	case store.HRRunSucceeded:
+		was, err := store.ForgetEventKey(ctx, tx, key)
+		if err != nil || !was {
+			return err
+		}
+		return writeConnEvent(ctx, tx, c, domain.EventHRSyncRecovered, domain.HRConnectionPayload{})
+	}
+	return nil
+}
