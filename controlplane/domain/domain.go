@@ -59,6 +59,9 @@ type OrgSettings struct {
 	// MassTerminationThresholdPct stops an HR sync that would terminate more than this
 	// share of active members in one run (0 means the default of 20).
 	MassTerminationThresholdPct int `json:"mass_termination_threshold_pct"`
+	// SilentDays is how long a device may go unseen before the admins are prompted
+	// (device.silent); 0 means the default of 7.
+	SilentDays int `json:"silent_days"`
 }
 
 // Location returns the org's time zone, UTC when unset or unknown.

@@ -37,6 +37,24 @@ const (
 	EventDeviceLocked                 = "device.locked"
 	EventDeviceWiped                  = "device.wiped"
 	EventDeviceRetrieved              = "device.retrieved"
+
+	// Facts that prompt people (issue 15); payloads in event_payloads.go, table in docs/events.md.
+	EventTaskCreated               = "task.created"
+	EventTaskOverdue               = "task.overdue"
+	EventWipeApprovalPending       = "wipe.approval_pending"
+	EventHRTerminationsHeld        = "hr.terminations_held"
+	EventHRTerminationsReleased    = "hr.terminations_released"
+	EventDeviceCommandFailed       = "device.command_failed"
+	EventHRConnectionEnded         = "hr.connection_ended"
+	EventHRSyncFailing             = "hr.sync_failing"
+	EventHRSyncRecovered           = "hr.sync_recovered"
+	EventMDMAPNsExpiring           = "mdm.apns_expiring"
+	EventDeviceSilent              = "device.silent"
+	EventDeviceNoncompliant        = "device.noncompliant"
+	EventRetrievalKitShipped       = "retrieval.kit_shipped"
+	EventRetrievalReminder         = "retrieval.reminder"
+	EventEmployeeEnrollmentPending = "employee.enrollment_reminder"
+	EventDigestDue                 = "digest.due"
 )
 
 // Event is a domain event in the transactional outbox.

@@ -15,12 +15,17 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
+	"github.com/lanyardhq/lanyard/controlplane/watch"
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
 )
 
 // auditChainEvery is how often the leader links new audit rows into the hash chain; it
 // bounds the window in which a row is not yet covered (docs/operations.md, "Audit log").
 const auditChainEvery = 30 * time.Second
+
+// watchEvery is how often the watcher looks for time-based facts; a prompt is at most this
+// late, and every scan is cheap (indexed, and a fact already emitted costs one no-op insert).
+const watchEvery = time.Minute
 
 // capabilities are the parts of the control plane, built once by buildCapabilities. The
 // server inspects each for optional interfaces:
@@ -96,5 +101,8 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build audit chain: %w", err)
 	}
 	c.audit.RegisterJobs(d.JobRegistry, auditChainEvery)
+	// Time-based prompts (overdue tasks, silent devices, APNs expiry, the digest) for the
+	// notification engine, which reads them from the outbox.
+	watch.New(d.DB, watch.Options{Logger: d.Logger}).RegisterJobs(d.JobRegistry, watchEvery)
 	return c, nil
 }

@@ -147,3 +147,40 @@ func scanEvent(s rowScanner) (domain.Event, error) {
 	e.Payload = json.RawMessage(payload)
 	return e, nil
 }
+
+// WriteEventOnce appends ev to the outbox unless an event with the same dedup key was
+// written before, in the caller's transaction. Periodic observers (the watcher on every
+// replica, a re-run after a restart) call it so that each fact reaches the outbox once; the
+// key names the fact, e.g. "task.overdue:<task id>". It reports whether ev was written.
+func WriteEventOnce(ctx context.Context, q Querier, key string, ev domain.Event) (bool, error) {
+	if ev.ID == "" {
+		ev.ID = domain.NewID()
+	}
+	res, err := q.ExecContext(ctx, `INSERT INTO event_once (key, org_id, event_id, at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (key) DO NOTHING`, key, ev.OrgID, ev.ID, domain.Now().UTC())
+	if err != nil {
+		return false, fmt.Errorf("claim event key %s: %w", key, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err != nil {
+			return false, fmt.Errorf("claim event key %s: %w", key, err)
+		}
+		return false, nil
+	}
+	if err := WriteEvent(ctx, q, ev); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ForgetEventKey drops a dedup key so the fact can be emitted again: a device that checks
+// in after a silence re-arms its silence event.
+// It reports whether the key was set (the fact had been emitted).
+func ForgetEventKey(ctx context.Context, q Querier, key string) (bool, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM event_once WHERE key = $1`, key)
+	if err != nil {
+		return false, fmt.Errorf("forget event key %s: %w", key, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}

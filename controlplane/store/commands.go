@@ -251,6 +251,9 @@ func (db *DB) CreateDeviceCommand(ctx context.Context, c *DeviceCommand) (create
 		if err := WriteAudit(ctx, tx, AuditFor(ctx, c.OrgID, "device_command."+c.State, "device_command", c.ID, nil, c)); err != nil {
 			return err
 		}
+		if err := writeCommandPrompt(ctx, tx, *c); err != nil {
+			return err
+		}
 		if c.State == CommandQueued {
 			return db.notifyCommand(ctx, tx, c.ID)
 		}
@@ -422,6 +425,9 @@ func (db *DB) TransitionDeviceCommand(ctx context.Context, orgID, id string, u C
 				return err
 			}
 		}
+		if err := writeCommandPrompt(ctx, tx, after); err != nil {
+			return err
+		}
 		out = after
 		if u.To == CommandQueued {
 			return db.notifyCommand(ctx, tx, id)
@@ -444,6 +450,27 @@ func doneEvent(c DeviceCommand) string {
 		return domain.EventDeviceWiped
 	}
 	return ""
+}
+
+// writeCommandPrompt writes the events that ask a person to act on a command in the state it
+// just entered: a wipe waiting for a second admin, or a lock or wipe that ended failed or
+// expired. Both channels end here (the MDM channel mirrors its results onto the device
+// command), so mdm_commands write no failure event of their own.
+func writeCommandPrompt(ctx context.Context, q Querier, c DeviceCommand) error {
+	if c.Type != CommandLock && c.Type != CommandWipe {
+		return nil
+	}
+	switch c.State {
+	case CommandAwaitingApproval:
+		return WriteEvent(ctx, q, domain.Event{OrgID: c.OrgID, Type: domain.EventWipeApprovalPending, SubjectType: "device", SubjectID: c.DeviceID,
+			Payload: mustJSON(domain.WipeApprovalPendingPayload{ApprovalID: c.ID, DeviceID: c.DeviceID, Serial: c.TargetSerial,
+				RequestedBy: c.CreatedBy})})
+	case CommandFailed, CommandExpired:
+		return WriteEvent(ctx, q, domain.Event{OrgID: c.OrgID, Type: domain.EventDeviceCommandFailed, SubjectType: "device", SubjectID: c.DeviceID,
+			Payload: mustJSON(domain.DeviceCommandFailedPayload{CommandID: c.ID, DeviceID: c.DeviceID, Serial: c.TargetSerial, Kind: c.Type,
+				Channel: c.Channel, State: c.State, Reason: c.Error})})
+	}
+	return nil
 }
 
 // expiryReasons say, per state, what an expired command never got to.

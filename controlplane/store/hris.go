@@ -790,3 +790,24 @@ func (db *DB) LiveEmployeesByIdentity(ctx context.Context, q Querier, orgID, sou
 		return m, err
 	}, query, args...)
 }
+
+// HRFailureStreak counts the connection's most recent finished runs that failed or stopped
+// early, newest first, up to the first that succeeded or was held (at most limit).
+func HRFailureStreak(ctx context.Context, q Querier, connID string, limit int) (int, error) {
+	statuses, err := queryAll(ctx, q, "hr failure streak", func(s rowScanner) (string, error) {
+		var st string
+		return st, s.Scan(&st)
+	}, `SELECT status FROM hr_sync_runs WHERE connection_id = $1 AND status <> $2 ORDER BY started_at DESC, id DESC LIMIT $3`,
+		connID, HRRunRunning, limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, st := range statuses {
+		if st != HRRunFailed && st != HRRunPartial {
+			break
+		}
+		n++
+	}
+	return n, nil
+}

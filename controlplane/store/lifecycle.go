@@ -386,7 +386,10 @@ func InsertTask(ctx context.Context, q Querier, t *LifecycleTask) error {
 	if err != nil {
 		return fmt.Errorf("insert task: %w", err)
 	}
-	return nil
+	// The prompt to whoever must do the task, decided with the task itself.
+	return WriteEvent(ctx, q, domain.Event{OrgID: t.OrgID, Type: domain.EventTaskCreated, SubjectType: "task", SubjectID: t.ID,
+		Payload: mustJSON(domain.TaskCreatedPayload{TaskID: t.ID, WorkflowID: t.WorkflowID, Kind: t.Kind, Title: t.Title,
+			Detail: t.Detail, Assignee: t.Assignee, EmployeeID: t.SubjectID, DueAt: t.DueAt})})
 }
 
 // GetTask reads a task of an org.

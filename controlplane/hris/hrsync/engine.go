@@ -313,8 +313,12 @@ func (e *Engine) terminateConnection(ctx context.Context, orgID, connID, reason,
 			return err
 		}
 		out = c
-		return store.WriteAudit(ctx, tx, store.AuditFor(ctx, c.OrgID, "hr.connection.terminated", "hr_connection", c.ID,
-			connView(before), connView(c)))
+		if err := store.WriteAudit(ctx, tx, store.AuditFor(ctx, c.OrgID, "hr.connection.terminated", "hr_connection", c.ID,
+			connView(before), connView(c))); err != nil {
+			return err
+		}
+		// Sync has stopped for good: an admin must reconnect, so they are prompted.
+		return writeConnEvent(ctx, tx, c, domain.EventHRConnectionEnded, domain.HRConnectionPayload{Reason: c.Reason})
 	})
 	if err == nil {
 		if p, ok := e.cfg.Providers[out.Provider].(interface{ Forget(string) }); ok {
@@ -337,4 +341,21 @@ func (e *Engine) OnWebhookProcessed(fn func(ev store.HRWebhookEvent, err error))
 	e.mu.Lock()
 	e.onWebhook = append(e.onWebhook, fn)
 	e.mu.Unlock()
+}
+
+// writeConnEvent writes an hr.* prompt about connection c; p gets c's id and provider.
+func writeConnEvent(ctx context.Context, q store.Querier, c store.HRConnection, typ string, p any) error {
+	switch v := p.(type) {
+	case domain.HRConnectionPayload:
+		v.ConnectionID, v.Provider = c.ID, c.Provider
+		p = v
+	case domain.HRTerminationsHeldPayload:
+		v.ConnectionID, v.Provider = c.ID, c.Provider
+		p = v
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", typ, err)
+	}
+	return store.WriteEvent(ctx, q, domain.Event{OrgID: c.OrgID, Type: typ, SubjectType: "hr_connection", SubjectID: c.ID, Payload: b})
 }

@@ -2,6 +2,8 @@ package hrsync_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,8 +51,15 @@ func TestGrantLifecycle(t *testing.T) {
 			if run.Status != store.HRRunFailed || c.State != store.HRStateTerminated || c.Reason != hrsync.ReasonGrantRevoked || c.TerminatedAt == nil {
 				t.Fatalf("run %+v conn %+v", run, c)
 			}
-			if h.countEmployees(domain.StatusActive) != employees || len(h.events()) != 0 || h.audits("hr.connection.terminated") != 1 {
-				t.Fatal("a revoked grant must not change people")
+			evs := h.events()
+			if h.countEmployees(domain.StatusActive) != employees || len(evs) != 1 || h.audits("hr.connection.terminated") != 1 {
+				t.Fatalf("a revoked grant must not change people: %v", countTypes(evs))
+			}
+			// The only event is the admins' prompt that the connection ended.
+			var ended domain.HRConnectionPayload
+			if err := json.Unmarshal(evs[0].Payload, &ended); err != nil || evs[0].Type != domain.EventHRConnectionEnded ||
+				ended.ConnectionID != c.ID || ended.Provider != c.Provider || !strings.HasPrefix(ended.Reason, hrsync.ReasonGrantRevoked) {
+				t.Fatalf("ended event %s %s %v", evs[0].Type, evs[0].Payload, err)
 			}
 			// Webhooks for the ended connection are refused; sync is a conflict.
 			m, _ := h.fake.Member(mid(6))
@@ -99,8 +108,11 @@ func TestGrantLifecycle(t *testing.T) {
 			h.fake.LeaveCompany()
 			run := h.sync("incremental")
 			c := h.conn()
-			if run.Status != store.HRRunFailed || c.State != store.HRStateTerminated || c.Reason != hrsync.ReasonCompanyLeft || len(h.events()) != 0 {
+			if run.Status != store.HRRunFailed || c.State != store.HRStateTerminated || c.Reason != hrsync.ReasonCompanyLeft {
 				t.Fatalf("run %+v conn %+v", run, c)
+			}
+			if evs := countTypes(h.events()); len(evs) != 1 || evs[domain.EventHRConnectionEnded] != 1 {
+				t.Fatalf("company left wrote %v, want only the admins' prompt", evs)
 			}
 		})
 	})
@@ -116,6 +128,9 @@ func TestNarrowScopesKeepHiddenFields(t *testing.T) {
 		before := h.employee(mid(2))
 		if code := h.call(domain.RoleAdmin, "DELETE", "/api/v1/hr/connection", nil, nil); code != 200 {
 			t.Fatal(code)
+		}
+		if evs := countTypes(h.events()); len(evs) != 1 || evs[domain.EventHRConnectionEnded] != 1 {
+			t.Fatalf("disconnect wrote %v, want only the admins' prompt", evs)
 		}
 		h.fake.SetGrantScopes([]string{"member.basic:read", "company.basic:read"})
 		_, run := h.connect()

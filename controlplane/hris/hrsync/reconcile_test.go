@@ -2,6 +2,7 @@ package hrsync_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -192,8 +193,14 @@ func TestMassTerminationBreaker(t *testing.T) {
 		h.fake.UpdateMember(mid(40), func(m *fakejustworks.Member) { m.JobTitle = "Still applied" }, true)
 		run := h.sync("incremental")
 		evs := h.events()
-		if run.Status != store.HRRunBlocked || run.Held != 15 || run.Terminated != 0 || len(evs) != 1 || evs[0].Type != domain.EventEmployeeUpdated {
-			t.Fatalf("run %+v events %v", run, countTypes(evs))
+		if c := countTypes(evs); run.Status != store.HRRunBlocked || run.Held != 15 || run.Terminated != 0 || len(evs) != 2 ||
+			c[domain.EventEmployeeUpdated] != 1 || c[domain.EventHRTerminationsHeld] != 1 {
+			t.Fatalf("run %+v events %v", run, c)
+		}
+		// The hold prompts the admins with the count.
+		held := heldPayload(t, evs, domain.EventHRTerminationsHeld)
+		if held.Count != 15 || held.Threshold != 20 || held.ConnectionID != h.conn().ID || held.Provider == "" {
+			t.Fatalf("held payload %+v", held)
 		}
 		if c := h.conn(); c.Attention == "" || h.countEmployees(domain.StatusTerminated) != 0 {
 			t.Fatalf("connection %+v", c)
@@ -211,6 +218,9 @@ func TestMassTerminationBreaker(t *testing.T) {
 		if again := h.sync("incremental"); again.Status != store.HRRunBlocked {
 			t.Fatalf("again %+v", again)
 		}
+		if evs := h.events(); len(evs) != 0 { // the same hold prompts once
+			t.Fatalf("re-tripped breaker wrote %v", countTypes(evs))
+		}
 		var started store.HRSyncRun
 		if code := h.call(domain.RoleAdmin, "POST", "/api/v1/hr/connection/sync", map[string]any{"approve_terminations": true}, &started); code != 202 {
 			t.Fatalf("approve %d", code)
@@ -219,8 +229,13 @@ func TestMassTerminationBreaker(t *testing.T) {
 		if err != nil || done.Status != store.HRRunSucceeded || done.Terminated != 16 {
 			t.Fatalf("approved run %+v %v", done, err)
 		}
-		if c := countTypes(h.events()); c[domain.EventEmployeeTerminated] != 16 {
+		after := h.events()
+		if c := countTypes(after); c[domain.EventEmployeeTerminated] != 16 || c[domain.EventHRTerminationsReleased] != 1 ||
+			c[domain.EventHRTerminationsHeld] != 0 {
 			t.Fatalf("events %v", c)
+		}
+		if rel := heldPayload(t, after, domain.EventHRTerminationsReleased); rel.Count != 16 {
+			t.Fatalf("released payload %+v", rel)
 		}
 		if c := h.conn(); c.Attention != "" || c.ApproveTerminations {
 			t.Fatalf("approval not consumed: %+v", c)
@@ -326,4 +341,20 @@ func TestLateCancelAndRaces(t *testing.T) {
 			}
 		})
 	})
+}
+
+// heldPayload decodes the payload of the one event of typ in evs.
+func heldPayload(t *testing.T, evs []domain.Event, typ string) domain.HRTerminationsHeldPayload {
+	t.Helper()
+	var p domain.HRTerminationsHeldPayload
+	for _, e := range evs {
+		if e.Type == typ {
+			if err := json.Unmarshal(e.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+	}
+	t.Fatalf("no %s in %v", typ, countTypes(evs))
+	return p
 }

@@ -3,6 +3,7 @@ package hrsync
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -163,7 +164,10 @@ func (e *Engine) execute(ctx context.Context, run *store.HRSyncRun, o SyncOption
 			return err
 		}
 		c.LastSyncAt = &fin
-		return store.UpdateHRConnection(wctx, tx, &c)
+		if err := store.UpdateHRConnection(wctx, tx, &c); err != nil {
+			return err
+		}
+		return e.recordStreak(wctx, tx, c, run)
 	}); uerr != nil {
 		log.ErrorContext(ctx, "record sync run", "err", uerr)
 	}
@@ -453,7 +457,7 @@ func (sc *scanner) count(out outcome, id, reason string) {
 func (sc *scanner) terminations(ctx context.Context, ids []string) error {
 	e := sc.e
 	if len(ids) == 0 {
-		return sc.clearApproval(ctx)
+		return sc.clearApproval(ctx, 0)
 	}
 	active, err := store.CountEmployeesByStatus(ctx, e.db.SQL, sc.org.ID, sc.conn.Provider, domain.StatusActive)
 	if err != nil {
@@ -495,7 +499,7 @@ func (sc *scanner) terminations(ctx context.Context, ids []string) error {
 			return err
 		}
 	}
-	return sc.clearApproval(ctx)
+	return sc.clearApproval(ctx, len(ids))
 }
 
 // started re-fetches pending employees whose start date has come.
@@ -544,7 +548,18 @@ func (sc *scanner) block(ctx context.Context, n, active, pct int) error {
 		if err := store.UpdateHRConnection(ctx, tx, &c); err != nil {
 			return err
 		}
-		return store.WriteAudit(ctx, tx, store.AuditFor(ctx, c.OrgID, "hr.sync.blocked", "hr_connection", c.ID, connView(before), connView(c)))
+		if err := store.WriteAudit(ctx, tx, store.AuditFor(ctx, c.OrgID, "hr.sync.blocked", "hr_connection", c.ID, connView(before), connView(c))); err != nil {
+			return err
+		}
+		// Every reconcile re-trips the breaker while the hold lasts; the admins are prompted
+		// once per hold (the key is forgotten when the hold clears).
+		b, err := json.Marshal(domain.HRTerminationsHeldPayload{ConnectionID: c.ID, Provider: c.Provider, Count: n, Threshold: pct})
+		if err != nil {
+			return err
+		}
+		_, err = store.WriteEventOnce(ctx, tx, heldKey(c.ID), domain.Event{OrgID: c.OrgID, Type: domain.EventHRTerminationsHeld,
+			SubjectType: "hr_connection", SubjectID: c.ID, Payload: b})
+		return err
 	})
 	if err != nil {
 		return err
@@ -555,7 +570,7 @@ func (sc *scanner) block(ctx context.Context, n, active, pct int) error {
 
 // clearApproval consumes a one-shot approval and clears the attention flag
 // once a complete scan handled its terminations (none left over the threshold).
-func (sc *scanner) clearApproval(ctx context.Context) error {
+func (sc *scanner) clearApproval(ctx context.Context, applied int) error {
 	if !sc.conn.ApproveTerminations && sc.conn.Attention == "" {
 		return nil
 	}
@@ -564,7 +579,52 @@ func (sc *scanner) clearApproval(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		approved := c.ApproveTerminations
 		c.ApproveTerminations, c.Attention = false, ""
-		return store.UpdateHRConnection(ctx, tx, &c)
+		if err := store.UpdateHRConnection(ctx, tx, &c); err != nil {
+			return err
+		}
+		if _, err := store.ForgetEventKey(ctx, tx, heldKey(c.ID)); err != nil {
+			return err
+		}
+		if !approved || applied == 0 {
+			return nil
+		}
+		// The admins who were prompted about the hold hear that it was released.
+		return writeConnEvent(ctx, tx, c, domain.EventHRTerminationsReleased, domain.HRTerminationsHeldPayload{Count: applied})
 	})
+}
+
+// heldKey is the WriteEventOnce key of a connection's current mass-termination hold.
+func heldKey(connID string) string { return "hr.terminations_held:" + connID }
+
+// SyncFailingAfter is how many runs in a row must fail (or stop early) before the admins
+// are prompted that HR sync is failing; one outage that the next run heals is no prompt.
+const SyncFailingAfter = 3
+
+// recordStreak prompts once per failing streak (hr.sync_failing) and once when a run
+// works again (hr.sync_recovered), in the transaction that records the run.
+func (e *Engine) recordStreak(ctx context.Context, tx *sql.Tx, c store.HRConnection, run *store.HRSyncRun) error {
+	key := "hr.sync_failing:" + c.ID
+	switch run.Status {
+	case store.HRRunFailed, store.HRRunPartial:
+		n, err := store.HRFailureStreak(ctx, tx, c.ID, SyncFailingAfter)
+		if err != nil || n < SyncFailingAfter {
+			return err
+		}
+		b, err := json.Marshal(domain.HRConnectionPayload{ConnectionID: c.ID, Provider: c.Provider, Reason: run.Error, Failures: n})
+		if err != nil {
+			return err
+		}
+		_, err = store.WriteEventOnce(ctx, tx, key, domain.Event{OrgID: c.OrgID, Type: domain.EventHRSyncFailing,
+			SubjectType: "hr_connection", SubjectID: c.ID, Payload: b})
+		return err
+	case store.HRRunSucceeded:
+		was, err := store.ForgetEventKey(ctx, tx, key)
+		if err != nil || !was {
+			return err
+		}
+		return writeConnEvent(ctx, tx, c, domain.EventHRSyncRecovered, domain.HRConnectionPayload{})
+	}
+	return nil
 }
