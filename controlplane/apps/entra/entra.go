@@ -21,6 +21,8 @@ package entra
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -393,6 +395,7 @@ func dedupe(ss ...string) []string {
 
 // Find returns p's account.
 func (c *Connector) Find(ctx context.Context, p apps.Person) (apps.Account, error) {
+	p = graphPerson(p)
 	u, err := c.find(ctx, p)
 	if err != nil {
 		return apps.Account{}, err
@@ -471,6 +474,7 @@ func alreadyExists(err error) bool {
 // adopted), updated, or unchanged. A blocked account stays blocked and gets no
 // licenses: Reactivate decides that.
 func (c *Connector) Provision(ctx context.Context, p apps.Person, groups []string) (apps.Result, error) {
+	p = graphPerson(p)
 	res := apps.Result{App: c.app, Action: "unchanged"}
 	u, err := c.find(ctx, p)
 	switch {
@@ -614,6 +618,7 @@ func (c *Connector) addMember(ctx context.Context, gid, uid string) error {
 // 0s. Sessions are revoked even on an already-blocked account, so a retry after
 // a partial failure finishes the job.
 func (c *Connector) Suspend(ctx context.Context, p apps.Person) (apps.Result, error) {
+	p = graphPerson(p)
 	u, res, err := c.existing(ctx, p)
 	if err != nil || res.Action == "absent" {
 		return res, err
@@ -724,6 +729,7 @@ func (c *Connector) LicenseRemovalAt(suspendedAt time.Time) (time.Time, bool) {
 // only from a still-blocked account (Action "licenses_removed"); a reactivated
 // or missing account is "unchanged" or "absent".
 func (c *Connector) RemoveLicenses(ctx context.Context, p apps.Person) (apps.Result, error) {
+	p = graphPerson(p)
 	u, res, err := c.existing(ctx, p)
 	if err != nil || res.Action == "absent" {
 		return res, err
@@ -742,6 +748,7 @@ func (c *Connector) RemoveLicenses(ctx context.Context, p apps.Person) (apps.Res
 // removed at suspension are restored by the next Provision with the rules'
 // groups.
 func (c *Connector) Reactivate(ctx context.Context, p apps.Person) (apps.Result, error) {
+	p = graphPerson(p)
 	res := apps.Result{App: c.app, Action: "unchanged"}
 	u, err := c.find(ctx, p)
 	if err != nil {
@@ -759,6 +766,7 @@ func (c *Connector) Reactivate(ctx context.Context, p apps.Person) (apps.Result,
 
 // Remove deletes the user (Entra keeps it restorable for 30 days).
 func (c *Connector) Remove(ctx context.Context, p apps.Person) (apps.Result, error) {
+	p = graphPerson(p)
 	u, res, err := c.existing(ctx, p)
 	if err != nil || res.Action == "absent" {
 		return res, err
@@ -791,4 +799,18 @@ func (c *Connector) List(ctx context.Context, fn func(apps.Account) error) error
 		next = pg.NextLink
 	}
 	return nil
+}
+
+// maxEmployeeID is Graph's limit on employeeId (16 characters).
+const maxEmployeeID = 16
+
+// graphPerson fits p's link id into employeeId: a Lanyard id longer than Graph allows
+// (a UUID is 36) becomes "lny-" and 12 hex digits of its SHA-256, the same every time, so
+// the link still finds the account. Reconciliation then matches such accounts by email.
+func graphPerson(p apps.Person) apps.Person {
+	if len(p.ExternalID) > maxEmployeeID {
+		sum := sha256.Sum256([]byte(p.ExternalID))
+		p.ExternalID = "lny-" + hex.EncodeToString(sum[:6])
+	}
+	return p
 }

@@ -93,8 +93,6 @@ func TestProvision(t *testing.T) {
 				return ""
 			}},
 		{name: "a group missing in the tenant is rejected, not retried", person: ada, groups: []string{"Nope"}, wantErr: apps.ErrRejected},
-		{name: "an employeeId Graph cannot hold is rejected with Graph's words",
-			person: apps.Person{ExternalID: strings.Repeat("x", 17), UserName: "long@acme.example"}, wantErr: apps.ErrRejected},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -421,5 +419,23 @@ func TestBuildRejectsBadSettings(t *testing.T) {
 		if _, err := entra.Build(context.Background(), apps.Spec{App: "m365", Settings: json.RawMessage(set), Secret: []byte("x")}); err == nil {
 			t.Errorf("settings %s accepted", set)
 		}
+	}
+}
+
+// Lanyard's ids are UUIDs (36 characters) and Graph's employeeId holds 16: the link is a
+// stable digest that fits, so the account is created and found again by it.
+func TestLongLanyardIDsFitEmployeeID(t *testing.T) {
+	fs := start(t, fakegraph.Options{})
+	c := connector(t, fs, nil, secret)
+	p := apps.Person{ExternalID: "01a23b8c-d353-77a1-ad9a-d6744ca3fca0", UserName: "long@acme.example", GivenName: "Lee", FamilyName: "Long"}
+	if res, err := c.Provision(context.Background(), p, nil); err != nil || res.Action != "created" {
+		t.Fatalf("provision: %+v %v", res, err)
+	}
+	// Renamed in the tenant: found by the link, not the name.
+	p2 := p
+	p2.UserName = "lee.long@acme.example"
+	a, err := c.Find(context.Background(), p2)
+	if err != nil || len(a.ExternalID) > 16 || !strings.HasPrefix(a.ExternalID, "lny-") {
+		t.Fatalf("find by link: %+v %v", a, err)
 	}
 }
