@@ -35,6 +35,7 @@ import (
 
 	"github.com/lanyardhq/lanyard/bench/internal/benchutil"
 	"github.com/lanyardhq/lanyard/controlplane/api"
+	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris"
@@ -219,7 +220,7 @@ func setup(ctx context.Context, db *store.DB, kr *secrets.Keyring, members []fak
 		opts = append(opts, lifecycle.WithConfig(lifecycle.Config{PollOnly: true, CommandRecheck: 5 * time.Second}))
 	}
 	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Logger: quiet,
-		Commands: w.agent.API.Commands, Options: opts})
+		Commands: w.agent.API.Commands, Options: opts, Connectors: map[string]apps.Builder{"scim": apps.BuildSCIM}})
 	client, err := jobs.NewClient(db, reg, jobs.Options{Logger: quiet})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/jobs"
@@ -148,6 +149,9 @@ func (f *fakeEnroller) EnrollmentLink(_ context.Context, orgID, employeeID strin
 	return fmt.Sprintf("https://lanyard.test/enroll/%s/%s?platform=%s", orgID, employeeID, p), nil
 }
 
+// testBuilders are the connector kinds the tests build (the server's wiring).
+var testBuilders = map[string]apps.Builder{"scim": apps.BuildSCIM}
+
 type harness struct {
 	t       *testing.T
 	db      *store.DB
@@ -192,7 +196,7 @@ func newHarness(t *testing.T, db *store.DB, o harnessOpts) *harness {
 	}
 	h.metrics = prometheus.NewRegistry()
 	h.eng = lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithConfig(cfg), lifecycle.WithCommander(h.cmd),
-		lifecycle.WithEnroller(h.enr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr}), lifecycle.WithMetrics(h.metrics))
+		lifecycle.WithEnroller(h.enr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr, Builders: testBuilders}), lifecycle.WithMetrics(h.metrics))
 	h.org = domain.Org{Name: "Acme", Plan: o.plan, TimeZone: "America/New_York",
 		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5}}
 	if err := store.CreateOrg(ctx, db.SQL, &h.org); err != nil {
