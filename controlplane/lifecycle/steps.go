@@ -370,6 +370,11 @@ func (e *Engine) runApps(rc *runCtx, verb string, grants []apps.Grant, fn func(a
 		if r.App == "" {
 			r.App = g.App
 		}
+		if p, ok := prev[g.App]; ok && err == nil && r.Action == "unchanged" && p.Outcome == outcomeDone {
+			// A retry of the step finds what an earlier run did: keep saying what that
+			// was (a reactivation on a cancelled termination reads it).
+			r.Action = p.Action
+		}
 		ar := AppResult{Result: r, Outcome: outcomeDone}
 		if err != nil {
 			ar.Error = err.Error()

@@ -1,0 +1,193 @@
+package lifecycle_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
+	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
+	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
+)
+
+// connectFake configures s as app name (bearer "tok") with an Engineering rule for
+// groups, which the fake may or may not have.
+func (h *harness) connectFake(name string, s *fakescim.Server, groups ...string) {
+	h.t.Helper()
+	ctx := context.Background()
+	sealed, err := h.keys.Seal([]byte("tok"), lifecycle.TokenAAD(h.org.ID, name))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.db.UpsertAppConnector(ctx, &store.AppConnector{OrgID: h.org.ID, App: name, Kind: "scim", BaseURL: s.URL,
+		TokenSealed: sealed, RevokeMode: "deactivate"}); err != nil {
+		h.t.Fatal(err)
+	}
+	b, _ := json.Marshal([]map[string]any{{"app": name, "groups": groups}})
+	if err := h.db.InsertAppRule(ctx, &store.AppRule{OrgID: h.org.ID, Department: "Engineering", Apps: string(b)}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func startFakes(t *testing.T, n int) []*fakescim.Server {
+	t.Helper()
+	var out []*fakescim.Server
+	for i := 0; i < n; i++ {
+		s, err := fakescim.Start("tok")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		out = append(out, s)
+	}
+	return out
+}
+
+func (h *harness) stepOf(employeeID string, kind lifecycle.Kind, step lifecycle.StepKind) store.WorkflowStep {
+	for _, s := range h.workflow(employeeID, kind).Steps {
+		if s.Kind == string(step) {
+			return s
+		}
+	}
+	return store.WorkflowStep{}
+}
+
+func stepApps(t *testing.T, s store.WorkflowStep) map[string]lifecycle.AppResult {
+	t.Helper()
+	var o struct {
+		Apps []lifecycle.AppResult `json:"apps"`
+	}
+	if err := json.Unmarshal(s.Output, &o); err != nil {
+		t.Fatalf("step output %s: %v", s.Output, err)
+	}
+	m := map[string]lifecycle.AppResult{}
+	for _, r := range o.Apps {
+		m[r.App] = r
+	}
+	return m
+}
+
+// TestGrantMissingGroupIsAManualTaskAtOnce: a group that does not exist on the app
+// is not "apps unavailable" retried eight times: the step blocks on its first run
+// with a task naming the app and the target's reason, and the other app is granted.
+func TestGrantMissingGroupIsAManualTaskAtOnce(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, harnessOpts{})
+		fakes := startFakes(t, 2)
+		fakes[0].AddGroup("engineering")
+		h.connectFake("github", fakes[0], "engineering")
+		h.connectFake("wiki", fakes[1], "nope")
+		h.device("SER-MG", domain.PlatformLinux, "agent")
+		e := h.hire("mg", domain.NewDate(2026, 12, 1))
+		h.pump("grant blocked", func() bool {
+			return h.stepState(e.ID, lifecycle.KindOnboarding, lifecycle.StepGrantApps) == "blocked"
+		})
+		st := h.stepOf(e.ID, lifecycle.KindOnboarding, lifecycle.StepGrantApps)
+		if n := h.auditCount("lifecycle.step.retrying", st.ID); n != 0 {
+			t.Fatalf("a missing group was retried %d times", n)
+		}
+		res := stepApps(t, st)
+		if res["github"].Outcome != "done" || res["github"].Action != "created" || res["wiki"].Outcome != "blocked" ||
+			!strings.Contains(res["wiki"].Error, `group "nope" does not exist`) {
+			t.Fatalf("results = %+v", res)
+		}
+		w := h.workflow(e.ID, lifecycle.KindOnboarding)
+		tasks := h.openTasks(w.ID)
+		if len(tasks) != 1 || tasks[0].Kind != "manual_app_access" || tasks[0].SubjectID != "wiki" ||
+			!strings.Contains(tasks[0].Detail, `group "nope" does not exist`) || tasks[0].ID != res["wiki"].ManualTask {
+			t.Fatalf("tasks = %+v", tasks)
+		}
+		// A person grants it by hand: the step counts it done by hand and moves on.
+		ctx := domain.WithActor(context.Background(), domain.Actor{ID: "user:admin-1"})
+		if _, err := h.eng.CompleteTask(ctx, h.org.ID, tasks[0].ID, "added to the wiki by hand"); err != nil {
+			t.Fatal(err)
+		}
+		h.pump("grant done", func() bool {
+			return h.stepState(e.ID, lifecycle.KindOnboarding, lifecycle.StepGrantApps) == "succeeded"
+		})
+		if r := stepApps(t, h.stepOf(e.ID, lifecycle.KindOnboarding, lifecycle.StepGrantApps))["wiki"]; r.Outcome != "done_by_hand" || r.Note == "" {
+			t.Fatalf("wiki after the task = %+v", r)
+		}
+	})
+}
+
+// TestOffboardingFiveAppsPartialFailure: five apps, one throttled (429 with
+// Retry-After, then fine), one whose credentials expired (401, permanent). The step
+// keeps every app's result, never reports access removed while the expired one still
+// has the person active, and suspends the other four.
+func TestOffboardingFiveAppsPartialFailure(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, harnessOpts{})
+		fakes := startFakes(t, 5)
+		for i, s := range fakes {
+			h.connectFake(fmt.Sprintf("app%d", i+1), s)
+		}
+		e, _ := h.onboarded("pf", "SER-PF", "agent")
+		for i, s := range fakes {
+			if u, ok := s.UserByName("pf@acme.test"); !ok || !u.Active {
+				t.Fatalf("app%d not granted: %+v", i+1, u)
+			}
+		}
+		fakes[1].FailNext(1, 429, "0", "", "rate limited")
+		fakes[2].FailNext(1000, 401, "", "", "token expired")
+		h.hrEvent(&e, domain.EventEmployeeTerminated, func(e *domain.Employee) { e.HR.Status = domain.StatusTerminated })
+		h.pump("revoke blocked", func() bool {
+			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepRevokeApps) == "blocked"
+		})
+		st := h.stepOf(e.ID, lifecycle.KindOffboarding, lifecycle.StepRevokeApps)
+		res := stepApps(t, st)
+		if len(res) != 5 {
+			t.Fatalf("results = %+v", res)
+		}
+		for i, s := range fakes {
+			app := fmt.Sprintf("app%d", i+1)
+			u, _ := s.UserByName("pf@acme.test")
+			if i == 2 {
+				if !u.Active || res[app].Outcome != "blocked" || !strings.Contains(res[app].Error, "token expired") {
+					t.Fatalf("%s = %+v (active %v)", app, res[app], u.Active)
+				}
+				continue
+			}
+			if u.Active || res[app].Action != "suspended" || res[app].Outcome != "done" {
+				t.Fatalf("%s = %+v (active %v)", app, res[app], u.Active)
+			}
+		}
+		if h.auditCount("lifecycle.step.retrying", st.ID) != 1 {
+			t.Fatalf("the 429 was not retried once\n%s", h.dump())
+		}
+		if !strings.Contains(st.LastError, "app3") || h.wfState(e.ID, lifecycle.KindOffboarding) == "succeeded" {
+			t.Fatalf("step error %q, workflow %s", st.LastError, h.wfState(e.ID, lifecycle.KindOffboarding))
+		}
+		tasks := h.openTasks(h.workflow(e.ID, lifecycle.KindOffboarding).ID)
+		if len(tasks) != 1 || tasks[0].SubjectID != "app3" || !strings.Contains(tasks[0].Detail, "credentials") {
+			t.Fatalf("tasks = %+v", tasks)
+		}
+	})
+}
+
+// TestCanceledTerminationReactivates: the accounts the offboarding suspended come
+// back when the termination is canceled; the audit says so.
+func TestCanceledTerminationReactivates(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, harnessOpts{})
+		h.connectSCIM("github", "engineering")
+		e, _ := h.onboarded("rc", "SER-RC", "agent")
+		h.hrEvent(&e, domain.EventEmployeeTerminated, func(e *domain.Employee) { e.HR.Status = domain.StatusTerminated })
+		h.pump("suspended", func() bool {
+			u, ok := h.scim.UserByName("rc@acme.test")
+			return ok && !u.Active && h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepRevokeApps) == "succeeded"
+		})
+		h.hrEvent(&e, domain.EventEmployeeTerminationCanceled, func(e *domain.Employee) { e.HR.Status = domain.StatusActive })
+		h.pump("reactivated", func() bool {
+			u, _ := h.scim.UserByName("rc@acme.test")
+			return u.Active && h.wfState(e.ID, lifecycle.KindOffboarding) == "cancelled"
+		})
+		if n := h.auditCount("lifecycle.apps.reactivated", h.workflow(e.ID, lifecycle.KindOffboarding).ID); n != 1 {
+			t.Fatalf("reactivation audits = %d", n)
+		}
+	})
+}
