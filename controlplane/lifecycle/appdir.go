@@ -89,6 +89,13 @@ func (d StoreAppDirectory) Build(ctx context.Context, c store.AppConnector) (app
 		Auth: c.AuthKind, Secret: secret, HTTPClient: d.Client})
 }
 
+// Validate builds s once and drops the connector: a bad configuration fails here.
+func (d StoreAppDirectory) Validate(ctx context.Context, s apps.Spec) error {
+	s.HTTPClient = d.Client
+	_, err := BuildConnector(ctx, d.Builders, s)
+	return err
+}
+
 // BuildConnector builds s with the Builder of its kind ("" is scim, the first kind).
 func BuildConnector(ctx context.Context, builders map[string]apps.Builder, s apps.Spec) (apps.Connector, error) {
 	if s.Kind == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -188,6 +189,43 @@ func TestCanceledTerminationReactivates(t *testing.T) {
 		})
 		if n := h.auditCount("lifecycle.apps.reactivated", h.workflow(e.ID, lifecycle.KindOffboarding).ID); n != 1 {
 			t.Fatalf("reactivation audits = %d", n)
+		}
+	})
+}
+
+// TestSaveConnectorValidatesThroughTheBuilder: a config the kind's Builder refuses is
+// refused on save with problem+json naming the field; a good one is stored with its
+// settings and auth kind, and the secret never comes back.
+func TestSaveConnectorValidatesThroughTheBuilder(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, harnessOpts{noRiver: true})
+		a := apiHarness(t, h)
+		tok := a.Token(h.org.ID, domain.RoleAdmin)
+		cases := []struct {
+			body  map[string]any
+			field string
+		}{
+			{map[string]any{"app": "crm", "kind": "scim", "base_url": "https://crm.test/scim", "auth_kind": "basic", "token": "pw"}, "settings.username"},
+			{map[string]any{"app": "crm", "kind": "scim", "base_url": "https://crm.test/scim", "auth_kind": "oauth", "settings": map[string]any{"client_id": "c"}, "token": "s"}, "settings.token_url"},
+			{map[string]any{"app": "crm", "kind": "google", "base_url": "https://x.test"}, "kind"},
+			{map[string]any{"app": "crm", "base_url": "ftp://x"}, "base_url"},
+			{map[string]any{"app": "crm", "base_url": "https://x.test", "settings": map[string]any{"tenant": "t"}}, "settings"},
+		}
+		for _, tc := range cases {
+			resp := a.Do("POST", "/api/v1/apps/connectors", tok, tc.body)
+			if resp.Status != http.StatusUnprocessableEntity || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") ||
+				resp.Map(t)["field"] != tc.field {
+				t.Fatalf("%v: status %d %s", tc.body, resp.Status, resp.Body)
+			}
+		}
+		resp := a.Do("POST", "/api/v1/apps/connectors", tok, map[string]any{"app": "crm", "base_url": "https://crm.test/scim", "auth_kind": "basic",
+			"settings": map[string]any{"username": "lanyard"}, "token": "hunter2"})
+		if resp.Status != http.StatusCreated || strings.Contains(string(resp.Body), "hunter2") {
+			t.Fatalf("save: %d %s", resp.Status, resp.Body)
+		}
+		cs, err := h.db.ListAppConnectors(context.Background(), h.org.ID)
+		if err != nil || len(cs) != 1 || cs[0].AuthKind != "basic" || !strings.Contains(cs[0].Settings, "lanyard") || cs[0].TokenSealed == "" || strings.Contains(cs[0].TokenSealed, "hunter2") {
+			t.Fatalf("stored = %+v, %v", cs, err)
 		}
 	})
 }

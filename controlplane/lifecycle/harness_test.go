@@ -196,7 +196,7 @@ func newHarness(t *testing.T, db *store.DB, o harnessOpts) *harness {
 	}
 	h.metrics = prometheus.NewRegistry()
 	h.eng = lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithConfig(cfg), lifecycle.WithCommander(h.cmd),
-		lifecycle.WithEnroller(h.enr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr, Builders: testBuilders}), lifecycle.WithMetrics(h.metrics))
+		lifecycle.WithEnroller(h.enr), lifecycle.WithKeys(kr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr, Builders: testBuilders}), lifecycle.WithMetrics(h.metrics))
 	h.org = domain.Org{Name: "Acme", Plan: o.plan, TimeZone: "America/New_York",
 		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5}}
 	if err := store.CreateOrg(ctx, db.SQL, &h.org); err != nil {
