@@ -229,3 +229,74 @@ func TestSaveConnectorValidatesThroughTheBuilder(t *testing.T) {
 		}
 	})
 }
+
+// TestReconcileOrphans: an account of nobody is reported; a terminated person whose
+// account is active again (an admin turned it back on) is suspended again and
+// reported; a second pass keeps first_seen; a resolved one is marked so.
+func TestReconcileOrphans(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		h := newHarness(t, db, harnessOpts{})
+		h.connectSCIM("github", "engineering")
+		e, _ := h.onboarded("ro", "SER-RO", "agent")
+		h.hrEvent(&e, domain.EventEmployeeTerminated, func(e *domain.Employee) { e.HR.Status = domain.StatusTerminated })
+		h.pump("suspended", func() bool {
+			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepRevokeApps) == "succeeded"
+		})
+		u, _ := h.scim.UserByName("ro@acme.test")
+		h.scim.AddUser(fakescim.User{UserName: "ghost@acme.test", Active: true})
+		// Someone reactivates the leaver in the app.
+		reactivate(t, h.scim, u.ID)
+		rep, err := h.eng.ReconcileApps(ctx, h.org.ID)
+		if err != nil || rep.Orphans != 2 || rep.New != 2 || rep.Apps["github"] != 2 {
+			t.Fatalf("report = %+v, %v", rep, err)
+		}
+		if u, _ := h.scim.UserByName("ro@acme.test"); u.Active {
+			t.Fatal("the terminated person's account was not suspended again")
+		}
+		os, err := h.db.ListAppOrphans(ctx, h.org.ID, false)
+		if err != nil || len(os) != 2 {
+			t.Fatalf("orphans = %+v, %v", os, err)
+		}
+		by := map[string]store.AppOrphan{}
+		for _, o := range os {
+			by[o.UserName] = o
+		}
+		if by["ghost@acme.test"].Reason != "no_person" || by["ro@acme.test"].Reason != "terminated" || by["ro@acme.test"].Action != "resuspended" ||
+			by["ro@acme.test"].EmployeeID != e.ID {
+			t.Fatalf("orphans = %+v", by)
+		}
+		// Second pass: the leaver is suspended now (resolved), the ghost is still there.
+		rep, err = h.eng.ReconcileApps(ctx, h.org.ID)
+		if err != nil || rep.Orphans != 1 || rep.New != 0 {
+			t.Fatalf("second report = %+v, %v", rep, err)
+		}
+		os, _ = h.db.ListAppOrphans(ctx, h.org.ID, false)
+		if len(os) != 1 || os[0].UserName != "ghost@acme.test" || !os[0].FirstSeenAt.Equal(by["ghost@acme.test"].FirstSeenAt) {
+			t.Fatalf("open orphans after the second pass = %+v", os)
+		}
+		// Visible by API, and audited.
+		a := apiHarness(t, h)
+		resp := a.Do("GET", "/api/v1/apps/orphans?all=true", a.Token(h.org.ID, domain.RoleAdmin), nil)
+		if resp.Status != http.StatusOK || !strings.Contains(string(resp.Body), "ghost@acme.test") || !strings.Contains(string(resp.Body), "resolved_at") {
+			t.Fatalf("GET orphans: %d %s", resp.Status, resp.Body)
+		}
+		if h.auditCount("app.account.resuspended", by["ro@acme.test"].ID) != 1 || h.auditCount("app.orphan.found", by["ghost@acme.test"].ID) != 1 {
+			t.Fatal("orphans not audited")
+		}
+	})
+}
+
+// reactivate turns an account back on through the fake's own SCIM API, as an app
+// admin would.
+func reactivate(t *testing.T, s *fakescim.Server, id string) {
+	t.Helper()
+	body := strings.NewReader(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":true}]}`)
+	req, _ := http.NewRequest(http.MethodPatch, s.URL+"/Users/"+id, body)
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("reactivate in the app: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}

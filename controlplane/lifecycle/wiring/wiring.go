@@ -231,6 +231,8 @@ func New(d Deps) *lifecycle.Engine {
 	}
 	e := lifecycle.New(d.DB, append(opts, d.Options...)...)
 	e.Register(d.Registry, d.Workers)
+	// App reconciliation every 6 hours: orphans, and terminated people active again.
+	e.RegisterReconcile(d.Registry, 0)
 	e.SetQueue(e.NewRiverQueue(d.Jobs))
 	return e
 }
