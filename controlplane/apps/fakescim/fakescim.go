@@ -306,6 +306,19 @@ func (s *Server) UserByName(userName string) (User, bool) {
 	return User{}, false
 }
 
+// UserChangedAt is UserByName with the time the user last changed (when a
+// suspension landed, for benchmarks).
+func (s *Server) UserChangedAt(userName string) (User, time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.users {
+		if strings.EqualFold(u.UserName, userName) {
+			return *u, u.modified, true
+		}
+	}
+	return User{}, time.Time{}, false
+}
+
 // GroupMembers returns the member user ids of the group named displayName.
 func (s *Server) GroupMembers(displayName string) []string {
 	s.mu.Lock()
