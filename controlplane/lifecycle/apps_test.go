@@ -15,12 +15,12 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
 )
 
-// connectFake configures s as app name (bearer "tok") with an Engineering rule for
+// connectFake configures s as app name (bearer s.Token) with an Engineering rule for
 // groups, which the fake may or may not have.
 func (h *harness) connectFake(name string, s *fakescim.Server, groups ...string) {
 	h.t.Helper()
 	ctx := context.Background()
-	sealed, err := h.keys.Seal([]byte("tok"), lifecycle.TokenAAD(h.org.ID, name))
+	sealed, err := h.keys.Seal([]byte(s.Token), lifecycle.TokenAAD(h.org.ID, name))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package lifecycle_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -238,22 +237,10 @@ func startRiver(t *testing.T, db *store.DB, eng *lifecycle.Engine) *jobs.Client 
 // connectSCIM configures the fake SCIM server as app `name` with a rule for Engineering.
 func (h *harness) connectSCIM(name string, groups ...string) {
 	h.t.Helper()
-	ctx := context.Background()
-	sealed, err := h.keys.Seal([]byte("scim-token"), lifecycle.TokenAAD(h.org.ID, name))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.db.UpsertAppConnector(ctx, &store.AppConnector{OrgID: h.org.ID, App: name, Kind: "scim", BaseURL: h.scim.URL,
-		TokenSealed: sealed, RevokeMode: "deactivate"}); err != nil {
-		h.t.Fatal(err)
-	}
 	for _, g := range groups {
 		h.scim.AddGroup(g)
 	}
-	b, _ := json.Marshal([]map[string]any{{"app": name, "groups": groups}})
-	if err := h.db.InsertAppRule(ctx, &store.AppRule{OrgID: h.org.ID, Department: "Engineering", Apps: string(b)}); err != nil {
-		h.t.Fatal(err)
-	}
+	h.connectFake(name, h.scim, groups...)
 }
 
 // hire inserts an employee and the employee.hired event, as HR sync does.
