@@ -12,7 +12,7 @@ import (
 // LANYARD_BENCH_WRITE=1 to update docs/benchmarks.md. A step run twice or a device
 // locked twice fails it.
 func BenchmarkLifecycle(b *testing.B) {
-	cfg := Config{Webhooks: 30, Layoff: 500, PGURL: os.Getenv("LANYARD_TEST_DATABASE_URL")}
+	cfg := Config{Kind: "scim", Webhooks: 30, Layoff: 500, PGURL: os.Getenv("LANYARD_TEST_DATABASE_URL")}
 	for i := 0; i < b.N; i++ {
 		res, err := RunAll(context.Background(), cfg)
 		if err != nil {
@@ -45,7 +45,7 @@ func TestSmallRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	res, err := RunAll(context.Background(), Config{Webhooks: 2, Layoff: 5})
+	res, err := RunAll(context.Background(), Config{Kind: "scim", Webhooks: 2, Layoff: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestSmallRun(t *testing.T) {
 		t.Fatalf("results = %+v", res)
 	}
 	r := res[0]
-	if r.LockP50 <= 0 || r.StepP50 < r.LockP50 || r.LayoffLocks <= 0 || r.LayoffSteps <= 0 || r.LockCommands != 7 ||
+	if r.LockP50 <= 0 || r.AppP50 <= 0 || r.AppP50 > r.LockP50 || r.StepP50 < r.LockP50 || r.LayoffLocks <= 0 || r.LayoffSteps <= 0 || r.LockCommands != 7 ||
 		r.StepsRunTwice != 0 || r.DevicesTwice != 0 || r.StepExecutions <= r.Steps {
 		t.Fatalf("%+v", r)
 	}
@@ -70,7 +70,7 @@ func TestSmallRun(t *testing.T) {
 	}
 	path := t.TempDir() + "/b.md"
 	_ = os.WriteFile(path, []byte("# Benchmarks\n\n## HR sync\n\nx\n\n## Lifecycle\n\nOLDSECTION\n\n## Later\n\ny\n"), 0o644)
-	if err := WriteSection(path, Markdown(Config{Webhooks: 2, Layoff: 5}, res)); err != nil {
+	if err := WriteSection(path, Markdown(Config{Kind: "scim", Webhooks: 2, Layoff: 5}, res)); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)

@@ -35,7 +35,6 @@ import (
 
 	"github.com/lanyardhq/lanyard/bench/internal/benchutil"
 	"github.com/lanyardhq/lanyard/controlplane/api"
-	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris"
 	"github.com/lanyardhq/lanyard/controlplane/hris/hrsync"
@@ -56,6 +55,8 @@ type Config struct {
 	PGURL    string
 	// NoBefore skips the poll-only comparison run.
 	NoBefore bool
+	// Kind is the app connector kind whose fake the offboarding suspends accounts on.
+	Kind string
 }
 
 // Modes of the engine's loop.
@@ -71,7 +72,9 @@ type Result struct {
 	Load string
 	// Webhook → lock command done with evidence, and → lock step succeeded.
 	LockP50, LockP99, LockMax time.Duration
-	StepP50, StepP99          time.Duration
+	// Webhook → the employee's account suspended on the app (-kind).
+	AppP50, AppP99, AppMax time.Duration
+	StepP50, StepP99       time.Duration
 	// Layoff (notifications mode only): when the last lock was done and the last lock
 	// step succeeded, counted from the first termination.
 	Layoff                   int
@@ -90,6 +93,7 @@ func main() {
 	flag.IntVar(&cfg.Layoff, "layoff", 500, "employees offboarded at once")
 	flag.StringVar(&cfg.PGURL, "pg", os.Getenv("LANYARD_TEST_DATABASE_URL"), "PostgreSQL URL (empty: SQLite only)")
 	flag.BoolVar(&cfg.NoBefore, "no-before", false, "skip the poll-only comparison")
+	flag.StringVar(&cfg.Kind, "kind", "scim", "app connector kind to suspend accounts on (scim; google|entra once their fakes land)")
 	flag.BoolVar(&write, "write", false, "replace the Lifecycle section of docs/benchmarks.md")
 	flag.Parse()
 	res, err := RunAll(context.Background(), cfg)
@@ -156,6 +160,7 @@ func RunAll(ctx context.Context, cfg Config) ([]Result, error) {
 }
 
 type world struct {
+	app   appTarget
 	db    *store.DB
 	org   domain.Org
 	fake  *fakejustworks.Server
@@ -164,7 +169,7 @@ type world struct {
 	stop  func()
 }
 
-func setup(ctx context.Context, db *store.DB, kr *secrets.Keyring, members []fakejustworks.Member, mode string) (*world, error) {
+func setup(ctx context.Context, db *store.DB, kr *secrets.Keyring, members []fakejustworks.Member, mode, kind string) (*world, error) {
 	if err := db.Migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -219,7 +224,7 @@ func setup(ctx context.Context, db *store.DB, kr *secrets.Keyring, members []fak
 		opts = append(opts, lifecycle.WithConfig(lifecycle.Config{PollOnly: true, CommandRecheck: 5 * time.Second}))
 	}
 	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Logger: quiet,
-		Commands: w.agent.API.Commands, Options: opts})
+		Commands: w.agent.API.Commands, Options: opts, Connectors: builders})
 	client, err := jobs.NewClient(db, reg, jobs.Options{Logger: quiet})
 	if err != nil {
 		return nil, err
@@ -234,14 +239,17 @@ func setup(ctx context.Context, db *store.DB, kr *secrets.Keyring, members []fak
 		_ = client.Stop(sctx)
 	})
 	handler = api.New(api.Options{Store: db, Logger: quiet}, hr.Routes(), w.eng.Routes())
-	scim, err := fakescim.Start("scim")
+	target, err := newAppTarget(kind)
 	if err != nil {
 		return nil, err
 	}
-	stops = append(stops, func() { _ = scim.Close() })
-	sealed, _ := kr.Seal([]byte("scim"), lifecycle.TokenAAD(w.org.ID, "slack"))
-	if err := db.UpsertAppConnector(ctx, &store.AppConnector{OrgID: w.org.ID, App: "slack", Kind: "scim", BaseURL: scim.URL,
-		TokenSealed: sealed, RevokeMode: "deactivate"}); err != nil {
+	stops = append(stops, target.Close)
+	w.app = target
+	conn, err := target.Connector(w.org.ID, kr)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.UpsertAppConnector(ctx, &conn); err != nil {
 		return nil, err
 	}
 	if _, err := hrsync.ConnectDemo(ctx, hr, w.org.ID, w.fake); err != nil {
@@ -371,7 +379,7 @@ func run(ctx context.Context, db *store.DB, kr *secrets.Keyring, name, mode stri
 	}
 	n := cfg.Webhooks + layoffN
 	members := fakejustworks.Generate(n, 7, fakejustworks.GenOptions{AllActiveUS: true, Now: time.Now().UTC().Truncate(24 * time.Hour)})
-	w, err := setup(ctx, db, kr, members, mode)
+	w, err := setup(ctx, db, kr, members, mode, cfg.Kind)
 	if err != nil {
 		return res, err
 	}
@@ -389,9 +397,20 @@ func run(ctx context.Context, db *store.DB, kr *secrets.Keyring, name, mode stri
 	if err != nil {
 		return res, err
 	}
+	emailOf := map[string]string{}
+	emps, err := allEmployees(ctx, db, w.org.ID)
+	if err != nil {
+		return res, err
+	}
+	for _, e := range emps {
+		emailOf[e.ExternalID] = e.HR.WorkEmail
+		if err := w.app.Seed(e.HR.WorkEmail); err != nil {
+			return res, err
+		}
+	}
 	today := w.fake.Now().Format(time.DateOnly)
 	// 1. Sequential: webhook → lock done (and lock step succeeded).
-	var lat, stepLat []time.Duration
+	var lat, stepLat, appLat []time.Duration
 	for _, m := range members[:cfg.Webhooks] {
 		t0 := time.Now()
 		if _, err := w.fake.ScheduleTermination(m.ID, today); err != nil {
@@ -408,10 +427,24 @@ func run(ctx context.Context, db *store.DB, kr *secrets.Keyring, name, mode stri
 		if err != nil {
 			return res, fmt.Errorf("lock step of %s: %w", empOf[m.ID], err)
 		}
-		lat, stepLat = append(lat, at.Sub(t0)), append(stepLat, sat.Sub(t0))
+		aat, err := waitFor(time.Minute, func() (time.Time, error) {
+			at, ok := w.app.SuspendedAt(emailOf[m.ID])
+			if !ok {
+				return time.Time{}, nil
+			}
+			return at, nil
+		})
+		if err != nil {
+			return res, fmt.Errorf("%s account of %s: %w", cfg.Kind, emailOf[m.ID], err)
+		}
+		lat, stepLat, appLat = append(lat, at.Sub(t0)), append(stepLat, sat.Sub(t0)), append(appLat, aat.Sub(t0))
 	}
 	slices.Sort(lat)
 	slices.Sort(stepLat)
+	slices.Sort(appLat)
+	if len(appLat) > 0 {
+		res.AppP50, res.AppP99, res.AppMax = pct(appLat, 50), pct(appLat, 99), appLat[len(appLat)-1]
+	}
 	if len(lat) > 0 {
 		res.LockP50, res.LockP99, res.LockMax = pct(lat, 50), pct(lat, 99), lat[len(lat)-1]
 		res.StepP50, res.StepP99 = pct(stepLat, 50), pct(stepLat, 99)
@@ -582,10 +615,11 @@ func Markdown(cfg Config, res []Result) string {
 	fmt.Fprintf(&b, "(1 s) as backstop. \"%s\" is the same code with notifications off (`PollOnly`, for a Postgres behind a pooler\n", ModePoll)
 	fmt.Fprintf(&b, "that cannot LISTEN), polling the outbox and the waiting commands every 250 ms as the engine did before notifications.\n")
 	fmt.Fprintf(&b, "Target: webhook → lock done p99 < 500 ms.\n\n")
-	fmt.Fprintf(&b, "| store | engine loop | load before (`uptime`) | webhook → lock done (n=%d) p50 / p99 / max | webhook → lock step succeeded p50 / p99 |\n", cfg.Webhooks)
-	fmt.Fprintf(&b, "|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| store | engine loop | load before (`uptime`) | webhook → %s account suspended p50 / p99 / max | webhook → lock done (n=%d) p50 / p99 / max | webhook → lock step succeeded p50 / p99 |\n", cfg.Kind, cfg.Webhooks)
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|\n")
 	for _, r := range res {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s / %s / %s | %s / %s |\n", r.Store, r.Mode, r.Load, ms(r.LockP50), ms(r.LockP99), ms(r.LockMax), ms(r.StepP50), ms(r.StepP99))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s / %s / %s | %s / %s / %s | %s / %s |\n", r.Store, r.Mode, r.Load, ms(r.AppP50), ms(r.AppP99), ms(r.AppMax),
+			ms(r.LockP50), ms(r.LockP99), ms(r.LockMax), ms(r.StepP50), ms(r.StepP99))
 	}
 	fmt.Fprintf(&b, "\n| store | layoff: terminated at once | all locks done | all lock steps succeeded | lock commands | steps (executions) | lock steps in one execution | steps run twice | devices locked twice |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")

@@ -8,7 +8,6 @@
 package apps
 
 import (
-	"context"
 	"errors"
 	"fmt"
 )
@@ -18,7 +17,8 @@ var (
 	// ErrUnavailable means the target could not be reached or answered with a
 	// server error / rate limit. The operation may succeed if retried.
 	ErrUnavailable = errors.New("apps: target unavailable")
-	// ErrNotFound means the account or group does not exist on the target.
+	// ErrNotFound means the account does not exist on the target (a missing group
+	// is ErrRejected: the request cannot succeed as asked).
 	ErrNotFound = errors.New("apps: not found")
 	// ErrConflict means the target refused because of a uniqueness or version
 	// conflict that a retry with fresh state did not resolve.
@@ -30,7 +30,7 @@ var (
 
 // Person is what a connector needs to know about an employee.
 type Person struct {
-	// ExternalID is Lanyard's stable employee id, sent as SCIM externalId.
+	// ExternalID is Lanyard's stable employee id, sent as SCIM externalId (the link).
 	ExternalID string `json:"external_id"`
 	// UserName is the login on the target, normally the work email.
 	UserName   string `json:"user_name"`
@@ -54,35 +54,19 @@ const (
 
 // Result is what happened on the target, recorded on the workflow step.
 type Result struct {
-	App       string   `json:"app"`
-	AccountID string   `json:"account_id,omitempty"`
-	Action    string   `json:"action"` // created, reactivated, unchanged, deactivated, deleted, absent
-	Groups    []string `json:"groups,omitempty"`
-}
-
-// GrantRevoker is the SCIM-era connector shape the lifecycle engine still calls;
-// Connector (connector.go) replaces it. Implementations must be idempotent: Grant
-// on an existing active member of the groups reports "unchanged"; Revoke of a
-// missing account reports "absent".
-type GrantRevoker interface {
-	// Grant makes sure the person has an active account that is a member of
-	// every named group (groups the connector cannot find are an error).
-	Grant(ctx context.Context, p Person, groups []string) (Result, error)
-	// Revoke removes access according to mode.
-	Revoke(ctx context.Context, p Person, mode RevokeMode) (Result, error)
-}
-
-// Lookup is an optional capability: a connector that can tell whether a
-// person currently has an account (used by offboarding dry-run).
-type Lookup interface {
-	Lookup(ctx context.Context, p Person) (accountID string, active bool, err error)
+	App       string `json:"app"`
+	AccountID string `json:"account_id,omitempty"`
+	// Action: created, linked (an existing account adopted or brought up to date),
+	// unchanged, suspended, reactivated, deleted, absent.
+	Action string   `json:"action"`
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Registry maps an application name (as used in rules) to its connector.
-type Registry map[string]GrantRevoker
+type Registry map[string]Connector
 
 // Get returns the connector for app or an error naming the missing app.
-func (r Registry) Get(app string) (GrantRevoker, error) {
+func (r Registry) Get(app string) (Connector, error) {
 	c, ok := r[app]
 	if !ok {
 		return nil, fmt.Errorf("apps: no connector configured for %q: %w", app, ErrNotFound)

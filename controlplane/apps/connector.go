@@ -168,6 +168,9 @@ type Spec struct {
 	BaseURL string // the provider's API base; empty means the provider's public default
 	// Settings is the kind's own JSON settings (domain, tenant, groups to drop ...).
 	Settings json.RawMessage
+	// Auth is how the connector authenticates: bearer (default), basic or oauth
+	// (client credentials); kinds with one fixed scheme ignore it.
+	Auth string
 	// Secret is the opened credential (token, client secret, service account key).
 	Secret []byte
 	// HTTPClient is the client to use (tests and the demo point it at fakes by

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
@@ -24,19 +27,29 @@ func startFake(t *testing.T) *fakescim.Server {
 
 var ada = apps.Person{ExternalID: "emp-1", UserName: "ada@example.com", GivenName: "Ada", FamilyName: "Lovelace", Email: "ada@example.com", Title: "Engineer"}
 
-func TestSCIMGrantRevokeLifecycle(t *testing.T) {
+func startFakeWith(t *testing.T, opts ...fakescim.Option) *fakescim.Server {
+	t.Helper()
+	s, err := fakescim.Start("tok", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestSCIMConnectorLifecycle(t *testing.T) {
 	ctx := context.Background()
 	s := startFake(t)
 	s.AddGroup("engineering")
 	s.AddGroup("oncall")
 	c := apps.NewSCIMClient("github", s.URL, "tok")
 
-	res, err := c.Grant(ctx, ada, []string{"engineering", "oncall"})
+	res, err := c.Provision(ctx, ada, []string{"engineering", "oncall"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Action != "created" || res.AccountID == "" || len(res.Groups) != 2 {
-		t.Fatalf("grant result = %+v", res)
+		t.Fatalf("provision result = %+v", res)
 	}
 	u, ok := s.UserByName("ADA@example.com")
 	if !ok || !u.Active || u.ExternalID != "emp-1" || u.Name.GivenName != "Ada" {
@@ -45,88 +58,290 @@ func TestSCIMGrantRevokeLifecycle(t *testing.T) {
 	if m := s.GroupMembers("engineering"); len(m) != 1 || m[0] != u.ID {
 		t.Fatalf("engineering members = %v", m)
 	}
-
-	// Idempotent: a second grant changes nothing.
-	res, err = c.Grant(ctx, ada, []string{"engineering"})
+	// Idempotent: a second provision changes nothing.
+	res, err = c.Provision(ctx, ada, []string{"engineering"})
 	if err != nil || res.Action != "unchanged" {
-		t.Fatalf("second grant = %+v, %v", res, err)
+		t.Fatalf("second provision = %+v, %v", res, err)
 	}
 	if m := s.GroupMembers("engineering"); len(m) != 1 {
 		t.Fatalf("duplicate membership: %v", m)
 	}
-
-	// Deactivate keeps the account with active=false.
-	res, err = c.Revoke(ctx, ada, apps.RevokeDeactivate)
-	if err != nil || res.Action != "deactivated" {
-		t.Fatalf("revoke = %+v, %v", res, err)
+	// Suspend keeps the account with active=false; again is unchanged, no PATCH.
+	if res, err = c.Suspend(ctx, ada); err != nil || res.Action != "suspended" {
+		t.Fatalf("suspend = %+v, %v", res, err)
 	}
 	if u, _ := s.UserByName(ada.UserName); u.Active {
-		t.Fatal("user still active after deactivate")
+		t.Fatal("user still active after suspend")
 	}
-	// Deactivating again is a no-op (no PATCH sent).
 	patches := s.RequestsByMethod(http.MethodPatch)
-	if _, err := c.Revoke(ctx, ada, apps.RevokeDeactivate); err != nil {
-		t.Fatal(err)
+	if res, err = c.Suspend(ctx, ada); err != nil || res.Action != "unchanged" {
+		t.Fatalf("second suspend = %+v, %v", res, err)
 	}
 	if got := s.RequestsByMethod(http.MethodPatch); got != patches {
-		t.Fatalf("second deactivate sent %d PATCHes", got-patches)
+		t.Fatalf("second suspend sent %d PATCHes", got-patches)
 	}
-
-	// Rehire: grant reactivates.
-	res, err = c.Grant(ctx, ada, nil)
-	if err != nil || res.Action != "reactivated" {
-		t.Fatalf("regrant = %+v, %v", res, err)
+	// Provision does not reactivate a suspended account: it says so.
+	if res, err = c.Provision(ctx, ada, nil); err != nil || res.Action != "suspended" {
+		t.Fatalf("provision of suspended = %+v, %v", res, err)
 	}
-	if id, active, err := c.Lookup(ctx, ada); err != nil || !active || id == "" {
-		t.Fatalf("lookup = %q %v %v", id, active, err)
+	if res, err = c.Reactivate(ctx, ada); err != nil || res.Action != "reactivated" {
+		t.Fatalf("reactivate = %+v, %v", res, err)
 	}
-
-	// Delete removes the user and its memberships.
-	res, err = c.Revoke(ctx, ada, apps.RevokeDelete)
-	if err != nil || res.Action != "deleted" {
-		t.Fatalf("delete = %+v, %v", res, err)
+	if a, err := c.Find(ctx, ada); err != nil || !a.IsActive() || a.ExternalID != "emp-1" {
+		t.Fatalf("find = %+v, %v", a, err)
 	}
-	if _, ok := s.UserByName(ada.UserName); ok {
-		t.Fatal("user still present after delete")
+	// Renamed in the app: found by externalId, and the HR name is not touched.
+	s.RenameUser(u.ID, "ada.lovelace@example.com")
+	if res, err = c.Suspend(ctx, ada); err != nil || res.Action != "suspended" || res.AccountID != u.ID {
+		t.Fatalf("suspend of renamed = %+v, %v", res, err)
+	}
+	var listed []apps.Account
+	if err := c.List(ctx, func(a apps.Account) error { listed = append(listed, a); return nil }); err != nil || len(listed) != 1 {
+		t.Fatalf("list = %+v, %v", listed, err)
+	}
+	// Remove deletes the user and its memberships; again is absent.
+	if res, err = c.Remove(ctx, ada); err != nil || res.Action != "deleted" {
+		t.Fatalf("remove = %+v, %v", res, err)
 	}
 	if m := s.GroupMembers("engineering"); len(m) != 0 {
 		t.Fatalf("membership survived delete: %v", m)
 	}
-	res, err = c.Revoke(ctx, ada, apps.RevokeDelete)
-	if err != nil || res.Action != "absent" {
-		t.Fatalf("delete of missing = %+v, %v", res, err)
+	for name, op := range map[string]func(context.Context, apps.Person) (apps.Result, error){"remove": c.Remove, "suspend": c.Suspend, "reactivate": c.Reactivate} {
+		if res, err = op(ctx, ada); err != nil || res.Action != "absent" {
+			t.Fatalf("%s of missing = %+v, %v", name, res, err)
+		}
+	}
+	if _, err := c.Find(ctx, ada); !errors.Is(err, apps.ErrNotFound) {
+		t.Fatalf("find of missing = %v", err)
 	}
 }
 
-func TestSCIMErrors(t *testing.T) {
+func TestSCIMListPages(t *testing.T) {
 	ctx := context.Background()
 	s := startFake(t)
-	c := apps.NewSCIMClient("linear", s.URL, "tok")
+	for i := 0; i < 230; i++ {
+		s.AddUser(fakescim.User{UserName: fmt.Sprintf("u%03d@example.com", i), Active: true})
+	}
+	c := apps.NewSCIMClient("app", s.URL, "tok")
+	seen := map[string]bool{}
+	if err := c.List(ctx, func(a apps.Account) error { seen[a.UserName] = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 230 {
+		t.Fatalf("listed %d of 230", len(seen))
+	}
+}
 
-	// Unknown group is a permanent error naming the group.
-	if _, err := c.Grant(ctx, ada, []string{"nope"}); !errors.Is(err, apps.ErrNotFound) {
-		t.Fatalf("missing group err = %v", err)
+// TestSCIMTargetErrors: every failure is a *TargetError with the target's own
+// status, scimType and detail, classified retry versus manual task.
+func TestSCIMTargetErrors(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name      string
+		setup     func(s *fakescim.Server)
+		token     string
+		groups    []string
+		timeout   time.Duration
+		kind      error
+		transient bool
+		status    int
+		code      string
+		detail    string
+		retry     time.Duration
+	}{
+		{name: "missing group", groups: []string{"nope"}, kind: apps.ErrRejected, code: "noTarget", detail: `group "nope" does not exist`},
+		{name: "expired credentials", token: "expired", kind: apps.ErrAuth, status: 401, detail: "expired credentials"},
+		{name: "throttled", setup: func(s *fakescim.Server) { s.FailNext(1, 429, "7", "", "slow down") },
+			kind: apps.ErrUnavailable, transient: true, status: 429, detail: "slow down", retry: 7 * time.Second},
+		{name: "server error", setup: func(s *fakescim.Server) { s.FailNext(1, 502, "", "", "bad gateway") },
+			kind: apps.ErrUnavailable, transient: true, status: 502, detail: "bad gateway"},
+		{name: "down", setup: func(s *fakescim.Server) { s.SetDown(true) }, kind: apps.ErrUnavailable, transient: true, status: 503},
+		{name: "bad request", setup: func(s *fakescim.Server) { s.FailNextOn("POST", 1, 400, "", "invalidValue", "title too long") },
+			kind: apps.ErrRejected, status: 400, code: "invalidValue", detail: "title too long"},
+		{name: "uniqueness with no match", setup: func(s *fakescim.Server) {
+			s.FailNextOn("POST", 1, 409, "", "uniqueness", "emails[0].value is taken")
+		}, kind: apps.ErrRejected, status: 409, code: "uniqueness", detail: "emails[0].value is taken"},
+		{name: "timeout", setup: func(s *fakescim.Server) { s.SetDelay(2 * time.Second) }, timeout: 100 * time.Millisecond,
+			kind: apps.ErrUnavailable, transient: true},
 	}
-	// Bad token: 401, not retryable.
-	bad := apps.NewSCIMClient("linear", s.URL, "wrong")
-	_, err := bad.Grant(ctx, ada, nil)
-	var se *apps.SCIMError
-	if !errors.As(err, &se) || se.Status != 401 || errors.Is(err, apps.ErrUnavailable) {
-		t.Fatalf("bad token err = %v", err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startFake(t)
+			if tc.setup != nil {
+				tc.setup(s)
+			}
+			tok := "tok"
+			if tc.token != "" {
+				tok = tc.token
+			}
+			var opts []apps.SCIMOption
+			if tc.timeout > 0 {
+				opts = append(opts, apps.WithHTTPClient(&http.Client{Timeout: tc.timeout}))
+			}
+			c := apps.NewSCIMClient("linear", s.URL, tok, opts...)
+			_, err := c.Provision(ctx, ada, tc.groups)
+			var te *apps.TargetError
+			if !errors.As(err, &te) {
+				t.Fatalf("err = %v (%T), want *TargetError", err, err)
+			}
+			if !errors.Is(err, tc.kind) || apps.IsTransient(err) != tc.transient {
+				t.Fatalf("err = %v: kind or transient wrong (transient=%v)", err, apps.IsTransient(err))
+			}
+			if errors.Is(err, apps.ErrNotFound) {
+				t.Fatalf("err = %v reads as not found", err)
+			}
+			if te.App != "linear" || (tc.status != 0 && te.Status != tc.status) || te.Code != tc.code || !strings.Contains(te.Detail, tc.detail) || te.RetryAfter != tc.retry {
+				t.Fatalf("target error = %+v", te)
+			}
+		})
 	}
-	// Down: 503 → ErrUnavailable; back up → works.
-	s.SetDown(true)
-	if _, err := c.Grant(ctx, ada, nil); !errors.Is(err, apps.ErrUnavailable) {
-		t.Fatalf("down err = %v", err)
-	}
-	s.SetDown(false)
-	if _, err := c.Grant(ctx, ada, nil); err != nil {
-		t.Fatalf("after recovery: %v", err)
-	}
-	// Closed listener: network error → ErrUnavailable.
+	// Closed listener: network error → transient.
+	s := startFake(t)
+	c := apps.NewSCIMClient("linear", s.URL, "tok")
 	_ = s.Close()
-	if _, err := c.Revoke(ctx, ada, apps.RevokeDeactivate); !errors.Is(err, apps.ErrUnavailable) {
+	if _, err := c.Suspend(ctx, ada); !apps.IsTransient(err) {
 		t.Fatalf("closed err = %v", err)
+	}
+}
+
+// TestSCIMCaseSensitiveFilterAdopts is the SCIMMY failure: the server's userName
+// filter is case-sensitive, so the lookup misses Rob.Easley23@ACME… and the create
+// answers 409 uniqueness. The connector finds the account another way, adopts it,
+// links it (externalId) and brings its name up to date.
+func TestSCIMCaseSensitiveFilterAdopts(t *testing.T) {
+	ctx := context.Background()
+	s := startFakeWith(t, fakescim.CaseSensitiveUserNameFilter())
+	s.AddGroup("staff")
+	id := s.AddUser(fakescim.User{UserName: "Rob.Easley23@ACME.test", Name: fakescim.Name{GivenName: "Robert", FamilyName: "Easly"}, Active: true})
+	rob := apps.Person{ExternalID: "emp-rob", UserName: "rob.easley23@acme.test", Email: "rob.easley23@acme.test", GivenName: "Rob", FamilyName: "Easley", Title: "Sales"}
+	c := apps.NewSCIMClient("crm", s.URL, "tok")
+	res, err := c.Provision(ctx, rob, []string{"staff"})
+	if err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	if res.Action != "linked" || res.AccountID != id {
+		t.Fatalf("result = %+v, want linked %s", res, id)
+	}
+	users := s.Users()
+	if len(users) != 1 || users[0].ExternalID != "emp-rob" || users[0].Name.GivenName != "Rob" || users[0].Name.FamilyName != "Easley" || users[0].Title != "Sales" {
+		t.Fatalf("users on target = %+v", users)
+	}
+	// Linked: the next lookup goes by externalId and finds it at once.
+	if res, err := c.Provision(ctx, rob, []string{"staff"}); err != nil || res.Action != "unchanged" {
+		t.Fatalf("second provision = %+v, %v", res, err)
+	}
+	if a, err := c.Find(ctx, rob); err != nil || a.ID != id {
+		t.Fatalf("find = %+v, %v", a, err)
+	}
+}
+
+// TestSCIMWithoutActive: a resource without "active" is unknown, not inactive.
+// Provision must not "reactivate" it, and Suspend must still send the PATCH.
+func TestSCIMWithoutActive(t *testing.T) {
+	ctx := context.Background()
+	s := startFakeWith(t, fakescim.WithoutActive())
+	s.AddUser(fakescim.User{UserName: ada.UserName, ExternalID: ada.ExternalID, Name: fakescim.Name{GivenName: "Ada", FamilyName: "Lovelace"}, Title: "Engineer", Active: true})
+	c := apps.NewSCIMClient("wiki", s.URL, "tok")
+	a, err := c.Find(ctx, ada)
+	if err != nil || a.Active != nil {
+		t.Fatalf("find = %+v, %v: want active unknown", a, err)
+	}
+	patches := s.RequestsByMethod(http.MethodPatch)
+	if res, err := c.Provision(ctx, ada, nil); err != nil || res.Action != "unchanged" {
+		t.Fatalf("provision = %+v, %v", res, err)
+	}
+	if got := s.RequestsByMethod(http.MethodPatch); got != patches {
+		t.Fatalf("provision of an account of unknown activity sent %d PATCHes", got-patches)
+	}
+	if res, err := c.Suspend(ctx, ada); err != nil || res.Action != "suspended" {
+		t.Fatalf("suspend = %+v, %v", res, err)
+	}
+	if u, _ := s.UserByName(ada.UserName); u.Active {
+		t.Fatal("suspend of an account of unknown activity left it active")
+	}
+}
+
+// TestSCIMPatchNoContent: a PATCH answered 204 leaves nothing to decode; the
+// connector refetches rather than returning an empty account.
+func TestSCIMPatchNoContent(t *testing.T) {
+	ctx := context.Background()
+	s := startFakeWith(t, fakescim.PatchNoContent())
+	id := s.AddUser(fakescim.User{UserName: ada.UserName, Active: true})
+	c := apps.NewSCIMClient("wiki", s.URL, "tok")
+	res, err := c.Provision(ctx, ada, nil)
+	if err != nil || res.AccountID != id || res.Action != "linked" {
+		t.Fatalf("provision = %+v, %v", res, err)
+	}
+	u, err := c.SetActive(ctx, id, "", false)
+	if err != nil || u.ID != id || u.Active == nil || *u.Active {
+		t.Fatalf("SetActive after 204 = %+v, %v", u, err)
+	}
+}
+
+func TestSCIMAuthKinds(t *testing.T) {
+	ctx := context.Background()
+	t.Run("basic", func(t *testing.T) {
+		s := startFakeWith(t, fakescim.BasicAuth("lanyard", "pw"))
+		if _, err := apps.NewSCIMClient("a", s.URL, "", apps.WithBasicAuth("lanyard", "pw")).Provision(ctx, ada, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err := apps.NewSCIMClient("a", s.URL, "", apps.WithBasicAuth("lanyard", "nope")).Suspend(ctx, ada)
+		if !errors.Is(err, apps.ErrAuth) || apps.IsTransient(err) {
+			t.Fatalf("bad password err = %v", err)
+		}
+	})
+	t.Run("oauth", func(t *testing.T) {
+		s := startFakeWith(t, fakescim.OAuthClient("cid", "csecret"))
+		c := apps.NewSCIMClient("a", s.URL, "", apps.WithOAuth2(s.TokenURL(), "cid", "csecret", "scim"))
+		if _, err := c.Provision(ctx, ada, nil); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := c.Suspend(ctx, ada); err != nil || res.Action != "suspended" {
+			t.Fatalf("suspend = %+v, %v", res, err)
+		}
+		// A revoked access token: the target says 401, a person must look.
+		s.RevokeTokens()
+		if _, err := c.Reactivate(ctx, ada); !errors.Is(err, apps.ErrAuth) {
+			t.Fatalf("revoked token err = %v", err)
+		}
+		// A wrong client secret fails at the token endpoint with its own words.
+		_, err := apps.NewSCIMClient("a", s.URL, "", apps.WithOAuth2(s.TokenURL(), "cid", "wrong")).Find(ctx, ada)
+		var te *apps.TargetError
+		if !errors.As(err, &te) || !errors.Is(err, apps.ErrAuth) || te.Code != "invalid_client" {
+			t.Fatalf("bad secret err = %v", err)
+		}
+		if strings.Contains(err.Error(), "wrong") || strings.Contains(err.Error(), "csecret") {
+			t.Fatalf("secret in error: %v", err)
+		}
+	})
+}
+
+func TestBuildSCIM(t *testing.T) {
+	cases := []struct {
+		name  string
+		spec  apps.Spec
+		field string
+	}{
+		{"bearer", apps.Spec{App: "a", BaseURL: "https://x.test/scim/v2", Secret: []byte("t")}, ""},
+		{"no base url", apps.Spec{App: "a"}, "base_url"},
+		{"basic without user", apps.Spec{App: "a", BaseURL: "https://x.test", Auth: "basic"}, "settings.username"},
+		{"basic", apps.Spec{App: "a", BaseURL: "https://x.test", Auth: "basic", Settings: []byte(`{"username":"u"}`)}, ""},
+		{"oauth without token url", apps.Spec{App: "a", BaseURL: "https://x.test", Auth: "oauth", Settings: []byte(`{"client_id":"c"}`), Secret: []byte("s")}, "settings.token_url"},
+		{"oauth", apps.Spec{App: "a", BaseURL: "https://x.test", Auth: "oauth", Settings: []byte(`{"client_id":"c","token_url":"https://x.test/token"}`), Secret: []byte("s")}, ""},
+		{"unknown setting", apps.Spec{App: "a", BaseURL: "https://x.test", Settings: []byte(`{"tenant":"t"}`)}, "settings"},
+		{"unknown auth", apps.Spec{App: "a", BaseURL: "https://x.test", Auth: "saml"}, "auth"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := apps.BuildSCIM(context.Background(), tc.spec)
+			var fe *apps.FieldError
+			switch {
+			case tc.field == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field):
+				t.Fatalf("err = %v, want field %s", err, tc.field)
+			}
+		})
 	}
 }
 
@@ -163,7 +378,7 @@ func TestSCIMETagConflict(t *testing.T) {
 	}
 	// The client retries with a fresh ETag.
 	got, err := c.SetActive(ctx, u.ID, stale, false)
-	if err != nil || got.Active {
+	if err != nil || got.Active == nil || *got.Active {
 		t.Fatalf("SetActive with stale etag = %+v, %v", got, err)
 	}
 	if got.ETag == stale {

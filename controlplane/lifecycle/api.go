@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -114,8 +115,12 @@ func (e *Engine) Routes() []api.Route {
 
 		{Method: "GET", Path: "/api/v1/apps/connectors", Summary: "List app connectors", Tag: ap, Role: domain.RoleAdmin, Feature: appAcc,
 			Response: api.List[store.AppConnector]{}, Handler: e.hListConnectors},
-		{Method: "POST", Path: "/api/v1/apps/connectors", Summary: "Create or replace a SCIM connector", Tag: ap, Role: domain.RoleAdmin,
+		{Method: "POST", Path: "/api/v1/apps/connectors", Summary: "Create or replace an app connector (kind, settings and auth checked by the kind's builder)", Tag: ap, Role: domain.RoleAdmin,
 			Feature: appAcc, Request: connectorRequest{}, Response: store.AppConnector{}, Status: http.StatusCreated, Handler: e.hSaveConnector},
+		{Method: "GET", Path: "/api/v1/apps/orphans", Summary: "App accounts reconciliation could not match: an active account of a terminated person (suspended again) or of nobody in HR",
+			Tag: ap, Role: domain.RoleAdmin, Feature: appAcc, Query: []api.Param{{Name: "all", Description: "true: include orphans a later pass found resolved"}}, Response: api.List[store.AppOrphan]{}, Handler: e.hListOrphans},
+		{Method: "POST", Path: "/api/v1/apps/reconcile", Summary: "Reconcile every app that can list its accounts now (the periodic job does it every 6 hours)",
+			Tag: ap, Role: domain.RoleAdmin, Feature: appAcc, Response: ReconcileReport{}, Handler: e.hReconcileNow},
 		{Method: "DELETE", Path: "/api/v1/apps/connectors/{app}", Summary: "Remove a connector", Tag: ap, Role: domain.RoleAdmin,
 			Feature: appAcc, Handler: e.hDeleteConnector, Status: http.StatusNoContent},
 		{Method: "GET", Path: "/api/v1/apps/rules", Summary: "List app rules", Tag: ap, Role: domain.RoleViewer, Feature: appAcc,
@@ -165,11 +170,22 @@ type intakeRequest struct {
 }
 
 type connectorRequest struct {
-	App        string `json:"app"`
-	Kind       string `json:"kind"`
-	BaseURL    string `json:"base_url" maxlen:"2048"`
-	Token      string `json:"token" maxlen:"8192"`
-	RevokeMode string `json:"revoke_mode"`
+	App string `json:"app" doc:"application name used in rules"`
+	// Kind picks the Builder: scim, and the native kinds the server wires.
+	Kind    string `json:"kind" doc:"connector kind: scim (default), or a native kind the server wires (google, entra, okta, github, slack)"`
+	BaseURL string `json:"base_url" maxlen:"2048" doc:"the provider's API base URL; required for scim"`
+	// Settings is the kind's own JSON (scim: username, token_url, client_id, scopes).
+	Settings json.RawMessage `json:"settings,omitempty" maxlen:"16384" doc:"the kind's own settings (scim: username for basic auth; token_url, client_id, scopes for oauth)"`
+	Auth     string          `json:"auth_kind,omitempty" doc:"what token is: bearer (default), basic or oauth" enum:"bearer,basic,oauth"`
+	// Token is the secret: bearer token, basic password or OAuth client secret. Sealed at rest.
+	Token      string `json:"token" maxlen:"8192" doc:"the secret (bearer token, basic password or OAuth client secret); sealed at rest, never returned"`
+	RevokeMode string `json:"revoke_mode" doc:"deactivate (suspend, default) or delete"`
+}
+
+// specValidator builds a connector from a configuration to refuse a bad one on save
+// (StoreAppDirectory implements it with the server's Builders).
+type specValidator interface {
+	Validate(ctx context.Context, s apps.Spec) error
 }
 
 // WorkflowView is a workflow with its tasks.
@@ -639,14 +655,39 @@ func (e *Engine) hSaveConnector(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req.App = strings.TrimSpace(req.App)
-	if req.App == "" || !strings.HasPrefix(req.BaseURL, "http") {
-		return api.Unprocessable("app and an http(s) base_url are required")
+	if req.App == "" {
+		return api.Unprocessable("app is required").With("field", "app")
 	}
 	if req.Kind == "" {
 		req.Kind = "scim"
 	}
-	if req.Kind != "scim" {
-		return api.Unprocessable("only kind scim is supported")
+	if req.Auth == "" {
+		req.Auth = apps.AuthBearer
+	}
+	settings := "{}"
+	if len(req.Settings) > 0 && string(req.Settings) != "null" {
+		var obj map[string]any
+		if json.Unmarshal(req.Settings, &obj) != nil {
+			return api.Unprocessable("settings must be a JSON object").With("field", "settings")
+		}
+		settings = string(req.Settings)
+	}
+	// Build it once: a config the kind's Builder refuses is refused here, naming the
+	// field, rather than at the first offboarding.
+	v, ok := e.apps.(specValidator)
+	if !ok {
+		return api.Unavailable("no connector builders configured")
+	}
+	spec := apps.Spec{App: req.App, Kind: req.Kind, BaseURL: req.BaseURL, Settings: json.RawMessage(settings), Auth: req.Auth, Secret: []byte(req.Token)}
+	if err := v.Validate(r.Context(), spec); err != nil {
+		var fe *apps.FieldError
+		if errors.As(err, &fe) {
+			return api.Unprocessable(err.Error()).With("field", fe.Field)
+		}
+		if errors.Is(err, ErrUnknownKind) {
+			return api.Unprocessable(err.Error()).With("field", "kind")
+		}
+		return api.Unprocessable(err.Error())
 	}
 	if req.RevokeMode == "" {
 		req.RevokeMode = string(apps.RevokeDeactivate)
@@ -654,7 +695,8 @@ func (e *Engine) hSaveConnector(w http.ResponseWriter, r *http.Request) error {
 	if req.RevokeMode != string(apps.RevokeDeactivate) && req.RevokeMode != string(apps.RevokeDelete) {
 		return api.Unprocessable("revoke_mode must be deactivate or delete")
 	}
-	c := store.AppConnector{OrgID: orgOf(r), App: req.App, Kind: req.Kind, BaseURL: req.BaseURL, RevokeMode: req.RevokeMode}
+	c := store.AppConnector{OrgID: orgOf(r), App: req.App, Kind: req.Kind, BaseURL: req.BaseURL, RevokeMode: req.RevokeMode,
+		Settings: settings, AuthKind: req.Auth}
 	if req.Token != "" {
 		if e.keys == nil {
 			return api.Unavailable("no keyring configured to store the token")

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -20,12 +21,17 @@ type Sealer interface {
 	Seal(plaintext []byte, aad string) (string, error)
 }
 
-// StoreAppDirectory reads rules and connectors from the database.
+// StoreAppDirectory reads rules and connectors from the database and builds each
+// connector with the Builder of its kind (wired in controlplane/server).
 type StoreAppDirectory struct {
-	DB     *store.DB
-	Keys   Opener
-	Client *http.Client // nil: the SCIM client's default
+	DB       *store.DB
+	Keys     Opener
+	Builders map[string]apps.Builder
+	Client   *http.Client // nil: each connector's default
 }
+
+// ErrUnknownKind means no Builder is wired for a connector's kind.
+var ErrUnknownKind = errors.New("unknown connector kind")
 
 // TokenAAD binds a sealed token to its org and app.
 func TokenAAD(orgID, app string) string { return "app-connector:" + orgID + ":" + app }
@@ -56,28 +62,52 @@ func (d StoreAppDirectory) Connectors(ctx context.Context, orgID string) (apps.R
 	reg := apps.Registry{}
 	modes := map[string]apps.RevokeMode{}
 	for _, c := range rows {
-		token := ""
-		if c.TokenSealed != "" {
-			if d.Keys == nil {
-				return nil, nil, fmt.Errorf("connector %s: no keyring to open its token", c.App)
-			}
-			b, err := d.Keys.Open(c.TokenSealed, TokenAAD(orgID, c.App))
-			if err != nil {
-				return nil, nil, fmt.Errorf("connector %s token: %w", c.App, err)
-			}
-			token = string(b)
+		conn, err := d.Build(ctx, c)
+		if err != nil {
+			return nil, nil, err
 		}
-		var opts []apps.SCIMOption
-		if d.Client != nil {
-			opts = append(opts, apps.WithHTTPClient(d.Client))
-		}
-		switch c.Kind {
-		case "scim", "":
-			reg[c.App] = apps.NewSCIMClient(c.App, c.BaseURL, token, opts...)
-		default:
-			return nil, nil, fmt.Errorf("connector %s: unknown kind %q: %w", c.App, c.Kind, apps.ErrNotSupported)
-		}
+		reg[c.App] = conn
 		modes[c.App] = apps.RevokeMode(c.RevokeMode)
 	}
 	return reg, modes, nil
+}
+
+// Build opens c's sealed secret and builds its connector.
+func (d StoreAppDirectory) Build(ctx context.Context, c store.AppConnector) (apps.Connector, error) {
+	var secret []byte
+	if c.TokenSealed != "" {
+		if d.Keys == nil {
+			return nil, fmt.Errorf("connector %s: no keyring to open its secret", c.App)
+		}
+		b, err := d.Keys.Open(c.TokenSealed, TokenAAD(c.OrgID, c.App))
+		if err != nil {
+			return nil, fmt.Errorf("connector %s secret: %w", c.App, err)
+		}
+		secret = b
+	}
+	return BuildConnector(ctx, d.Builders, apps.Spec{App: c.App, Kind: c.Kind, BaseURL: c.BaseURL, Settings: json.RawMessage(c.Settings),
+		Auth: c.AuthKind, Secret: secret, HTTPClient: d.Client})
+}
+
+// Validate builds s once and drops the connector: a bad configuration fails here.
+func (d StoreAppDirectory) Validate(ctx context.Context, s apps.Spec) error {
+	s.HTTPClient = d.Client
+	_, err := BuildConnector(ctx, d.Builders, s)
+	return err
+}
+
+// BuildConnector builds s with the Builder of its kind ("" is scim, the first kind).
+func BuildConnector(ctx context.Context, builders map[string]apps.Builder, s apps.Spec) (apps.Connector, error) {
+	if s.Kind == "" {
+		s.Kind = "scim"
+	}
+	b, ok := builders[s.Kind]
+	if !ok {
+		return nil, fmt.Errorf("connector %s: kind %q: %w", s.App, s.Kind, ErrUnknownKind)
+	}
+	conn, err := b(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: %w", s.App, err)
+	}
+	return conn, nil
 }

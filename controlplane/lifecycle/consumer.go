@@ -45,14 +45,22 @@ func (e *Engine) ConsumeOutbox(ctx context.Context) (int, error) {
 			continue
 		}
 		var steps []store.RunnableStep
+		handled := false
 		err := e.db.InTx(ctx, func(tx *sql.Tx) error {
 			fresh, err := store.MarkEventHandled(ctx, tx, e.cfg.Consumer, ev)
 			if err != nil || !fresh {
 				return err
 			}
 			steps, err = e.handleEvent(ctx, tx, ev)
+			handled = err == nil
 			return err
 		})
+		if err == nil && handled && isReactivation(ev) {
+			// After the commit: the offboarding is cancelled whatever the apps answer.
+			if rerr := e.reactivateAfterCancel(ctx, ev); rerr != nil {
+				e.log.Warn("reactivate app accounts after a cancelled offboarding", "event", ev.ID, "err", rerr)
+			}
+		}
 		if err != nil {
 			// Keep going with the other events; this one is retried next pass, and
 			// after PoisonAfter failures recorded as failed so it cannot block the rest.

@@ -138,17 +138,19 @@ func (e *Engine) dryRunApps(ctx context.Context, org domain.Org, emp domain.Empl
 			mode = apps.RevokeDeactivate
 		}
 		t := DryRunTarget{Type: "app", Name: n, Action: string(mode)}
-		if lk, ok := reg[n].(apps.Lookup); ok && lookup {
-			id, active, err := lk.Lookup(ctx, p)
+		if lookup {
+			a, err := reg[n].Find(ctx, p)
 			switch {
+			case errors.Is(err, apps.ErrNotFound):
+				t.Action, t.Note = "none", "no account for "+p.UserName
 			case err != nil:
 				t.Note = "could not check the account: " + err.Error()
-			case id == "":
-				t.Action, t.Note = "none", "no account for "+p.UserName
-			case !active:
-				t.ID, t.Action, t.Note = id, "none", "account already inactive"
+			case a.Active == nil:
+				t.ID, t.Note = a.ID, "account "+a.UserName+" (the app does not say whether it is active)"
+			case !*a.Active:
+				t.ID, t.Action, t.Note = a.ID, "none", "account already inactive"
 			default:
-				t.ID, t.Note = id, "active account "+p.UserName
+				t.ID, t.Note = a.ID, "active account "+a.UserName
 			}
 		}
 		out = append(out, t)

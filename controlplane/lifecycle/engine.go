@@ -498,6 +498,8 @@ type outcome struct {
 	recheck time.Time
 	tasks   []store.LifecycleTask
 	data    *wfData // non-nil: replace workflow data
+	// retryAfter: on a transient error, wait at least this long (a target's Retry-After).
+	retryAfter time.Duration
 }
 
 // ErrStepBusy is returned by RunStep when the step could not be claimed (another
@@ -604,7 +606,7 @@ func (e *Engine) finish(ctx context.Context, w store.Workflow, st store.Workflow
 			return nil
 		}
 		if u.State == string(StepPending) && retErr != nil {
-			retry := domain.Now().Add(e.cfg.Backoff(st.Failures + 1))
+			retry := domain.Now().Add(max(e.cfg.Backoff(st.Failures+1), out.retryAfter))
 			if _, err := tx.ExecContext(ctx, `UPDATE lifecycle_steps SET lease_until = $1 WHERE id = $2`, retry.UTC(), st.ID); err != nil {
 				return err
 			}

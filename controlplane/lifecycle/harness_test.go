@@ -3,7 +3,6 @@ package lifecycle_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/jobs"
@@ -148,6 +148,9 @@ func (f *fakeEnroller) EnrollmentLink(_ context.Context, orgID, employeeID strin
 	return fmt.Sprintf("https://lanyard.test/enroll/%s/%s?platform=%s", orgID, employeeID, p), nil
 }
 
+// testBuilders are the connector kinds the tests build (the server's wiring).
+var testBuilders = map[string]apps.Builder{"scim": apps.BuildSCIM}
+
 type harness struct {
 	t       *testing.T
 	db      *store.DB
@@ -192,7 +195,7 @@ func newHarness(t *testing.T, db *store.DB, o harnessOpts) *harness {
 	}
 	h.metrics = prometheus.NewRegistry()
 	h.eng = lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithConfig(cfg), lifecycle.WithCommander(h.cmd),
-		lifecycle.WithEnroller(h.enr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr}), lifecycle.WithMetrics(h.metrics))
+		lifecycle.WithEnroller(h.enr), lifecycle.WithKeys(kr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr, Builders: testBuilders}), lifecycle.WithMetrics(h.metrics))
 	h.org = domain.Org{Name: "Acme", Plan: o.plan, TimeZone: "America/New_York",
 		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5}}
 	if err := store.CreateOrg(ctx, db.SQL, &h.org); err != nil {
@@ -234,22 +237,10 @@ func startRiver(t *testing.T, db *store.DB, eng *lifecycle.Engine) *jobs.Client 
 // connectSCIM configures the fake SCIM server as app `name` with a rule for Engineering.
 func (h *harness) connectSCIM(name string, groups ...string) {
 	h.t.Helper()
-	ctx := context.Background()
-	sealed, err := h.keys.Seal([]byte("scim-token"), lifecycle.TokenAAD(h.org.ID, name))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.db.UpsertAppConnector(ctx, &store.AppConnector{OrgID: h.org.ID, App: name, Kind: "scim", BaseURL: h.scim.URL,
-		TokenSealed: sealed, RevokeMode: "deactivate"}); err != nil {
-		h.t.Fatal(err)
-	}
 	for _, g := range groups {
 		h.scim.AddGroup(g)
 	}
-	b, _ := json.Marshal([]map[string]any{{"app": name, "groups": groups}})
-	if err := h.db.InsertAppRule(ctx, &store.AppRule{OrgID: h.org.ID, Department: "Engineering", Apps: string(b)}); err != nil {
-		h.t.Fatal(err)
-	}
+	h.connectFake(name, h.scim, groups...)
 }
 
 // hire inserts an employee and the employee.hired event, as HR sync does.

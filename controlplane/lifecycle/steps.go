@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -289,7 +290,16 @@ func person(emp domain.Employee) apps.Person {
 type AppResult struct {
 	apps.Result
 	Error string `json:"error,omitempty"`
+	// Outcome: done, retrying (a transient failure), blocked (a permanent failure
+	// with a manual task) or done_by_hand (a person completed that task).
+	Outcome    string `json:"outcome"`
+	ManualTask string `json:"manual_task,omitempty"`
+	DoneBy     string `json:"done_by,omitempty"`
+	Note       string `json:"note,omitempty"`
 }
+
+// taskAppAccess is the manual task kind of an app a connector could not do.
+const taskAppAccess = "manual_app_access"
 
 func (e *Engine) grantApps(ctx context.Context, rc *runCtx) (outcome, error) {
 	if !rc.data.AppAccess {
@@ -308,51 +318,129 @@ func (e *Engine) grantApps(ctx context.Context, rc *runCtx) (outcome, error) {
 	}
 	grants := apps.Evaluate(rules, apps.Subject{Departments: rc.emp.HR.Departments, Role: rc.emp.HR.Title, MemberType: string(rc.emp.HR.MemberType)})
 	p := person(rc.emp)
-	results, err := runApps(grants, func(g apps.Grant) (apps.Result, error) {
+	return e.runApps(rc, "grant", grants, func(g apps.Grant) (apps.Result, error) {
 		c, err := reg.Get(g.App)
 		if err != nil {
 			return apps.Result{App: g.App}, Permanent(err)
 		}
-		return c.Grant(ctx, p, g.Groups)
+		if !c.Capabilities().Provision {
+			return apps.Result{App: g.App}, Permanent(fmt.Errorf("the %s connector cannot create accounts: %w", g.App, apps.ErrNotSupported))
+		}
+		r, err := c.Provision(ctx, p, g.Groups)
+		if err != nil || r.Action != "suspended" {
+			return r, err
+		}
+		// A suspended account of someone hired (again): reactivating it is this
+		// step's explicit decision, recorded as such.
+		rr, err := c.Reactivate(ctx, p)
+		if err == nil {
+			r.Action = rr.Action
+		}
+		return r, err
 	})
-	return outcome{state: StepSucceeded, output: map[string]any{"apps": results}}, err
 }
 
-// runApps runs fn for every grant, collecting per-app results. A transient failure of
-// any app makes the step retry (all connectors are idempotent); otherwise a permanent
-// failure fails the step with every app's result visible.
-func runApps(grants []apps.Grant, fn func(apps.Grant) (apps.Result, error)) ([]AppResult, error) {
+// runApps runs fn for every grant and decides the step from every app's result:
+// a transient failure (429, 5xx, timeout) retries the step (connectors are
+// idempotent; apps already done report unchanged); a permanent one (409, 400, a
+// missing group, refused credentials) gets a manual task naming the app and the
+// target's reason, and blocks the step, which never reports done while an app is
+// not. An app whose task is open is not called again; one whose task a person
+// completed counts as done by hand.
+func (e *Engine) runApps(rc *runCtx, verb string, grants []apps.Grant, fn func(apps.Grant) (apps.Result, error)) (outcome, error) {
 	var out []AppResult
-	var transient, permanent []string
+	var tasks []store.LifecycleTask
+	var transient, blocked []string
+	var wait time.Duration
+	prev := previousApps(rc.st.Output)
 	for _, g := range grants {
+		if t, ok := rc.manualTask(taskAppAccess, g.App); ok {
+			ar := prev[g.App]
+			ar.App, ar.ManualTask = g.App, t.ID
+			if t.State == "done" {
+				ar.Outcome, ar.DoneBy, ar.Note = outcomeByHand, t.CompletedBy, t.Note
+			} else {
+				ar.Outcome = outcomeBlocked
+				blocked = append(blocked, fmt.Sprintf("%s: %s (task %s)", g.App, orDefault(ar.Error, "not done"), t.ID))
+			}
+			out = append(out, ar)
+			continue
+		}
 		r, err := fn(g)
 		if r.App == "" {
 			r.App = g.App
 		}
-		ar := AppResult{Result: r}
+		if p, ok := prev[g.App]; ok && err == nil && r.Action == "unchanged" && p.Outcome == outcomeDone {
+			// A retry of the step finds what an earlier run did: keep saying what that
+			// was (a reactivation on a cancelled termination reads it).
+			r.Action = p.Action
+		}
+		ar := AppResult{Result: r, Outcome: outcomeDone}
 		if err != nil {
 			ar.Error = err.Error()
 			var perm permanentError
-			if errors.Is(err, apps.ErrUnavailable) || (!errors.As(err, &perm) && !isClientError(err)) {
+			if !errors.As(err, &perm) && (apps.IsTransient(err) || !isTargetError(err)) {
+				ar.Outcome = "retrying"
 				transient = append(transient, g.App)
+				var te *apps.TargetError
+				if errors.As(err, &te) && te.RetryAfter > wait {
+					wait = te.RetryAfter
+				}
 			} else {
-				permanent = append(permanent, g.App)
+				ar.Outcome, ar.ManualTask = outcomeBlocked, domain.NewID()
+				tasks = append(tasks, store.LifecycleTask{ID: ar.ManualTask, Kind: taskAppAccess, SubjectID: g.App,
+					Title:  fmt.Sprintf("%s %s access for %s by hand", titleVerb(verb), g.App, displayName(rc.emp)),
+					Detail: appAdvice(verb, g.App, err)})
+				blocked = append(blocked, fmt.Sprintf("%s: %s (task %s)", g.App, ar.Error, ar.ManualTask))
 			}
 		}
 		out = append(out, ar)
 	}
+	o := outcome{state: StepSucceeded, output: map[string]any{"apps": out}, tasks: tasks, retryAfter: wait}
 	switch {
 	case len(transient) > 0:
-		return out, fmt.Errorf("apps unavailable: %s", strings.Join(transient, ", "))
-	case len(permanent) > 0:
-		return out, Permanent(fmt.Errorf("apps failed: %s", strings.Join(permanent, ", ")))
+		// Every app's result stays on the step while it retries.
+		return o, fmt.Errorf("apps unavailable: %s", strings.Join(transient, ", "))
+	case len(blocked) > 0:
+		o.state = StepBlocked
+		o.blocked = truncateText(fmt.Sprintf("app access not done on %d of %d apps: %s; see the manual tasks", len(blocked), len(grants),
+			strings.Join(blocked, "; ")), 1000)
 	}
-	return out, nil
+	return o, nil
 }
 
-func isClientError(err error) bool {
-	var se *apps.SCIMError
-	return errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && se.Status != 429
+// isTargetError reports whether err came from a connector talking to its target
+// (anything else, a store error say, is retried as before).
+func isTargetError(err error) bool {
+	var te *apps.TargetError
+	return errors.As(err, &te)
+}
+
+// appAdvice is a manual task's text: the app, the target's own reason and what to do.
+func appAdvice(verb, app string, err error) string {
+	why := "the app refused the request"
+	switch {
+	case errors.Is(err, apps.ErrAuth):
+		why = "the app refused Lanyard's credentials (expired, revoked or missing a scope): fix the connector's credentials"
+	case errors.Is(err, apps.ErrNotSupported):
+		why = "the connector cannot do this"
+	}
+	return fmt.Sprintf("%s: %s. The app said: %v. %s the access in %s by hand and complete this task (your name and note are recorded), or fix the cause and retry the step.",
+		app, why, err, titleVerb(verb), app)
+}
+
+// previousApps is what the step's last run recorded per app.
+func previousApps(output []byte) map[string]AppResult {
+	var o struct {
+		Apps []AppResult `json:"apps"`
+	}
+	m := map[string]AppResult{}
+	if len(output) > 0 && json.Unmarshal(output, &o) == nil {
+		for _, r := range o.Apps {
+			m[r.App] = r
+		}
+	}
+	return m
 }
 
 func (e *Engine) awaitCheckIn(ctx context.Context, rc *runCtx) (outcome, error) {
@@ -385,14 +473,20 @@ func (e *Engine) revokeApps(ctx context.Context, rc *runCtx) (outcome, error) {
 	}
 	sortGrants(grants)
 	p := person(rc.emp)
-	results, err := runApps(grants, func(g apps.Grant) (apps.Result, error) {
-		mode := modes[g.App]
-		if mode == "" {
-			mode = apps.RevokeDeactivate
+	return e.runApps(rc, "remove", grants, func(g apps.Grant) (apps.Result, error) {
+		c := reg[g.App]
+		caps := c.Capabilities()
+		if modes[g.App] == apps.RevokeDelete {
+			if !caps.Remove {
+				return apps.Result{App: g.App}, Permanent(fmt.Errorf("the %s connector cannot delete accounts: %w", g.App, apps.ErrNotSupported))
+			}
+			return c.Remove(ctx, p)
 		}
-		return reg[g.App].Revoke(ctx, p, mode)
+		if !caps.Suspend {
+			return apps.Result{App: g.App}, Permanent(fmt.Errorf("the %s connector cannot suspend accounts: %w", g.App, apps.ErrNotSupported))
+		}
+		return c.Suspend(ctx, p)
 	})
-	return outcome{state: StepSucceeded, output: map[string]any{"apps": results}}, err
 }
 
 // Device outcomes on a lock or wipe step (deviceResult.Outcome).

@@ -8,6 +8,7 @@ package server
 import (
 	"context"
 
+	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring"
@@ -15,12 +16,23 @@ import (
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
 )
 
+// connectorBuilders are the app connector kinds this server can build, one Builder
+// per kind (explicit: no init() registration).
+func connectorBuilders() map[string]apps.Builder {
+	return map[string]apps.Builder{
+		"scim": apps.BuildSCIM,
+		// The native connectors register here as their branches land:
+		// "google": google.Build, "okta": okta.Build, "entra": entra.Build,
+		// "github": github.Build, "slack": slackscim.Build.
+	}
+}
+
 // buildLifecycle builds the engine on the shared command model (lock and wipe, over the
 // agent or, with the MDM channel registered on it, MDM), the Apple MDM service (ADE and
 // Mac enrollment links) and the installers (agent installer links for other platforms).
 func buildLifecycle(d Deps, commands wiring.Submitter, mdm *apple.Service, inst *installersvc.Service) *lifecycle.Engine {
 	return wiring.New(wiring.Deps{DB: d.DB, Keys: d.Keyring, Jobs: d.Jobs, Registry: d.JobRegistry, Logger: d.Logger, Metrics: d.Registry,
-		Commands: commands, MDM: mdm,
+		Commands: commands, MDM: mdm, Connectors: connectorBuilders(),
 		// Non-Mac enrollment: an expiring public link to the org's agent installer
 		// (enrollment secret baked in) for the new hire; when no package can be built
 		// here (no agent binaries beside lanyard), the admin download route instead.

@@ -13,11 +13,15 @@ import (
 // AppConnector is an org's configuration for one application (SCIM first). The bearer
 // token is stored sealed by secrets.Keyring; the store never sees it in clear.
 type AppConnector struct {
-	ID          string    `json:"id"`
-	OrgID       string    `json:"org_id"`
-	App         string    `json:"app"`
-	Kind        string    `json:"kind"`
-	BaseURL     string    `json:"base_url"`
+	ID      string `json:"id"`
+	OrgID   string `json:"org_id"`
+	App     string `json:"app"`
+	Kind    string `json:"kind"`
+	BaseURL string `json:"base_url"`
+	// Settings is the kind's own JSON settings (never a secret).
+	Settings string `json:"settings,omitempty"`
+	// AuthKind is bearer, basic or oauth: what the sealed secret is.
+	AuthKind    string    `json:"auth_kind,omitempty"`
 	TokenSealed string    `json:"-"`
 	RevokeMode  string    `json:"revoke_mode"`
 	CreatedAt   time.Time `json:"created_at"`
@@ -40,12 +44,19 @@ func (db *DB) UpsertAppConnector(ctx context.Context, c *AppConnector) error {
 		c.ID = domain.NewID()
 	}
 	c.CreatedAt = domain.Now()
+	if c.Settings == "" {
+		c.Settings = "{}"
+	}
+	if c.AuthKind == "" {
+		c.AuthKind = "bearer"
+	}
 	return db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM app_connectors WHERE org_id = $1 AND app = $2`, c.OrgID, c.App); err != nil {
 			return fmt.Errorf("replace connector %s: %w", c.App, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO app_connectors (id, org_id, app, kind, base_url, token_sealed, revoke_mode, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, c.ID, c.OrgID, c.App, c.Kind, c.BaseURL, c.TokenSealed, c.RevokeMode, c.CreatedAt); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO app_connectors (id, org_id, app, kind, base_url, token_sealed, revoke_mode, created_at, settings, auth_kind)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, c.ID, c.OrgID, c.App, c.Kind, c.BaseURL, c.TokenSealed, c.RevokeMode, c.CreatedAt,
+			c.Settings, c.AuthKind); err != nil {
 			return fmt.Errorf("insert connector %s: %w", c.App, err)
 		}
 		return WriteAudit(ctx, tx, AuditFor(ctx, c.OrgID, "app.connector.saved", "app_connector", c.ID, nil, c))
@@ -56,9 +67,9 @@ func (db *DB) UpsertAppConnector(ctx context.Context, c *AppConnector) error {
 func (db *DB) ListAppConnectors(ctx context.Context, orgID string) ([]AppConnector, error) {
 	return queryAll(ctx, db.SQL, "list connectors", func(s rowScanner) (AppConnector, error) {
 		var c AppConnector
-		err := s.Scan(&c.ID, &c.OrgID, &c.App, &c.Kind, &c.BaseURL, &c.TokenSealed, &c.RevokeMode, &c.CreatedAt)
+		err := s.Scan(&c.ID, &c.OrgID, &c.App, &c.Kind, &c.BaseURL, &c.TokenSealed, &c.RevokeMode, &c.CreatedAt, &c.Settings, &c.AuthKind)
 		return c, err
-	}, `SELECT id, org_id, app, kind, base_url, token_sealed, revoke_mode, created_at
+	}, `SELECT id, org_id, app, kind, base_url, token_sealed, revoke_mode, created_at, settings, auth_kind
 		FROM app_connectors WHERE org_id = $1 ORDER BY app`, orgID)
 }
 

@@ -6,6 +6,13 @@
 // paging, `eq` filters, PATCH with add/replace/remove, weak ETags with
 // If-Match (412 on mismatch), uniqueness conflicts (409), and a switch that
 // makes the whole service answer 503 so callers can test outages.
+//
+// Options reproduce what real targets do that a conforming client must survive
+// (each one exposed a bug against a third-party server): a case-sensitive userName
+// filter while uniqueness stays case-insensitive (409 on create), users without
+// "active", PATCH answered 204 with no body, basic auth, and an OAuth 2.0
+// client-credentials token endpoint. Failures can be injected per request (429 with
+// Retry-After, 5xx, a slow answer). REFERENCE.md lists the shapes followed.
 package fakescim
 
 import (
@@ -98,10 +105,59 @@ type Server struct {
 	requests int
 	byMethod map[string]int
 	now      func() time.Time
+
+	opts   options
+	fails  []failure
+	delay  time.Duration
+	tokens map[string]bool // issued OAuth access tokens still valid
+}
+
+type options struct {
+	caseSensitiveFilter bool
+	noActive            bool
+	patchNoContent      bool
+	basicUser, basicPwd string
+	oauthID, oauthKey   string
+}
+
+// failure is an injected answer for the next request.
+type failure struct {
+	method     string // "" for any
+	status     int
+	retryAfter string
+	scimType   string
+	detail     string
+}
+
+// Option configures the fake at Start.
+type Option func(*options)
+
+// CaseSensitiveUserNameFilter makes `userName eq` compare case-sensitively, as some
+// servers do, while creating a user whose name differs only in case still answers
+// 409 uniqueness (userName is caseExact=false in RFC 7643 §4.1.1).
+func CaseSensitiveUserNameFilter() Option { return func(o *options) { o.caseSensitiveFilter = true } }
+
+// WithoutActive renders users without the "active" attribute (it is optional in
+// RFC 7643 §4.1.1); PATCHes of active are still accepted and stored.
+func WithoutActive() Option { return func(o *options) { o.noActive = true } }
+
+// PatchNoContent answers a successful PATCH with 204 and no body (RFC 7644 §3.5.2).
+func PatchNoContent() Option { return func(o *options) { o.patchNoContent = true } }
+
+// BasicAuth requires HTTP basic auth (RFC 7617) with user and password instead of
+// the bearer token.
+func BasicAuth(user, password string) Option {
+	return func(o *options) { o.basicUser, o.basicPwd = user, password }
+}
+
+// OAuthClient serves POST /oauth/token (client credentials, RFC 6749 §4.4) for one
+// client and accepts only the access tokens it issued.
+func OAuthClient(clientID, clientSecret string) Option {
+	return func(o *options) { o.oauthID, o.oauthKey = clientID, clientSecret }
 }
 
 // Start listens on 127.0.0.1 on a free port and serves until Close.
-func Start(token string) (*Server, error) {
+func Start(token string, opts ...Option) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("fakescim: listen: %w", err)
@@ -114,6 +170,10 @@ func Start(token string) (*Server, error) {
 		groups:   map[string]*Group{},
 		byMethod: map[string]int{},
 		now:      func() time.Time { return time.Now().UTC() },
+		tokens:   map[string]bool{},
+	}
+	for _, o := range opts {
+		o(&s.opts)
 	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
@@ -128,6 +188,83 @@ func (s *Server) SetDown(down bool) {
 	s.mu.Lock()
 	s.down = down
 	s.mu.Unlock()
+}
+
+// FailNext makes the next n requests answer status with the SCIM error body, and a
+// Retry-After header when retryAfter is not empty (429 throttling, 5xx outages,
+// 401 expired credentials).
+func (s *Server) FailNext(n, status int, retryAfter, scimType, detail string) {
+	s.FailNextOn("", n, status, retryAfter, scimType, detail)
+}
+
+// FailNextOn is FailNext for requests of one HTTP method only ("POST": the create).
+func (s *Server) FailNextOn(method string, n, status int, retryAfter, scimType, detail string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 0; i < n; i++ {
+		s.fails = append(s.fails, failure{method: method, status: status, retryAfter: retryAfter, scimType: scimType, detail: detail})
+	}
+}
+
+// SetDelay makes every answer wait d first (a slow or hung target; the wait ends
+// early when the client gives up).
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	s.delay = d
+	s.mu.Unlock()
+}
+
+// RevokeTokens invalidates every OAuth access token issued so far (the client must
+// fetch a new one, as after a credential rotation).
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	s.tokens = map[string]bool{}
+	s.mu.Unlock()
+}
+
+// TokenURL is the OAuth token endpoint (with OAuthClient).
+func (s *Server) TokenURL() string { return s.URL + "/oauth/token" }
+
+// AddUser stores a user directly (an account made in the app before Lanyard, or by
+// an admin) as given (set Active) and returns its id.
+func (s *Server) AddUser(u User) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	u.ID, u.version, u.created, u.modified = newID(), 1, now, now
+	s.users[u.ID] = &u
+	return u.ID
+}
+
+// RenameUser changes a user's userName in the app (an admin's edit Lanyard did not make).
+func (s *Server) RenameUser(id, userName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.users[id]; ok {
+		u.UserName = userName
+		s.touchUser(u)
+	}
+}
+
+// DeleteUser removes a user directly (deleted in the app by an admin).
+func (s *Server) DeleteUser(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.users, id)
+	for _, g := range s.groups {
+		removeMember(g, id)
+	}
+}
+
+// Users returns a copy of every user, oldest first.
+func (s *Server) Users() []User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []User
+	for _, u := range s.sortedUsers() {
+		out = append(out, *u)
+	}
+	return out
 }
 
 // Requests returns how many requests reached the server (including 503s).
@@ -167,6 +304,19 @@ func (s *Server) UserByName(userName string) (User, bool) {
 		}
 	}
 	return User{}, false
+}
+
+// UserChangedAt is UserByName with the time the user last changed (when a
+// suspension landed, for benchmarks).
+func (s *Server) UserChangedAt(userName string) (User, time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.users {
+		if strings.EqualFold(u.UserName, userName) {
+			return *u, u.modified, true
+		}
+	}
+	return User{}, time.Time{}, false
 }
 
 // GroupMembers returns the member user ids of the group named displayName.
@@ -221,15 +371,39 @@ func etagOf(version int) string { return fmt.Sprintf(`W/"%d"`, version) }
 // ServeHTTP routes SCIM requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	delay := s.delay
+	s.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
 	if s.down {
 		scimError(w, http.StatusServiceUnavailable, "", "service is down")
 		return
 	}
+	if f, ok := s.takeFailure(r.Method); ok {
+		if f.retryAfter != "" {
+			w.Header().Set("Retry-After", f.retryAfter)
+		}
+		scimError(w, f.status, f.scimType, orDefault(f.detail, http.StatusText(f.status)))
+		return
+	}
 	s.byMethod[r.Method]++
-	if s.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.Token {
-		scimError(w, http.StatusUnauthorized, "", "missing or invalid bearer token")
+	if r.URL.Path == "/oauth/token" && s.opts.oauthID != "" {
+		s.issueToken(w, r)
+		return
+	}
+	if !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", s.challenge())
+		scimError(w, http.StatusUnauthorized, "", "missing, invalid or expired credentials")
 		return
 	}
 	path := strings.TrimSuffix(r.URL.Path, "/")
@@ -276,6 +450,82 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// takeFailure pops the first injected failure that applies to method.
+func (s *Server) takeFailure(method string) (failure, bool) {
+	for i, f := range s.fails {
+		if f.method == "" || f.method == method {
+			s.fails = append(s.fails[:i], s.fails[i+1:]...)
+			return f, true
+		}
+	}
+	return failure{}, false
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func (s *Server) challenge() string {
+	if s.opts.basicUser != "" {
+		return `Basic realm="fakescim"`
+	}
+	return `Bearer realm="fakescim"`
+}
+
+// authorized checks the request's credentials against the configured scheme.
+func (s *Server) authorized(r *http.Request) bool {
+	switch {
+	case s.opts.basicUser != "":
+		u, p, ok := r.BasicAuth()
+		return ok && u == s.opts.basicUser && p == s.opts.basicPwd
+	case s.opts.oauthID != "":
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		return ok && s.tokens[tok]
+	case s.Token != "":
+		return r.Header.Get("Authorization") == "Bearer "+s.Token
+	}
+	return true
+}
+
+// issueToken is the token endpoint (RFC 6749 §4.4, errors per §5.2). The client
+// authenticates with basic auth or client_id/client_secret in the form.
+func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
+	oauthErr := func(status int, code, desc string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+	}
+	if r.Method != http.MethodPost {
+		oauthErr(http.StatusMethodNotAllowed, "invalid_request", "POST only")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		oauthErr(http.StatusBadRequest, "invalid_request", "bad form")
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if r.PostForm.Get("grant_type") != "client_credentials" {
+		oauthErr(http.StatusBadRequest, "unsupported_grant_type", "only client_credentials")
+		return
+	}
+	if id != s.opts.oauthID || secret != s.opts.oauthKey {
+		oauthErr(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	}
+	tok := newID()
+	s.tokens[tok] = true
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
+}
+
 // ---- rendering ----
 
 func (s *Server) renderUser(u *User) map[string]any {
@@ -283,7 +533,6 @@ func (s *Server) renderUser(u *User) map[string]any {
 		"schemas":  []string{SchemaUser},
 		"id":       u.ID,
 		"userName": u.UserName,
-		"active":   u.Active,
 		"meta": map[string]any{
 			"resourceType": "User",
 			"created":      u.created.Format(time.RFC3339),
@@ -291,6 +540,9 @@ func (s *Server) renderUser(u *User) map[string]any {
 			"location":     s.URL + "/Users/" + u.ID,
 			"version":      etagOf(u.version),
 		},
+	}
+	if !s.opts.noActive {
+		m["active"] = u.Active
 	}
 	if u.ExternalID != "" {
 		m["externalId"] = u.ExternalID
@@ -505,7 +757,14 @@ func page[T any](all []T, start, count int) []T {
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	listResources(w, r, s.sortedUsers(), userAttr, s.renderUser)
+	attr := userAttr
+	if s.opts.caseSensitiveFilter {
+		attr = func(u *User, a string) (string, bool, error) {
+			v, exact, err := userAttr(u, a)
+			return v, exact || a == "username", err
+		}
+	}
+	listResources(w, r, s.sortedUsers(), attr, s.renderUser)
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
@@ -702,6 +961,11 @@ func (s *Server) userByID(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		*u = cp
 		s.touchUser(u)
+		if s.opts.patchNoContent {
+			w.Header().Set("ETag", etagOf(u.version))
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		writeJSON(w, 200, etagOf(u.version), s.renderUser(u))
 	case http.MethodDelete:
 		if !checkIfMatch(w, r, u.version) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
+	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/hris"
@@ -119,7 +120,7 @@ func buildWorld(t *testing.T, db *store.DB, withMac bool) *world {
 	}
 	reg := jobs.NewRegistry()
 	handle := &jobs.Handle{}
-	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Commands: w.agent.API.Commands, MDM: mdm, Logger: quiet, Workers: 4,
+	w.eng = wiring.New(wiring.Deps{DB: db, Keys: kr, Jobs: handle, Registry: reg, Commands: w.agent.API.Commands, MDM: mdm, Logger: quiet, Workers: 4, Connectors: map[string]apps.Builder{"scim": apps.BuildSCIM},
 		InstallerURL: func(_ context.Context, orgID string, p domain.Platform) (string, error) {
 			return srv.URL + "/downloads/lanyard-agent-" + string(p), nil
 		},

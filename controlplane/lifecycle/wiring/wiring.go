@@ -194,6 +194,9 @@ type Deps struct {
 	Workers int
 	// Metrics, when set, gets the engine's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// Connectors builds app connectors per kind ("scim", "google", ...); a connector
+	// of a kind missing here fails its step naming the kind.
+	Connectors map[string]apps.Builder
 	// Options are extra engine options (clock, config) applied last.
 	Options []lifecycle.Option
 }
@@ -217,7 +220,7 @@ func New(d Deps) *lifecycle.Engine {
 	if d.MDM != nil {
 		enroller.ADE, enroller.Links = d.MDM, AppleLinks{S: d.MDM}
 	}
-	opts := []lifecycle.Option{lifecycle.WithKeys(d.Keys), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: d.DB, Keys: d.Keys}),
+	opts := []lifecycle.Option{lifecycle.WithKeys(d.Keys), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: d.DB, Keys: d.Keys, Builders: d.Connectors}),
 		lifecycle.WithCommander(Commander{DB: d.DB, Commands: commands}),
 		lifecycle.WithEnroller(enroller)}
 	if d.Logger != nil {
@@ -228,6 +231,8 @@ func New(d Deps) *lifecycle.Engine {
 	}
 	e := lifecycle.New(d.DB, append(opts, d.Options...)...)
 	e.Register(d.Registry, d.Workers)
+	// App reconciliation every 6 hours: orphans, and terminated people active again.
+	e.RegisterReconcile(d.Registry, 0)
 	e.SetQueue(e.NewRiverQueue(d.Jobs))
 	return e
 }
