@@ -129,8 +129,8 @@ func DeleteNotifyChannel(ctx context.Context, q Querier, orgID, id string) error
 
 // NotifyRule routes event types to an audience.
 type NotifyRule struct {
-	ID    string   `json:"id"`
-	OrgID string   `json:"org_id"`
+	ID    string `json:"id"`
+	OrgID string `json:"org_id"`
 	// Events are outbox event types; "*" matches every type.
 	Events []string `json:"events"`
 	// Audience: admins (console users with at least MinRole, by email), address (one
