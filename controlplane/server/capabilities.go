@@ -15,6 +15,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
+	"github.com/lanyardhq/lanyard/controlplane/notify"
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
 )
 
@@ -47,11 +48,13 @@ type capabilities struct {
 	demoOIDC *fakeoidc.Server
 	// audit chains the audit log and verifies it (GET /api/v1/audit/verify).
 	audit *auditchain.Service
+	// notify turns outbox events into email, Slack, webhook and log messages.
+	notify *notify.Engine
 }
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard, c.audit}
+	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard, c.audit, c.notify}
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
@@ -71,6 +74,8 @@ func (c *capabilities) list() []any {
 //     because 3 is built).
 //  8. the audit hash chain: its checkpoint key sealed by the keyring; chains after
 //     commit, so it depends on nothing above.
+//  9. notifications: consume the outbox; new hires' links from 2 (installers) and 3
+//     (Mac enrollment links).
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
 	c.auth = auth.New(auth.Options{DB: d.DB, Keyring: d.Keyring, Logger: d.Logger.With("component", "auth"), PublicURL: d.Config.PublicURL})
@@ -96,5 +101,6 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build audit chain: %w", err)
 	}
 	c.audit.RegisterJobs(d.JobRegistry, auditChainEvery)
+	c.notify = buildNotify(d, notifySenders(d), c.mdm, c.installers)
 	return c, nil
 }
