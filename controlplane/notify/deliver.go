@@ -164,7 +164,12 @@ func (e *Engine) attempt(ctx context.Context, d store.Delivery) Outcome {
 	}
 	msg, perr := e.message(ctx, d, ev)
 	if perr != nil {
-		return *perr
+		if ch.Kind != channelHook {
+			return *perr
+		}
+		// A webhook's content is the event's data; the rendered subject is a courtesy,
+		// so a template problem does not hold back a SIEM's feed.
+		msg = Message{Subject: ev.Type}
 	}
 	return e.send(ctx, ch, d.ID, d.Recipient, ev, msg)
 }

@@ -123,7 +123,7 @@ type Config struct {
 	// Workers is how many deliveries one replica sends at once (default 8).
 	Workers int
 	// Lease is how long a claimed delivery is held; past it another replica takes it
-	// over (default SendTimeout + 30 s).
+	// over (default 2·SendTimeout + 5 s: a send in progress always finishes first).
 	Lease time.Duration
 	// SendTimeout bounds one send, so a hanging receiver costs one attempt (default 20 s).
 	SendTimeout time.Duration
@@ -154,7 +154,7 @@ func (c *Config) defaults() {
 		c.SendTimeout = 20 * time.Second
 	}
 	if c.Lease <= 0 {
-		c.Lease = c.SendTimeout + 30*time.Second
+		c.Lease = 2*c.SendTimeout + 5*time.Second
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8

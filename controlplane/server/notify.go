@@ -27,7 +27,8 @@ type notifyDeps struct {
 func buildNotify(d Deps, nd notifyDeps, mdm *apple.Service, inst *installersvc.Service) *notify.Engine {
 	return notify.New(notify.Deps{DB: d.DB, Keys: d.Keyring, Logger: d.Logger, Render: nd.Render, Email: nd.Email, Slack: nd.Slack,
 		Enroll: enrollLinks(d, mdm, inst),
-		Config: notify.Config{PublicURL: d.Config.PublicURL, MaxAttempts: d.Config.NotifyMaxAttempts, Workers: d.Config.NotifyWorkers}})
+		Config: notify.Config{PublicURL: d.Config.PublicURL, MaxAttempts: d.Config.NotifyMaxAttempts, Workers: d.Config.NotifyWorkers,
+			SendTimeout: d.Config.NotifySendTimeout}})
 }
 
 // enrollLinks gives a new hire the agent installer for the platform of each laptop

@@ -40,6 +40,7 @@ type Server struct {
 	failCode  int
 	retryAft  string
 	hang      bool
+	inflight  int
 	changed   chan struct{}
 
 	addr   string
@@ -145,13 +146,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	if s.hang {
+		// Hold the request; when released, answer it normally (a slow receiver), unless
+		// the sender gave up meanwhile (then nothing is recorded: it never got an answer).
 		ch := s.hangCh
+		s.inflight++
 		s.mu.Unlock()
 		select {
 		case <-ch:
 		case <-r.Context().Done():
 		}
-		return
+		s.mu.Lock()
+		s.inflight--
+		if r.Context().Err() != nil {
+			s.mu.Unlock()
+			return
+		}
 	}
 	if s.failN > 0 {
 		s.failN--
@@ -184,6 +193,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// InFlight is how many requests are being held by Hang.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflight
 }
 
 // Received returns everything recorded so far, in arrival order.
