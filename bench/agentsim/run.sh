@@ -31,7 +31,7 @@ PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 60); do curl -fsS http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break; sleep 0.5; done
 
-TOKEN=$("$WORK/lanyard" admin create-org bench --plan pro | sed -n 's/^owner token (shown once): //p')
+TOKEN=$("$WORK/lanyard" admin create-org bench --plan pro --owner-email bench@agentsim.example | sed -n 's/^owner token (shown once): //p')
 export LANYARDCTL_CONFIG="$WORK/ctl.json"
 "$WORK/lanyardctl" login --url http://127.0.0.1:18080 --token "$TOKEN" >/dev/null
 SEC=$("$WORK/lanyardctl" --json enrollment-secrets create --name agentsim)

@@ -67,14 +67,14 @@ func serveCmd() *cobra.Command {
 					s.DB.Close()
 					return err
 				}
-				printDemoBanner(cmd, cfg, addr.String(), org, token, link)
+				printDemoBanner(cmd, cfg, addr.String(), org, token, link, s.DemoSSOSignInURL(org.ID))
 			}
 			return s.Run(cmd.Context())
 		},
 	}
 }
 
-func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org domain.Org, token, link string) {
+func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org domain.Org, token, link, sso string) {
 	w := cmd.OutOrStdout()
 	url := cfg.PublicURL
 	// The console and the sign-in link use the address the demo listens on, so the session
@@ -92,6 +92,7 @@ func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org dom
   sign in as the demo owner: %s%s
   (%s; a one-time link: set a password, then scan the TOTP code; every start prints a fresh one)
   A second admin for wipe approvals: %s
+  Single sign-on (the built-in demo provider; pick any demo.example person): %s
 
   Owner token (shown once; only its hash is stored):
 
@@ -104,7 +105,15 @@ func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org dom
   Installers: %s
 
 `, org.Name, org.Plan, console, url, addr, url, url, url, url, cfg.DataDir, console, link, server.DemoOwnerEmail,
-		server.DemoSecondAdminEmail, token, url, token, agentStatus())
+		server.DemoSecondAdminEmail, ssoLine(sso), token, url, token, agentStatus())
+}
+
+// ssoLine is the banner's SSO entry: the demo provider's sign-in link, or why there is none.
+func ssoLine(link string) string {
+	if link == "" {
+		return "not configured"
+	}
+	return link
 }
 
 // agentTargets are the platforms `make build-agents` builds (Makefile AGENT_TARGETS).

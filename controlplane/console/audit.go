@@ -24,9 +24,6 @@ type auditView struct {
 	Filter  url.Values
 	Next    string
 	Zone    string
-	// People names the actors that are users ("user:<id>" → "Name <email>"), so an
-	// entry says who did it; empty for a role that may not list users.
-	People map[string]string
 }
 
 func auditPage(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -52,15 +49,31 @@ func auditPage(c *Console, w http.ResponseWriter, r *http.Request, rq *request) 
 		return err
 	}
 	v.Next = nextPage(r, v.Entries.NextCursor)
-	if rq.P.Role.AtLeast(domain.RoleAdmin) {
-		var users api.List[store.User]
-		// Best effort: the entries are the page; without names they still show the ids.
-		if err := c.call(r, rq, "GET", "/api/v1/users?include_removed=true&limit="+strconv.Itoa(store.MaxLimit), nil, &users); err == nil {
-			v.People = make(map[string]string, len(users.Items))
-			for _, u := range users.Items {
-				v.People["user:"+u.ID] = u.Name + " <" + u.Email + ">"
-			}
-		}
-	}
+	c.namePeople(r, rq)
 	return c.render(w, rq, http.StatusOK, "audit", "", "Audit log", "audit", v)
+}
+
+// namePeople loads the names of the org's users (removed ones too, since old entries name
+// them) so the page's `who` calls say who did something instead of "user:<id>". Best
+// effort and only for roles that may list users: without names a page still shows the ids.
+func (c *Console) namePeople(r *http.Request, rq *request) {
+	if rq.people != nil || !rq.P.Role.AtLeast(domain.RoleAdmin) {
+		return
+	}
+	var users api.List[store.User]
+	if err := c.call(r, rq, "GET", "/api/v1/users?include_removed=true&limit="+strconv.Itoa(store.MaxLimit), nil, &users); err != nil {
+		return
+	}
+	rq.people = make(map[string]string, len(users.Items))
+	for _, u := range users.Items {
+		rq.people["user:"+u.ID] = u.Name + " <" + u.Email + ">"
+	}
+}
+
+// who is the `who` template function: the person's name for a user actor, else the id.
+func who(people map[string]string, actor string) string {
+	if n, ok := people[actor]; ok {
+		return n
+	}
+	return actor
 }

@@ -468,6 +468,11 @@ func TestBrowserFlowsRealAuth(t *testing.T) {
 		if err != nil || w.State == "awaiting_approval" || w.ApprovedBy == "" {
 			t.Fatalf("wipe after approval %+v %v", w, err)
 		}
+		// The command row names the people, not their ids.
+		tab2.Visit(dev)
+		if row := tab2.Text(`tr[data-command="` + wipes[0].ID + `"]`); !strings.Contains(row, "approved by Sam Osei") || strings.Contains(row, "user:") {
+			t.Errorf("wipe row should name the approver: %q", row)
+		}
 	}
 	{
 		t.Log("flow: Mac lock PIN revealed after re-authentication, audited")

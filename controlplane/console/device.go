@@ -106,6 +106,7 @@ func devicePage(c *Console, w http.ResponseWriter, r *http.Request, rq *request)
 			v.MDMCommands = mc.Items
 		}
 	}
+	c.namePeople(r, rq)
 	return c.render(w, rq, http.StatusOK, "device", "", v.Device.SerialNumber, "devices", v)
 }
 

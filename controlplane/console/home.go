@@ -138,5 +138,6 @@ func homePage(c *Console, w http.ResponseWriter, r *http.Request, rq *request) e
 		}
 		slices.SortStableFunc(v.States, func(a, b bar) int { return b.N - a.N })
 	}
+	c.namePeople(r, rq)
 	return c.render(w, rq, http.StatusOK, "home", "", "Home", "home", v)
 }

@@ -71,6 +71,7 @@ func personPage(c *Console, w http.ResponseWriter, r *http.Request, rq *request)
 		return err
 	}
 	v.Timeline = audit.Items
+	c.namePeople(r, rq)
 	return c.render(w, rq, http.StatusOK, "person", "", v.Person.HR.FirstName+" "+v.Person.HR.LastName, "people", v)
 }
 

@@ -36,6 +36,7 @@ func parseTemplates(as *assetSet) (*templates, error) {
 		"query":    withQuery,
 		"dict":     dict,
 		"list":     func(s ...string) []string { return s },
+		"who":      who,
 	}
 	base, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
 	if err != nil {
@@ -69,7 +70,10 @@ type view struct {
 	CSRF     string
 	Nav      []navItem
 	Flash    *flash
-	Page     any
+	// People names user actors for the `who` template function (empty unless the page
+	// asked for names).
+	People map[string]string
+	Page   any
 }
 
 type navItem struct {
@@ -89,7 +93,7 @@ func (c *Console) render(w http.ResponseWriter, rq *request, status int, name, b
 	if !ok {
 		return fmt.Errorf("console: no template %q", name)
 	}
-	v := view{Title: title, Section: section, SignedIn: rq.SignedIn, Sess: rq.Sess, CSRF: rq.CSRF(), Flash: rq.flash, Page: data}
+	v := view{Title: title, Section: section, SignedIn: rq.SignedIn, Sess: rq.Sess, CSRF: rq.CSRF(), Flash: rq.flash, People: rq.people, Page: data}
 	if rq.SignedIn {
 		for _, n := range c.nav {
 			pattern := "GET " + n.Path

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"github.com/lanyardhq/lanyard/internal/localpath"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,6 +36,9 @@ type request struct {
 	// PreCSRF is the pre-session CSRF token (sign-in pages).
 	PreCSRF string
 	flash   *flash
+	// people names user actors ("user:<id>" → "Name <email>") once a page asked for
+	// them with Console.namePeople.
+	people map[string]string
 }
 
 // CSRF is the token forms carry: the session's when signed in, the pre-session one otherwise.
@@ -128,22 +132,8 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// safeNext returns next when it is a path on this site, "/" otherwise: a sign-in link
-// must not become an open redirect ("//evil.example", "/\evil", "https://…").
-func safeNext(next string) string {
-	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
-		strings.ContainsAny(next, "\\\r\n\t") {
-		return "/"
-	}
-	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
-		return "/"
-	}
-	if strings.HasPrefix(u.Path, "/signin") || strings.HasPrefix(u.Path, "/signout") {
-		return "/"
-	}
-	return next
-}
+// safeNext is the one rule for where a sign-in may return to (shared with SSO).
+func safeNext(next string) string { return localpath.Safe(next) }
 
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

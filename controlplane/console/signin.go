@@ -261,19 +261,21 @@ type reauthView struct {
 	SSO string
 }
 
-func (c *Console) reauthSSO(r *http.Request, rq *request) string {
+// reauthSSO is the SSO link of the re-authentication page: the provider must ask again,
+// and the browser comes back to next (the reveal that asked for it).
+func (c *Console) reauthSSO(r *http.Request, rq *request, next string) string {
 	if l := c.ssoLink(r, rq.Sess.OrgID); l != "" {
-		return l + "&reauth=1"
+		return l + "&reauth=1&next=" + url.QueryEscape(safeNext(next))
 	}
 	return ""
 }
 
 func reauthPage(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
-	return c.render(w, rq, http.StatusOK, "reauth", "", "Confirm it is you", "", reauthView{Next: safeNext(r.URL.Query().Get("next")), SSO: c.reauthSSO(r, rq)})
+	return c.render(w, rq, http.StatusOK, "reauth", "", "Confirm it is you", "", reauthView{Next: safeNext(r.URL.Query().Get("next")), SSO: c.reauthSSO(r, rq, r.URL.Query().Get("next"))})
 }
 
 func reauthPost(c *Console, w http.ResponseWriter, r *http.Request, rq *request) error {
-	v := reauthView{Next: safeNext(r.PostFormValue("next")), SSO: c.reauthSSO(r, rq)}
+	v := reauthView{Next: safeNext(r.PostFormValue("next")), SSO: c.reauthSSO(r, rq, r.PostFormValue("next"))}
 	code := strings.ReplaceAll(strings.TrimSpace(r.PostFormValue("code")), " ", "")
 	sess, err := c.opts.Auth.Reauthenticate(r.Context(), rq.Sess.ID, r.PostFormValue("password"), code, clientMeta(r))
 	if err != nil {

@@ -193,7 +193,7 @@ func TestSignInForms(t *testing.T) {
 				t.Fatalf("sign in: %d", p.Status)
 			}
 			p := br.get("/reauth?next=%2Fdevices")
-			if got := strings.Contains(p.Body, `href="/auth/sso/start?org=`+org+`&amp;reauth=1"`); got != want {
+			if got := strings.Contains(p.Body, `href="/auth/sso/start?org=`+org+`&amp;reauth=1&amp;next=%2Fdevices"`); got != want {
 				t.Errorf("org with SSO %v: re-authenticate-with-SSO link shown %v: %s", want, got, p.Body)
 			}
 		}

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/lanyardhq/lanyard/internal/localpath"
 	"net"
 	"net/http"
 	"strings"
@@ -46,17 +47,17 @@ func buildSSO(d Deps, signIn oidcSignIn) (*oidc.Service, *fakeoidc.Server, error
 // finds the admin by org and email (and binds issuer+subject), then the session cookie is
 // set and the browser goes home. On error nothing is written; SSO redirects to /signin.
 func sessionStarter(a oidcSignIn, secure bool) oidc.SessionStarter {
-	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string, authTime time.Time) error {
+	return func(ctx context.Context, w http.ResponseWriter, r *http.Request, v oidc.Vouched) error {
 		ip, _, err := net.SplitHostPort(r.RemoteAddr)
 		if err != nil {
 			ip = r.RemoteAddr
 		}
-		sess, err := a.SignInOIDC(ctx, orgID, issuer, subject, email, authTime, auth.ClientMeta{IP: ip, UserAgent: r.UserAgent()})
+		sess, err := a.SignInOIDC(ctx, v.OrgID, v.Issuer, v.Subject, v.Email, v.AuthTime, auth.ClientMeta{IP: ip, UserAgent: r.UserAgent()})
 		if err != nil {
 			return err
 		}
 		auth.SetSessionCookie(w, r, sess, secure)
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, localpath.Safe(v.Next), http.StatusSeeOther)
 		return nil
 	}
 }

@@ -145,6 +145,8 @@ type SSOState struct {
 	VerifierSealed string
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
+	// Next is the local path to return to after the sign-in ("" for home).
+	Next string
 }
 
 // SSOVerifierAAD binds a sealed PKCE verifier to its state row.
@@ -166,8 +168,8 @@ func (db *DB) InsertSSOState(ctx context.Context, s SSOState, now time.Time, max
 			return fmt.Errorf("org %s has %d single sign-ins in flight: %w", s.OrgID, n, ErrConflict)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sso_states (state_hash, org_id, binding_hash, issuer, client_id, nonce,
-			verifier_sealed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			s.StateHash, s.OrgID, s.BindingHash, s.Issuer, s.ClientID, s.Nonce, s.VerifierSealed, s.CreatedAt.UTC(), s.ExpiresAt.UTC())
+			verifier_sealed, created_at, expires_at, next_path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			s.StateHash, s.OrgID, s.BindingHash, s.Issuer, s.ClientID, s.Nonce, s.VerifierSealed, s.CreatedAt.UTC(), s.ExpiresAt.UTC(), s.Next)
 		if err != nil {
 			return fmt.Errorf("insert sso state: %w", err)
 		}
@@ -181,8 +183,8 @@ func (db *DB) InsertSSOState(ctx context.Context, s SSOState, now time.Time, max
 func (db *DB) ConsumeSSOState(ctx context.Context, stateHash string) (SSOState, error) {
 	s := SSOState{StateHash: stateHash}
 	err := db.SQL.QueryRowContext(ctx, `DELETE FROM sso_states WHERE state_hash = $1
-		RETURNING org_id, binding_hash, issuer, client_id, nonce, verifier_sealed, created_at, expires_at`, stateHash).
-		Scan(&s.OrgID, &s.BindingHash, &s.Issuer, &s.ClientID, &s.Nonce, &s.VerifierSealed, &s.CreatedAt, &s.ExpiresAt)
+		RETURNING org_id, binding_hash, issuer, client_id, nonce, verifier_sealed, created_at, expires_at, next_path`, stateHash).
+		Scan(&s.OrgID, &s.BindingHash, &s.Issuer, &s.ClientID, &s.Nonce, &s.VerifierSealed, &s.CreatedAt, &s.ExpiresAt, &s.Next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, fmt.Errorf("sso state: %w", ErrNotFound)
 	}

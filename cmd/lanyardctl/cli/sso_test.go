@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/api"
 	"github.com/lanyardhq/lanyard/controlplane/api/apitest"
@@ -25,7 +24,7 @@ import (
 func TestSSOCommandsAgainstRealAPI(t *testing.T) {
 	db := storetest.NewSQLite(t)
 	kr, _ := secrets.New(secrets.NewKey())
-	never := func(context.Context, http.ResponseWriter, *http.Request, string, string, string, string, time.Time) error {
+	never := func(context.Context, http.ResponseWriter, *http.Request, oidc.Vouched) error {
 		t.Error("no sign-in happens in this test")
 		return nil
 	}

@@ -21,7 +21,7 @@ func TestEmailVerified(t *testing.T) {
 		{"xms_edov from another issuer", `{"email":"a@x.com","xms_edov":true}`, "https://login.microsoftonline.com.evil.example/v2.0", false},
 	}
 	for _, tc := range cases {
-		var c emailClaims
+		var c idClaims
 		if err := json.Unmarshal([]byte(tc.claims), &c); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}

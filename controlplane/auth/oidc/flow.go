@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"github.com/lanyardhq/lanyard/internal/localpath"
 	"net"
 	"net/http"
 	"net/url"
@@ -69,7 +70,7 @@ func ErrorMessage(code string) string {
 	return messages[CodeInternal]
 }
 
-// start begins a sign-in: GET /auth/sso/start?org=<org id>[&email=<login hint>].
+// start begins a sign-in: GET /auth/sso/start?org=<org id>[&email=<login hint>][&next=<local path>][&reauth=1].
 func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	ctx := domain.WithActor(r.Context(), domain.Actor{ID: "public:" + StartPath})
 	orgID := r.URL.Query().Get("org")
@@ -101,7 +102,8 @@ func (s *Service) start(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now()
 	err = s.cfg.Store.InsertSSOState(ctx, store.SSOState{StateHash: sh, OrgID: orgID, BindingHash: hashString(binding),
-		Issuer: c.Issuer, ClientID: c.ClientID, Nonce: nonce, VerifierSealed: sealed, CreatedAt: now, ExpiresAt: now.Add(stateTTL)},
+		Issuer: c.Issuer, ClientID: c.ClientID, Nonce: nonce, VerifierSealed: sealed, CreatedAt: now, ExpiresAt: now.Add(stateTTL),
+		Next: localpath.Safe(r.URL.Query().Get("next"))},
 		now, maxInFlight)
 	if errors.Is(err, store.ErrConflict) {
 		s.fail(w, r, orgID, CodeBusy, store.SSOFailure{Issuer: c.Issuer}, err, false)
@@ -245,7 +247,8 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, st.OrgID, CodeDomainNotAllowed, base, errors.New("email domain not in the allowed list"), false)
 		return
 	}
-	if err := s.cfg.Start(ctx, w, r, st.OrgID, c.Issuer, idt.Subject, id.email, id.authTime); err != nil {
+	v := Vouched{OrgID: st.OrgID, Issuer: c.Issuer, Subject: idt.Subject, Email: id.email, AuthTime: id.authTime, Next: localpath.Safe(st.Next)}
+	if err := s.cfg.Start(ctx, w, r, v); err != nil {
 		code := CodeNoAccount
 		switch {
 		case errors.Is(err, auth.ErrLocked):
@@ -267,9 +270,10 @@ type identity struct {
 	authTime time.Time // zero without an auth_time claim
 }
 
-// emailClaims are the claims read for the email. Entra ID sends no email_verified; its
+// idClaims are the ID token claims read for the person: email, its verification and
+// auth_time. Entra ID sends no email_verified; its
 // optional claim xms_edov says the email's domain is verified by the tenant.
-type emailClaims struct {
+type idClaims struct {
 	AuthTime      int64        `json:"auth_time"`
 	Email         string       `json:"email"`
 	EmailVerified boolOrString `json:"email_verified"`
@@ -279,7 +283,7 @@ type emailClaims struct {
 // identity reads the email from the ID token, or from UserInfo when the token has none
 // (OIDC Core 5.3.2: UserInfo's sub must then equal the token's).
 func (s *Service) identity(ctx context.Context, p *gooidc.Provider, idt *gooidc.IDToken, tok *oauth2.Token) (identity, error) {
-	var c emailClaims
+	var c idClaims
 	if err := idt.Claims(&c); err != nil {
 		return identity{}, err
 	}
@@ -303,7 +307,7 @@ func (s *Service) identity(ctx context.Context, p *gooidc.Provider, idt *gooidc.
 }
 
 // verified: email_verified, or on Entra ID (which never sends it) xms_edov.
-func (c emailClaims) verified(issuer string) bool {
+func (c idClaims) verified(issuer string) bool {
 	return bool(c.EmailVerified) || (bool(c.EDOV) && isEntra(issuer))
 }
 

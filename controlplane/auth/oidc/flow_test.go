@@ -359,3 +359,25 @@ func TestReauthAsksTheProviderAgain(t *testing.T) {
 		}
 	}
 }
+
+// The browser comes back where the sign-in started (a re-authentication returns to the
+// reveal that asked for it), and only to a local path: an outside or malformed next is home.
+func TestSignInReturnsToALocalNext(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		for _, tc := range []struct{ next, want string }{
+			{"/devices/d1/secrets?reveal=1", "/devices/d1/secrets?reveal=1"},
+			{"", "/"},
+			{"//evil.example/steal", "/"},
+			{"https://evil.example/", "/"},
+			{"/signin", "/"},
+		} {
+			b := newBrowser(t)
+			authURL := b.startSSOWith(e, "&reauth=1&next="+url.QueryEscape(tc.next))
+			resp, _ := b.get(b.login(authURL, "alice@example.com"))
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != tc.want {
+				t.Errorf("next %q: callback %d → %q, want %q", tc.next, resp.StatusCode, resp.Header.Get("Location"), tc.want)
+			}
+		}
+	})
+}

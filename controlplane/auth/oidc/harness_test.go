@@ -186,16 +186,16 @@ func (e *env) configure(issuer string, enabled bool) {
 }
 
 // start is the SessionStarter: it records the person and redirects home.
-func (e *env) start(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string, authTime time.Time) error {
+func (e *env) start(ctx context.Context, w http.ResponseWriter, r *http.Request, v oidc.Vouched) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.startErr != nil {
 		return e.startErr
 	}
-	e.calls = append(e.calls, startCall{orgID, issuer, subject, email})
-	e.authTimes = append(e.authTimes, authTime)
+	e.calls = append(e.calls, startCall{v.OrgID, v.Issuer, v.Subject, v.Email})
+	e.authTimes = append(e.authTimes, v.AuthTime)
 	http.SetCookie(w, &http.Cookie{Name: "test_session", Value: "opened", Path: "/"})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, v.Next, http.StatusSeeOther)
 	return nil
 }
 

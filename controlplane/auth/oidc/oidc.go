@@ -60,7 +60,16 @@ var Scopes = []string{gooidc.ScopeOpenID, "email", "profile"}
 // authTime is when the provider last authenticated the person (the ID token's auth_time;
 // zero when it sent none): a session's proof for revealing secrets is that time, not the
 // time of a redirect the provider may have answered from its own long-lived session.
-type SessionStarter func(ctx context.Context, w http.ResponseWriter, r *http.Request, orgID, issuer, subject, email string, authTime time.Time) error
+type SessionStarter func(ctx context.Context, w http.ResponseWriter, r *http.Request, v Vouched) error
+
+// Vouched is who the provider vouched for, and where the browser goes afterwards.
+type Vouched struct {
+	OrgID, Issuer, Subject, Email string
+	AuthTime                      time.Time
+	// Next is a local path (checked by localpath.Safe when the sign-in started and
+	// again here) to return to; "/" for home.
+	Next string
+}
 
 // Store is the persistence SSO needs; *store.DB implements it.
 type Store interface {
