@@ -264,7 +264,7 @@ func (e *Engine) TestChannel(ctx context.Context, orgID, id, to string) (Outcome
 	msg := Message{Subject: "Lanyard test message", Text: "This is a test from Lanyard."}
 	if e.render != nil {
 		m, err := e.render.Render("test", Data{OrgName: org.Name, Location: org.Location(), PublicURL: strings.TrimRight(e.cfg.PublicURL, "/"),
-			At: ev.At, Link: "/console/notifications", Fields: map[string]string{"channel": c.Name}})
+			At: ev.At, Link: "/notifications", Fields: map[string]string{"channel": c.Name}})
 		if err != nil {
 			return Outcome{}, fmt.Errorf("render the test message: %w", err)
 		}

@@ -22,7 +22,8 @@ type Data struct {
 	At        time.Time
 	Person    *Person
 	Device    *Device
-	// Link is the item's path in the console; templates render PublicURL+Link.
+	// Link is the item's path in the console ("/people/<id>"); templates render
+	// PublicURL+Link.
 	Link   string
 	Fields map[string]string
 	Items  []Item
@@ -177,11 +178,11 @@ func link(subjectType, id string) string {
 	}
 	switch subjectType {
 	case "employee":
-		return "/console/people/" + id
+		return "/people/" + id
 	case "device":
-		return "/console/devices/" + id
+		return "/devices/" + id
 	case "notify_delivery":
-		return "/console/notifications?delivery=" + id
+		return "/notifications/" + id
 	}
 	return ""
 }

@@ -101,6 +101,10 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build audit chain: %w", err)
 	}
 	c.audit.RegisterJobs(d.JobRegistry, auditChainEvery)
-	c.notify = buildNotify(d, notifySenders(d), c.mdm, c.installers)
+	nd, err := notifySenders(d)
+	if err != nil {
+		return nil, fmt.Errorf("build notify: %w", err)
+	}
+	c.notify = buildNotify(d, nd, c.mdm, c.installers)
 	return c, nil
 }

@@ -12,6 +12,9 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
 	"github.com/lanyardhq/lanyard/controlplane/notify"
+	"github.com/lanyardhq/lanyard/controlplane/notify/senders"
+	"github.com/lanyardhq/lanyard/controlplane/notify/slack"
+	"github.com/lanyardhq/lanyard/controlplane/notify/templates"
 	"github.com/lanyardhq/lanyard/controlplane/store"
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
 )
@@ -70,9 +73,14 @@ func enrollLinks(d Deps, mdm *apple.Service, inst *installersvc.Service) notify.
 	}
 }
 
-// notifySenders are the production renderer and senders.
-func notifySenders(d Deps) notifyDeps {
-	return notifyDeps{}
+// notifySenders are the production renderer and senders: the repository's templates,
+// SMTP through notify/mail (the system's trusted roots) and Slack through notify/slack.
+func notifySenders(d Deps) (notifyDeps, error) {
+	set, err := templates.Load()
+	if err != nil {
+		return notifyDeps{}, err
+	}
+	return notifyDeps{Render: senders.Templates{Set: set}, Email: senders.Mail{}, Slack: senders.Slack{Client: slack.New(nil)}}, nil
 }
 
 // seedNotify gives the demo org its default rules and a log channel, so `make run`
