@@ -68,4 +68,3 @@ func (s Slack) PostSlack(ctx context.Context, hookURL string, m notify.Message) 
 	}
 	return err
 }
-
