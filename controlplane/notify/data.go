@@ -93,6 +93,9 @@ func (e *Engine) data(ctx context.Context, d store.Delivery, ev domain.Event) (D
 		devID = ev.SubjectID
 	}
 	out.Link = link(ev.SubjectType, ev.SubjectID)
+	if out.Link == "" {
+		out.Link = sectionLinks[ev.Type]
+	}
 	if empID != "" {
 		emp, err := store.GetEmployee(ctx, e.db.SQL, d.OrgID, empID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -169,6 +172,17 @@ func (e *Engine) employeeFields(ctx context.Context, d store.Delivery, ev domain
 		}
 	}
 	return nil
+}
+
+// sectionLinks are the console sections of events whose subject has no page of its own.
+var sectionLinks = map[string]string{
+	EventTerminationsHeld:  "/justworks",
+	EventHRConnectionEnded: "/justworks",
+	EventHRSyncFailing:     "/justworks",
+	EventTaskCreated:       "/workflows",
+	EventTaskOverdue:       "/workflows",
+	EventAPNsExpiring:      "/enrollment",
+	EventDigestDue:         "/",
 }
 
 // link is the console path of an event's subject ("" when it has no page).

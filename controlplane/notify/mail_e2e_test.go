@@ -13,8 +13,10 @@ import (
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/notify"
+	"github.com/lanyardhq/lanyard/controlplane/notify/fakeslack"
 	"github.com/lanyardhq/lanyard/controlplane/notify/fakesmtp"
 	"github.com/lanyardhq/lanyard/controlplane/notify/senders"
+	"github.com/lanyardhq/lanyard/controlplane/notify/slack"
 	"github.com/lanyardhq/lanyard/controlplane/notify/templates"
 	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
@@ -235,6 +237,68 @@ func TestSMTPFailuresAreRetriedOrReported(t *testing.T) {
 						t.Fatalf("%s got %d messages", c.email, n)
 					}
 				}
+			})
+		}
+	})
+}
+
+// TestAdminPromptsReachEmailAndSlack: a held layoff and a wipe waiting for a second
+// approval prompt the admins by email and in Slack (with a link back to the item); a
+// Slack 429 is retried after its Retry-After.
+func TestAdminPromptsReachEmailAndSlack(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		h := newMailHarness(t, db)
+		fs, err := fakeslack.Start(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, _ := templates.Load()
+		h.eng = notify.New(notify.Deps{DB: db, Keys: keyring(t), Render: senders.Templates{Set: set}, Email: senders.Mail{Roots: h.smtp.RootCAs()},
+			Slack: senders.Slack{Client: slack.New(nil)}, Config: func() notify.Config { c := fastConfig(); c.PublicURL = h.site.URL; return c }()})
+		// The channels were created by the first engine with its own keyring: make them again.
+		chs, _ := store.ListNotifyChannels(h.ctx, db.SQL, h.org.ID)
+		for _, c := range chs {
+			_ = store.DeleteNotifyChannel(h.ctx, db.SQL, h.org.ID, c.ID)
+		}
+		if _, err := h.eng.CreateChannel(h.ctx, h.org.ID, notify.ChannelInput{Name: "mail", Kind: "email", Secret: "smtp-pass-0123",
+			Email: &notify.EmailConfig{Host: "127.0.0.1", Port: h.smtp.Port(), Username: "lanyard", From: "Lanyard <it@lanyard.test>"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.eng.CreateChannel(h.ctx, h.org.ID, notify.ChannelInput{Name: "it-alerts", Kind: "slack", Secret: fs.URL("it")}); err != nil {
+			t.Fatal(err)
+		}
+		h.start()
+		dev := storetest.Device(t, db, h.org.ID, "C02WIPE0001")
+		fs.Fail("it", 429, 1)
+		cases := []struct {
+			name    string
+			typ     string
+			subject string
+			id      string
+			payload map[string]any
+			want    string
+		}{
+			{"held layoff", notify.EventTerminationsHeld, "org", h.org.ID, map[string]any{"count": 12}, "12"},
+			{"wipe awaiting a second admin", notify.EventWipeApprovalPending, "device", dev.ID, map[string]any{"device_id": dev.ID}, "C02WIPE0001"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				ev := h.event(c.typ, c.subject, c.id, c.payload)
+				m := h.waitMail(func(m fakesmtp.Received) bool { return to(h.admin)(m) && strings.Contains(m.Text, c.want) })
+				if !strings.Contains(m.Text, h.site.URL) {
+					t.Fatalf("no link back in:\n%s", m.Text)
+				}
+				if _, err := fs.WaitFor(h.ctx, "it", func(ps []fakeslack.Post) bool {
+					for _, p := range ps {
+						if strings.Contains(string(p.Raw), c.want) {
+							return true
+						}
+					}
+					return false
+				}); err != nil {
+					t.Fatal(err)
+				}
+				h.waitDeliveries(ev.ID, allIn(store.DeliveryDelivered))
 			})
 		}
 	})
