@@ -16,6 +16,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
 	"github.com/lanyardhq/lanyard/controlplane/notify"
+	"github.com/lanyardhq/lanyard/controlplane/notify/senders"
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
 )
 
@@ -50,11 +51,17 @@ type capabilities struct {
 	audit *auditchain.Service
 	// notify turns outbox events into email, Slack, webhook and log messages.
 	notify *notify.Engine
+	// demoInbox is the in-process SMTP server of `make run` (nil otherwise).
+	demoInbox *demoInbox
 }
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard, c.audit, c.notify}
+	out := []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard, c.audit, c.notify}
+	if c.demoInbox != nil {
+		out = append(out, c.demoInbox)
+	}
+	return out
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
@@ -104,6 +111,12 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	nd, err := notifySenders(d)
 	if err != nil {
 		return nil, fmt.Errorf("build notify: %w", err)
+	}
+	if d.Config.Demo {
+		if c.demoInbox, err = startDemoInbox(); err != nil {
+			return nil, fmt.Errorf("start the demo inbox: %w", err)
+		}
+		nd.Email = senders.Mail{Roots: c.demoInbox.smtp.RootCAs()}
 	}
 	c.notify = buildNotify(d, nd, c.mdm, c.installers)
 	return c, nil

@@ -96,11 +96,14 @@ func (s *Server) seedNotify(ctx context.Context, org domain.Org) error {
 	if err != nil {
 		return err
 	}
+	hasLog := false
 	for _, c := range chs {
-		if c.Kind == "log" {
-			return nil
+		hasLog = hasLog || c.Kind == "log"
+	}
+	if !hasLog {
+		if _, err := s.caps.notify.CreateChannel(ctx, org.ID, notify.ChannelInput{Name: "Demo log", Kind: "log"}); err != nil {
+			return err
 		}
 	}
-	_, err = s.caps.notify.CreateChannel(ctx, org.ID, notify.ChannelInput{Name: "Demo log", Kind: "log"})
-	return err
+	return s.seedDemoEmail(ctx, org)
 }
