@@ -78,4 +78,7 @@ func TestDemoInbox(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(page), "someone@demo.example") {
 		t.Fatalf("inbox: %d %s", resp.StatusCode, page)
 	}
+	if s.caps.demoInbox == nil || DemoInboxPath != "/demo/inbox" {
+		t.Fatal("the console is not told where the demo inbox is")
+	}
 }
