@@ -85,6 +85,11 @@ func (e *Engine) data(ctx context.Context, d store.Delivery, ev domain.Event) (D
 			out.Items = append(out.Items, items(x)...)
 		}
 	}
+	for dst, src := range fieldAliases[ev.Type] {
+		if out.Fields[dst] == "" && out.Fields[src] != "" {
+			out.Fields[dst] = out.Fields[src]
+		}
+	}
 	empID, devID := str(payload["employee_id"]), str(payload["device_id"])
 	switch ev.SubjectType {
 	case "employee":
@@ -172,6 +177,15 @@ func (e *Engine) employeeFields(ctx context.Context, d store.Delivery, ev domain
 		}
 	}
 	return nil
+}
+
+// fieldAliases name the template field (key) a payload field (value) fills, where the
+// producers' payload names (docs/events.md) differ from the templates' words.
+var fieldAliases = map[string]map[string]string{
+	EventTaskCreated:   {"task": "title"},
+	EventTaskOverdue:   {"task": "title", "due": "due_at"},
+	EventCommandFailed: {"command": "kind"},
+	EventAPNsExpiring:  {"days": "days_left"},
 }
 
 // sectionLinks are the console sections of events whose subject has no page of its own.

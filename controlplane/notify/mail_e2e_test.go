@@ -303,3 +303,35 @@ func TestAdminPromptsReachEmailAndSlack(t *testing.T) {
 		}
 	})
 }
+
+// TestProducerPayloadsRender: the prompts render from the payloads their producers write
+// (docs/events.md names), through the real templates.
+func TestProducerPayloadsRender(t *testing.T) {
+	db := storetest.NewSQLite(t)
+	h := newMailHarness(t, db)
+	h.start()
+	dev := storetest.Device(t, db, h.org.ID, "C02FAIL0001")
+	cases := []struct {
+		typ, subjectType, subjectID string
+		payload                     map[string]any
+		want                        string
+	}{
+		{notify.EventTaskCreated, "task", "t1", map[string]any{"task_id": "t1", "title": "Ship a monitor to Grace", "kind": "manual"}, "Ship a monitor to Grace"},
+		{notify.EventCommandFailed, "device", dev.ID, map[string]any{"command_id": "c1", "device_id": dev.ID, "serial": dev.SerialNumber,
+			"kind": "lock", "state": "expired", "reason": "the device never checked in"}, "C02FAIL0001"},
+		{notify.EventAPNsExpiring, "org", h.org.ID, map[string]any{"topic": "com.apple.mgmt.x", "days_left": 7}, "7"},
+		{notify.EventHRSyncFailing, "hr_connection", "c1", map[string]any{"connection_id": "c1", "provider": "justworks", "reason": "401", "failures": 3}, "3"},
+	}
+	for _, c := range cases {
+		t.Run(c.typ, func(t *testing.T) {
+			ev := h.event(c.typ, c.subjectType, c.subjectID, c.payload)
+			ds := h.waitDeliveries(ev.ID, func(ds []store.Delivery) bool {
+				return len(ds) > 0 && (ds[0].State == store.DeliveryDelivered || ds[0].State == store.DeliveryFailed)
+			})
+			if ds[0].State != store.DeliveryDelivered {
+				t.Fatalf("%s: %s", ds[0].State, ds[0].LastError)
+			}
+			h.waitMail(func(m fakesmtp.Received) bool { return to(h.admin)(m) && strings.Contains(m.Text, c.want) })
+		})
+	}
+}
