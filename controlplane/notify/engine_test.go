@@ -102,6 +102,20 @@ func (h *harness) webhookChannel(rcv *fakereceiver.Server, secret string) store.
 	return c
 }
 
+// receiver starts a webhook receiver, makes it the org's only channel and sends it
+// every event (the defaults replaced by everythingToChannels).
+func (h *harness) receiver() *fakereceiver.Server {
+	h.t.Helper()
+	secret := webhook.NewSecret()
+	rcv, err := fakereceiver.Start(h.ctx, secret)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.webhookChannel(rcv, secret)
+	h.onlyRules(everythingToChannels)
+	return rcv
+}
+
 // waitDeliveries waits until the deliveries of an event satisfy ok.
 func (h *harness) waitDeliveries(eventID string, ok func([]store.Delivery) bool) []store.Delivery {
 	h.t.Helper()
@@ -147,13 +161,7 @@ func (plainRender) Render(kind string, d notify.Data) (notify.Message, error) {
 func TestWebhookRetriesDeadLetterReplay(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
 		h := newHarness(t, db, plainRender{}, nil)
-		secret := webhook.NewSecret()
-		rcv, err := fakereceiver.Start(h.ctx, secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.webhookChannel(rcv, secret)
-		h.onlyRules(everythingToChannels)
+		rcv := h.receiver()
 		h.start()
 		emp := storetest.Employee(t, db, h.org.ID, "Ada")
 
@@ -228,13 +236,7 @@ func TestWebhookRetriesDeadLetterReplay(t *testing.T) {
 func TestPermanentFailureStopsAtOnce(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
 		h := newHarness(t, db, plainRender{}, nil)
-		secret := webhook.NewSecret()
-		rcv, err := fakereceiver.Start(h.ctx, secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.webhookChannel(rcv, secret)
-		h.onlyRules(everythingToChannels)
+		rcv := h.receiver()
 		h.start()
 		rcv.Fail(1, 400, 0)
 		ev := h.event(notify.EventTaskCreated, "task", "t1", map[string]string{"title": "Ship a monitor"})
@@ -295,13 +297,7 @@ func TestEmployeeWithoutEmailIsReported(t *testing.T) {
 func TestTwoConsumersEnqueueOnce(t *testing.T) {
 	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
 		h := newHarness(t, db, plainRender{}, nil)
-		secret := webhook.NewSecret()
-		rcv, err := fakereceiver.Start(h.ctx, secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.webhookChannel(rcv, secret)
-		h.onlyRules(everythingToChannels)
+		h.receiver()
 		other := notify.New(notify.Deps{DB: db, Keys: keyring(t), Render: plainRender{}, Config: fastConfig()})
 		var evs []domain.Event
 		for i := 0; i < 20; i++ {
