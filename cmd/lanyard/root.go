@@ -67,14 +67,14 @@ func serveCmd() *cobra.Command {
 					s.DB.Close()
 					return err
 				}
-				printDemoBanner(cmd, cfg, addr.String(), org, token, link, s.DemoSSOSignInURL(org.ID))
+				printDemoBanner(cmd, cfg, addr.String(), org, token, link, s.DemoSSOSignInURL(org.ID), s.DemoInboxURL("http://"+addr.String()))
 			}
 			return s.Run(cmd.Context())
 		},
 	}
 }
 
-func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org domain.Org, token, link, sso string) {
+func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org domain.Org, token, link, sso, inbox string) {
 	w := cmd.OutOrStdout()
 	url := cfg.PublicURL
 	// The console and the sign-in link use the address the demo listens on, so the session
@@ -88,6 +88,7 @@ func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org dom
     OpenAPI       %s/api/openapi.json
     Health        %s/healthz  ·  %s/readyz  ·  %s/metrics
     Data          %s (SQLite, keyring, CA)
+    Demo inbox    %s   (every email the demo sends; each also appears as a "notification" log line)
 
   sign in as the demo owner: %s%s
   (%s; a one-time link: set a password, then scan the TOTP code; every start prints a fresh one)
@@ -104,7 +105,7 @@ func printDemoBanner(cmd *cobra.Command, cfg config.Config, addr string, org dom
 
   Installers: %s
 
-`, org.Name, org.Plan, console, url, addr, url, url, url, url, cfg.DataDir, console, link, server.DemoOwnerEmail,
+`, org.Name, org.Plan, console, url, addr, url, url, url, url, cfg.DataDir, inbox, console, link, server.DemoOwnerEmail,
 		server.DemoSecondAdminEmail, ssoLine(sso), token, url, token, agentStatus())
 }
 

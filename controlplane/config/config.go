@@ -46,6 +46,10 @@ type Config struct {
 	APNsURL string `key:"apns-url" def:"https://api.push.apple.com" help:"APNs base URL (tests point it at the fake)"`
 	DEPURL  string `key:"dep-url" def:"https://mdmenrollment.apple.com" help:"Apple DEP/ABM API base URL"`
 
+	NotifyMaxAttempts int           `key:"notify-max-attempts" def:"8" help:"attempts a notification gets against a receiver that keeps failing transiently (5xx, 429, timeouts) before it goes to the dead letter list"`
+	NotifyWorkers     int           `key:"notify-workers" def:"8" help:"notifications one replica sends at once"`
+	NotifySendTimeout time.Duration `key:"notify-send-timeout" def:"20s" help:"how long one notification send may take (a hanging SMTP server or webhook receiver costs one attempt); a replica that dies mid-send leaves its deliveries to the others after 2x this + 5s"`
+
 	Demo bool `key:"demo" def:"false" help:"seed a demo organization connected to an in-process fake Justworks (make run)"`
 }
 

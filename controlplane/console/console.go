@@ -52,6 +52,9 @@ type Options struct {
 	// SSOError turns the short code the SSO callback redirects with (/signin?error=<code>)
 	// into a message (nil: a generic one).
 	SSOError func(code string) string
+	// DemoInbox is the path of `make run`'s local inbox (the mail the demo sent), shown
+	// in the navigation ("" outside the demo).
+	DemoInbox string
 }
 
 // Console serves the web console.

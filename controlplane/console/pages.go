@@ -54,6 +54,7 @@ func navTable() []navEntry {
 		{"Justworks", "/justworks", "justworks"},
 		{"Enrollment", "/enrollment", "enrollment"},
 		{"Warehouse", "/warehouse", "warehouse"},
+		{"Notifications", "/notifications", "notifications"},
 		{"Audit", "/audit", "audit"},
 		{"Settings", "/settings", "settings"},
 		{"Users", "/users", "users"},

@@ -102,6 +102,9 @@ func (c *Console) render(w http.ResponseWriter, rq *request, status int, name, b
 			}
 			v.Nav = append(v.Nav, navItem{Label: n.Label, Path: n.Path, Current: n.Section == section, Built: c.hasPage(pattern)})
 		}
+		if c.opts.DemoInbox != "" {
+			v.Nav = append(v.Nav, navItem{Label: "Demo inbox", Path: c.opts.DemoInbox, Built: true})
+		}
 	}
 	if block == "" {
 		block = "layout"

@@ -4,12 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
@@ -84,66 +80,19 @@ func (e *Engine) listen(ctx context.Context) (stop func()) {
 	if e.db.Pool == nil {
 		return e.db.AfterCommit(func() { e.notes.signal(true, true) })
 	}
-	lctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		backoff := 100 * time.Millisecond
-		for lctx.Err() == nil {
-			err := e.listenOnce(lctx)
-			if lctx.Err() != nil {
-				return
+	return e.db.Listen(ctx, e.log, []string{notifyOutbox, notifyCommands}, func() { e.notes.signal(true, true) },
+		func(channel, payload, schema string) {
+			switch channel {
+			case notifyOutbox:
+				if payload == schema {
+					e.notes.signal(true, false)
+				}
+			case notifyCommands:
+				if s, id, ok := strings.Cut(payload, ":"); ok && s == schema {
+					e.notes.signal(false, false, id)
+				}
 			}
-			e.log.Warn("notification listener stopped; reconnecting (the poll covers the gap)", "err", err, "in", backoff)
-			select {
-			case <-lctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 10*time.Second)
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
-// listenOnce holds one dedicated connection (not a pool slot: LISTEN state must not
-// leak into queries) until it fails or ctx ends.
-func (e *Engine) listenOnce(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, e.db.Pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer func() { _ = conn.Close(context.Background()) }()
-	var schema string
-	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-		return fmt.Errorf("current schema: %w", err)
-	}
-	for _, ch := range []string{notifyOutbox, notifyCommands} {
-		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
-			return fmt.Errorf("listen %s: %w", ch, err)
-		}
-	}
-	// Whatever committed before LISTEN took effect was announced to nobody.
-	e.notes.signal(true, true)
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		switch n.Channel {
-		case notifyOutbox:
-			if n.Payload == schema {
-				e.notes.signal(true, false)
-			}
-		case notifyCommands:
-			if s, id, ok := strings.Cut(n.Payload, ":"); ok && s == schema {
-				e.notes.signal(false, false, id)
-			}
-		}
-	}
+		})
 }
 
 // commandStepKinds are the steps that wait for device commands.

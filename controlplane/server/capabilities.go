@@ -15,6 +15,8 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
+	"github.com/lanyardhq/lanyard/controlplane/notify"
+	"github.com/lanyardhq/lanyard/controlplane/notify/senders"
 	"github.com/lanyardhq/lanyard/controlplane/watch"
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
 )
@@ -52,11 +54,19 @@ type capabilities struct {
 	demoOIDC *fakeoidc.Server
 	// audit chains the audit log and verifies it (GET /api/v1/audit/verify).
 	audit *auditchain.Service
+	// notify turns outbox events into email, Slack, webhook and log messages.
+	notify *notify.Engine
+	// demoInbox is the in-process SMTP server of `make run` (nil otherwise).
+	demoInbox *demoInbox
 }
 
 // list returns the capabilities in build order.
 func (c *capabilities) list() []any {
-	return []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard, c.audit}
+	out := []any{c.auth, c.agentAPI, c.installers, c.mdm, c.hr, c.lifecycle, c.sso, c.dashboard, c.audit, c.notify}
+	if c.demoInbox != nil {
+		out = append(out, c.demoInbox)
+	}
+	return out
 }
 
 // buildCapabilities builds every capability in dependency order, handing each the ones it
@@ -76,6 +86,8 @@ func (c *capabilities) list() []any {
 //     because 3 is built).
 //  8. the audit hash chain: its checkpoint key sealed by the keyring; chains after
 //     commit, so it depends on nothing above.
+//  9. notifications: consume the outbox; new hires' links from 2 (installers) and 3
+//     (Mac enrollment links).
 func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	c := &capabilities{}
 	c.auth = auth.New(auth.Options{DB: d.DB, Keyring: d.Keyring, Logger: d.Logger.With("component", "auth"), PublicURL: d.Config.PublicURL})
@@ -104,5 +116,16 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 	// Time-based prompts (overdue tasks, silent devices, APNs expiry, the digest) for the
 	// notification engine, which reads them from the outbox.
 	watch.New(d.DB, watch.Options{Logger: d.Logger}).RegisterJobs(d.JobRegistry, watchEvery)
+	nd, err := notifySenders(d)
+	if err != nil {
+		return nil, fmt.Errorf("build notify: %w", err)
+	}
+	if d.Config.Demo {
+		if c.demoInbox, err = startDemoInbox(); err != nil {
+			return nil, fmt.Errorf("start the demo inbox: %w", err)
+		}
+		nd.Email = senders.Mail{Roots: c.demoInbox.smtp.RootCAs()}
+	}
+	c.notify = buildNotify(d, nd, c.mdm, c.installers)
 	return c, nil
 }

@@ -18,6 +18,9 @@ func (s *Server) mountConsole(mux *http.ServeMux, authSvc *auth.Service) error {
 	}
 	opts := console.Options{Auth: authSvc, API: s.API, Logger: s.Logger,
 		Secure: strings.HasPrefix(s.Config.PublicURL, "https://"), SSOError: oidc.ErrorMessage}
+	if s.caps.demoInbox != nil {
+		opts.DemoInbox = DemoInboxPath
+	}
 	if s.caps.sso != nil {
 		// Asked before anyone is signed in (no principal to call the API as): whether an
 		// org offers SSO is what its public sign-in page shows anyway.

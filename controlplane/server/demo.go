@@ -67,6 +67,9 @@ func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
 	if err := s.seedDemoFleet(ctx, org); err != nil {
 		return org, "", fmt.Errorf("seed demo org: %w", err)
 	}
+	if err := s.seedNotify(ctx, org); err != nil {
+		return org, "", fmt.Errorf("seed demo org: %w", err)
+	}
 	_, secret, err := s.DB.CreateTokenFor(ctx, store.NewToken{OrgID: org.ID, Name: "make run owner", Role: domain.RoleOwner, UserID: owner.ID})
 	if err != nil {
 		return org, "", err

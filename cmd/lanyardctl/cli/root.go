@@ -52,6 +52,7 @@ func newRoot(out io.Writer) *cobra.Command {
 		a.employeesCmd(),
 		a.devicesCmd(),
 		a.auditCmd(),
+		a.notificationsCmd(),
 	)
 	for _, extra := range extraCommands {
 		root.AddCommand(extra(a))
