@@ -182,21 +182,21 @@ func (e *Engine) employeeFields(ctx context.Context, d store.Delivery, ev domain
 // fieldAliases name the template field (key) a payload field (value) fills, where the
 // producers' payload names (docs/events.md) differ from the templates' words.
 var fieldAliases = map[string]map[string]string{
-	EventTaskCreated:   {"task": "title"},
-	EventTaskOverdue:   {"task": "title", "due": "due_at"},
-	EventCommandFailed: {"command": "kind"},
-	EventAPNsExpiring:  {"days": "days_left"},
+	domain.EventTaskCreated:         {"task": "title"},
+	domain.EventTaskOverdue:         {"task": "title", "due": "due_at"},
+	domain.EventDeviceCommandFailed: {"command": "kind"},
+	domain.EventMDMAPNsExpiring:     {"days": "days_left"},
 }
 
 // sectionLinks are the console sections of events whose subject has no page of its own.
 var sectionLinks = map[string]string{
-	EventTerminationsHeld:  "/justworks",
-	EventHRConnectionEnded: "/justworks",
-	EventHRSyncFailing:     "/justworks",
-	EventTaskCreated:       "/workflows",
-	EventTaskOverdue:       "/workflows",
-	EventAPNsExpiring:      "/enrollment",
-	EventDigestDue:         "/",
+	domain.EventHRTerminationsHeld: "/justworks",
+	domain.EventHRConnectionEnded:  "/justworks",
+	domain.EventHRSyncFailing:      "/justworks",
+	domain.EventTaskCreated:        "/workflows",
+	domain.EventTaskOverdue:        "/workflows",
+	domain.EventMDMAPNsExpiring:    "/enrollment",
+	domain.EventDigestDue:          "/",
 }
 
 // link is the console path of an event's subject ("" when it has no page).

@@ -239,7 +239,7 @@ func TestPermanentFailureStopsAtOnce(t *testing.T) {
 		rcv := h.receiver()
 		h.start()
 		rcv.Fail(1, 400, 0)
-		ev := h.event(notify.EventTaskCreated, "task", "t1", map[string]string{"title": "Ship a monitor"})
+		ev := h.event(domain.EventTaskCreated, "task", "t1", map[string]string{"title": "Ship a monitor"})
 		ds := h.waitDeliveries(ev.ID, allIn(store.DeliveryFailed))
 		if ds[0].Attempts != 1 {
 			t.Fatalf("a 400 must not be retried: %+v", ds[0])
@@ -301,7 +301,7 @@ func TestTwoConsumersEnqueueOnce(t *testing.T) {
 		other := notify.New(notify.Deps{DB: db, Keys: keyring(t), Render: plainRender{}, Config: fastConfig()})
 		var evs []domain.Event
 		for i := 0; i < 20; i++ {
-			evs = append(evs, h.event(notify.EventTaskCreated, "task", fmt.Sprint("t", i), map[string]string{"title": "t"}))
+			evs = append(evs, h.event(domain.EventTaskCreated, "task", fmt.Sprint("t", i), map[string]string{"title": "t"}))
 		}
 		errs := make(chan error, 2)
 		for _, e := range []*notify.Engine{h.eng, other} {
@@ -338,10 +338,10 @@ func TestRotationKeepsOldReceiversWorking(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.start()
-		ev := h.event(notify.EventTaskCreated, "task", "t1", nil)
+		ev := h.event(domain.EventTaskCreated, "task", "t1", nil)
 		h.waitDeliveries(ev.ID, allIn(store.DeliveryDelivered)) // the receiver still on the old secret verifies
 		rcv.SetSecrets(newS)
-		ev2 := h.event(notify.EventTaskCreated, "task", "t2", nil)
+		ev2 := h.event(domain.EventTaskCreated, "task", "t2", nil)
 		h.waitDeliveries(ev2.ID, allIn(store.DeliveryDelivered)) // and after switching over
 		for _, r := range rcv.Received() {
 			if r.Err != nil {

@@ -55,7 +55,7 @@ func benchLatency(b *testing.B, db *store.DB) {
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ev := domain.Event{ID: domain.NewID(), OrgID: org.ID, Type: notify.EventTaskCreated, SubjectType: "task", SubjectID: "t", Payload: json.RawMessage(`{}`)}
+		ev := domain.Event{ID: domain.NewID(), OrgID: org.ID, Type: domain.EventTaskCreated, SubjectType: "task", SubjectID: "t", Payload: json.RawMessage(`{}`)}
 		began := time.Now()
 		if err := db.InTx(ctx, func(tx *sql.Tx) error { return store.WriteEvent(ctx, tx, ev) }); err != nil {
 			b.Fatal(err)

@@ -278,8 +278,8 @@ func TestAdminPromptsReachEmailAndSlack(t *testing.T) {
 			payload map[string]any
 			want    string
 		}{
-			{"held layoff", notify.EventTerminationsHeld, "org", h.org.ID, map[string]any{"count": 12}, "12"},
-			{"wipe awaiting a second admin", notify.EventWipeApprovalPending, "device", dev.ID, map[string]any{"device_id": dev.ID}, "C02WIPE0001"},
+			{"held layoff", domain.EventHRTerminationsHeld, "org", h.org.ID, map[string]any{"count": 12}, "12"},
+			{"wipe awaiting a second admin", domain.EventWipeApprovalPending, "device", dev.ID, map[string]any{"device_id": dev.ID}, "C02WIPE0001"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -316,11 +316,11 @@ func TestProducerPayloadsRender(t *testing.T) {
 		payload                     map[string]any
 		want                        string
 	}{
-		{notify.EventTaskCreated, "task", "t1", map[string]any{"task_id": "t1", "title": "Ship a monitor to Grace", "kind": "manual"}, "Ship a monitor to Grace"},
-		{notify.EventCommandFailed, "device", dev.ID, map[string]any{"command_id": "c1", "device_id": dev.ID, "serial": dev.SerialNumber,
+		{domain.EventTaskCreated, "task", "t1", map[string]any{"task_id": "t1", "title": "Ship a monitor to Grace", "kind": "manual"}, "Ship a monitor to Grace"},
+		{domain.EventDeviceCommandFailed, "device", dev.ID, map[string]any{"command_id": "c1", "device_id": dev.ID, "serial": dev.SerialNumber,
 			"kind": "lock", "state": "expired", "reason": "the device never checked in"}, "C02FAIL0001"},
-		{notify.EventAPNsExpiring, "org", h.org.ID, map[string]any{"topic": "com.apple.mgmt.x", "days_left": 7}, "7"},
-		{notify.EventHRSyncFailing, "hr_connection", "c1", map[string]any{"connection_id": "c1", "provider": "justworks", "reason": "401", "failures": 3}, "3"},
+		{domain.EventMDMAPNsExpiring, "org", h.org.ID, map[string]any{"topic": "com.apple.mgmt.x", "days_left": 7}, "7"},
+		{domain.EventHRSyncFailing, "hr_connection", "c1", map[string]any{"connection_id": "c1", "provider": "justworks", "reason": "401", "failures": 3}, "3"},
 	}
 	for _, c := range cases {
 		t.Run(c.typ, func(t *testing.T) {

@@ -5,23 +5,9 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
 
-// Event types this package reads besides those in controlplane/domain (the prompts are
-// written by their producers; see docs/events.md).
+// Event types this package writes itself; the prompts it reads are controlplane/domain's
+// (written by their producers; see docs/events.md).
 const (
-	EventTaskCreated          = "task.created"
-	EventTaskOverdue          = "task.overdue"
-	EventWipeApprovalPending  = "wipe.approval_pending"
-	EventTerminationsHeld     = "hr.terminations_held"
-	EventCommandFailed        = "device.command_failed"
-	EventHRConnectionEnded    = "hr.connection_ended"
-	EventHRSyncFailing        = "hr.sync_failing"
-	EventAPNsExpiring         = "mdm.apns_expiring"
-	EventDeviceSilent         = "device.silent"
-	EventDeviceNoncompliant   = "device.noncompliant"
-	EventRetrievalKitShipped  = "retrieval.kit_shipped"
-	EventRetrievalReminder    = "retrieval.reminder"
-	EventEnrollmentReminder   = "employee.enrollment_reminder"
-	EventDigestDue            = "digest.due"
 	EventDeliveryFailed       = "notify.delivery_failed"
 	EventChannelTest          = "notify.test"
 	audienceAdmins            = "admins"
@@ -39,38 +25,38 @@ const (
 // means that audience gets nothing for the event; webhooks get every event a rule sends
 // them, templated or not (their payload is the event's data).
 var templates = map[string]struct{ admin, employee string }{
-	domain.EventEmployeeHired:      {"hire", "enroll_instructions"},
-	domain.EventEmployeeRehired:    {"hire", "enroll_instructions"},
-	domain.EventEmployeeTerminated: {"termination", "retrieval_instructions"},
-	EventTaskCreated:               {"task_created", ""},
-	EventTaskOverdue:               {"task_overdue", ""},
-	EventWipeApprovalPending:       {"wipe_approval_pending", ""},
-	EventTerminationsHeld:          {"terminations_held", ""},
-	EventCommandFailed:             {"command_failed", ""},
-	EventHRConnectionEnded:         {"hr_connection_ended", ""},
-	EventHRSyncFailing:             {"hr_sync_failing", ""},
-	EventAPNsExpiring:              {"apns_expiring", ""},
-	EventDeviceSilent:              {"device_silent", ""},
-	EventDeviceNoncompliant:        {"device_noncompliant", ""},
-	EventRetrievalKitShipped:       {"", "retrieval_instructions"},
-	EventRetrievalReminder:         {"", "retrieval_reminder"},
-	EventEnrollmentReminder:        {"", "enroll_instructions"},
-	EventDigestDue:                 {"digest", ""},
-	EventDeliveryFailed:            {kindDeliveryFailed, ""},
+	domain.EventEmployeeHired:             {"hire", "enroll_instructions"},
+	domain.EventEmployeeRehired:           {"hire", "enroll_instructions"},
+	domain.EventEmployeeTerminated:        {"termination", "retrieval_instructions"},
+	domain.EventTaskCreated:               {"task_created", ""},
+	domain.EventTaskOverdue:               {"task_overdue", ""},
+	domain.EventWipeApprovalPending:       {"wipe_approval_pending", ""},
+	domain.EventHRTerminationsHeld:        {"terminations_held", ""},
+	domain.EventDeviceCommandFailed:       {"command_failed", ""},
+	domain.EventHRConnectionEnded:         {"hr_connection_ended", ""},
+	domain.EventHRSyncFailing:             {"hr_sync_failing", ""},
+	domain.EventMDMAPNsExpiring:           {"apns_expiring", ""},
+	domain.EventDeviceSilent:              {"device_silent", ""},
+	domain.EventDeviceNoncompliant:        {"device_noncompliant", ""},
+	domain.EventRetrievalKitShipped:       {"", "retrieval_instructions"},
+	domain.EventRetrievalReminder:         {"", "retrieval_reminder"},
+	domain.EventEmployeeEnrollmentPending: {"", "enroll_instructions"},
+	domain.EventDigestDue:                 {"digest", ""},
+	EventDeliveryFailed:                   {kindDeliveryFailed, ""},
 }
 
 // adminPrompts are the events the default rules send to admins and the org's non-email
 // channels (the digest is opt-in: a rule for digest.due).
 var adminPrompts = []string{
 	domain.EventEmployeeHired, domain.EventEmployeeRehired, domain.EventEmployeeTerminated,
-	EventTaskCreated, EventTaskOverdue, EventWipeApprovalPending, EventTerminationsHeld, EventCommandFailed,
-	EventHRConnectionEnded, EventHRSyncFailing, EventAPNsExpiring, EventDeviceSilent, EventDeviceNoncompliant, EventDeliveryFailed,
+	domain.EventTaskCreated, domain.EventTaskOverdue, domain.EventWipeApprovalPending, domain.EventHRTerminationsHeld, domain.EventDeviceCommandFailed,
+	domain.EventHRConnectionEnded, domain.EventHRSyncFailing, domain.EventMDMAPNsExpiring, domain.EventDeviceSilent, domain.EventDeviceNoncompliant, EventDeliveryFailed,
 }
 
 // employeeGuidance are the events the default rules send to the employee.
 var employeeGuidance = []string{
 	domain.EventEmployeeHired, domain.EventEmployeeRehired, domain.EventEmployeeTerminated,
-	EventRetrievalKitShipped, EventRetrievalReminder, EventEnrollmentReminder,
+	domain.EventRetrievalKitShipped, domain.EventRetrievalReminder, domain.EventEmployeeEnrollmentPending,
 }
 
 // DefaultRules is the rule set a new organization starts with, so notifications work

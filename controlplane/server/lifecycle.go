@@ -7,6 +7,9 @@ package server
 
 import (
 	"context"
+	"github.com/lanyardhq/lanyard/controlplane/apps/entra"
+	"github.com/lanyardhq/lanyard/controlplane/apps/github"
+	"github.com/lanyardhq/lanyard/controlplane/apps/slackscim"
 
 	"github.com/lanyardhq/lanyard/controlplane/apps"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
@@ -20,10 +23,10 @@ import (
 // per kind (explicit: no init() registration).
 func connectorBuilders() map[string]apps.Builder {
 	return map[string]apps.Builder{
-		"scim": apps.BuildSCIM,
-		// The native connectors register here as their branches land:
-		// "google": google.Build, "okta": okta.Build, "entra": entra.Build,
-		// "github": github.Build, "slack": slackscim.Build.
+		"scim":   apps.BuildSCIM,
+		"entra":  entra.Build,
+		"github": github.Build,
+		"slack":  slackscim.Build,
 	}
 }
 

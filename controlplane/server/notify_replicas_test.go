@@ -45,7 +45,7 @@ func TestNotifyDeliveryAcrossReplicaKillAndRestart(t *testing.T) {
 	const n = 40
 	want := map[string]bool{}
 	for i := 0; i < n; i++ {
-		ev := domain.Event{ID: domain.NewID(), OrgID: rs.orgID, Type: notify.EventTaskCreated, SubjectType: "task", SubjectID: fmt.Sprint("task-", i),
+		ev := domain.Event{ID: domain.NewID(), OrgID: rs.orgID, Type: domain.EventTaskCreated, SubjectType: "task", SubjectID: fmt.Sprint("task-", i),
 			Payload: json.RawMessage(`{"title":"prepare a laptop"}`)}
 		if err := rs.db.InTx(ctx, func(tx *sql.Tx) error { return store.WriteEvent(ctx, tx, ev) }); err != nil {
 			t.Fatal(err)
@@ -69,7 +69,7 @@ func TestNotifyDeliveryAcrossReplicaKillAndRestart(t *testing.T) {
 	count := func() (map[string]int, map[string]int) {
 		byEvent, byID := map[string]int{}, map[string]int{}
 		for _, r := range rcv.Received() {
-			if r.Err != nil || r.Payload.Type != notify.EventTaskCreated {
+			if r.Err != nil || r.Payload.Type != domain.EventTaskCreated {
 				continue
 			}
 			var data struct {

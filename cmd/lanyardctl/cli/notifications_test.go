@@ -76,7 +76,7 @@ func TestNotificationsCommandsAgainstRealAPI(t *testing.T) {
 		t.Fatal("a bad audience must fail")
 	}
 	rcv.Fail(2, 500, 0)
-	ev := domain.Event{ID: domain.NewID(), OrgID: o.ID, Type: notify.EventTaskCreated, SubjectType: "task", SubjectID: "t1"}
+	ev := domain.Event{ID: domain.NewID(), OrgID: o.ID, Type: domain.EventTaskCreated, SubjectType: "task", SubjectID: "t1"}
 	if err := store.WriteEvent(ctx, db.SQL, ev); err != nil {
 		t.Fatal(err)
 	}
