@@ -81,6 +81,15 @@ func (c *Client) transportError(op string, err error) error {
 		if re.Response != nil {
 			te.Status = re.Response.StatusCode
 		}
+		if te.Code == "" { // the JWT grant does not parse the body; Google's is {"error","error_description"}
+			var b struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			if json.Unmarshal(re.Body, &b) == nil {
+				te.Code, te.Detail = b.Error, strings.TrimSpace(b.Description)
+			}
+		}
 		switch {
 		case te.Status == http.StatusTooManyRequests || te.Status >= 500:
 			te.Kind = apps.ErrUnavailable

@@ -55,7 +55,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-
 // api wraps a handler with what every Google API call goes through: the
 // knobs, the bearer token, its scopes and (for the Admin SDK) an admin sub.
 func (s *Server) api(h func(http.ResponseWriter, *http.Request, token), admin bool, scopes ...string) http.Handler {
