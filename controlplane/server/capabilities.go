@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/lanyardhq/lanyard/controlplane/apps/google/fakegoogle"
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/agentapi"
@@ -52,6 +53,8 @@ type capabilities struct {
 	sso           *oidc.Service
 	// demoOIDC is the in-process fake OpenID Provider of `make run` (nil otherwise).
 	demoOIDC *fakeoidc.Server
+	// demoGoogle is the in-process fake Google Workspace of `make run` (nil otherwise).
+	demoGoogle *fakegoogle.Server
 	// audit chains the audit log and verifies it (GET /api/v1/audit/verify).
 	audit *auditchain.Service
 	// notify turns outbox events into email, Slack, webhook and log messages.
@@ -121,6 +124,9 @@ func buildCapabilities(ctx context.Context, d Deps) (*capabilities, error) {
 		return nil, fmt.Errorf("build notify: %w", err)
 	}
 	if d.Config.Demo {
+		if c.demoGoogle, err = startDemoGoogle(context.Background()); err != nil {
+			return nil, fmt.Errorf("start the demo Google Workspace: %w", err)
+		}
 		if c.demoInbox, err = startDemoInbox(); err != nil {
 			return nil, fmt.Errorf("start the demo inbox: %w", err)
 		}

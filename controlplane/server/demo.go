@@ -67,6 +67,9 @@ func (s *Server) SeedDemo(ctx context.Context) (domain.Org, string, error) {
 	if err := s.seedDemoFleet(ctx, org); err != nil {
 		return org, "", fmt.Errorf("seed demo org: %w", err)
 	}
+	if err := s.seedGoogle(ctx, org); err != nil {
+		return org, "", fmt.Errorf("seed demo org: %w", err)
+	}
 	if err := s.seedNotify(ctx, org); err != nil {
 		return org, "", fmt.Errorf("seed demo org: %w", err)
 	}

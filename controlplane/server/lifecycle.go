@@ -9,6 +9,7 @@ import (
 	"context"
 	"github.com/lanyardhq/lanyard/controlplane/apps/entra"
 	"github.com/lanyardhq/lanyard/controlplane/apps/github"
+	"github.com/lanyardhq/lanyard/controlplane/apps/google"
 	"github.com/lanyardhq/lanyard/controlplane/apps/slackscim"
 
 	"github.com/lanyardhq/lanyard/controlplane/apps"
@@ -26,6 +27,9 @@ func connectorBuilders() map[string]apps.Builder {
 		"scim":   apps.BuildSCIM,
 		"entra":  entra.Build,
 		"github": github.Build,
+		// No manager lookup yet: HR does not carry the manager, so a Drive transfer to
+		// the manager is refused at save time rather than silently skipped.
+		"google": google.Builder(),
 		"slack":  slackscim.Build,
 	}
 }

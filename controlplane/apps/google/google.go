@@ -166,6 +166,10 @@ func New(ctx context.Context, s apps.Spec, opts ...Option) (*Client, error) {
 	if err := set.defaults(); err != nil {
 		return nil, err
 	}
+	if set.TransferDriveToManager && o.manager == nil {
+		// Refused when the connector is saved, not discovered at the first offboarding.
+		return nil, &apps.FieldError{Field: "settings.transfer_drive_to_manager", Reason: "this server has no way to find a person's manager yet"}
+	}
 	hc := s.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
