@@ -108,9 +108,19 @@ func TestNotifyDeliveryAcrossReplicaKillAndRestart(t *testing.T) {
 	var list struct {
 		Items []store.Delivery `json:"items"`
 	}
-	if code, body := rs.do("GET", c.HTTPURL+"/api/v1/notifications/deliveries?event_type=task.created&limit=200", nil, &list); code != 200 {
-		t.Fatalf("list deliveries: %d %s", code, body)
-	}
+	// The receiver answers before the replica records the delivery: wait for the record.
+	poll(60*time.Second, func() bool {
+		list.Items = nil
+		if code, body := rs.do("GET", c.HTTPURL+"/api/v1/notifications/deliveries?event_type=task.created&limit=200", nil, &list); code != 200 {
+			t.Fatalf("list deliveries: %d %s", code, body)
+		}
+		for _, d := range list.Items {
+			if d.State != store.DeliveryDelivered {
+				return false
+			}
+		}
+		return true
+	})
 	if len(list.Items) != n {
 		t.Fatalf("%d deliveries for %d events", len(list.Items), n)
 	}
