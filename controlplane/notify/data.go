@@ -122,6 +122,11 @@ func (e *Engine) data(ctx context.Context, d store.Delivery, ev domain.Event) (D
 			}
 		}
 	}
+	if ev.Type == domain.EventDigestDue {
+		if err := e.digest(ctx, d.OrgID, &out); err != nil {
+			return out, err
+		}
+	}
 	if devID != "" {
 		dev, err := store.GetDevice(ctx, e.db.SQL, d.OrgID, devID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -249,4 +254,62 @@ func firstOf(m map[string]any, keys ...string) string {
 		}
 	}
 	return ""
+}
+
+// digestItems bounds the digest's list; the counts say how many there are in all.
+const digestItems = 20
+
+// digest gathers what waits for a person, read when the digest is rendered (not when the
+// event was written), so a late delivery still tells the truth: wipes awaiting a second
+// admin, then open manual tasks, overdue first.
+func (e *Engine) digest(ctx context.Context, orgID string, out *Data) error {
+	nApprovals, approvals, err := e.db.PendingApprovals(ctx, orgID, digestItems)
+	if err != nil {
+		return err
+	}
+	for _, a := range approvals {
+		out.Items = append(out.Items, Item{Title: strings.ToUpper(a.Type[:1]) + a.Type[1:] + " of " + a.SerialNumber + " awaits a second admin",
+			Link: link("device", a.DeviceID), Detail: "asked " + a.CreatedAt.In(out.Location).Format("Mon 2 Jan, 15:04 MST")})
+	}
+	tasks, _, err := e.db.ListTasks(ctx, orgID, store.TaskFilter{State: "open"}, store.Page{Limit: digestItems})
+	if err != nil {
+		return err
+	}
+	overdue := 0
+	var due, rest []Item
+	for _, t := range tasks {
+		it := Item{Title: t.Title, Link: "/workflows/" + t.WorkflowID}
+		switch {
+		case t.DueAt != nil && t.DueAt.Before(out.At):
+			overdue++
+			it.Detail = "overdue since " + t.DueAt.In(out.Location).Format("Mon 2 Jan, 15:04 MST")
+			due = append(due, it)
+		case t.DueAt != nil:
+			it.Detail = "due " + t.DueAt.In(out.Location).Format("Mon 2 Jan, 15:04 MST")
+			rest = append(rest, it)
+		default:
+			rest = append(rest, it)
+		}
+	}
+	out.Items = append(append(out.Items, due...), rest...)
+	if len(out.Items) > digestItems {
+		out.Items = out.Items[:digestItems]
+	}
+	more := ""
+	if len(tasks) == digestItems {
+		more = " or more"
+	}
+	out.Fields["summary"] = fmt.Sprintf("%d %s awaiting a second admin; %d open %s%s (%d overdue).", nApprovals, plural(nApprovals, "wipe or lock", "wipes or locks"),
+		len(tasks), plural(len(tasks), "task", "tasks"), more, overdue)
+	if nApprovals == 0 && len(tasks) == 0 {
+		out.Fields["summary"] = "Nothing waits for a person today."
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

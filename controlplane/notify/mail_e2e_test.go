@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -334,4 +335,41 @@ func TestProducerPayloadsRender(t *testing.T) {
 			h.waitMail(func(m fakesmtp.Received) bool { return to(h.admin)(m) && strings.Contains(m.Text, c.want) })
 		})
 	}
+}
+
+// The daily digest (opt-in: a rule on digest.due) lists what waits for a person, read
+// when it is sent: the open tasks, overdue first.
+func TestDigestListsWhatWaits(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		h := newMailHarness(t, db)
+		h.onlyRules(store.NotifyRule{Events: []string{domain.EventDigestDue}, Audience: "admins", MinRole: string(domain.RoleIT)})
+		past := time.Now().Add(-48 * time.Hour)
+		later := time.Now().Add(48 * time.Hour)
+		emp := storetest.Employee(t, db, h.org.ID, "Ada")
+		if err := db.InTx(h.ctx, func(tx *sql.Tx) error {
+			w := store.Workflow{OrgID: h.org.ID, Kind: "offboarding", EmployeeID: emp.ID, State: "running", RunAt: past}
+			if err := store.InsertWorkflow(h.ctx, tx, &w, []string{"manual"}); err != nil {
+				return err
+			}
+			for _, tk := range []store.LifecycleTask{
+				{Title: "Order a monitor for Grace", DueAt: &later},
+				{Title: "Collect the badge from Ada", DueAt: &past},
+			} {
+				tk.OrgID, tk.WorkflowID, tk.StepID, tk.Kind = h.org.ID, w.ID, w.Steps[0].ID, "manual"
+				if err := store.InsertTask(h.ctx, tx, &tk); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h.start()
+		h.event(domain.EventDigestDue, "org", h.org.ID, map[string]any{"date": time.Now().Format(time.DateOnly)})
+		m := h.waitMail(func(m fakesmtp.Received) bool { return to(h.admin)(m) && strings.Contains(m.Subject, "digest") })
+		badge, monitor := strings.Index(m.Text, "Collect the badge from Ada"), strings.Index(m.Text, "Order a monitor for Grace")
+		if badge < 0 || monitor < 0 || badge > monitor || !strings.Contains(m.Text, "2 open tasks (1 overdue)") || !strings.Contains(m.Text, "overdue since") {
+			t.Fatalf("digest:\n%s", m.Text)
+		}
+	})
 }
