@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"github.com/lanyardhq/lanyard/controlplane/apps/entra"
+	"github.com/lanyardhq/lanyard/controlplane/apps/google"
 	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/apps"
@@ -11,9 +13,8 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/store"
 )
 
-// builders are the connector kinds the benchmark's engine can build (the server's
-// wiring). The lead adds "google" and "entra" here when those connectors land.
-var builders = map[string]apps.Builder{"scim": apps.BuildSCIM}
+// builders are the connector kinds the benchmark's engine can build (the server's wiring).
+var builders = map[string]apps.Builder{"scim": apps.BuildSCIM, "google": google.Builder(), "entra": entra.Build}
 
 // appTarget is the fake app an offboarding suspends accounts on, one per connector
 // kind (-kind): the benchmark seeds every employee's account, then measures webhook →
@@ -27,10 +28,13 @@ type appTarget interface {
 	Close()
 }
 
-// newAppTarget starts the fake for kind. Add google/entra cases beside scim when their
-// fakes land (controlplane/apps/google, controlplane/apps/entra).
+// newAppTarget starts the fake for kind.
 func newAppTarget(kind string) (appTarget, error) {
 	switch kind {
+	case "google":
+		return newGoogleTarget()
+	case "entra":
+		return newEntraTarget()
 	case "scim":
 		s, err := fakescim.Start("scim")
 		if err != nil {
@@ -38,7 +42,7 @@ func newAppTarget(kind string) (appTarget, error) {
 		}
 		return scimTarget{s}, nil
 	}
-	return nil, fmt.Errorf("-kind %s: no fake wired in bench/lifecycle yet (add it in newAppTarget and builders)", kind)
+	return nil, fmt.Errorf("-kind %s: want scim, google or entra", kind)
 }
 
 type scimTarget struct{ s *fakescim.Server }

@@ -79,3 +79,22 @@ func TestSmallRun(t *testing.T) {
 		t.Fatalf("section not replaced:\n%s", s)
 	}
 }
+
+// The native connectors' fakes measure too: Google (suspended and signed out) and Entra
+// (sign-in blocked and sessions revoked) before the lock is done.
+func TestSmallRunNativeKinds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	for _, kind := range []string{"google", "entra"} {
+		t.Run(kind, func(t *testing.T) {
+			res, err := RunAll(context.Background(), Config{Kind: kind, Webhooks: 2, Layoff: 0, NoBefore: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) == 0 || res[0].AppP50 <= 0 || res[0].AppP50 > res[0].LockP50 {
+				t.Fatalf("%s: %+v", kind, res)
+			}
+		})
+	}
+}

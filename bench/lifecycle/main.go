@@ -93,7 +93,7 @@ func main() {
 	flag.IntVar(&cfg.Layoff, "layoff", 500, "employees offboarded at once")
 	flag.StringVar(&cfg.PGURL, "pg", os.Getenv("LANYARD_TEST_DATABASE_URL"), "PostgreSQL URL (empty: SQLite only)")
 	flag.BoolVar(&cfg.NoBefore, "no-before", false, "skip the poll-only comparison")
-	flag.StringVar(&cfg.Kind, "kind", "scim", "app connector kind to suspend accounts on (scim; google|entra once their fakes land)")
+	flag.StringVar(&cfg.Kind, "kind", "scim", "app connector kind to suspend accounts on: scim, google or entra")
 	flag.BoolVar(&write, "write", false, "replace the Lifecycle section of docs/benchmarks.md")
 	flag.Parse()
 	res, err := RunAll(context.Background(), cfg)

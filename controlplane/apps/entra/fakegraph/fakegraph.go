@@ -59,6 +59,9 @@ type User struct {
 	ForceChange       bool
 	Licenses          []string // assigned skuIds
 	SessionsRevoked   int      // revokeSignInSessions calls
+	// DisabledAt and SessionsRevokedAt are when sign-in was last blocked and sessions last
+	// revoked (what a benchmark of the offboarding's access step measures).
+	DisabledAt, SessionsRevokedAt time.Time
 }
 
 // Group is a stored security or Microsoft 365 group.
@@ -691,6 +694,9 @@ func applyUser(u *User, b *userBody) {
 		}
 	}
 	if b.AccountEnabled != nil {
+		if u.AccountEnabled && !*b.AccountEnabled {
+			u.DisabledAt = time.Now()
+		}
 		u.AccountEnabled = *b.AccountEnabled
 	}
 	set(&u.DisplayName, b.DisplayName)
@@ -807,6 +813,7 @@ func (s *Server) revokeSessions(w http.ResponseWriter, r *http.Request) {
 	u := s.lookup(r.PathValue("id"))
 	if u != nil {
 		u.SessionsRevoked++
+		u.SessionsRevokedAt = time.Now()
 	}
 	s.mu.Unlock()
 	if u == nil {

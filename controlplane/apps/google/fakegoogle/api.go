@@ -306,6 +306,9 @@ func (b userBody) apply(u *User) {
 		u.ChangePasswordAtNextLogin = *b.ChangePasswordAtNextLogin
 	}
 	if b.Suspended != nil {
+		if !u.Suspended && *b.Suspended {
+			u.SuspendedAt = time.Now()
+		}
 		u.Suspended = *b.Suspended
 	}
 	if b.ExternalIDs != nil {
@@ -401,6 +404,7 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request, _ token) {
 		return
 	}
 	s.signOuts[u.ID]++
+	u.SignedOutAt = time.Now()
 	w.WriteHeader(http.StatusNoContent)
 }
 

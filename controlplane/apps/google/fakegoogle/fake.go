@@ -56,6 +56,9 @@ type User struct {
 	ChangePasswordAtNextLogin bool
 	HasPassword               bool
 	CreationTime              time.Time
+	// SuspendedAt and SignedOutAt are when the account was last suspended and signed out
+	// (what a benchmark of the offboarding's access step measures).
+	SuspendedAt, SignedOutAt time.Time
 }
 
 // Transfer is a recorded Data Transfer request.
