@@ -15,7 +15,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -466,19 +465,8 @@ func run(ctx context.Context, o options) (*Result, error) {
 				key := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), k)
 				t0 := time.Now()
 				acks.expect(key, t0)
-				body, _ := json.Marshal(map[string]any{"type": "lock", "idempotency_key": key})
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.apiURL+"/api/v1/devices/"+a.deviceID+"/actions", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+o.token)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := hc.Do(req)
-				if err != nil {
+				if _, err := queueLock(ctx, hc, o.apiURL, o.token, a.deviceID, key); err != nil {
 					log.Printf("lock %d: %v", k, err)
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					log.Printf("lock %d: HTTP %d %s", k, resp.StatusCode, b)
 					return
 				}
 				apiMu.Lock()
