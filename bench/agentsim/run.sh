@@ -85,7 +85,8 @@ lanyard() {
 		waithttp http://127.0.0.1:18090
 		agents=127.0.0.1:18443,127.0.0.1:18453 api=http://127.0.0.1:18090
 	else
-		restart="LANYARD_HTTP_ADDR=127.0.0.1:18080 LANYARD_GRPC_ADDR=127.0.0.1:18443 LANYARD_DEBUG_ADDR=127.0.0.1:16060 $WORK/lanyard serve >>$WORK/a.log 2>&1 & echo \$! >$WORK/a.pid"
+		# After SIGTERM the old process drains for up to 5 s: start once its port is free.
+		restart="for i in \$(seq 1 100); do ss -ltn | grep -q ':18443 ' || break; sleep 0.1; done; LANYARD_HTTP_ADDR=127.0.0.1:18080 LANYARD_GRPC_ADDR=127.0.0.1:18443 LANYARD_DEBUG_ADDR=127.0.0.1:16060 $WORK/lanyard serve >>$WORK/a.log 2>&1 & echo \$! >$WORK/a.pid"
 	fi
 	local token sec
 	token=$("$WORK/lanyard" admin create-org bench --plan pro --owner-email bench@example.com | sed -n 's/^owner token (shown once): //p')
@@ -97,7 +98,11 @@ lanyard() {
 		-cpu-profile-url http://127.0.0.1:16060 -cpu-profile-out "$WORK/$store-$n.pprof" \
 		-storm "$sig" -storm-api "$api" -storm-restart "$restart" -out "$out.tmp" >/dev/null
 	jq --arg load "$l" '. + {load_before: $load}' "$out.tmp" >"$out" && rm "$out.tmp"
-	for r in a b; do [ -f "$WORK/$r.pid" ] && stop "$(cat "$WORK/$r.pid")" && rm -f "$WORK/$r.pid"; done
+	for r in a b; do
+		if [ -f "$WORK/$r.pid" ]; then stop "$(cat "$WORK/$r.pid")"; rm -f "$WORK/$r.pid"; fi
+	done
+	# A replica restarted by the storm is not this shell's child: wait until its port is free.
+	for _ in $(seq 1 100); do ss -ltn | grep -q ':18443 ' || break; sleep 0.1; done
 }
 
 for n in "${NS[@]}"; do

@@ -13,15 +13,17 @@ for f in "$DIR"/*-ceiling-*.json; do
 	n=$(basename "$f" .json | sed 's/.*-//')
 	kill=$DIR/$store-lanyard-KILL-$n.json
 	term=$DIR/$store-lanyard-TERM-$n.json
-	[ -e "$kill" ] || continue
+	main=$kill
+	[ -e "$main" ] || main=$term
+	[ -e "$main" ] || continue
 	echo
-	echo "**$store, $n agents** (load before: ceiling $(num "$f" .load_before), Lanyard $(num "$kill" .load_before))"
+	echo "**$store, $n agents** (load before: ceiling $(num "$f" .load_before), Lanyard $(num "$main" .load_before))"
 	echo
 	echo "| measure | target | Lanyard | ceiling | Lanyard / ceiling |"
 	echo "|---|---|---|---|---|"
 	row() { # label target jq-expr
 		local a b
-		a=$(num "$kill" "$3")
+		a=$(num "$main" "$3")
 		b=$(num "$f" "$3")
 		echo "| $1 | $2 | $(fmt "$a") | $(fmt "$b") | $(ratio "$a" "$b") |"
 	}
