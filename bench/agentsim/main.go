@@ -106,9 +106,9 @@ type Result struct {
 	ServerGoroutinesPerConn   float64 `json:"server_goroutines_per_connection"`
 	ServerGoroutinesPerStream float64 `json:"server_goroutines_per_stream"`
 	// Idle phase: streams open, heartbeats only, server CPU over the window in cores.
-	IdleSeconds        float64      `json:"idle_seconds,omitempty"`
+	IdleSeconds        float64      `json:"idle_seconds"`
 	IdleHeartbeatsPerS float64      `json:"idle_heartbeats_per_second,omitempty"`
-	IdleCPUServer      float64      `json:"idle_cpu_server_cores,omitempty"`
+	IdleCPUServer      float64      `json:"idle_cpu_server_cores"`
 	Storm              *StormResult `json:"storm,omitempty"`
 }
 
