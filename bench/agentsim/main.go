@@ -14,7 +14,7 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -40,6 +40,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/lanyardhq/lanyard/agent/client"
 	"github.com/lanyardhq/lanyard/internal/procstat"
@@ -50,8 +52,11 @@ import (
 type options struct {
 	enrollAddr, agentAddr, secret, caSHA, apiURL, token, out, serial string
 	profileURL, profileOut, selfProfile                              string
+	stormSignal, stormRestart, stormAPI                              string
+	stormCommands                                                    int
+	stormWait                                                        float64
 	n, serverPID, enrollConc, dialConc, invWorkers, locks            int
-	invSeconds, lockRate, settle                                     float64
+	invSeconds, lockRate, settle, idleSeconds                        float64
 	heartbeat                                                        time.Duration
 }
 
@@ -96,6 +101,15 @@ type Result struct {
 	InventoryCPUPostgres  float64 `json:"inventory_cpu_postgres_cores"`
 	InventoryCPUMachine   float64 `json:"inventory_cpu_machine_cores"`
 	StreamErrorsAtClose   int64   `json:"stream_errors"`
+	// Goroutines of the server (from its pprof endpoint): per connection without a stream,
+	// and per stream on top; load-independent, unlike the timings.
+	ServerGoroutinesPerConn   float64 `json:"server_goroutines_per_connection"`
+	ServerGoroutinesPerStream float64 `json:"server_goroutines_per_stream"`
+	// Idle phase: streams open, heartbeats only, server CPU over the window in cores.
+	IdleSeconds        float64      `json:"idle_seconds"`
+	IdleHeartbeatsPerS float64      `json:"idle_heartbeats_per_second,omitempty"`
+	IdleCPUServer      float64      `json:"idle_cpu_server_cores"`
+	Storm              *StormResult `json:"storm,omitempty"`
 }
 
 func main() {
@@ -121,7 +135,16 @@ func main() {
 	flag.Float64Var(&o.lockRate, "lock-rate", 20, "lock commands per second")
 	flag.Float64Var(&o.settle, "settle-seconds", 5, "wait after opening streams before measuring memory")
 	flag.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "heartbeat interval")
+	flag.Float64Var(&o.idleSeconds, "idle-seconds", 0, "idle phase (heartbeats only) before the inventory phase: server CPU over this window; 0 skips it")
+	flag.StringVar(&o.stormSignal, "storm", "", "after the lock phase: KILL or TERM the server pid with every stream open and measure the reconnect storm")
+	flag.StringVar(&o.stormRestart, "storm-restart", "", "shell command run right after the signal (restarts the replica; empty when a second replica takes over)")
+	flag.StringVar(&o.stormAPI, "storm-api", "", "admin API to queue the storm's commands on (default -api; retried while it restarts)")
+	flag.IntVar(&o.stormCommands, "storm-commands", 200, "commands queued during the outage")
+	flag.Float64Var(&o.stormWait, "storm-wait-seconds", 90, "how long to wait for every stream and command")
 	flag.Parse()
+	if o.stormAPI == "" {
+		o.stormAPI = o.apiURL
+	}
 	if o.secret == "" {
 		log.Fatal("-secret is required")
 	}
@@ -255,9 +278,11 @@ func run(ctx context.Context, o options) (*Result, error) {
 			}
 			roots.AddCert(c)
 		}
+		// A session cache like the agent's, so reconnects resume TLS sessions.
 		cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: "localhost", RootCAs: roots,
-			Certificates: []tls.Certificate{{Certificate: en.GetCertificate().GetChainDer(), PrivateKey: key}}}
-		cc, err := grpc.NewClient(o.agentAddr, append(client.TransportOptions(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))...)
+			Certificates:       []tls.Certificate{{Certificate: en.GetCertificate().GetChainDer(), PrivateKey: key}},
+			ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+		cc, err := dialAgents(o.agentAddr, cfg)
 		if err != nil {
 			return err
 		}
@@ -274,6 +299,7 @@ func run(ctx context.Context, o options) (*Result, error) {
 	// 2. First full report: links or creates the device. Each agent opens its own TLS
 	// connection here (the stream later rides on it).
 	res.ServerRSSEnrolledMB = rssMB(o.serverPID)
+	gEnrolled := goroutines(ctx, o.profileURL)
 	start = time.Now()
 	err = parallel(ctx, o.n, o.enrollConc, func(i int) error {
 		a := agents[i]
@@ -294,25 +320,22 @@ func run(ctx context.Context, o options) (*Result, error) {
 	runtime.GC()
 	time.Sleep(2 * time.Second)
 	res.ServerRSSBeforeMB = rssMB(o.serverPID)
+	g0 := goroutines(ctx, o.profileURL)
 	acks := newAckBook()
-	var streamErrs atomic.Int64
+	var streamErrs, heartbeats atomic.Int64
 	sctx, stopStreams := context.WithCancel(ctx)
 	defer stopStreams()
 	start = time.Now()
+	var st *storm
+	if o.stormSignal != "" {
+		st = newStorm()
+	}
 	err = parallel(ctx, o.n, o.dialConc, func(i int) error {
 		a := agents[i]
-		st, err := a.cl.Connect(sctx)
-		if err != nil {
+		if err := a.open(sctx); err != nil {
 			return fmt.Errorf("connect %d: %w", i, err)
 		}
-		if err := st.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Hello{Hello: &agentv1.Hello{AgentVersion: "agentsim", InventoryHash: "h0"}}}); err != nil {
-			return err
-		}
-		if m, err := st.Recv(); err != nil || m.GetWelcome() == nil {
-			return fmt.Errorf("welcome %d: %v", i, err)
-		}
-		a.stream = st
-		go a.loop(sctx, acks, &streamErrs, o.heartbeat)
+		go a.loop(sctx, acks, &streamErrs, &heartbeats, o.heartbeat, st)
 		return nil
 	})
 	if err != nil {
@@ -329,6 +352,27 @@ func run(ctx context.Context, o options) (*Result, error) {
 	}
 	log.Printf("server RSS: %.0f MB enrolled, %.0f MB with %d connections, %.0f MB with streams (%.1f KB per agent)",
 		res.ServerRSSEnrolledMB, res.ServerRSSBeforeMB, o.n, res.ServerRSSAfterMB, res.PerAgentKB)
+	if g1 := goroutines(ctx, o.profileURL); g0 > 0 && g1 > 0 {
+		res.ServerGoroutinesPerConn = float64(g0-gEnrolled) / float64(o.n)
+		res.ServerGoroutinesPerStream = float64(g1-g0) / float64(o.n)
+		log.Printf("server goroutines: %d with connections, %d with streams (%.2f per stream)", g0, g1, res.ServerGoroutinesPerStream)
+	}
+
+	// 3b. Idle: heartbeats only. The window should span a few heartbeat intervals.
+	if o.idleSeconds > 0 {
+		hb0, cpu0 := heartbeats.Load(), readCPU(o.serverPID)
+		t0 := time.Now()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(o.idleSeconds * float64(time.Second))):
+		}
+		el, cpu1 := time.Since(t0).Seconds(), readCPU(o.serverPID)
+		res.IdleSeconds = el
+		res.IdleHeartbeatsPerS = float64(heartbeats.Load()-hb0) / el
+		res.IdleCPUServer = (cpu1.server - cpu0.server) / el
+		log.Printf("idle: %.0f heartbeats/s, server %.1f%% of a core over %.0f s", res.IdleHeartbeatsPerS, 100*res.IdleCPUServer, el)
+	}
 
 	// 4. Inventory throughput with the streams open: deltas (uptime changed).
 	var ok, bad atomic.Int64
@@ -421,19 +465,8 @@ func run(ctx context.Context, o options) (*Result, error) {
 				key := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), k)
 				t0 := time.Now()
 				acks.expect(key, t0)
-				body, _ := json.Marshal(map[string]any{"type": "lock", "idempotency_key": key})
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.apiURL+"/api/v1/devices/"+a.deviceID+"/actions", bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+o.token)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := hc.Do(req)
-				if err != nil {
+				if _, err := queueLock(ctx, hc, o.apiURL, o.token, a.deviceID, key); err != nil {
 					log.Printf("lock %d: %v", k, err)
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					log.Printf("lock %d: HTTP %d %s", k, resp.StatusCode, b)
 					return
 				}
 				apiMu.Lock()
@@ -453,6 +486,11 @@ func run(ctx context.Context, o options) (*Result, error) {
 		res.LockAPIP50ms = pct(apiLats, 0.5)
 		log.Printf("lock → ack: %d/%d acked, p50 %.1f ms, p99 %.1f ms, max %.1f ms", len(d), o.locks, res.LockP50ms, res.LockP99ms, res.LockMaxms)
 	}
+	if st != nil {
+		if res.Storm, err = runStorm(ctx, o, agents, st); err != nil {
+			return nil, err
+		}
+	}
 	res.SimulatorRSSMB = rssMB(0)
 	stopStreams()
 	for _, a := range agents {
@@ -462,8 +500,9 @@ func run(ctx context.Context, o options) (*Result, error) {
 	return res, nil
 }
 
-// loop reads commands, acknowledges them at once and sends heartbeats.
-func (a *agent) loop(ctx context.Context, acks *ackBook, errs *atomic.Int64, hb time.Duration) {
+// loop reads commands, acknowledges them at once and sends heartbeats. In a storm (st
+// set) a broken stream is reopened with backoff; otherwise the loop ends with it.
+func (a *agent) loop(ctx context.Context, acks *ackBook, errs, beats *atomic.Int64, hb time.Duration, st *storm) {
 	go func() {
 		t := time.NewTicker(hb + time.Duration(rand.Int64N(int64(hb/10)+1)))
 		defer t.Stop()
@@ -473,31 +512,65 @@ func (a *agent) loop(ctx context.Context, acks *ackBook, errs *atomic.Int64, hb 
 				return
 			case <-t.C:
 				a.sendMu.Lock()
-				_ = a.stream.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{InventoryHash: ""}}})
+				if a.stream.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{InventoryHash: ""}}}) == nil {
+					beats.Add(1)
+				}
 				a.sendMu.Unlock()
 			}
 		}
 	}()
 	for {
-		m, err := a.stream.Recv()
+		a.sendMu.Lock()
+		stream := a.stream
+		a.sendMu.Unlock()
+		m, err := stream.Recv()
 		if err != nil {
-			if ctx.Err() == nil {
-				errs.Add(1)
+			if ctx.Err() != nil {
+				return
 			}
-			return
+			errs.Add(1)
+			if st == nil || !a.reconnect(ctx, st) {
+				return
+			}
+			continue
 		}
 		c := m.GetCommand()
 		if c == nil {
 			continue
 		}
+		if st != nil {
+			st.received(c.GetId())
+		}
 		a.sendMu.Lock()
-		err = a.stream.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_CommandResult{CommandResult: &agentv1.CommandResult{
+		err = stream.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_CommandResult{CommandResult: &agentv1.CommandResult{
 			CommandId: c.GetId(), State: agentv1.CommandState_COMMAND_STATE_ACKNOWLEDGED}}})
 		a.sendMu.Unlock()
 		if err == nil {
 			acks.acked(c.GetIdempotencyKey(), time.Now())
+			if st != nil {
+				st.ackSent(c.GetId())
+			}
 		}
 	}
+}
+
+// dialAgents opens an agent's channel over one or more comma-separated addresses, in
+// order (pick_first): every agent starts on the first replica and fails over to the next,
+// like an agent with grpc_addresses.
+func dialAgents(addrs string, cfg *tls.Config) (*grpc.ClientConn, error) {
+	list := strings.Split(addrs, ",")
+	if len(list) == 1 {
+		return grpc.NewClient(list[0], append(client.TransportOptions(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))...)
+	}
+	var state resolver.State
+	for _, a := range list {
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
+	}
+	r := manual.NewBuilderWithScheme("agentsim")
+	r.InitialState(state)
+	return grpc.NewClient(r.Scheme()+":///agents", append(client.TransportOptions(), grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{}}]}`),
+		grpc.WithTransportCredentials(credentials.NewTLS(cfg)))...)
 }
 
 type ackBook struct {
@@ -580,4 +653,25 @@ func fetchProfile(ctx context.Context, base string, seconds int, out string) err
 		return err
 	}
 	return f.Close()
+}
+
+// goroutines reads the server's goroutine count from its pprof endpoint (0 when there is
+// none): a load-independent cost per connection and per stream.
+func goroutines(ctx context.Context, base string) int {
+	if base == "" {
+		return 0
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/goroutine?debug=1", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	// "goroutine profile: total 1234"
+	n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "goroutine profile: total ")))
+	return n
 }

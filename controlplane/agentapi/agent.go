@@ -192,76 +192,79 @@ func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error 
 	}
 	conn := a.s.hub.register(ctx, c.Agent, ag.DeviceID, hello)
 	defer a.s.hub.unregister(conn)
-	go conn.sendLoop(stream)
-
-	conn.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_Welcome{Welcome: &agentv1.Welcome{
+	welcome := &agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_Welcome{Welcome: &agentv1.Welcome{
 		AgentId: c.AgentID, DeviceId: ag.DeviceID, HeartbeatIntervalSeconds: uint32(a.s.cfg.HeartbeatInterval / time.Second),
 		FullInventoryRequired: hello.GetInventoryHash() == "" || hello.GetInventoryHash() != ag.InventoryHash,
-	}}})
-	if ag.DeviceID != "" {
+	}}}
+	// Two goroutines per stream, not three: this handler writes (sendLoop) and one
+	// goroutine reads and handles messages. Recv blocks on the stream, not on conn.ctx, so
+	// the reader cannot be the handler: a revocation (or a newer stream of the same agent)
+	// cancels conn.ctx, sendLoop returns, the handler returns and gRPC ends the stream,
+	// which unblocks the reader. At 10,000 streams a goroutine is ~8 KB each.
+	go a.receive(stream, conn, c, welcome, ag.DeviceID != "", ag.InventoryHash)
+	conn.sendLoop(stream)
+	cause := context.Cause(conn.ctx)
+	if errors.Is(cause, errAgentClosed) {
+		return nil
+	}
+	return causeStatus(cause)
+}
+
+// errAgentClosed ends a stream the agent closed itself (io.EOF): the handler returns nil.
+var errAgentClosed = errors.New("agent closed the stream")
+
+// receive queues the welcome and the device's open commands, then reads the stream's
+// messages in order until it ends; whatever ends it becomes conn.ctx's cause.
+func (a *agentService) receive(stream agentv1.AgentService_ConnectServer, conn *conn, c caller, welcome *agentv1.ConnectResponse,
+	linked bool, invHash string) {
+	ctx := stream.Context()
+	// The welcome is queued first, so it goes out before any command or heartbeat ack.
+	conn.send(welcome)
+	if linked {
 		a.s.hub.deliverOpen(ctx, conn)
 	}
-	invHash := ag.InventoryHash
-	type recvd struct {
-		msg *agentv1.ConnectRequest
-		err error
-	}
-	// Recv blocks on the stream, not on conn.ctx: read in a goroutine so a revocation (or a
-	// newer stream of the same agent) ends the handler at once. It exits when the handler
-	// returns and gRPC cancels the stream.
-	in := make(chan recvd, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			select {
-			case in <- recvd{m, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
 	for {
-		var r recvd
-		select {
-		case <-conn.ctx.Done():
-			return causeStatus(context.Cause(conn.ctx))
-		case r = <-in:
-		}
-		if r.err != nil {
-			if errors.Is(r.err, io.EOF) {
-				return nil
+		m, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errAgentClosed
 			}
-			return r.err
+			conn.cancel(err)
+			return
 		}
-		if a.s.revoked.has(c.AgentID) {
-			return errRevoked
-		}
-		switch m := r.msg.GetMsg().(type) {
-		case *agentv1.ConnectRequest_Heartbeat:
-			a.s.hub.seen(c.AgentID)
-			need := m.Heartbeat.GetInventoryHash() != "" && m.Heartbeat.GetInventoryHash() != invHash
-			if need {
-				// The agent may have reported since the stream opened; check the stored hash.
-				if cur, err := a.s.db.GetAgent(ctx, c.OrgID, c.AgentID); err == nil {
-					invHash = cur.InventoryHash
-					need = m.Heartbeat.GetInventoryHash() != invHash
-				}
-			}
-			conn.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
-				ServerTime: timestamppb.Now(), FullInventoryRequired: need}}})
-		case *agentv1.ConnectRequest_CommandResult:
-			if err := a.s.Commands.applyResult(ctx, c.Agent, conn.info(), m.CommandResult); err != nil {
-				return err
-			}
-		case *agentv1.ConnectRequest_Hello:
-			return status.Error(codes.InvalidArgument, "hello sent twice")
-		default:
-			return status.Error(codes.InvalidArgument, "empty message")
+		if err := a.handle(ctx, conn, c, m, &invHash); err != nil {
+			conn.cancel(err)
+			return
 		}
 	}
+}
+
+// handle is one message of an open stream.
+func (a *agentService) handle(ctx context.Context, conn *conn, c caller, msg *agentv1.ConnectRequest, invHash *string) error {
+	if a.s.revoked.has(c.AgentID) {
+		return errRevoked
+	}
+	switch m := msg.GetMsg().(type) {
+	case *agentv1.ConnectRequest_Heartbeat:
+		a.s.hub.seen(c.AgentID)
+		need := m.Heartbeat.GetInventoryHash() != "" && m.Heartbeat.GetInventoryHash() != *invHash
+		if need {
+			// The agent may have reported since the stream opened; check the stored hash.
+			if cur, err := a.s.db.GetAgent(ctx, c.OrgID, c.AgentID); err == nil {
+				*invHash = cur.InventoryHash
+				need = m.Heartbeat.GetInventoryHash() != *invHash
+			}
+		}
+		conn.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
+			ServerTime: timestamppb.Now(), FullInventoryRequired: need}}})
+	case *agentv1.ConnectRequest_CommandResult:
+		return a.s.Commands.applyResult(ctx, c.Agent, conn.info(), m.CommandResult)
+	case *agentv1.ConnectRequest_Hello:
+		return status.Error(codes.InvalidArgument, "hello sent twice")
+	default:
+		return status.Error(codes.InvalidArgument, "empty message")
+	}
+	return nil
 }
 
 func causeStatus(cause error) error {

@@ -21,9 +21,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/lanyardhq/lanyard/controlplane/store"
+	"github.com/lanyardhq/lanyard/internal/agenttransport"
 	"github.com/lanyardhq/lanyard/pki"
 	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
 )
@@ -146,27 +146,18 @@ func New(db *store.DB, ca *pki.CA, cfg Config) (*Server, error) {
 	if err := s.rotateServerCert(); err != nil {
 		return nil, err
 	}
-	ka := grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second})
-	kp := grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true})
-	s.agentGRPC = grpc.NewServer(
+	agentOpts := append(agenttransport.ServerOptions(),
 		grpc.Creds(credentials.NewTLS(s.agentTLS())),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamAuth),
-		ka, kp,
-		// An agent needs its stream plus a unary call or two; a handshake that stalls is dropped.
-		grpc.MaxConcurrentStreams(32), grpc.ConnectionTimeout(20*time.Second),
-		// Smaller per-connection buffers: ~60 KB per idle stream instead of ~75 KB.
-		grpc.ReadBufferSize(8<<10), grpc.WriteBufferSize(8<<10),
-		// Fixed windows turn off bandwidth-delay probing: a ping frame per message received
-		// is a write and a read on both ends, for reports of a few KB (agent/client.TransportOptions).
-		grpc.InitialWindowSize(256<<10), grpc.InitialConnWindowSize(1<<20),
 	)
+	s.agentGRPC = grpc.NewServer(agentOpts...)
 	agentv1.RegisterAgentServiceServer(s.agentGRPC, &agentService{s: s})
 	enrollOpts := []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(s.enrollTLS())),
 		grpc.MaxRecvMsgSize(64 << 10), grpc.ConnectionTimeout(20 * time.Second),
-		ka, kp,
+		agenttransport.KeepaliveParams(), agenttransport.KeepalivePolicy(),
 	}
 	if !cfg.EnrollRateLimit.off() {
 		enrollOpts = append(enrollOpts, grpc.ChainUnaryInterceptor(newSourceLimiter(cfg.EnrollRateLimit).unary))
