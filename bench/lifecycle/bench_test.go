@@ -88,12 +88,24 @@ func TestSmallRunNativeKinds(t *testing.T) {
 	}
 	for _, kind := range []string{"google", "entra"} {
 		t.Run(kind, func(t *testing.T) {
-			res, err := RunAll(context.Background(), Config{Kind: kind, Webhooks: 2, Layoff: 0, NoBefore: true})
+			// On both stores when Postgres is there: the termination goes through HR sync and
+			// the lifecycle engine to the connector and its fake, over real HTTP.
+			pg := os.Getenv("LANYARD_TEST_DATABASE_URL")
+			res, err := RunAll(context.Background(), Config{Kind: kind, Webhooks: 2, Layoff: 0, NoBefore: true, PGURL: pg})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res) == 0 || res[0].AppP50 <= 0 || res[0].AppP50 > res[0].LockP50 {
-				t.Fatalf("%s: %+v", kind, res)
+			want := 1
+			if pg != "" {
+				want = 2
+			}
+			if len(res) != want {
+				t.Fatalf("%s: %d results, want %d: %+v", kind, len(res), want, res)
+			}
+			for _, r := range res {
+				if r.AppP50 <= 0 || r.AppP50 > r.LockP50 {
+					t.Fatalf("%s on %s: the account was not blocked before the lock was done: %+v", kind, r.Store, r)
+				}
 			}
 		})
 	}
