@@ -18,26 +18,8 @@ import (
 // demo employee shows the access-removal step with Google's result, and the account at
 // the fake is suspended and signed out.
 func TestDemoOffboardingSuspendsGoogle(t *testing.T) {
-	cfg := testConfig(t, "")
-	cfg.Demo = true
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := New(ctx, cfg, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, token, err := s.SeedDemo(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	base := "http://" + addr.String()
+	d := startDemo(t)
+	s, ctx, org, token, base := d.s, d.ctx, d.org, d.token, d.base
 	call := func(method, path string, body any, out any) int {
 		t.Helper()
 		var rd *bytes.Reader
@@ -55,9 +37,6 @@ func TestDemoOffboardingSuspendsGoogle(t *testing.T) {
 			_ = json.NewDecoder(resp.Body).Decode(out)
 		}
 		return resp.StatusCode
-	}
-	if !poll(10*time.Second, func() bool { r, err := http.Get(base + "/healthz"); return err == nil && r.Body.Close() == nil }) {
-		t.Fatal("server not up")
 	}
 
 	emps, _, err := s.DB.ListEmployees(ctx, org.ID, store.EmployeeFilter{Status: domain.StatusActive}, store.Page{Limit: 50})
@@ -106,4 +85,44 @@ func TestDemoOffboardingSuspendsGoogle(t *testing.T) {
 	if u, _ := s.caps.demoGoogle.User(email); !u.Suspended || s.caps.demoGoogle.SignOuts(email) == 0 {
 		t.Errorf("at Google: suspended %v, sign-outs %d", u.Suspended, s.caps.demoGoogle.SignOuts(email))
 	}
+}
+
+// runningDemo is `make run` in a test: a demo server listening on loopback, seeded,
+// running until the test ends.
+type runningDemo struct {
+	s     *Server
+	ctx   context.Context
+	org   domain.Org
+	token string
+	base  string
+}
+
+func startDemo(t *testing.T) runningDemo {
+	t.Helper()
+	cfg := testConfig(t, "")
+	cfg.Demo = true
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(ctx, cfg, quietLogger())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	addr, err := s.Listen()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	org, token, err := s.SeedDemo(ctx)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "http://" + addr.String()
+	if !poll(10*time.Second, func() bool { r, err := http.Get(base + "/healthz"); return err == nil && r.Body.Close() == nil }) {
+		t.Fatal("server not up")
+	}
+	return runningDemo{s: s, ctx: ctx, org: org, token: token, base: base}
 }

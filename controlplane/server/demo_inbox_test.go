@@ -2,13 +2,11 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/notify"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -17,29 +15,8 @@ import (
 // TestDemoInbox: `make run`'s demo org mails through the in-process SMTP server (a real
 // STARTTLS + AUTH session over loopback), and /demo/inbox shows the message.
 func TestDemoInbox(t *testing.T) {
-	cfg := testConfig(t, "")
-	cfg.Demo = true
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := New(ctx, cfg, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := s.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, token, err := s.SeedDemo(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	base := "http://" + addr.String()
-	if !poll(10*time.Second, func() bool { r, err := http.Get(base + "/healthz"); return err == nil && r.Body.Close() == nil }) {
-		t.Fatal("server not up")
-	}
+	d := startDemo(t)
+	s, ctx, org, token, base := d.s, d.ctx, d.org, d.token, d.base
 	chs, err := store.ListNotifyChannels(ctx, s.DB.SQL, org.ID)
 	if err != nil {
 		t.Fatal(err)
