@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
@@ -73,12 +72,7 @@ func TestRetrievalPromptEvents(t *testing.T) {
 			t.Fatalf("kit shipped prompts %+v", ps)
 		}
 		for want := 1; want <= 2; want++ {
-			h.clock.Advance(72*time.Hour + time.Minute)
-			h.pump("reminder sent and step waiting again", func() bool {
-				r, _ := store.GetRetrieval(ctx, db.SQL, h.org.ID, rs[0].ID)
-				return r.RemindersSent == want &&
-					h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepAwaitReceipt) == "waiting"
-			})
+			h.nextReminder(e.ID, rs[0].ID, want)
 			r, err := store.GetRetrieval(ctx, db.SQL, h.org.ID, rs[0].ID)
 			if err != nil {
 				t.Fatal(err)
