@@ -93,3 +93,18 @@ type DigestDuePayload struct {
 	Date     string `json:"date"` // YYYY-MM-DD in TimeZone
 	TimeZone string `json:"time_zone"`
 }
+
+// RetrievalPayload is retrieval.kit_shipped (the return kit is on its way) and
+// retrieval.reminder (a reminder to send the device back is due; Reminder counts from 1).
+// ReturnAddress is the receiving warehouse's address as one line, empty when none is set.
+// DueAt is when the next reminder falls due if the device is still not back.
+// Subject: retrieval.
+type RetrievalPayload struct {
+	RetrievalID   string     `json:"retrieval_id"`
+	EmployeeID    string     `json:"employee_id"`
+	DeviceID      string     `json:"device_id"`
+	KitTracking   string     `json:"kit_tracking,omitempty"`
+	ReturnAddress string     `json:"return_address,omitempty"`
+	DueAt         *time.Time `json:"due_at,omitempty"`
+	Reminder      int        `json:"reminder,omitempty"`
+}

@@ -336,16 +336,23 @@ func TestRetrievalReminders(t *testing.T) {
 	})
 	rs, _, _ := store.ListRetrievals(ctx, db.SQL, h.org.ID, store.RetrievalFilter{EmployeeID: e.ID}, store.Page{})
 	for want := 1; want <= 2; want++ {
-		h.clock.Advance(72*time.Hour + time.Minute)
-		// The step is "running" while it sends the reminder (a background worker may
-		// hold it there); it must settle back to waiting, not finish.
-		h.pump("reminder sent and step waiting again", func() bool {
-			r, _ := store.GetRetrieval(ctx, db.SQL, h.org.ID, rs[0].ID)
-			return r.RemindersSent == want &&
-				h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepAwaitReceipt) == "waiting"
-		})
+		h.nextReminder(e.ID, rs[0].ID, want)
 	}
 	if n := h.auditCount("retrieval.reminder", rs[0].ID); n != 2 {
 		t.Fatalf("reminder audits = %d", n)
 	}
+}
+
+// nextReminder moves the clock past the reminder interval and waits until the
+// retrieval's want-th reminder is sent. The step is "running" while it sends the
+// reminder (a background worker may hold it there); it must settle back to
+// waiting, not finish.
+func (h *harness) nextReminder(employeeID, retrievalID string, want int) {
+	h.t.Helper()
+	h.clock.Advance(72*time.Hour + time.Minute)
+	h.pump("reminder sent and step waiting again", func() bool {
+		r, _ := store.GetRetrieval(context.Background(), h.db.SQL, h.org.ID, retrievalID)
+		return r.RemindersSent == want &&
+			h.stepState(employeeID, lifecycle.KindOffboarding, lifecycle.StepAwaitReceipt) == "waiting"
+	})
 }

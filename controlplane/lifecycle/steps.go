@@ -834,6 +834,9 @@ func (e *Engine) remind(ctx context.Context, r *store.Retrieval) error {
 		if err := store.UpdateRetrieval(ctx, tx, r, from); err != nil {
 			return err
 		}
+		if err := writeRetrievalEvent(ctx, tx, domain.EventRetrievalReminder, *r); err != nil {
+			return err
+		}
 		return store.WriteAudit(ctx, tx, store.AuditFor(ctx, r.OrgID, "retrieval.reminder", "retrieval", r.ID, nil,
 			map[string]any{"employee_id": r.EmployeeID, "reminders_sent": r.RemindersSent, "state": r.State}))
 	})
@@ -996,4 +999,26 @@ func sortGrants(g []apps.Grant) {
 			g[j], g[j-1] = g[j-1], g[j]
 		}
 	}
+}
+
+// writeRetrievalEvent prompts about a retrieval in the caller's transaction, so the
+// prompt exists exactly when the state change it reports does.
+func writeRetrievalEvent(ctx context.Context, tx *sql.Tx, typ string, r store.Retrieval) error {
+	p := domain.RetrievalPayload{RetrievalID: r.ID, EmployeeID: r.EmployeeID, DeviceID: r.DeviceID,
+		KitTracking: r.KitTracking, DueAt: r.NextReminderAt}
+	if typ == domain.EventRetrievalReminder {
+		p.Reminder = r.RemindersSent
+	}
+	if r.WarehouseID != "" {
+		w, err := store.GetWarehouse(ctx, tx, r.OrgID, r.WarehouseID)
+		if err != nil {
+			return fmt.Errorf("return address of retrieval %s: %w", r.ID, err)
+		}
+		p.ReturnAddress = formatAddress(w.Address)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return store.WriteEvent(ctx, tx, domain.Event{OrgID: r.OrgID, Type: typ, SubjectType: "retrieval", SubjectID: r.ID, Payload: b})
 }

@@ -208,6 +208,9 @@ func (e *Engine) DeliverOrder(ctx context.Context, orgID, orderID string, in Del
 func (e *Engine) KitSent(ctx context.Context, orgID, retrievalID, tracking string) (store.Retrieval, error) {
 	return e.retrievalStep(ctx, orgID, retrievalID, []string{"requested"}, "kit_sent", func(tx *sql.Tx, r *store.Retrieval) error {
 		r.KitTracking = tracking
+		if err := writeRetrievalEvent(ctx, tx, domain.EventRetrievalKitShipped, *r); err != nil {
+			return err
+		}
 		// The "send a kit" task is done once the kit is on its way.
 		ts, err := store.TasksOfStepSubject(ctx, tx, r.WorkflowID, "ship_kit", r.ID)
 		if err != nil {
