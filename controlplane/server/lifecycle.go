@@ -9,6 +9,7 @@ import (
 	"context"
 	"github.com/lanyardhq/lanyard/controlplane/apps/entra"
 	"github.com/lanyardhq/lanyard/controlplane/apps/github"
+	"github.com/lanyardhq/lanyard/controlplane/apps/okta"
 	"github.com/lanyardhq/lanyard/controlplane/apps/slackscim"
 
 	"github.com/lanyardhq/lanyard/controlplane/apps"
@@ -26,6 +27,7 @@ func connectorBuilders() map[string]apps.Builder {
 		"scim":   apps.BuildSCIM,
 		"entra":  entra.Build,
 		"github": github.Build,
+		"okta":   okta.Build,
 		"slack":  slackscim.Build,
 	}
 }
