@@ -57,12 +57,13 @@ func TestProvision(t *testing.T) {
 		groups  []string
 		action  string
 		status  string
+		posts   int // creates attempted, when it matters
 		wantErr error
 	}{
 		{name: "new user created, activated and grouped", person: ada, groups: []string{"eng"}, action: "created", status: "PROVISIONED"},
 		{name: "existing by email adopted and linked", person: ada, groups: []string{"eng"}, action: "linked", status: "ACTIVE",
 			setup: func(fs *fakeokta.Server) string { return existing(fs, "ACTIVE") }},
-		{name: "login taken under another email: adopted after E0000001", person: ada, action: "linked", status: "ACTIVE",
+		{name: "login taken under another email: adopted after E0000001", person: ada, action: "linked", status: "ACTIVE", posts: 1,
 			setup: func(fs *fakeokta.Server) string {
 				return fs.AddUser("ACTIVE", map[string]string{"login": "ada@acme.example", "email": "ada.personal@example.org", "firstName": "Ada", "lastName": "L"})
 			}},
@@ -94,6 +95,9 @@ func TestProvision(t *testing.T) {
 			}
 			if len(e.fs.Users()) != 1 {
 				t.Fatalf("users = %v, want one", e.fs.Users())
+			}
+			if tt.posts != 0 && e.fs.Requests("POST /api/v1/users") != tt.posts {
+				t.Fatalf("%d creates, want %d", e.fs.Requests("POST /api/v1/users"), tt.posts)
 			}
 			if len(tt.groups) > 0 {
 				if got := e.fs.GroupMembers(e.eng); len(got) != 1 || got[0] != res.AccountID {
