@@ -61,11 +61,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/users", s.guard(s.listUsers))
 	mux.HandleFunc("POST /api/v1/users", s.guard(s.createUser))
-	mux.HandleFunc("GET /api/v1/users/{id}", s.guard(s.getUser))
-	mux.HandleFunc("POST /api/v1/users/{id}", s.guard(s.updateUser))
-	mux.HandleFunc("DELETE /api/v1/users/{id}", s.guard(s.deleteUser))
-	mux.HandleFunc("POST /api/v1/users/{id}/lifecycle/{op}", s.guard(s.lifecycle))
-	mux.HandleFunc("DELETE /api/v1/users/{id}/sessions", s.guard(s.clearSessions))
+	mux.HandleFunc("GET /api/v1/users/{id}", s.guard(s.withUser(s.getUser)))
+	mux.HandleFunc("POST /api/v1/users/{id}", s.guard(s.withUser(s.updateUser)))
+	mux.HandleFunc("DELETE /api/v1/users/{id}", s.guard(s.withUser(s.deleteUser)))
+	mux.HandleFunc("POST /api/v1/users/{id}/lifecycle/{op}", s.guard(s.withUser(s.lifecycle)))
+	mux.HandleFunc("DELETE /api/v1/users/{id}/sessions", s.guard(s.withUser(s.clearSessions)))
 	mux.HandleFunc("PUT /api/v1/groups/{gid}/users/{uid}", s.guard(s.addToGroup))
 	fs, err := fakehttp.Start(ctx, mux, func(w http.ResponseWriter, status int, retry time.Duration) {
 		if status == http.StatusTooManyRequests {
@@ -222,6 +222,21 @@ func (s *Server) userJSON(r *http.Request, u *User) map[string]any {
 		"passwordChanged": nil, "type": map[string]string{"id": "oty0000000000fake"}, "profile": prof,
 		"credentials": map[string]any{"provider": map[string]string{"type": "OKTA", "name": "OKTA"}},
 		"_links":      map[string]any{"self": map[string]string{"href": "http://" + r.Host + "/api/v1/users/" + u.ID}},
+	}
+}
+
+// withUser runs h under the lock on the user named by the {id} path segment,
+// or answers Okta's 404.
+func (s *Server) withUser(h func(http.ResponseWriter, *http.Request, *User)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		u := s.lookup(r.PathValue("id"))
+		if u == nil {
+			notFound(w, r.PathValue("id"), "User")
+			return
+		}
+		h(w, r, u)
 	}
 }
 
@@ -382,29 +397,15 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.userJSON(r, u))
 }
 
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.lookup(r.PathValue("id"))
-	if u == nil {
-		notFound(w, r.PathValue("id"), "User")
-		return
-	}
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, u *User) {
 	writeJSON(w, http.StatusOK, s.userJSON(r, u))
 }
 
 // updateUser: POST /api/v1/users/{id} is a partial update of the profile.
-func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
+func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, u *User) {
 	prof, err := readProfile(r)
 	if err != nil {
 		oktaError(w, http.StatusBadRequest, "E0000003", "The request body was not well-formed.")
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.lookup(r.PathValue("id"))
-	if u == nil {
-		notFound(w, r.PathValue("id"), "User")
 		return
 	}
 	if l := prof["login"]; l != "" {
@@ -422,14 +423,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 
 // deleteUser: a live user is deactivated by the first DELETE; a DEPROVISIONED
 // one is deleted for good.
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.lookup(r.PathValue("id"))
-	if u == nil {
-		notFound(w, r.PathValue("id"), "User")
-		return
-	}
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, u *User) {
 	if u.Status != "DEPROVISIONED" {
 		s.deactivate(u)
 	} else {
@@ -449,14 +443,7 @@ func (s *Server) deactivate(u *User) {
 // lifecycle: suspend (ACTIVE only), unsuspend (SUSPENDED only), deactivate
 // (any but DEPROVISIONED), activate (STAGED or DEPROVISIONED; sendEmail=false
 // answers the activation link instead of emailing it).
-func (s *Server) lifecycle(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.lookup(r.PathValue("id"))
-	if u == nil {
-		notFound(w, r.PathValue("id"), "User")
-		return
-	}
+func (s *Server) lifecycle(w http.ResponseWriter, r *http.Request, u *User) {
 	switch op := r.PathValue("op"); op {
 	case "suspend":
 		if u.Status != "ACTIVE" {
@@ -500,14 +487,7 @@ func (s *Server) lifecycle(w http.ResponseWriter, r *http.Request) {
 
 // clearSessions ends every session; oauthTokens=true also revokes the
 // user's OAuth/OIDC tokens.
-func (s *Server) clearSessions(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u := s.lookup(r.PathValue("id"))
-	if u == nil {
-		notFound(w, r.PathValue("id"), "User")
-		return
-	}
+func (s *Server) clearSessions(w http.ResponseWriter, r *http.Request, u *User) {
 	u.Sessions = 0
 	if r.URL.Query().Get("oauthTokens") == "true" {
 		u.OAuthTokens = 0
