@@ -313,3 +313,32 @@ func TestBuildRefusesBadSettings(t *testing.T) {
 		})
 	}
 }
+
+// A settings.groups id that Okta does not know is a configuration mistake:
+// permanent, naming the group, after the user itself was made.
+func TestProvisionMissingOktaGroup(t *testing.T) {
+	e := setup(t, "", 0)
+	raw, _ := json.Marshal(map[string]any{"groups": map[string]string{"eng": "00gDoesNotExist"}})
+	c, err := okta.New(apps.Spec{App: "okta", BaseURL: e.fs.URL, Settings: raw, Secret: []byte(token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Provision(context.Background(), ada, []string{"eng"})
+	if !errors.Is(err, apps.ErrRejected) || apps.IsTransient(err) || !strings.Contains(err.Error(), "00gDoesNotExist") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A provider that accepts the connection and never answers ends with the
+// caller's deadline, which counts as transient.
+func TestHangEndsWithDeadline(t *testing.T) {
+	e := setup(t, "", 0)
+	existing(e.fs, "ACTIVE")
+	e.fs.SetHang(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := e.c.Suspend(ctx, ada)
+	if !apps.IsTransient(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+}
