@@ -192,11 +192,17 @@ func login(p apps.Person) string {
 	return p.Email
 }
 
+// searchEscape URL-encodes a search expression with %20 for spaces, as
+// Okta's examples do, rather than form encoding's "+".
+func searchEscape(expr string) string {
+	return strings.ReplaceAll(url.QueryEscape(expr), "+", "%20")
+}
+
 // search returns the first user matching an Okta search expression (which,
 // unlike a plain list, includes DEPROVISIONED users).
 func (c *Connector) search(ctx context.Context, op, expr string) (*user, error) {
 	var us []user
-	if _, err := c.api.Do(ctx, op, http.MethodGet, "/api/v1/users?limit=2&search="+url.QueryEscape(expr), nil, &us); err != nil {
+	if _, err := c.api.Do(ctx, op, http.MethodGet, "/api/v1/users?limit=2&search="+searchEscape(expr), nil, &us); err != nil {
 		return nil, err
 	}
 	if len(us) == 0 {

@@ -342,3 +342,19 @@ func TestHangEndsWithDeadline(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Search values are quoted and URL-encoded: a "+" in an email (sub-addressing)
+// and a quote in an employee number reach Okta intact.
+func TestFindEscapesSearch(t *testing.T) {
+	e := setup(t, "", 0)
+	plus := apps.Person{Email: "ada+ops@acme.example", UserName: "ada+ops@acme.example"}
+	id := e.fs.AddUser("ACTIVE", map[string]string{"login": plus.Email, "email": plus.Email})
+	if a, err := e.c.Find(context.Background(), plus); err != nil || a.ID != id {
+		t.Fatalf("find by email with +: %+v %v", a, err)
+	}
+	quoted := apps.Person{ExternalID: `E"7`}
+	qid := e.fs.AddUser("ACTIVE", map[string]string{"login": "q@acme.example", "employeeNumber": `E"7`})
+	if a, err := e.c.Find(context.Background(), quoted); err != nil || a.ID != qid {
+		t.Fatalf("find by employeeNumber with a quote: %+v %v", a, err)
+	}
+}
