@@ -7,9 +7,11 @@ package server
 
 import (
 	"context"
+
 	"github.com/lanyardhq/lanyard/controlplane/apps/entra"
 	"github.com/lanyardhq/lanyard/controlplane/apps/github"
 	"github.com/lanyardhq/lanyard/controlplane/apps/google"
+	"github.com/lanyardhq/lanyard/controlplane/apps/okta"
 	"github.com/lanyardhq/lanyard/controlplane/apps/slackscim"
 
 	"github.com/lanyardhq/lanyard/controlplane/apps"
@@ -30,6 +32,7 @@ func connectorBuilders() map[string]apps.Builder {
 		// No manager lookup yet: HR does not carry the manager, so a Drive transfer to
 		// the manager is refused at save time rather than silently skipped.
 		"google": google.Builder(),
+		"okta":   okta.Build,
 		"slack":  slackscim.Build,
 	}
 }

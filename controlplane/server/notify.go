@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
@@ -63,6 +64,14 @@ func enrollLinks(d Deps, mdm *apple.Service, inst *installersvc.Service) notify.
 			}
 		}
 		if mac && mdm != nil {
+			// A Mac link before the APNs certificate is uploaded answers "MDM is not set up
+			// yet": never mail a new hire a link that does not work.
+			if _, err := d.DB.MDMGetPushCert(ctx, orgID); errors.Is(err, store.ErrNotFound) {
+				d.Logger.Warn("no Mac enrollment link for a new hire's email: MDM has no APNs certificate yet", "component", "notify", "org_id", orgID)
+				return installer, "", nil
+			} else if err != nil {
+				return installer, "", err
+			}
 			l, err := mdm.CreateEnrollLink(ctx, orgID, employeeID, "system:notify", 0)
 			if err != nil {
 				return installer, "", err

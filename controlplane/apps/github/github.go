@@ -195,20 +195,9 @@ func (c *Connector) pages(ctx context.Context, op, path string, fn func(json.Raw
 		if err := fn(raw); err != nil {
 			return err
 		}
-		path = nextLink(resp.Header.Get("Link"))
+		path = rest.NextLink(resp.Header)
 	}
 	return nil
-}
-
-// nextLink reads rel="next" from an RFC 8288 Link header.
-func nextLink(h string) string {
-	for _, part := range strings.Split(h, ",") {
-		u, params, ok := strings.Cut(strings.TrimSpace(part), ";")
-		if ok && strings.Contains(params, `rel="next"`) {
-			return strings.Trim(strings.TrimSpace(u), "<>")
-		}
-	}
-	return ""
 }
 
 // Find returns the membership (ID and UserName are the login), or a pending

@@ -206,3 +206,18 @@ func DefaultHTTPClient(hc *http.Client) *http.Client {
 	}
 	return &http.Client{Timeout: 20 * time.Second}
 }
+
+// NextLink reads rel="next" from RFC 8288 Link headers (one header with
+// comma-separated links, or several headers as Okta sends them); "" when
+// there is no next page.
+func NextLink(h http.Header) string {
+	for _, v := range h.Values("Link") {
+		for _, part := range strings.Split(v, ",") {
+			u, params, ok := strings.Cut(strings.TrimSpace(part), ";")
+			if ok && strings.Contains(params, `rel="next"`) {
+				return strings.Trim(strings.TrimSpace(u), "<>")
+			}
+		}
+	}
+	return ""
+}

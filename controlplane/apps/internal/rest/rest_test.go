@@ -70,3 +70,23 @@ func TestDo(t *testing.T) {
 		t.Fatalf("unreachable server: %v is not transient", err)
 	}
 }
+
+func TestNextLink(t *testing.T) {
+	tests := []struct {
+		name  string
+		links []string
+		want  string
+	}{
+		{name: "GitHub: one header, comma-separated", links: []string{`<https://x/m?page=2>; rel="next", <https://x/m?page=5>; rel="last"`}, want: "https://x/m?page=2"},
+		{name: "Okta: one header per link", links: []string{`<https://o/u?limit=2>; rel="self"`, `<https://o/u?after=00u1&limit=2>; rel="next"`}, want: "https://o/u?after=00u1&limit=2"},
+		{name: "last page", links: []string{`<https://o/u?limit=2>; rel="self"`}},
+		{name: "no header"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NextLink(http.Header{"Link": tt.links}); got != tt.want {
+				t.Fatalf("NextLink = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
