@@ -10,6 +10,7 @@ import (
 
 	"github.com/lanyardhq/lanyard/controlplane/hris/justworks/fakejustworks"
 	"github.com/lanyardhq/lanyard/controlplane/notify/fakesmtp"
+	"github.com/lanyardhq/lanyard/controlplane/store"
 )
 
 // A hire in Justworks reaches the new hire's personal inbox before the start date (in
@@ -17,6 +18,12 @@ import (
 // that mail works against the running server.
 func TestDemoHireGetsAWorkingEnrollmentLink(t *testing.T) {
 	d := startDemo(t)
+	// An org whose MDM is set up (an APNs certificate uploaded), so the mail carries the Mac
+	// enrollment link; without one Lanyard leaves that link out rather than send a dead one.
+	if err := d.s.DB.MDMPutPushCert(d.ctx, store.MDMPushCert{OrgID: d.org.ID, Topic: "com.apple.mgmt.External.demo",
+		NotAfter: time.Now().AddDate(1, 0, 0)}); err != nil {
+		t.Fatal(err)
+	}
 	personal := "new.hire.test@example.org"
 	d.s.caps.demoJustworks.AddMember(fakejustworks.Member{Name: &fakejustworks.Name{GivenName: "Noor", FamilyName: "Hire"}, Active: true,
 		Type: "W2", JobTitle: "Engineer", EmploymentStartDate: time.Now().AddDate(0, 0, 10).Format(time.DateOnly),
