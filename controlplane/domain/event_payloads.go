@@ -108,3 +108,14 @@ type RetrievalPayload struct {
 	DueAt         *time.Time `json:"due_at,omitempty"`
 	Reminder      int        `json:"reminder,omitempty"`
 }
+
+// DeviceNoncompliantPayload is device.noncompliant: a report turned a device from
+// compliant (or never reported) to non-compliant. Subject: the device.
+type DeviceNoncompliantPayload struct {
+	DeviceID string `json:"device_id"`
+	Serial   string `json:"serial_number"`
+	// Failed is the failed checks in words ("disk encryption off, firewall off"), as the
+	// prompt shows them; Checks is the same as a list.
+	Failed string   `json:"failed"`
+	Checks []string `json:"checks"`
+}

@@ -612,7 +612,10 @@ func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, or
 	if err != nil {
 		return err
 	}
-	return writeReport(ctx, dialect, tx, w)
+	if err := writeReport(ctx, dialect, tx, w); err != nil {
+		return err
+	}
+	return writeNoncompliant(ctx, tx, []reportWrite{w})
 }
 
 // reportWrite is everything one report writes.
@@ -621,6 +624,40 @@ type reportWrite struct {
 	// The posture checks as the dashboard and the list filters read them (postureChecks).
 	disk, firewall, screenLock string
 	at                         time.Time
+	// failed names the checks that just turned off, when this report moved the device
+	// from compliant (or never reported) to non-compliant: the device.noncompliant event.
+	failed []string
+}
+
+// failedChecks are the posture checks that are off: the one compliance rule (the
+// dashboard counts and the list filters read the same "off" columns).
+func failedChecks(disk, firewall, screenLock string) []string {
+	var out []string
+	for _, c := range []struct{ name, v string }{{"disk encryption", disk}, {"firewall", firewall}, {"screen lock", screenLock}} {
+		if c.v == "off" {
+			out = append(out, c.name+" off")
+		}
+	}
+	return out
+}
+
+// writeNoncompliant records the transitions of ws in the report's transaction, so a
+// prompt goes out once per transition and never for a report that was not stored.
+func writeNoncompliant(ctx context.Context, tx *sql.Tx, ws []reportWrite) error {
+	for _, w := range ws {
+		if len(w.failed) == 0 {
+			continue
+		}
+		b, err := json.Marshal(domain.DeviceNoncompliantPayload{DeviceID: w.deviceID, Serial: w.serial, Failed: strings.Join(w.failed, ", "), Checks: w.failed})
+		if err != nil {
+			return err
+		}
+		if err := WriteEvent(ctx, tx, domain.Event{OrgID: w.orgID, Type: domain.EventDeviceNoncompliant, SubjectType: "device",
+			SubjectID: w.deviceID, Payload: b, At: w.at}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // postureChecks reads the three compliance checks of a stored posture report as "on",
@@ -694,7 +731,20 @@ func computeReport(tr trackingRow, orgID, deviceID, agentID, serial string, r In
 		hist = string(b)
 	}
 	disk, fw, sl := postureChecks(posture)
-	return reportWrite{agentID: agentID, hostname: r.Hostname, osName: r.OSName, osVersion: r.OSVersion, osBuild: r.OSBuild, posture: posture,
+	var failed []string
+	// Only a report that changed the posture can be a transition (the common report
+	// changes nothing and costs nothing more).
+	if _, changed := changes["posture"]; changed {
+		now := failedChecks(disk, fw, sl)
+		prev := "{}"
+		if b := tr.inventory["posture"]; len(b) > 0 {
+			prev = string(b)
+		}
+		if len(now) > 0 && len(failedChecks(postureChecks(prev))) == 0 {
+			failed = now
+		}
+	}
+	return reportWrite{failed: failed, agentID: agentID, hostname: r.Hostname, osName: r.OSName, osVersion: r.OSVersion, osBuild: r.OSBuild, posture: posture,
 		disk: disk, firewall: fw, screenLock: sl, inv: string(inv), hash: r.Hash, deviceID: deviceID, serial: serial, histID: domain.NewID(), orgID: orgID, hist: hist, at: r.At.UTC()}, nil
 }
 
@@ -838,6 +888,9 @@ func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []Inve
 	}
 	if len(ws) > 0 {
 		if err := writeReportsPG(ctx, tx, ws); err != nil {
+			return nil, err
+		}
+		if err := writeNoncompliant(ctx, tx, ws); err != nil {
 			return nil, err
 		}
 	}
