@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	msgtemplates "github.com/lanyardhq/lanyard/controlplane/notify/templates"
 	"strconv"
 	"strings"
 	"time"
@@ -42,24 +43,6 @@ type Device struct{ Name, Serial, Model, OS string }
 // Item is one line of a list (digest, held terminations).
 type Item struct{ Title, Link, Detail string }
 
-// secretish reports whether a payload key may hold a secret; such values never reach a
-// message (producers must not put them in payloads; this is the second fence).
-func secretish(k string) bool {
-	k = strings.ToLower(k)
-	for _, w := range []string{"secret", "token", "password", "passcode", "passphrase"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	// Whole words only: "pin" must not catch "shipping".
-	for _, part := range strings.FieldsFunc(k, func(r rune) bool { return r == '_' || r == '-' || r == '.' }) {
-		if part == "pin" || part == "key" || part == "otp" {
-			return true
-		}
-	}
-	return false
-}
-
 // data builds a delivery's template data from its event and the store's current view of
 // the people and devices it names.
 func (e *Engine) data(ctx context.Context, d store.Delivery, ev domain.Event) (Data, error) {
@@ -71,7 +54,7 @@ func (e *Engine) data(ctx context.Context, d store.Delivery, ev domain.Event) (D
 	var payload map[string]any
 	_ = json.Unmarshal(ev.Payload, &payload)
 	for k, v := range payload {
-		if secretish(k) {
+		if msgtemplates.SecretField(k) {
 			continue
 		}
 		switch x := v.(type) {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	msgtemplates "github.com/lanyardhq/lanyard/controlplane/notify/templates"
 	"html"
 	"math/big"
 	"strings"
@@ -284,7 +285,7 @@ func eventData(ev domain.Event) json.RawMessage {
 		m = map[string]any{}
 	}
 	for k := range m {
-		if secretish(k) {
+		if msgtemplates.SecretField(k) {
 			delete(m, k)
 		}
 	}

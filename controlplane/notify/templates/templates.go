@@ -176,9 +176,10 @@ func plural(n, one, many string) string {
 	return many
 }
 
-// secretName reports a field name that may hold a secret: such a field is refused, so a
-// producer's mistake cannot put a PIN or a token in someone's inbox.
-func secretName(k string) bool {
+// SecretField reports a field name that may hold a secret: such a field is refused here
+// and dropped from webhook payloads (notify), so a producer's mistake cannot put a PIN or
+// a token in someone's inbox or a SIEM. The one rule for both.
+func SecretField(k string) bool {
 	k = strings.ToLower(k)
 	for _, w := range []string{"secret", "token", "password", "passcode", "passphrase", "credential"} {
 		if strings.Contains(k, w) {
@@ -347,7 +348,7 @@ func check(kind string, person, device bool, fields, anyField []string, d Data, 
 		return fmt.Errorf("templates: %s needs %s", kind, strings.Join(missing, ", "))
 	}
 	for k, v := range d.Fields {
-		if secretName(k) {
+		if SecretField(k) {
 			return fmt.Errorf("templates: %s: field %q may hold a secret and is never rendered", kind, k)
 		}
 		if strings.HasSuffix(k, "_url") && v != "" {
