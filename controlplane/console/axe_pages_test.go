@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -10,6 +11,7 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/auth"
 	"github.com/lanyardhq/lanyard/controlplane/console/internal/browsertest"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
+	"github.com/lanyardhq/lanyard/controlplane/store"
 	"github.com/lanyardhq/lanyard/controlplane/store/storetest"
 )
 
@@ -32,7 +34,24 @@ func TestPagesPassAxe(t *testing.T) {
 		return err
 	}))
 	for _, path := range []string{"/", "/devices", "/devices?q=nothing-matches", "/devices/" + d.ID, "/devices/" + d.ID + "/secrets",
-		"/people", "/people/" + emp.ID, "/people/" + emp.ID + "/offboard", "/reauth", "/devices/" + domain.NewID()} {
+		"/people", "/people/" + emp.ID, "/people/" + emp.ID + "/offboard", "/reauth", "/devices/" + domain.NewID(), "/apps/orphans"} {
 		tab.Visit(e.http.URL + path)
 	}
+	// App orphans with rows (a person linked, one resolved) and with a reconcile report.
+	if _, err := e.srv.DB.SaveAppOrphans(ctx, e.org.ID, "github", []store.AppOrphan{
+		{AccountID: "gh-1", UserName: "ghost@example.com", Reason: "no_person", Action: "reported"},
+		{AccountID: "gh-2", UserName: emp.HR.WorkEmail, EmployeeID: emp.ID, Reason: "terminated", Action: "resuspend_failed", Detail: "503 from the app"},
+	}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.DB.SaveAppOrphans(ctx, e.org.ID, "slack", []store.AppOrphan{{AccountID: "sl-1", Reason: "no_person", Action: "reported"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.DB.SaveAppOrphans(ctx, e.org.ID, "slack", nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tab.Visit(e.http.URL + "/apps/orphans?all=true")
+	tab.Submit("#reconcile-form button")
+	tab.WaitTrue(`document.querySelector("#report") !== null`)
+	tab.Check()
 }

@@ -19,7 +19,7 @@ import (
 func opsPages() []page {
 	var out []page
 	for _, f := range []func() []page{workflowPages, justworksPages, enrollmentPages, warehousePages, auditPages,
-		settingsPages, tokenPages, userPages, csvPages, notificationPages} {
+		settingsPages, tokenPages, userPages, csvPages, notificationPages, appOrphanPages} {
 		out = append(out, f()...)
 	}
 	return out
@@ -34,7 +34,7 @@ func opsActions(routes map[string]api.Route) []action {
 	}
 	// settingsActions last: the role test's sample for "choose plan" changes the plan.
 	for _, f := range []func() []action{workflowActions, justworksActions, enrollmentActions, warehouseActions,
-		tokenActions, csvActions, notificationActions, settingsActions} {
+		tokenActions, csvActions, notificationActions, appOrphanActions, settingsActions} {
 		out = append(out, f()...)
 	}
 	return out

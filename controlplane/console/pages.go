@@ -54,6 +54,7 @@ func navTable() []navEntry {
 		{"Justworks", "/justworks", "justworks"},
 		{"Enrollment", "/enrollment", "enrollment"},
 		{"Warehouse", "/warehouse", "warehouse"},
+		{"App orphans", "/apps/orphans", "apps"},
 		{"Notifications", "/notifications", "notifications"},
 		{"Audit", "/audit", "audit"},
 		{"Settings", "/settings", "settings"},
