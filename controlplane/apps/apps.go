@@ -39,6 +39,11 @@ type Person struct {
 	Email      string `json:"email,omitempty"`
 	Title      string `json:"title,omitempty"`
 	Department string `json:"department,omitempty"`
+	// AccountID is the id this app gave the person's account when Lanyard last saw
+	// it (the grant step's result, or the account reconciliation listed). Connectors
+	// that cannot look an account up by the link try it before the name, so an
+	// account renamed in the app is still found.
+	AccountID string `json:"account_id,omitempty"`
 }
 
 // RevokeMode says how access is removed.

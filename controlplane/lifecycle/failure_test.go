@@ -204,7 +204,7 @@ func TestRestartMidWorkflow(t *testing.T) {
 		}
 		// Restart: a new engine and River client.
 		eng2 := lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithCommander(h.cmd), lifecycle.WithEnroller(h.enr),
-			lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: h.keys, Builders: testBuilders}),
+			lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: h.keys, Builders: testBuilders(db)}),
 			lifecycle.WithConfig(lifecycle.Config{Backoff: func(int) time.Duration { return 20 * time.Millisecond }}))
 		startRiver(t, db, eng2)
 		h.eng = eng2
@@ -231,7 +231,7 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 	h := newHarness(t, db, harnessOpts{})
 	h.connectSCIM("github", "engineering")
 	eng2 := lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithCommander(h.cmd), lifecycle.WithEnroller(h.enr),
-		lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: h.keys, Builders: testBuilders}),
+		lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: h.keys, Builders: testBuilders(db)}),
 		lifecycle.WithConfig(lifecycle.Config{Backoff: func(int) time.Duration { return 20 * time.Millisecond }}))
 	startRiver(t, db, eng2)
 	const n = 12

@@ -11,7 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lanyardhq/lanyard/controlplane/apps"
+	"github.com/lanyardhq/lanyard/controlplane/apps/entra"
 	"github.com/lanyardhq/lanyard/controlplane/apps/fakescim"
+	"github.com/lanyardhq/lanyard/controlplane/apps/github"
+	"github.com/lanyardhq/lanyard/controlplane/apps/google"
+	"github.com/lanyardhq/lanyard/controlplane/apps/okta"
+	"github.com/lanyardhq/lanyard/controlplane/apps/slackscim"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/jobs"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
@@ -148,8 +153,15 @@ func (f *fakeEnroller) EnrollmentLink(_ context.Context, orgID, employeeID strin
 	return fmt.Sprintf("https://lanyard.test/enroll/%s/%s?platform=%s", orgID, employeeID, p), nil
 }
 
-// testBuilders are the connector kinds the tests build (the server's wiring).
-var testBuilders = map[string]apps.Builder{"scim": apps.BuildSCIM}
+// testBuilders are the connector kinds the tests build (the server's wiring, with
+// the manager who receives a leaver's Drive looked up in db).
+func testBuilders(db *store.DB) map[string]apps.Builder {
+	mgr := google.WithManagerLookup(func(ctx context.Context, p apps.Person) (string, error) {
+		return db.ManagerWorkEmail(ctx, p.ExternalID)
+	})
+	return map[string]apps.Builder{"scim": apps.BuildSCIM, "google": google.Builder(mgr), "entra": entra.Build,
+		"okta": okta.Build, "github": github.Build, "slack": slackscim.Build}
+}
 
 type harness struct {
 	t       *testing.T
@@ -195,7 +207,7 @@ func newHarness(t *testing.T, db *store.DB, o harnessOpts) *harness {
 	}
 	h.metrics = prometheus.NewRegistry()
 	h.eng = lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithConfig(cfg), lifecycle.WithCommander(h.cmd),
-		lifecycle.WithEnroller(h.enr), lifecycle.WithKeys(kr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr, Builders: testBuilders}), lifecycle.WithMetrics(h.metrics))
+		lifecycle.WithEnroller(h.enr), lifecycle.WithKeys(kr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr, Builders: testBuilders(db)}), lifecycle.WithMetrics(h.metrics))
 	h.org = domain.Org{Name: "Acme", Plan: o.plan, TimeZone: "America/New_York",
 		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5}}
 	if err := store.CreateOrg(ctx, db.SQL, &h.org); err != nil {

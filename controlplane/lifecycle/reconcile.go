@@ -52,7 +52,7 @@ func (e *Engine) ReconcileApps(ctx context.Context, orgID string) (ReconcileRepo
 		if !c.Capabilities().List {
 			continue
 		}
-		found, n, err := reconcileApp(ctx, c, people)
+		found, n, err := reconcileApp(ctx, c, people.forApp(c))
 		rep.Apps[app] = n
 		if err != nil {
 			// One app's outage does not hide the others' orphans; its stored ones stay.
@@ -95,6 +95,25 @@ func (e *Engine) people(ctx context.Context, orgID string) (peopleIndex, error) 
 	}
 }
 
+// linkKeyer is a connector that stores Lanyard's id in another form (Entra's
+// employeeId holds 16 characters, so a UUID is kept as a digest).
+type linkKeyer interface {
+	LinkKey(lanyardID string) string
+}
+
+// forApp returns the index with c's form of the link ids.
+func (ix peopleIndex) forApp(c apps.Connector) peopleIndex {
+	lk, ok := c.(linkKeyer)
+	if !ok {
+		return ix
+	}
+	out := peopleIndex{byID: make(map[string]domain.Employee, len(ix.byID)), byEmail: ix.byEmail}
+	for id, emp := range ix.byID {
+		out.byID[lk.LinkKey(id)] = emp
+	}
+	return out
+}
+
 func (ix peopleIndex) match(a apps.Account) (domain.Employee, bool) {
 	if emp, ok := ix.byID[a.ExternalID]; ok && a.ExternalID != "" {
 		return emp, true
@@ -120,8 +139,16 @@ func reconcileApp(ctx context.Context, c apps.Connector, people peopleIndex) ([]
 			found = append(found, store.AppOrphan{AccountID: a.ID, UserName: a.UserName, Reason: "no_person", Action: "reported"})
 		case emp.HR.Status == domain.StatusTerminated && (a.Active == nil || *a.Active):
 			o := store.AppOrphan{AccountID: a.ID, UserName: a.UserName, EmployeeID: emp.ID, Reason: "terminated", Action: "resuspended"}
-			if _, err := c.Suspend(ctx, person(emp)); err != nil {
+			p := person(emp)
+			p.AccountID = a.ID
+			r, err := c.Suspend(ctx, p)
+			switch {
+			case err != nil:
 				o.Action, o.Detail = "resuspend_failed", err.Error()
+			case r.Action == "absent":
+				// The connector could not find the account it just listed: it is
+				// still active, whatever Suspend answered.
+				o.Action, o.Detail = "resuspend_failed", "the connector found no account to suspend for "+emp.HR.WorkEmail+"; suspend "+a.UserName+" by hand"
 			}
 			found = append(found, o)
 		}

@@ -472,10 +472,15 @@ func (e *Engine) revokeApps(ctx context.Context, rc *runCtx) (outcome, error) {
 		grants = append(grants, apps.Grant{App: app})
 	}
 	sortGrants(grants)
-	p := person(rc.emp)
+	granted, err := e.grantedAccounts(ctx, rc.org.ID, rc.emp.ID)
+	if err != nil {
+		return outcome{}, err
+	}
 	return e.runApps(rc, "remove", grants, func(g apps.Grant) (apps.Result, error) {
 		c := reg[g.App]
 		caps := c.Capabilities()
+		p := person(rc.emp)
+		p.AccountID = granted[g.App]
 		if modes[g.App] == apps.RevokeDelete {
 			if !caps.Remove {
 				return apps.Result{App: g.App}, Permanent(fmt.Errorf("the %s connector cannot delete accounts: %w", g.App, apps.ErrNotSupported))
@@ -487,6 +492,41 @@ func (e *Engine) revokeApps(ctx context.Context, rc *runCtx) (outcome, error) {
 		}
 		return c.Suspend(ctx, p)
 	})
+}
+
+// grantedAccounts is the account id each app gave the employee at their latest
+// onboarding (its grant step's results): an account renamed in the app since is
+// still found, rather than reported absent while it is active under a new name.
+func (e *Engine) grantedAccounts(ctx context.Context, orgID, employeeID string) (map[string]string, error) {
+	out := map[string]string{}
+	ws, _, err := e.db.ListWorkflows(ctx, orgID, store.WorkflowFilter{EmployeeID: employeeID, Kind: string(KindOnboarding)}, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		return nil, fmt.Errorf("onboardings of %s: %w", employeeID, err)
+	}
+	var latest *store.Workflow
+	for i := range ws {
+		if latest == nil || ws[i].CreatedAt.After(latest.CreatedAt) {
+			latest = &ws[i]
+		}
+	}
+	if latest == nil {
+		return out, nil
+	}
+	w, err := e.db.GetWorkflow(ctx, orgID, latest.ID)
+	if err != nil {
+		return nil, fmt.Errorf("onboarding %s: %w", latest.ID, err)
+	}
+	for _, st := range w.Steps {
+		if st.Kind != string(StepGrantApps) {
+			continue
+		}
+		for app, r := range previousApps(st.Output) {
+			if r.AccountID != "" {
+				out[app] = r.AccountID
+			}
+		}
+	}
+	return out, nil
 }
 
 // Device outcomes on a lock or wipe step (deviceResult.Outcome).

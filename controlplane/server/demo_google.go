@@ -37,7 +37,7 @@ func (s *Server) seedGoogle(ctx context.Context, org domain.Org) error {
 		"token_url": fake.URL + "/token", "groups_on_suspend": "remove"})
 	spec := apps.Spec{App: demoGoogleApp, Kind: "google", BaseURL: fake.URL, Settings: settings, Secret: fake.ServiceAccountKey}
 	// The same check the API makes on save: the builder must accept the configuration.
-	if _, err := connectorBuilders()["google"](ctx, spec); err != nil {
+	if _, err := connectorBuilders(s.DB)["google"](ctx, spec); err != nil {
 		return fmt.Errorf("demo google connector: %w", err)
 	}
 	sealed, err := s.Keyring.Seal(fake.ServiceAccountKey, lifecycle.TokenAAD(org.ID, demoGoogleApp))

@@ -19,21 +19,24 @@ import (
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle"
 	"github.com/lanyardhq/lanyard/controlplane/lifecycle/wiring"
 	"github.com/lanyardhq/lanyard/controlplane/mdm/apple"
+	"github.com/lanyardhq/lanyard/controlplane/store"
 	installersvc "github.com/lanyardhq/lanyard/installers/service"
 )
 
 // connectorBuilders are the app connector kinds this server can build, one Builder
 // per kind (explicit: no init() registration).
-func connectorBuilders() map[string]apps.Builder {
+func connectorBuilders(db *store.DB) map[string]apps.Builder {
 	return map[string]apps.Builder{
 		"scim":   apps.BuildSCIM,
 		"entra":  entra.Build,
 		"github": github.Build,
-		// No manager lookup yet: HR does not carry the manager, so a Drive transfer to
-		// the manager is refused at save time rather than silently skipped.
-		"google": google.Builder(),
-		"okta":   okta.Build,
-		"slack":  slackscim.Build,
+		// The leaver's Drive goes to the manager HR names (Justworks' manager id,
+		// kept with the member); with none, the transfer is a manual task.
+		"google": google.Builder(google.WithManagerLookup(func(ctx context.Context, p apps.Person) (string, error) {
+			return db.ManagerWorkEmail(ctx, p.ExternalID)
+		})),
+		"okta":  okta.Build,
+		"slack": slackscim.Build,
 	}
 }
 
@@ -42,7 +45,7 @@ func connectorBuilders() map[string]apps.Builder {
 // Mac enrollment links) and the installers (agent installer links for other platforms).
 func buildLifecycle(d Deps, commands wiring.Submitter, mdm *apple.Service, inst *installersvc.Service) *lifecycle.Engine {
 	return wiring.New(wiring.Deps{DB: d.DB, Keys: d.Keyring, Jobs: d.Jobs, Registry: d.JobRegistry, Logger: d.Logger, Metrics: d.Registry,
-		Commands: commands, MDM: mdm, Connectors: connectorBuilders(),
+		Commands: commands, MDM: mdm, Connectors: connectorBuilders(d.DB),
 		// Non-Mac enrollment: an expiring public link to the org's agent installer
 		// (enrollment secret baked in) for the new hire; when no package can be built
 		// here (no agent binaries beside lanyard), the admin download route instead.

@@ -409,6 +409,25 @@ func ListHRMemberIDsByDepartment(ctx context.Context, q Querier, orgID, source, 
 		orgID, source, departmentID)
 }
 
+// ManagerWorkEmail is the work email of the employee's manager as HR last reported
+// them: "" when HR names no manager, the manager is not a Lanyard employee (yet), or is
+// no longer active (a terminated manager cannot receive anyone's files). Employee ids
+// are unique across orgs, and the manager is looked up in the employee's own org.
+func (db *DB) ManagerWorkEmail(ctx context.Context, employeeID string) (string, error) {
+	var email string
+	err := db.SQL.QueryRowContext(ctx, `SELECT mgr.work_email FROM hr_members m
+		JOIN employees mgr ON mgr.org_id = m.org_id AND mgr.source = m.source AND mgr.external_id = m.manager_external_id
+		WHERE m.employee_id = $1 AND m.manager_external_id <> '' AND mgr.status <> $2`,
+		employeeID, string(domain.StatusTerminated)).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("manager of %s: %w", employeeID, err)
+	}
+	return email, nil
+}
+
 // LockEmployeeByExternalID reads an employee by HR identity inside tx, locking
 // the row on Postgres (SQLite transactions already hold the write lock), so two
 // writers of one member serialize and an event is emitted once.

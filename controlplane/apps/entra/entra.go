@@ -806,11 +806,17 @@ const maxEmployeeID = 16
 
 // graphPerson fits p's link id into employeeId: a Lanyard id longer than Graph allows
 // (a UUID is 36) becomes "lny-" and 12 hex digits of its SHA-256, the same every time, so
-// the link still finds the account. Reconciliation then matches such accounts by email.
+// the link still finds the account, and reconciliation matches it through LinkKey.
 func graphPerson(p apps.Person) apps.Person {
 	if len(p.ExternalID) > maxEmployeeID {
 		sum := sha256.Sum256([]byte(p.ExternalID))
 		p.ExternalID = "lny-" + hex.EncodeToString(sum[:6])
 	}
 	return p
+}
+
+// LinkKey is the employeeId a Lanyard id is stored as, so reconciliation matches an
+// account by its link even after it was renamed (its email no longer the person's).
+func (c *Connector) LinkKey(lanyardID string) string {
+	return graphPerson(apps.Person{ExternalID: lanyardID}).ExternalID
 }

@@ -44,6 +44,9 @@ type Connector struct {
 	app    string
 	set    Settings
 	logins map[string]string
+	// emails maps a login back to its work email, so reconciliation can tell a
+	// leaver's membership from an account of nobody (GitHub shows no emails).
+	emails map[string]string
 	api    rest.Client
 }
 
@@ -79,9 +82,12 @@ func New(s apps.Spec) (*Connector, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	c := &Connector{app: s.App, set: set, logins: map[string]string{}}
+	c := &Connector{app: s.App, set: set, logins: map[string]string{}, emails: map[string]string{}}
 	for k, v := range set.Logins {
 		c.logins[strings.ToLower(k)] = v
+		if strings.Contains(k, "@") {
+			c.emails[strings.ToLower(v)] = k
+		}
 	}
 	token := string(s.Secret)
 	c.api = rest.Client{
@@ -375,7 +381,8 @@ func (c *Connector) List(ctx context.Context, fn func(apps.Account) error) error
 		}
 		for _, m := range ms {
 			active := true
-			if err := fn(apps.Account{ID: m.Login, UserName: m.Login, Active: &active}); err != nil {
+			a := apps.Account{ID: m.Login, UserName: m.Login, Email: c.emails[strings.ToLower(m.Login)], Active: &active}
+			if err := fn(a); err != nil {
 				return err
 			}
 		}

@@ -162,13 +162,18 @@ func TestFindPendingAndActive(t *testing.T) {
 
 func TestListPaging(t *testing.T) {
 	fs, c := setup(t, 10)
-	for i := range 25 {
+	for i := range 24 {
 		fs.AddMember(fmt.Sprintf("user%02d", i), "member")
 	}
+	fs.AddMember("ada-l", "member")
 	n := 0
 	if err := c.List(context.Background(), func(a apps.Account) error {
 		if !a.IsActive() {
 			return fmt.Errorf("%s not active", a.ID)
+		}
+		// A mapped login lists with its work email: reconciliation matches it to the person.
+		if want := map[string]string{"ada-l": "ada@acme.example"}[a.ID]; a.Email != want {
+			return fmt.Errorf("%s listed with email %q, want %q", a.ID, a.Email, want)
 		}
 		n++
 		return nil

@@ -155,9 +155,21 @@ func handle(p apps.Person) string {
 	return h
 }
 
-// find looks p up by email (what stays stable when a member changes their
-// handle), then by handle; a match linked to another person is not theirs.
+// find looks p up by the account id Lanyard recorded (Slack cannot filter on
+// externalId, and an admin may have changed both the email and the handle), then
+// by email (what stays stable when a member changes their handle), then by
+// handle; a match linked to another person is not theirs.
 func (c *Connector) find(ctx context.Context, p apps.Person) (user, error) {
+	if p.AccountID != "" {
+		var u user
+		_, err := c.api.Do(ctx, "find", http.MethodGet, "/Users/"+url.PathEscape(p.AccountID), nil, &u)
+		switch {
+		case err == nil && (u.ExternalID == "" || p.ExternalID == "" || u.ExternalID == p.ExternalID):
+			return u, nil
+		case err != nil && !errors.Is(err, apps.ErrNotFound):
+			return user{}, err
+		}
+	}
 	for _, q := range [][2]string{{"email", c.email(p)}, {"userName", handle(p)}} {
 		if q[1] == "" {
 			continue

@@ -215,6 +215,16 @@ func (s *Server) RenameUser(id, upn string) {
 	}
 }
 
+// SetAccountEnabled blocks or allows sign-in, as an admin does in the Entra
+// admin center (reconciliation tests: a leaver turned back on by hand).
+func (s *Server) SetAccountEnabled(id string, enabled bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[id]; u != nil {
+		u.AccountEnabled = enabled
+	}
+}
+
 // User returns a copy of the user with id or userPrincipalName key.
 func (s *Server) User(key string) (User, bool) {
 	s.mu.Lock()

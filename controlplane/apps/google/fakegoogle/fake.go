@@ -284,6 +284,16 @@ func (s *Server) Rename(key, email string) {
 	}
 }
 
+// SetSuspended turns an account off or back on, as an admin does in the Admin
+// console (reconciliation tests: a leaver turned back on by hand).
+func (s *Server) SetSuspended(key string, suspended bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.lookup(key); u != nil {
+		u.Suspended = suspended
+	}
+}
+
 // SignOuts is how many times the user was signed out.
 func (s *Server) SignOuts(key string) int {
 	s.mu.Lock()

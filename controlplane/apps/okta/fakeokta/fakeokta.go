@@ -120,6 +120,16 @@ func (s *Server) UpdateProfile(id string, profile map[string]string) {
 	}
 }
 
+// SetStatus sets a user's status, as an admin does in the Okta admin console
+// (reconciliation tests: a leaver turned back on by hand).
+func (s *Server) SetStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[id]; u != nil {
+		u.Status = status
+	}
+}
+
 // User returns a copy of user id.
 func (s *Server) User(id string) (User, bool) {
 	s.mu.Lock()

@@ -149,6 +149,16 @@ func (s *Server) Rename(id, userName, email string) {
 	}
 }
 
+// SetActive deactivates or reactivates a member, as a workspace admin does
+// (reconciliation tests: a leaver turned back on by hand).
+func (s *Server) SetActive(id string, active bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[id]; u != nil {
+		u.Active = active
+	}
+}
+
 // Members returns the sorted member ids of a group.
 func (s *Server) Members(gid string) []string {
 	s.mu.Lock()
