@@ -104,9 +104,14 @@ func (c *Connector) Capabilities() apps.Capabilities {
 	return apps.Capabilities{Provision: true, Suspend: true, Remove: true, Groups: true, List: true}
 }
 
+// secondaryWait is how long GitHub says to wait after a secondary rate limit
+// that came without retry-after ("wait for at least one minute").
+const secondaryWait = time.Minute
+
 // parseError reads {message, documentation_url, errors}. A 403 or 429 that
-// says the quota is spent (x-ratelimit-remaining 0, or retry-after: the
-// secondary limit) is throttling, not a permission problem.
+// says the quota is spent (x-ratelimit-remaining 0, or retry-after, or the
+// secondary-limit message: GitHub does not always send retry-after with it)
+// is throttling, not a permission problem.
 func parseError(status int, h http.Header, body []byte) rest.ErrorInfo {
 	var eb struct {
 		Message string `json:"message"`
@@ -130,6 +135,8 @@ func parseError(status int, h http.Header, body []byte) rest.ErrorInfo {
 			}
 		} else if h.Get("retry-after") != "" {
 			info.Kind, info.Code = apps.ErrUnavailable, "secondary_rate_limit"
+		} else if strings.Contains(strings.ToLower(eb.Message), "secondary rate limit") {
+			info.Kind, info.Code, info.RetryAfter = apps.ErrUnavailable, "secondary_rate_limit", secondaryWait
 		}
 	}
 	if status == http.StatusUnprocessableEntity {

@@ -199,6 +199,10 @@ func TestFailures(t *testing.T) {
 			transient: true, kind: apps.ErrUnavailable, code: "rate_limited", detail: "API rate limit exceeded", minRetry: time.Second},
 		{name: "secondary rate limit: 429 with retry-after", knob: func(fs *fakegithub.Server) { fs.Throttle(1, 60*time.Second) },
 			transient: true, kind: apps.ErrUnavailable, code: "secondary_rate_limit", detail: "secondary rate limit", minRetry: 60 * time.Second},
+		{name: "secondary rate limit: 403 with only the message", knob: func(fs *fakegithub.Server) { fs.SecondaryLimit(1, http.StatusForbidden) },
+			transient: true, kind: apps.ErrUnavailable, code: "secondary_rate_limit", detail: "secondary rate limit", minRetry: time.Minute},
+		{name: "secondary rate limit: 429 with only the message", knob: func(fs *fakegithub.Server) { fs.SecondaryLimit(1, http.StatusTooManyRequests) },
+			transient: true, kind: apps.ErrUnavailable, code: "secondary_rate_limit", detail: "secondary rate limit", minRetry: time.Minute},
 		{name: "502", knob: func(fs *fakegithub.Server) { fs.FailNext(1, http.StatusBadGateway) }, transient: true, kind: apps.ErrUnavailable},
 		{name: "revoked token", knob: func(fs *fakegithub.Server) { fs.RevokeToken() }, kind: apps.ErrAuth, detail: "Bad credentials"},
 	}

@@ -38,19 +38,22 @@ const (
 	DriveApplicationID = "55656082996"
 )
 
-// OAuth scopes. The admin token carries the first three; the auto-reply is
+// OAuth scopes. The admin token carries the first four; the auto-reply is
 // set with a second token whose sub is the leaver (Gmail settings belong to
 // the mailbox owner), so the key's client id must also be granted
 // ScopeGmailSettings in the domain-wide delegation list.
 const (
-	ScopeUser          = "https://www.googleapis.com/auth/admin.directory.user"
+	ScopeUser = "https://www.googleapis.com/auth/admin.directory.user"
+	// ScopeUserSecurity is the only scope users.signOut accepts
+	// (admin.directory.user does not cover it).
+	ScopeUserSecurity  = "https://www.googleapis.com/auth/admin.directory.user.security"
 	ScopeGroup         = "https://www.googleapis.com/auth/admin.directory.group"
 	ScopeDataTransfer  = "https://www.googleapis.com/auth/admin.datatransfer"
 	ScopeGmailSettings = "https://www.googleapis.com/auth/gmail.settings.basic"
 )
 
 // AdminScopes are the scopes of the admin token.
-var AdminScopes = []string{ScopeUser, ScopeGroup, ScopeDataTransfer}
+var AdminScopes = []string{ScopeUser, ScopeUserSecurity, ScopeGroup, ScopeDataTransfer}
 
 // Settings is the "google" kind's settings JSON.
 type Settings struct {

@@ -304,7 +304,7 @@ func TestFailures(t *testing.T) {
 		retryAfter time.Duration
 	}{
 		{"429 with Retry-After", func(f *fakegoogle.Server) { f.Throttle(1, 429) }, apps.ErrUnavailable, true, "rateLimitExceeded", 7 * time.Second},
-		{"403 rateLimitExceeded is throttling, not auth", func(f *fakegoogle.Server) { f.Throttle(1, 403) }, apps.ErrUnavailable, true, "rateLimitExceeded", 0},
+		{"403 userRateLimitExceeded is throttling, not auth", func(f *fakegoogle.Server) { f.Throttle(1, 403) }, apps.ErrUnavailable, true, "userRateLimitExceeded", 0},
 		{"503", func(f *fakegoogle.Server) { f.FailNext(1) }, apps.ErrUnavailable, true, "backendError", 0},
 		{"revoked credentials", func(f *fakegoogle.Server) { f.Revoke() }, apps.ErrAuth, false, "", 0},
 	} {
@@ -357,6 +357,29 @@ func TestWrongKeyAndMissingDelegation(t *testing.T) {
 	_, err = build(t, e.fake, e.fake.ServiceAccountKey, map[string]any{"admin_subject": "bob@acme.test"}).Find(t.Context(), ada)
 	if !errors.Is(err, apps.ErrAuth) || apps.IsTransient(err) {
 		t.Fatalf("non-admin: %v", err)
+	}
+}
+
+// users.signOut accepts only admin.directory.user.security, so the admin
+// token asks for it and a delegation list without it is refused at the token
+// endpoint (unauthorized_client), not discovered at the first suspension.
+func TestSignOutScopeIsDelegated(t *testing.T) {
+	e := setup(t, nil)
+	id := seedAda(t, e)
+	if _, err := e.c.Suspend(t.Context(), ada); err != nil || e.fake.SignOuts(id) != 1 {
+		t.Fatalf("suspend with the security scope delegated: %v, sign-outs %d", err, e.fake.SignOuts(id))
+	}
+
+	fake, err := fakegoogle.Start(t.Context(), fakegoogle.Options{Domain: "acme.test", DelegatedScopes: []string{
+		google.ScopeUser, google.ScopeGroup, google.ScopeDataTransfer, google.ScopeGmailSettings}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	_, err = build(t, fake, fake.ServiceAccountKey, nil).Find(t.Context(), ada)
+	var te *apps.TargetError
+	if !errors.Is(err, apps.ErrAuth) || !errors.As(err, &te) || te.Code != "unauthorized_client" {
+		t.Fatalf("delegation without admin.directory.user.security: %v", err)
 	}
 }
 

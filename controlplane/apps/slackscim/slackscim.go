@@ -71,15 +71,23 @@ func (c *Connector) Capabilities() apps.Capabilities {
 
 // parseError reads Slack's {"Errors":{"description","code"}}; the description
 // is Slack's code word (email_taken, no_such_user, invalid_authentication).
+// Slack's own SCIM 2.0 client (java-slack-sdk SCIM2ApiErrorResponse) also
+// reads RFC 7644's {"schemas","detail","status","scimType"} from the same
+// endpoints, so that shape is read too rather than lost.
 func parseError(status int, _ http.Header, body []byte) rest.ErrorInfo {
 	var eb struct {
 		Errors struct {
 			Description string `json:"description"`
 			Code        int    `json:"code"`
 		} `json:"Errors"`
+		Detail   string `json:"detail"`
+		ScimType string `json:"scimType"`
 	}
 	_ = json.Unmarshal(body, &eb)
-	return rest.ErrorInfo{Code: eb.Errors.Description, Detail: eb.Errors.Description}
+	if d := eb.Errors.Description; d != "" {
+		return rest.ErrorInfo{Code: d, Detail: d}
+	}
+	return rest.ErrorInfo{Code: eb.ScimType, Detail: strings.TrimSpace(eb.Detail)}
 }
 
 type user struct {

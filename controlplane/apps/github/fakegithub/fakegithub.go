@@ -4,7 +4,7 @@
 // GitHub's shapes (REFERENCE.md): bearer tokens, X-GitHub-Api-Version,
 // {message, documentation_url} errors, Link-header paging, and both rate
 // limits (primary: 403 with x-ratelimit-remaining 0 and x-ratelimit-reset;
-// secondary: 429 with retry-after).
+// secondary: 429 with retry-after, or 403/429 with only the message).
 package fakegithub
 
 import (
@@ -63,6 +63,8 @@ type Server struct {
 	mu          sync.Mutex
 	tokenOK     bool
 	rateReset   time.Time        // primary rate limit exhausted until then
+	secondary   int              // next N requests hit a secondary limit without retry-after
+	secondaryAs int              // the status they get: 403 or 429
 	users       map[string]int64 // login → user id (every GitHub account known to the fake)
 	members     map[string]*Membership
 	invitations []*Invitation
@@ -93,7 +95,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		msg := "Server Error"
 		if status == http.StatusTooManyRequests {
 			w.Header().Set("retry-after", strconv.Itoa(int(retry/time.Second)))
-			msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+			msg = secondaryMessage
 		}
 		ghError(w, status, msg)
 	})
@@ -159,6 +161,16 @@ func (s *Server) ExhaustRateLimit(resetIn time.Duration) {
 	s.rateReset = time.Now().Add(resetIn)
 }
 
+// SecondaryLimit answers the next n requests with a secondary rate limit as
+// GitHub may send it: status 403 or 429, the secondary-limit message, and no
+// retry-after header (GitHub's docs: "If the retry-after response header is
+// present…"; otherwise wait at least a minute).
+func (s *Server) SecondaryLimit(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secondary, s.secondaryAs = n, status
+}
+
 // ResetRateLimit lifts the primary rate limit.
 func (s *Server) ResetRateLimit() {
 	s.mu.Lock()
@@ -211,6 +223,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // guard checks the token, API version, org and primary rate limit.
+// takeSecondary answers a pending secondary-limit knob; it reports whether it did.
+func (s *Server) takeSecondary(w http.ResponseWriter) bool {
+	s.mu.Lock()
+	hit, status := s.secondary > 0, s.secondaryAs
+	if hit {
+		s.secondary--
+	}
+	s.mu.Unlock()
+	if hit {
+		ghError(w, status, secondaryMessage)
+	}
+	return hit
+}
+
+// secondaryMessage is GitHub's wording for a secondary rate limit.
+const secondaryMessage = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+
 func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -238,6 +267,9 @@ func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("x-ratelimit-remaining", "4999")
+		if s.takeSecondary(w) {
+			return
+		}
 		if r.PathValue("org") != s.opts.Org {
 			ghError(w, http.StatusNotFound, "Not Found")
 			return

@@ -13,6 +13,7 @@ import (
 
 const (
 	scopeUser  = "https://www.googleapis.com/auth/admin.directory.user"
+	scopeSec   = "https://www.googleapis.com/auth/admin.directory.user.security"
 	scopeGroup = "https://www.googleapis.com/auth/admin.directory.group"
 	scopeMemb  = "https://www.googleapis.com/auth/admin.directory.group.member"
 	scopeDT    = "https://www.googleapis.com/auth/admin.datatransfer"
@@ -28,7 +29,8 @@ func (s *Server) routes() http.Handler {
 	m.Handle("GET "+d+"/users/{userKey}", s.api(s.getUser, true, scopeUser))
 	m.Handle("PUT "+d+"/users/{userKey}", s.api(s.updateUser, true, scopeUser))
 	m.Handle("DELETE "+d+"/users/{userKey}", s.api(s.deleteUser, true, scopeUser))
-	m.Handle("POST "+d+"/users/{userKey}/signOut", s.api(s.signOut, true, scopeUser))
+	// users.signOut names admin.directory.user.security as its only scope.
+	m.Handle("POST "+d+"/users/{userKey}/signOut", s.api(s.signOut, true, scopeSec))
 	m.Handle("GET "+d+"/groups", s.api(s.listGroups, true, scopeGroup))
 	m.Handle("POST "+d+"/groups/{groupKey}/members", s.api(s.insertMember, true, scopeGroup, scopeMemb))
 	m.Handle("DELETE "+d+"/groups/{groupKey}/members/{memberKey}", s.api(s.deleteMember, true, scopeGroup, scopeMemb))
@@ -101,7 +103,8 @@ func (s *Server) api(h func(http.ResponseWriter, *http.Request, token), admin bo
 				w.Header().Set("Retry-After", "7")
 				gerr(w, 429, "rateLimitExceeded", "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user'.")
 			} else {
-				gerr(w, 403, "rateLimitExceeded", "Rate Limit Exceeded")
+				// The Directory API's limits page documents 403 userRateLimitExceeded.
+				gerr(w, 403, "userRateLimitExceeded", "Rate Limit Exceeded")
 			}
 			return
 		case s.fail > 0:

@@ -38,7 +38,7 @@ type Options struct {
 	// trusts; nil means New generates one (see Server.ServiceAccountKey).
 	ServiceAccountKey []byte
 	// DelegatedScopes are the scopes the domain-wide delegation grants the
-	// service account (default: all four the connector uses).
+	// service account (default: all five the connector uses).
 	DelegatedScopes []string
 	// OAuth refresh-token credential the token endpoint accepts.
 	ClientID, ClientSecret, RefreshToken string
@@ -124,6 +124,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.DelegatedScopes == nil {
 		o.DelegatedScopes = []string{
 			"https://www.googleapis.com/auth/admin.directory.user",
+			"https://www.googleapis.com/auth/admin.directory.user.security",
 			"https://www.googleapis.com/auth/admin.directory.group",
 			"https://www.googleapis.com/auth/admin.datatransfer",
 			"https://www.googleapis.com/auth/gmail.settings.basic",
@@ -219,7 +220,7 @@ func publicKey(keyJSON []byte) (*rsa.PublicKey, error) {
 
 // ---- knobs ----
 
-// Throttle answers the next n API calls with 403 rateLimitExceeded
+// Throttle answers the next n API calls with 403 userRateLimitExceeded
 // (status 403) or 429 RESOURCE_EXHAUSTED with Retry-After: 7 (status 429).
 func (s *Server) Throttle(n, status int) {
 	s.mu.Lock()

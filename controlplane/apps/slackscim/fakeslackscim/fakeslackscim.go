@@ -245,12 +245,17 @@ func parseFilter(f string) (attr, val string, ok bool) {
 	return m[1], v, true
 }
 
+// defaultCount is Slack's page size when no count is sent; a larger count
+// than MaxCount is served as MaxCount, not refused (Slack changelog
+// 2019-06-have-scim-will-paginate).
+const defaultCount = 10
+
 func (s *Server) list(w http.ResponseWriter, r *http.Request, all []map[string]any) {
 	start, _ := strconv.Atoi(r.URL.Query().Get("startIndex"))
 	start = max(start, 1)
 	count, err := strconv.Atoi(r.URL.Query().Get("count"))
 	if err != nil || count <= 0 {
-		count = 100
+		count = defaultCount
 	}
 	count = min(count, s.opts.MaxCount)
 	from := min(start-1, len(all))
@@ -493,6 +498,18 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request) {
 			}
 		case strings.EqualFold(op.Op, "remove") && memberPathRE.MatchString(op.Path):
 			delete(g.members, memberPathRE.FindStringSubmatch(op.Path)[1])
+		case strings.EqualFold(op.Op, "remove") && op.Path == "members":
+			// The form Slack's own Java SDK sends: the members to drop as the value.
+			var ms []struct {
+				Value string `json:"value"`
+			}
+			if err := json.Unmarshal(op.Value, &ms); err != nil || len(ms) == 0 {
+				slackError(w, http.StatusBadRequest, "invalid_syntax")
+				return
+			}
+			for _, m := range ms {
+				delete(g.members, m.Value)
+			}
 		default:
 			slackError(w, http.StatusBadRequest, "invalid_operation")
 			return
