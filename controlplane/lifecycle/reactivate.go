@@ -216,11 +216,8 @@ func (e *Engine) reactivate(ctx context.Context, a ReactivateArgs, final bool) (
 				wait = max(wait, after)
 				continue
 			}
-			ar.Outcome, ar.ManualTask = outcomeBlocked, domain.NewID()
-			task = &store.LifecycleTask{ID: ar.ManualTask, OrgID: w.OrgID, WorkflowID: w.ID, StepID: revoke.ID,
-				Kind: "reactivate_app", SubjectID: app, Assignee: e.cfg.DefaultAssignee,
-				Title:  fmt.Sprintf("Reactivate %s access for %s by hand", app, displayName(emp)),
-				Detail: appAdvice("reactivate", app, err)}
+			task = e.reactivateTask(revoke, emp, app, err)
+			ar.Outcome, ar.ManualTask = outcomeBlocked, task.ID
 		}
 		if err := e.settleReactivation(ctx, w, a.Event, ar, task); err != nil {
 			return 0, err
@@ -232,6 +229,14 @@ func (e *Engine) reactivate(ctx context.Context, a ReactivateArgs, final bool) (
 		return min(wait, maxRetryAfter), err
 	}
 	return 0, e.finishReactivation(ctx, w, emp.ID, a.Event, suspended)
+}
+
+// reactivateTask is the manual task of an app the connector could not reactivate.
+func (e *Engine) reactivateTask(revoke store.WorkflowStep, emp domain.Employee, app string, err error) *store.LifecycleTask {
+	return &store.LifecycleTask{ID: domain.NewID(), OrgID: revoke.OrgID, WorkflowID: revoke.WorkflowID, StepID: revoke.ID,
+		Kind: "reactivate_app", SubjectID: app, Assignee: e.cfg.DefaultAssignee,
+		Title:  fmt.Sprintf("Reactivate %s access for %s by hand", app, displayName(emp)),
+		Detail: appAdvice("reactivate", app, err)}
 }
 
 // reactivateApp calls app's connector once; ar is the app's outcome when err is nil.
