@@ -183,10 +183,13 @@ func TestCanceledTerminationReactivates(t *testing.T) {
 			return ok && !u.Active && h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepRevokeApps) == "succeeded"
 		})
 		h.hrEvent(&e, domain.EventEmployeeTerminationCanceled, func(e *domain.Employee) { e.HR.Status = domain.StatusActive })
+		// The reactivation is a job after the cancel's commit: wait for its audit too.
 		h.pump("reactivated", func() bool {
 			u, _ := h.scim.UserByName("rc@acme.test")
-			return u.Active && h.wfState(e.ID, lifecycle.KindOffboarding) == "cancelled"
+			return u.Active && h.wfState(e.ID, lifecycle.KindOffboarding) == "cancelled" &&
+				h.auditCount("lifecycle.apps.reactivated", h.workflow(e.ID, lifecycle.KindOffboarding).ID) > 0
 		})
+		h.waitReactivationJobs()
 		if n := h.auditCount("lifecycle.apps.reactivated", h.workflow(e.ID, lifecycle.KindOffboarding).ID); n != 1 {
 			t.Fatalf("reactivation audits = %d", n)
 		}

@@ -55,8 +55,9 @@ func (e *Engine) ConsumeOutbox(ctx context.Context) (int, error) {
 			handled = err == nil
 			return err
 		})
-		if err == nil && handled && isReactivation(ev) {
-			// After the commit: the offboarding is cancelled whatever the apps answer.
+		if err == nil && handled && isReactivation(ev) && !e.durableReactivation() {
+			// No job runner to hand the reactivation to in the transaction: one attempt
+			// after the commit (the offboarding is cancelled whatever the apps answer).
 			if rerr := e.reactivateAfterCancel(ctx, ev); rerr != nil {
 				e.log.Warn("reactivate app accounts after a cancelled offboarding", "event", ev.ID, "err", rerr)
 			}
@@ -162,6 +163,9 @@ func (e *Engine) handleEvent(ctx context.Context, tx *sql.Tx, ev domain.Event) (
 			if run, err = e.cancelOpen(ctx, tx, org.ID, emp.ID, KindOffboarding, "employee rehired"); err != nil {
 				return nil, err
 			}
+			if err := e.scheduleReactivation(ctx, tx, ev); err != nil {
+				return nil, err
+			}
 			if err := e.keepDevicesOnRehire(ctx, tx, org.ID, emp.ID); err != nil {
 				return nil, err
 			}
@@ -212,7 +216,12 @@ func (e *Engine) handleEvent(ctx context.Context, tx *sql.Tx, ev domain.Event) (
 		}
 		return nil, err
 	case domain.EventEmployeeTerminationCanceled:
-		return e.cancelOpen(ctx, tx, org.ID, emp.ID, KindOffboarding, "termination canceled")
+		run, err := e.cancelOpen(ctx, tx, org.ID, emp.ID, KindOffboarding, "termination canceled")
+		if err != nil {
+			return nil, err
+		}
+		// In this transaction: a crash after the commit must not lose the reactivation.
+		return run, e.scheduleReactivation(ctx, tx, ev)
 	}
 	return nil, nil
 }

@@ -245,6 +245,9 @@ type wfData struct {
 	Rounds map[string]int `json:"rounds,omitempty"`
 	// Cancel is the report written when a started workflow is cancelled.
 	Cancel *CancelReport `json:"cancel,omitempty"`
+	// Reactivation is how far the reactivation of the accounts a cancelled
+	// offboarding suspended has come (reactivate.go).
+	Reactivation *Reactivation `json:"reactivation,omitempty"`
 }
 
 // CancelReport says what a cancelled workflow had already done and how to undo it.

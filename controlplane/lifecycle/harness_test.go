@@ -175,6 +175,7 @@ type harness struct {
 	river   *jobs.Client
 	org     domain.Org
 	metrics *prometheus.Registry
+	cfg     lifecycle.Config
 }
 
 type harnessOpts struct {
@@ -205,9 +206,8 @@ func newHarness(t *testing.T, db *store.DB, o harnessOpts) *harness {
 	if cfg.Backoff == nil {
 		cfg.Backoff = func(int) time.Duration { return 20 * time.Millisecond }
 	}
-	h.metrics = prometheus.NewRegistry()
-	h.eng = lifecycle.New(db, lifecycle.WithClock(h.clock), lifecycle.WithConfig(cfg), lifecycle.WithCommander(h.cmd),
-		lifecycle.WithEnroller(h.enr), lifecycle.WithKeys(kr), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: db, Keys: kr, Builders: testBuilders(db)}), lifecycle.WithMetrics(h.metrics))
+	h.cfg = cfg
+	h.eng = h.newEngine()
 	h.org = domain.Org{Name: "Acme", Plan: o.plan, TimeZone: "America/New_York",
 		Settings: domain.OrgSettings{OffboardingHour: 17, OnboardingLeadDays: 5}}
 	if err := store.CreateOrg(ctx, db.SQL, &h.org); err != nil {
@@ -217,6 +217,15 @@ func newHarness(t *testing.T, db *store.DB, o harnessOpts) *harness {
 		h.river = startRiver(t, db, h.eng)
 	}
 	return h
+}
+
+// newEngine builds an engine over the harness's database, fakes and config, with a
+// fresh metrics registry (a restarted process).
+func (h *harness) newEngine() *lifecycle.Engine {
+	h.metrics = prometheus.NewRegistry()
+	return lifecycle.New(h.db, lifecycle.WithClock(h.clock), lifecycle.WithConfig(h.cfg), lifecycle.WithCommander(h.cmd),
+		lifecycle.WithEnroller(h.enr), lifecycle.WithKeys(h.keys), lifecycle.WithApps(lifecycle.StoreAppDirectory{DB: h.db, Keys: h.keys, Builders: testBuilders(h.db)}),
+		lifecycle.WithMetrics(h.metrics))
 }
 
 // startRiver starts a River client working the lifecycle queue for eng.

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -58,6 +59,7 @@ func (e *Engine) Register(reg *jobs.Registry, workers int) {
 		workers = 10
 	}
 	jobs.Add(reg, &stepWorker{e: e})
+	jobs.Add(reg, &reactivateWorker{e: e})
 	// A step enqueued by this process wakes River's producer at once (InsertMany
 	// outside a transaction), but River then waits out a fetch cooldown, 100 ms by
 	// default, per fetch. An offboarding is a chain of steps (revoke apps → lock → the
@@ -94,6 +96,23 @@ func (q *RiverQueue) EnqueueSteps(ctx context.Context, steps []store.RunnableSte
 	}
 	_, err := c.InsertMany(ctx, params)
 	return err
+}
+
+// InsertJobTx implements txQueue: the job commits or rolls back with tx.
+func (q *RiverQueue) InsertJobTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+	return q.H.InsertTx(ctx, tx, args, opts)
+}
+
+// insertsTx implements txQueue: not before the server set the client.
+func (q *RiverQueue) insertsTx() bool { return q.H != nil && q.H.Client() != nil }
+
+// txQueue is a StepQueue that can also insert a job in the caller's transaction, so
+// work decided there (a reactivation) survives a crash right after the commit.
+type txQueue interface {
+	StepQueue
+	InsertJobTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error
+	// insertsTx reports whether InsertJobTx can work now (the River client exists).
+	insertsTx() bool
 }
 
 // InlineQueue runs steps synchronously in the caller's goroutine. It is for tools and

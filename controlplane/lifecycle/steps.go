@@ -378,14 +378,10 @@ func (e *Engine) runApps(rc *runCtx, verb string, grants []apps.Grant, fn func(a
 		ar := AppResult{Result: r, Outcome: outcomeDone}
 		if err != nil {
 			ar.Error = err.Error()
-			var perm permanentError
-			if !errors.As(err, &perm) && (apps.IsTransient(err) || !isTargetError(err)) {
+			if retry, after := transientApp(err); retry {
 				ar.Outcome = "retrying"
 				transient = append(transient, g.App)
-				var te *apps.TargetError
-				if errors.As(err, &te) && te.RetryAfter > wait {
-					wait = te.RetryAfter
-				}
+				wait = max(wait, after)
 			} else {
 				ar.Outcome, ar.ManualTask = outcomeBlocked, domain.NewID()
 				tasks = append(tasks, store.LifecycleTask{ID: ar.ManualTask, Kind: taskAppAccess, SubjectID: g.App,
@@ -407,6 +403,22 @@ func (e *Engine) runApps(rc *runCtx, verb string, grants []apps.Grant, fn func(a
 			strings.Join(blocked, "; ")), 1000)
 	}
 	return o, nil
+}
+
+// transientApp reports whether a connector's err is worth retrying (429, 5xx, no
+// answer, or a failure before the target was reached, a store error say) and the
+// target's Retry-After when it sent one. Anything else the target refused (400, 409,
+// credentials, a missing group) or marked Permanent needs a person.
+func transientApp(err error) (bool, time.Duration) {
+	var perm permanentError
+	if errors.As(err, &perm) || (!apps.IsTransient(err) && isTargetError(err)) {
+		return false, 0
+	}
+	var te *apps.TargetError
+	if errors.As(err, &te) {
+		return true, te.RetryAfter
+	}
+	return true, 0
 }
 
 // isTargetError reports whether err came from a connector talking to its target
