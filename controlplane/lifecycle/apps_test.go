@@ -210,7 +210,10 @@ func TestSaveConnectorValidatesThroughTheBuilder(t *testing.T) {
 		}{
 			{map[string]any{"app": "crm", "kind": "scim", "base_url": "https://crm.test/scim", "auth_kind": "basic", "token": "pw"}, "settings.username"},
 			{map[string]any{"app": "crm", "kind": "scim", "base_url": "https://crm.test/scim", "auth_kind": "oauth", "settings": map[string]any{"client_id": "c"}, "token": "s"}, "settings.token_url"},
-			{map[string]any{"app": "crm", "kind": "google", "base_url": "https://x.test"}, "kind"},
+			{map[string]any{"app": "crm", "kind": "salesforce", "base_url": "https://x.test"}, "kind"},
+			// A native kind's own builder names its field.
+			{map[string]any{"app": "gw", "kind": "google", "base_url": "https://x.test"}, "settings.domain"},
+			{map[string]any{"app": "gh", "kind": "github", "base_url": "https://x.test", "token": "t"}, "settings.org"},
 			{map[string]any{"app": "crm", "base_url": "ftp://x"}, "base_url"},
 			{map[string]any{"app": "crm", "base_url": "https://x.test", "settings": map[string]any{"tenant": "t"}}, "settings"},
 		}

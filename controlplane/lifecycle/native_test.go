@@ -23,7 +23,7 @@ import (
 // real HTTP: a hire is provisioned into the rule's group; a termination (the app
 // throttling once) suspends the account and revokes its sessions; reconciliation finds an
 // account of nobody and re-suspends the leaver an admin turned back on; a canceled
-// termination reactivates what was suspended (or, where the app cannot, leaves a task).
+// termination brings the account back (GitHub: invited again into the rule's team).
 
 // nativeAccount is what a fake says of an account.
 type nativeAccount struct {
@@ -38,13 +38,12 @@ type nativeApp struct {
 }
 
 type nativeFake struct {
-	account    func(id string) nativeAccount
-	ghost      func() string   // seeds an account nobody in Lanyard has; its user name
-	turnOn     func(id string) // an app admin turns the account back on by hand
-	throttle   func()          // the next request is throttled (transient)
-	reactivate bool            // the app can reactivate (else a task)
-	accept     func(id string) // the person accepts an invitation (GitHub)
-	rename     func(id string)
+	account  func(id string) nativeAccount
+	ghost    func() string   // seeds an account nobody in Lanyard has; its user name
+	turnOn   func(id string) // an app admin turns the account back on by hand
+	throttle func()          // the next request is throttled (transient)
+	accept   func(id string) // the person accepts an invitation (GitHub)
+	rename   func(id string)
 	// hired and suspended, when set, check what the kind does beyond the account
 	// (Google: the leaver's Drive goes to the manager HR names).
 	hired     func(e domain.Employee)
@@ -106,10 +105,9 @@ var nativeApps = []nativeApp{
 				s.AddUser(fakegoogle.User{PrimaryEmail: "ghost@acme.test"})
 				return "ghost@acme.test"
 			},
-			turnOn:     func(id string) { s.SetSuspended(id, false) },
-			rename:     func(id string) { s.Rename(id, "someone.else@acme.test") },
-			throttle:   func() { s.Throttle(1, 403) }, // 403 rateLimitExceeded
-			reactivate: true,
+			turnOn:   func(id string) { s.SetSuspended(id, false) },
+			rename:   func(id string) { s.Rename(id, "someone.else@acme.test") },
+			throttle: func() { s.Throttle(1, 403) }, // 403 rateLimitExceeded
 		}
 	}},
 	{kind: "entra", connect: func(h *harness, _ string) nativeFake {
@@ -130,10 +128,9 @@ var nativeApps = []nativeApp{
 				s.AddUser(fakegraph.User{UserPrincipalName: "ghost@acme.test", Mail: "ghost@acme.test", AccountEnabled: true})
 				return "ghost@acme.test"
 			},
-			turnOn:     func(id string) { s.SetAccountEnabled(id, true) },
-			rename:     func(id string) { s.RenameUser(id, "someone.else@acme.test") },
-			throttle:   func() { s.Throttle(1, time.Millisecond) },
-			reactivate: true,
+			turnOn:   func(id string) { s.SetAccountEnabled(id, true) },
+			rename:   func(id string) { s.RenameUser(id, "someone.else@acme.test") },
+			throttle: func() { s.Throttle(1, time.Millisecond) },
 		}
 	}},
 	{kind: "okta", connect: func(h *harness, _ string) nativeFake {
@@ -154,9 +151,8 @@ var nativeApps = []nativeApp{
 				s.AddUser("ACTIVE", map[string]string{"login": "ghost@acme.test", "email": "ghost@acme.test", "firstName": "G", "lastName": "Host"})
 				return "ghost@acme.test"
 			},
-			turnOn:     func(id string) { s.SetStatus(id, "ACTIVE") },
-			throttle:   func() { s.Throttle(1, time.Millisecond) },
-			reactivate: true,
+			turnOn:   func(id string) { s.SetStatus(id, "ACTIVE") },
+			throttle: func() { s.Throttle(1, time.Millisecond) },
 		}
 	}},
 	{kind: "github", connect: func(h *harness, first string) nativeFake {
@@ -203,10 +199,9 @@ var nativeApps = []nativeApp{
 				s.AddUser(fakeslackscim.User{UserName: "ghost", Email: "ghost@acme.test", Active: true})
 				return "ghost"
 			},
-			turnOn:     func(id string) { s.SetActive(id, true) },
-			rename:     func(id string) { s.Rename(id, "someone.else", "someone.else@acme.test") },
-			throttle:   func() { s.Throttle(1, time.Millisecond) },
-			reactivate: true,
+			turnOn:   func(id string) { s.SetActive(id, true) },
+			rename:   func(id string) { s.Rename(id, "someone.else", "someone.else@acme.test") },
+			throttle: func() { s.Throttle(1, time.Millisecond) },
 		}
 	}},
 }
@@ -298,23 +293,17 @@ func TestNativeConnectorsThroughTheEngine(t *testing.T) {
 				}
 
 				// A canceled termination: the account comes back, or a task says to do it by hand.
-				if na.kind == "github" || (na.kind == "slack" && f.rename != nil) {
-					return // next commit: a deleted membership is re-provisioned, a renamed account found by its id
-				}
 				h.hrEvent(&e, domain.EventEmployeeTerminationCanceled, func(e *domain.Employee) { e.HR.Status = domain.StatusActive })
-				w := h.workflow(e.ID, lifecycle.KindOffboarding)
-				if f.reactivate {
+				if f.accept == nil {
 					h.pump("reactivated", func() bool { return f.account(id).active })
 					return
 				}
-				h.pump("reactivation task", func() bool {
-					for _, tk := range h.openTasks(w.ID) {
-						if tk.Kind == "reactivate_app" && tk.SubjectID == app {
-							return true
-						}
-					}
-					return false
-				})
+				// GitHub ended the membership: the person is invited again, into the rule's team.
+				h.pump("re-invited", func() bool { m := f.account(id); return m.exists && m.inGroup })
+				f.accept(id)
+				if a := f.account(id); !a.active {
+					t.Fatalf("after the re-invitation %s = %+v", id, a)
+				}
 			})
 		})
 	}

@@ -155,7 +155,8 @@ func reactivationTarget(ctx context.Context, q store.Querier, orgID, employeeID 
 	return w, len(suspended) > 0, nil
 }
 
-// suspendedApps returns w's revoke step and the apps it suspended, sorted.
+// suspendedApps returns w's revoke step and the apps it suspended or deleted (a
+// GitHub membership ends; a connector in delete mode), sorted.
 func suspendedApps(w store.Workflow) (store.WorkflowStep, []string) {
 	for _, s := range w.Steps {
 		if s.Kind != string(StepRevokeApps) {
@@ -163,7 +164,7 @@ func suspendedApps(w store.Workflow) (store.WorkflowStep, []string) {
 		}
 		var out []string
 		for app, r := range previousApps(s.Output) {
-			if r.Action == "suspended" {
+			if r.Action == "suspended" || r.Action == "deleted" {
 				out = append(out, app)
 			}
 		}
@@ -201,13 +202,25 @@ func (e *Engine) reactivate(ctx context.Context, a ReactivateArgs, final bool) (
 	if err != nil {
 		return 0, fmt.Errorf("reactivate apps of workflow %s: connectors: %w", w.ID, err)
 	}
+	rules, err := e.apps.Rules(ctx, a.OrgID)
+	if err != nil {
+		return 0, fmt.Errorf("reactivate apps of workflow %s: rules: %w", w.ID, err)
+	}
+	groups := map[string][]string{}
+	for _, g := range apps.Evaluate(rules, apps.Subject{Departments: emp.HR.Departments, Role: emp.HR.Title, MemberType: string(emp.HR.MemberType)}) {
+		groups[g.App] = g.Groups
+	}
+	revoked := previousApps(revoke.Output)
 	var unavailable []string
 	var wait time.Duration
 	for _, app := range suspended {
 		if prog.settled(app) {
 			continue
 		}
-		ar, err := reactivateApp(ctx, reg, person(emp), app)
+		p := person(emp)
+		// The account the offboarding acted on, found by its id even if renamed since.
+		p.AccountID = revoked[app].AccountID
+		ar, err := reactivateApp(ctx, reg, p, app, revoked[app].Action, groups[app])
 		var task *store.LifecycleTask
 		if err != nil {
 			ar.Error = err.Error()
@@ -240,13 +253,29 @@ func (e *Engine) reactivateTask(revoke store.WorkflowStep, emp domain.Employee, 
 }
 
 // reactivateApp calls app's connector once; ar is the app's outcome when err is nil.
-func reactivateApp(ctx context.Context, reg apps.Registry, p apps.Person, app string) (AppResult, error) {
+// A suspended account is reactivated; a deleted one (revoked is "deleted": a GitHub
+// membership, a connector in delete mode) is provisioned again into the groups the
+// rules give the person today.
+func reactivateApp(ctx context.Context, reg apps.Registry, p apps.Person, app, revoked string, groups []string) (AppResult, error) {
 	ar := AppResult{Result: apps.Result{App: app}, Outcome: outcomeDone}
 	c, err := reg.Get(app)
+	caps := apps.Capabilities{}
+	if err == nil {
+		caps = c.Capabilities()
+	}
 	switch {
 	case err != nil:
 		return ar, Permanent(err) // the connector was removed: only a person can do it now
-	case !c.Capabilities().Reactivate:
+	case revoked == "deleted" && !caps.Provision:
+		return ar, Permanent(fmt.Errorf("the %s connector cannot create the deleted account again: %w", app, apps.ErrNotSupported))
+	case revoked == "deleted":
+		r, err := c.Provision(ctx, p, groups)
+		if err != nil {
+			return ar, err
+		}
+		ar.Result, ar.App = r, app
+		return ar, nil
+	case !caps.Reactivate:
 		return ar, Permanent(fmt.Errorf("the %s connector cannot reactivate accounts: %w", app, apps.ErrNotSupported))
 	}
 	r, err := c.Reactivate(ctx, p)

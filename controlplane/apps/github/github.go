@@ -62,21 +62,21 @@ func New(s apps.Spec) (*Connector, error) {
 	var set Settings
 	if len(s.Settings) > 0 {
 		if err := json.Unmarshal(s.Settings, &set); err != nil {
-			return nil, fmt.Errorf("github %s: settings: %w", s.App, err)
+			return nil, &apps.FieldError{Field: "settings", Reason: err.Error()}
 		}
 	}
 	if set.Org == "" {
-		return nil, fmt.Errorf("github %s: settings need org", s.App)
+		return nil, &apps.FieldError{Field: "settings.org", Reason: "required (the organisation's login)"}
 	}
 	switch set.Role {
 	case "":
 		set.Role = "member"
 	case "member", "admin":
 	default:
-		return nil, fmt.Errorf("github %s: role %q: want member or admin", s.App, set.Role)
+		return nil, &apps.FieldError{Field: "settings.role", Reason: fmt.Sprintf("%q: want member or admin", set.Role)}
 	}
 	if len(s.Secret) == 0 {
-		return nil, fmt.Errorf("github %s: no token", s.App)
+		return nil, &apps.FieldError{Field: "secret", Reason: "a token with organisation Members: read and write is required"}
 	}
 	base := strings.TrimSuffix(s.BaseURL, "/")
 	if base == "" {

@@ -77,7 +77,7 @@ type Settings struct {
 
 func (s *Settings) defaults() error {
 	if s.Domain == "" {
-		return errors.New("google: settings.domain is required")
+		return &apps.FieldError{Field: "settings.domain", Reason: "required (the Workspace primary domain)"}
 	}
 	if s.Customer == "" {
 		s.Customer = "my_customer"
@@ -87,14 +87,14 @@ func (s *Settings) defaults() error {
 		s.Naming = "first.last"
 	case "first.last", "flast", "first":
 	default:
-		return fmt.Errorf("google: settings.naming %q: want first.last, flast or first", s.Naming)
+		return &apps.FieldError{Field: "settings.naming", Reason: fmt.Sprintf("%q: want first.last, flast or first", s.Naming)}
 	}
 	switch s.GroupsOnSuspend {
 	case "":
 		s.GroupsOnSuspend = "remove"
 	case "remove", "keep":
 	default:
-		return fmt.Errorf("google: settings.groups_on_suspend %q: want remove or keep", s.GroupsOnSuspend)
+		return &apps.FieldError{Field: "settings.groups_on_suspend", Reason: fmt.Sprintf("%q: want remove or keep", s.GroupsOnSuspend)}
 	}
 	if s.TokenURL == "" {
 		s.TokenURL = DefaultTokenURL
