@@ -42,12 +42,13 @@ type nativeFake struct {
 	ghost    func() string   // seeds an account nobody in Lanyard has; its user name
 	turnOn   func(id string) // an app admin turns the account back on by hand
 	throttle func()          // the next request is throttled (transient)
+	revoke   func()          // the app stops accepting Lanyard's credentials
 	accept   func(id string) // the person accepts an invitation (GitHub)
-	rename   func(id string)
+	rename   func(id string) // an app admin renames the account (nil: the fake has no such knob)
 	// hired and suspended, when set, check what the kind does beyond the account
 	// (Google: the leaver's Drive goes to the manager HR names).
 	hired     func(e domain.Employee)
-	suspended func() // an app admin renames the account (nil: the fake has no such knob)
+	suspended func()
 }
 
 const (
@@ -108,6 +109,7 @@ var nativeApps = []nativeApp{
 			turnOn:   func(id string) { s.SetSuspended(id, false) },
 			rename:   func(id string) { s.Rename(id, "someone.else@acme.test") },
 			throttle: func() { s.Throttle(1, 403) }, // 403 rateLimitExceeded
+			revoke:   s.Revoke,
 		}
 	}},
 	{kind: "entra", connect: func(h *harness, _ string) nativeFake {
@@ -131,6 +133,7 @@ var nativeApps = []nativeApp{
 			turnOn:   func(id string) { s.SetAccountEnabled(id, true) },
 			rename:   func(id string) { s.RenameUser(id, "someone.else@acme.test") },
 			throttle: func() { s.Throttle(1, time.Millisecond) },
+			revoke:   s.RevokeCredentials,
 		}
 	}},
 	{kind: "okta", connect: func(h *harness, _ string) nativeFake {
@@ -153,6 +156,7 @@ var nativeApps = []nativeApp{
 			},
 			turnOn:   func(id string) { s.SetStatus(id, "ACTIVE") },
 			throttle: func() { s.Throttle(1, time.Millisecond) },
+			revoke:   s.RevokeToken,
 		}
 	}},
 	{kind: "github", connect: func(h *harness, first string) nativeFake {
@@ -178,6 +182,7 @@ var nativeApps = []nativeApp{
 			},
 			turnOn:   func(id string) { s.AddMember(id, "member") },
 			throttle: func() { s.Throttle(1, time.Millisecond) },
+			revoke:   s.RevokeToken,
 			accept:   s.Accept,
 		}
 	}},
@@ -202,6 +207,7 @@ var nativeApps = []nativeApp{
 			turnOn:   func(id string) { s.SetActive(id, true) },
 			rename:   func(id string) { s.Rename(id, "someone.else", "someone.else@acme.test") },
 			throttle: func() { s.Throttle(1, time.Millisecond) },
+			revoke:   s.RevokeToken,
 		}
 	}},
 }
@@ -326,4 +332,70 @@ func (h *harness) managedBy(e domain.Employee, mgr string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+}
+
+// TestNativeFiveAppsPartialFailure: a leaver with accounts in all five native apps; at
+// the termination Entra has lost Lanyard's credentials and Slack throttles. The step
+// retries Slack, suspends the four that answer, blocks on Entra with a task naming it
+// and the reason, and never reports access removed while Entra still has them active.
+func TestNativeFiveAppsPartialFailure(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db, harnessOpts{})
+		const first = "five"
+		fakes := map[string]nativeFake{}
+		for _, na := range nativeApps {
+			fakes[na.kind] = na.connect(h, first)
+		}
+		e, _ := h.onboarded(first, "SER-FIVE", "agent")
+		if f := fakes["google"]; f.hired != nil {
+			f.hired(e)
+		}
+		grants := stepApps(t, h.stepOf(e.ID, lifecycle.KindOnboarding, lifecycle.StepGrantApps))
+		ids := map[string]string{}
+		for kind, f := range fakes {
+			app := map[string]string{"entra": "m365"}[kind]
+			if app == "" {
+				app = kind
+			}
+			ids[kind] = grants[app].AccountID
+			if f.accept != nil {
+				ids[kind] = first + "-gh"
+				f.accept(ids[kind])
+			}
+			if a := f.account(ids[kind]); !a.active {
+				t.Fatalf("%s not granted: %+v (%+v)", kind, a, grants)
+			}
+		}
+		fakes["entra"].revoke()
+		fakes["slack"].throttle()
+		h.hrEvent(&e, domain.EventEmployeeTerminated, func(e *domain.Employee) { e.HR.Status = domain.StatusTerminated })
+		h.pump("revoke blocked", func() bool {
+			return h.stepState(e.ID, lifecycle.KindOffboarding, lifecycle.StepRevokeApps) == "blocked"
+		})
+		st := h.stepOf(e.ID, lifecycle.KindOffboarding, lifecycle.StepRevokeApps)
+		res := stepApps(t, st)
+		for kind, f := range fakes {
+			a := f.account(ids[kind])
+			if kind == "entra" {
+				if !a.active || res["m365"].Outcome != "blocked" || !strings.Contains(res["m365"].Error, "AADSTS7000215") {
+					t.Fatalf("m365 = %+v (account %+v)", res["m365"], a)
+				}
+				continue
+			}
+			app := kind
+			if a.active || res[app].Outcome != "done" {
+				t.Fatalf("%s = %+v (account %+v)", app, res[app], a)
+			}
+		}
+		if h.auditCount("lifecycle.step.retrying", st.ID) != 1 {
+			t.Fatalf("the throttled Slack call was not retried once\n%s", h.dump())
+		}
+		if h.wfState(e.ID, lifecycle.KindOffboarding) == "succeeded" || !strings.Contains(st.LastError, "m365") {
+			t.Fatalf("workflow %s, step error %q", h.wfState(e.ID, lifecycle.KindOffboarding), st.LastError)
+		}
+		tasks := h.openTasks(h.workflow(e.ID, lifecycle.KindOffboarding).ID)
+		if len(tasks) != 1 || tasks[0].SubjectID != "m365" || !strings.Contains(tasks[0].Detail, "credentials") {
+			t.Fatalf("tasks = %+v", tasks)
+		}
+	})
 }
