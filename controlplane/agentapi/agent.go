@@ -190,19 +190,17 @@ func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error 
 			a.s.cfg.Logger.Warn("record agent hello failed", "agent_id", c.AgentID, "err", err)
 		}
 	}
-	conn := a.s.hub.register(ctx, c.Agent, ag.DeviceID, hello)
+	conn := a.s.hub.register(ctx, stream, c.Agent, ag.DeviceID, hello)
 	defer a.s.hub.unregister(conn)
 	welcome := &agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_Welcome{Welcome: &agentv1.Welcome{
 		AgentId: c.AgentID, DeviceId: ag.DeviceID, HeartbeatIntervalSeconds: uint32(a.s.cfg.HeartbeatInterval / time.Second),
 		FullInventoryRequired: hello.GetInventoryHash() == "" || hello.GetInventoryHash() != ag.InventoryHash,
 	}}}
-	// Two goroutines per stream, not three: this handler writes (sendLoop) and one
-	// goroutine reads and handles messages. Recv blocks on the stream, not on conn.ctx, so
-	// the reader cannot be the handler: a revocation (or a newer stream of the same agent)
-	// cancels conn.ctx, sendLoop returns, the handler returns and gRPC ends the stream,
-	// which unblocks the reader. At 10,000 streams a goroutine is ~8 KB each.
-	go a.receive(stream, conn, c, welcome, ag.DeviceID != "", ag.InventoryHash)
-	conn.sendLoop(stream)
+	// One goroutine per stream: this handler reads and handles the agent's messages and
+	// writes its own replies; commands from elsewhere are written by a short-lived
+	// flusher (conn.send). What ends the stream from outside (a revocation, a newer
+	// stream, shutdown) cancels conn.ctx and the stream's own context, so Recv returns.
+	a.receive(stream, conn, c, welcome, ag.DeviceID != "", ag.InventoryHash)
 	cause := context.Cause(conn.ctx)
 	if errors.Is(cause, errAgentClosed) {
 		return nil
@@ -213,13 +211,13 @@ func (a *agentService) Connect(stream agentv1.AgentService_ConnectServer) error 
 // errAgentClosed ends a stream the agent closed itself (io.EOF): the handler returns nil.
 var errAgentClosed = errors.New("agent closed the stream")
 
-// receive queues the welcome and the device's open commands, then reads the stream's
+// receive sends the welcome and the device's open commands, then reads the stream's
 // messages in order until it ends; whatever ends it becomes conn.ctx's cause.
 func (a *agentService) receive(stream agentv1.AgentService_ConnectServer, conn *conn, c caller, welcome *agentv1.ConnectResponse,
 	linked bool, invHash string) {
 	ctx := stream.Context()
 	// The welcome is queued first, so it goes out before any command or heartbeat ack.
-	conn.send(welcome)
+	conn.reply(welcome)
 	if linked {
 		a.s.hub.deliverOpen(ctx, conn)
 	}
@@ -231,6 +229,9 @@ func (a *agentService) receive(stream agentv1.AgentService_ConnectServer, conn *
 			}
 			conn.cancel(err)
 			return
+		}
+		if conn.ctx.Err() != nil {
+			return // ended from outside while this message was on its way
 		}
 		if err := a.handle(ctx, conn, c, m, &invHash); err != nil {
 			conn.cancel(err)
@@ -255,7 +256,7 @@ func (a *agentService) handle(ctx context.Context, conn *conn, c caller, msg *ag
 				need = m.Heartbeat.GetInventoryHash() != *invHash
 			}
 		}
-		conn.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
+		conn.reply(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
 			ServerTime: timestamppb.Now(), FullInventoryRequired: need}}})
 	case *agentv1.ConnectRequest_CommandResult:
 		return a.s.Commands.applyResult(ctx, c.Agent, conn.info(), m.CommandResult)

@@ -284,7 +284,17 @@ func TestRevokedOnOpenStream(t *testing.T) {
 		case <-deadline:
 			t.Fatal("open stream not cut after revocation")
 		}
-		wantCode(t, rerr, codes.Unauthenticated)
+		// The stream is ended from outside its Recv (endable.go), so gRPC answers it
+		// Canceled; the agent's next stream is refused as revoked.
+		wantCode(t, rerr, codes.Canceled)
+		st2, err := cl.Connect(ctx)
+		if err == nil {
+			_ = st2.Send(&agentv1.ConnectRequest{Msg: &agentv1.ConnectRequest_Hello{Hello: &agentv1.Hello{}}})
+			_, err = st2.Recv()
+		}
+		if c := codeOf(err); c != codes.Unauthenticated && c != codes.Unavailable {
+			t.Fatalf("revoked agent's next stream: %v", err)
+		}
 		// New calls with the revoked certificate fail at the handshake (new connection) or
 		// in the interceptor (existing connection).
 		_, err = cl.ReportInventory(ctx, inventory("SN-R"))

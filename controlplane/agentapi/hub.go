@@ -31,16 +31,25 @@ func newHub(s *Server) *hub {
 	return &hub{s: s, byAgent: map[string]*conn{}, byDevice: map[string]*conn{}, seenIDs: map[string]struct{}{}}
 }
 
-// conn is one open Connect stream. Only sendLoop calls stream.Send.
+// conn is one open Connect stream. The handler's goroutine reads it; messages to the
+// agent are queued and written in order by whichever goroutine finds the queue idle (the
+// handler for its own replies, a short-lived flusher for commands), so an idle stream
+// costs one goroutine, not two.
 type conn struct {
 	h      *hub
 	id     identity.Agent
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	out    chan *agentv1.ConnectResponse
-	done   chan struct{}
-	mu     sync.Mutex
-	device string
+	stream agentv1.AgentService_ConnectServer
+	// stop ends the gRPC stream itself (its context; endable.go).
+	stop context.CancelCauseFunc
+	mu   sync.Mutex
+	// queue is what waits to be written; flushing says a goroutine is writing it (only
+	// that goroutine calls stream.Send). flushed is signalled when it stops.
+	queue    []*agentv1.ConnectResponse
+	flushing bool
+	flushed  sync.Cond
+	device   string
 	// started is when the stream opened: a command sent before it was sent on an older
 	// stream and may be lost, one sent after it went out on this stream.
 	started time.Time
@@ -49,6 +58,10 @@ type conn struct {
 	version string
 	mode    store.AgentMode
 }
+
+// maxQueued bounds what waits for an agent that does not read its stream: beyond it the
+// stream is ended (the agent reconnects and gets its open commands again).
+const maxQueued = 64
 
 // info is what applyResult needs to know about the stream a result came on.
 func (c *conn) info() streamInfo {
@@ -61,35 +74,88 @@ func (c *conn) deviceID() string {
 	return c.device
 }
 
-// send queues a message for the stream; it gives up when the stream ends.
+// send queues a message for the stream and returns at once (a flusher goroutine writes
+// it); it reports false when the stream has ended.
 func (c *conn) send(m *agentv1.ConnectResponse) bool {
-	select {
-	case c.out <- m:
-		return true
-	case <-c.ctx.Done():
-		return false
+	ok, start := c.enqueue(m)
+	if start {
+		go c.flush()
 	}
+	return ok
 }
 
-func (c *conn) sendLoop(stream agentv1.AgentService_ConnectServer) {
-	defer close(c.done)
+// reply queues a message and, when no one is writing, writes the queue from the calling
+// goroutine (the handler's own replies: no goroutine is started for a heartbeat ack).
+func (c *conn) reply(m *agentv1.ConnectResponse) bool {
+	ok, start := c.enqueue(m)
+	if start {
+		c.flush()
+	}
+	return ok
+}
+
+// enqueue adds m; start says the caller must flush.
+func (c *conn) enqueue(m *agentv1.ConnectResponse) (ok, start bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return false, false
+	}
+	if len(c.queue) >= maxQueued {
+		c.end(status.Error(codes.ResourceExhausted, "the agent is not reading its stream"))
+		return false, false
+	}
+	c.queue = append(c.queue, m)
+	if c.flushing {
+		return true, false
+	}
+	c.flushing = true
+	return true, true
+}
+
+// flush writes the queue in order until it is empty or the stream ends.
+func (c *conn) flush() {
 	for {
-		select {
-		case <-c.ctx.Done():
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.ctx.Err() != nil {
+			c.queue, c.flushing = nil, false
+			c.flushed.Broadcast()
+			c.mu.Unlock()
 			return
-		case m := <-c.out:
-			if err := stream.Send(m); err != nil {
-				c.cancel(err)
-				return
-			}
+		}
+		m := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+		if err := c.stream.Send(m); err != nil {
+			c.cancel(err)
 		}
 	}
 }
 
-func (h *hub) register(ctx context.Context, id identity.Agent, deviceID string, hello *agentv1.Hello) *conn {
+// end cancels the stream with cause and ends it: the handler's Recv returns (see
+// endable.go), the handler returns cause's status, and a Send waiting on a peer that
+// stopped reading gives up.
+func (c *conn) end(cause error) {
+	c.cancel(cause)
+	c.stop(cause)
+}
+
+// waitFlushed waits until no goroutine writes the stream: the handler must not return
+// while one does.
+func (c *conn) waitFlushed() {
+	c.mu.Lock()
+	for c.flushing {
+		c.flushed.Wait()
+	}
+	c.mu.Unlock()
+}
+
+func (h *hub) register(ctx context.Context, stream agentv1.AgentService_ConnectServer, id identity.Agent, deviceID string, hello *agentv1.Hello) *conn {
 	cctx, cancel := context.WithCancelCause(ctx)
-	c := &conn{h: h, id: id, ctx: cctx, cancel: cancel, out: make(chan *agentv1.ConnectResponse, 16), done: make(chan struct{}), device: deviceID, started: time.Now(),
+	c := &conn{h: h, id: id, ctx: cctx, cancel: cancel, stream: stream, stop: endStream(ctx), device: deviceID, started: time.Now(),
 		version: hello.GetAgentVersion(), mode: modeOf(hello.GetMode())}
+	c.flushed.L = &c.mu
 	h.mu.Lock()
 	old := h.byAgent[id.AgentID]
 	h.byAgent[id.AgentID] = c
@@ -98,17 +164,14 @@ func (h *hub) register(ctx context.Context, id identity.Agent, deviceID string, 
 	}
 	h.mu.Unlock()
 	if old != nil {
-		old.cancel(status.Error(codes.Aborted, "replaced by a newer stream of the same agent"))
+		old.end(status.Error(codes.Aborted, "replaced by a newer stream of the same agent"))
 	}
 	return c
 }
 
 func (h *hub) unregister(c *conn) {
-	c.cancel(errors.New("stream closed"))
-	select {
-	case <-c.done:
-	case <-time.After(time.Second):
-	}
+	c.end(errors.New("stream closed"))
+	c.waitFlushed()
 	h.mu.Lock()
 	current := h.byAgent[c.id.AgentID] == c
 	if current {
@@ -168,7 +231,7 @@ func (h *hub) cutOff(ids []string) {
 	h.mu.Unlock()
 	for _, c := range cs {
 		h.s.cfg.Logger.Info("cutting off revoked agent", "agent_id", c.id.AgentID)
-		c.cancel(errRevoked)
+		c.end(errRevoked)
 	}
 }
 
@@ -180,7 +243,7 @@ func (h *hub) closeAll() {
 	}
 	h.mu.Unlock()
 	for _, c := range cs {
-		c.cancel(status.Error(codes.Unavailable, "server shutting down"))
+		c.end(status.Error(codes.Unavailable, "server shutting down"))
 	}
 }
 

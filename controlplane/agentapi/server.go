@@ -151,6 +151,7 @@ func New(db *store.DB, ca *pki.CA, cfg Config) (*Server, error) {
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamAuth),
+		grpc.InTapHandle(endableStreams),
 	)
 	s.agentGRPC = grpc.NewServer(agentOpts...)
 	agentv1.RegisterAgentServiceServer(s.agentGRPC, &agentService{s: s})
