@@ -137,3 +137,9 @@ func skipSpace(b []byte, i int) int {
 	}
 	return i
 }
+
+// WalkSections calls fn with each top-level member of a JSON object (an inventory as
+// protojson writes it), without decoding or copying: key and val alias b. It returns
+// false, possibly after some calls, for input it leaves to encoding/json (escaped or
+// non-ASCII keys, malformed JSON); callers then decode b with encoding/json.
+func WalkSections(b []byte, fn func(key, val []byte)) bool { return walkObject(b, fn) }
