@@ -60,27 +60,28 @@ func toReport(req *agentv1.ReportInventoryRequest) (store.InventoryReport, error
 	if err != nil {
 		return store.InventoryReport{}, status.Error(codes.InvalidArgument, "inventory does not encode: "+err.Error())
 	}
-	all := map[string]json.RawMessage{}
-	if err := json.Unmarshal(raw, &all); err != nil {
-		return store.InventoryReport{}, status.Error(codes.Internal, "inventory encoding")
-	}
-	r := store.InventoryReport{Full: req.GetFull(), Hash: req.GetInventoryHash(), Sections: map[string]json.RawMessage{}, At: domain.Now(),
-		Mode: modeOf(req.GetMode())}
+	r := store.InventoryReport{Full: req.GetFull(), Hash: req.GetInventoryHash(), At: domain.Now(), Mode: modeOf(req.GetMode())}
 	if r.Full {
+		all, err := splitSections(raw)
+		if err != nil {
+			return r, err
+		}
 		r.Sections = all
 	} else {
-		if len(req.GetChangedSections()) == 0 {
+		changed := req.GetChangedSections()
+		if len(changed) == 0 {
 			return r, status.Error(codes.InvalidArgument, "a delta report names its changed_sections")
 		}
-		for _, name := range req.GetChangedSections() {
+		r.Sections = make(map[string]json.RawMessage, len(changed))
+		for _, name := range changed {
 			if !inventorySections[name] {
 				return r, status.Error(codes.InvalidArgument, fmt.Sprintf("unknown inventory section %q", name))
 			}
-			if v, ok := all[name]; ok {
-				r.Sections[name] = v
-			} else {
-				r.Sections[name] = json.RawMessage("null")
-			}
+			// A named section the agent left empty is recorded as cleared.
+			r.Sections[name] = json.RawMessage("null")
+		}
+		if err := pickSections(raw, r.Sections); err != nil {
+			return r, err
 		}
 	}
 	if len(r.Hash) > 128 {
@@ -98,6 +99,47 @@ func toReport(req *agentv1.ReportInventoryRequest) (store.InventoryReport, error
 		r.Platform = platformOf(os.GetPlatform())
 	}
 	return r, nil
+}
+
+// splitSections is every section of an encoded inventory.
+func splitSections(raw []byte) (map[string]json.RawMessage, error) {
+	all := make(map[string]json.RawMessage, len(inventorySections))
+	if store.WalkSections(raw, func(k, v []byte) { all[string(k)] = v }) {
+		return all, nil
+	}
+	clear(all)
+	if err := json.Unmarshal(raw, &all); err != nil {
+		return nil, status.Error(codes.Internal, "inventory encoding")
+	}
+	return all, nil
+}
+
+// pickSections sets the sections named in want (keys already present) from an encoded
+// inventory and leaves the others as they are. A delta used to decode every section
+// into a map first and keep the ones it named.
+func pickSections(raw []byte, want map[string]json.RawMessage) error {
+	ok := store.WalkSections(raw, func(k, v []byte) {
+		if _, named := want[string(k)]; named { // a lookup converts k without a copy
+			for name := range want {
+				if name == string(k) {
+					want[name] = v
+				}
+			}
+		}
+	})
+	if ok {
+		return nil
+	}
+	all, err := splitSections(raw)
+	if err != nil {
+		return err
+	}
+	for name := range want {
+		if v, found := all[name]; found {
+			want[name] = v
+		}
+	}
+	return nil
 }
 
 func hasSection(req *agentv1.ReportInventoryRequest, name string) bool {

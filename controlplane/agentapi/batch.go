@@ -22,7 +22,8 @@ type batcher[T, R any] struct {
 	flush func(ctx context.Context, items []T) ([]R, error)
 	// one, when set, retries each item of a failed batch alone, so one bad item does not
 	// fail the others; without it every caller of a failed batch gets the error.
-	one func(ctx context.Context, item T) (R, error)
+	one  func(ctx context.Context, item T) (R, error)
+	jobs sync.Pool // of *batchJob[T, R]
 }
 
 type batchJob[T, R any] struct {
@@ -30,11 +31,15 @@ type batchJob[T, R any] struct {
 	item T
 	out  R
 	err  error
+	// done gets one value when the job is finished. Buffered, not closed: the worker never
+	// blocks on a caller that gave up, and a finished job can be reused.
 	done chan struct{}
 }
 
 func newBatcher[T, R any](workers, maxBatch int, linger time.Duration, flush func(context.Context, []T) ([]R, error)) *batcher[T, R] {
-	return &batcher[T, R]{queue: make(chan *batchJob[T, R], workers*maxBatch), max: maxBatch, workers: workers, linger: linger, flush: flush}
+	b := &batcher[T, R]{queue: make(chan *batchJob[T, R], workers*maxBatch), max: maxBatch, workers: workers, linger: linger, flush: flush}
+	b.jobs.New = func() any { return &batchJob[T, R]{done: make(chan struct{}, 1)} }
+	return b
 }
 
 // run flushes batches until ctx ends.
@@ -53,38 +58,91 @@ func (b *batcher[T, R]) run(ctx context.Context) {
 // apply queues an item and waits for its batch to commit.
 func (b *batcher[T, R]) apply(ctx context.Context, it T) (R, error) {
 	var zero R
-	j := &batchJob[T, R]{ctx: ctx, item: it, done: make(chan struct{})}
+	// Jobs are reused (a job and its channel were two allocations of every report): a job
+	// goes back to the pool only once its done value was received, when no worker holds it
+	// any more. A caller that gives up leaves its job to the garbage collector.
+	j := b.jobs.Get().(*batchJob[T, R])
+	j.ctx, j.item = ctx, it
 	select {
 	case b.queue <- j:
 	case <-ctx.Done():
+		b.release(j)
 		return zero, ctx.Err()
 	}
 	select {
 	case <-j.done:
-		return j.out, j.err
+		out, err := j.out, j.err
+		b.release(j)
+		return out, err
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
 }
 
+// release clears a job no worker holds and pools it.
+func (b *batcher[T, R]) release(j *batchJob[T, R]) {
+	var zeroT T
+	var zeroR R
+	j.ctx, j.item, j.out, j.err = nil, zeroT, zeroR, nil
+	b.jobs.Put(j)
+}
+
+// finish hands a job back to its caller; the worker must not touch j afterwards.
+func finish[T, R any](j *batchJob[T, R]) { j.done <- struct{}{} }
+
 func (b *batcher[T, R]) work(ctx context.Context) {
+	// One linger timer and one batch slice per worker, reused for every batch: a timer
+	// per batch was a timer allocation and a timer-heap insertion per commit.
+	w := &worker[T, R]{}
 	for {
 		var first *batchJob[T, R]
 		select {
 		case <-ctx.Done():
+			w.stop()
 			return
 		case first = <-b.queue:
 		}
-		b.flushBatch(b.collect(first))
+		batch := b.collect(w, first)
+		b.flushBatch(batch)
+		clear(batch) // drop the jobs: they belong to their callers again
+		w.batch = batch[:0]
 	}
+}
+
+// worker is one flushing goroutine's reusable state.
+type worker[T, R any] struct {
+	batch  []*batchJob[T, R]
+	linger *time.Timer
+}
+
+func (w *worker[T, R]) stop() {
+	if w.linger != nil {
+		w.linger.Stop()
+	}
+}
+
+// wait arms the worker's linger timer (created on first use) and returns its channel.
+// Since Go 1.23 a Reset timer never delivers a value from before the Reset, so the
+// stopped or expired timer of the previous batch needs no draining.
+func (w *worker[T, R]) wait(d time.Duration) <-chan time.Time {
+	if w.linger == nil {
+		w.linger = time.NewTimer(d)
+	} else {
+		w.linger.Reset(d)
+	}
+	return w.linger.C
 }
 
 // collect takes what is queued after first; when that is little it lingers a moment for
 // more, because the database pays a fixed cost per batch (begin, statements, commit).
-func (b *batcher[T, R]) collect(first *batchJob[T, R]) []*batchJob[T, R] {
-	batch := []*batchJob[T, R]{first}
-	linger := time.NewTimer(b.linger)
-	defer linger.Stop()
+func (b *batcher[T, R]) collect(w *worker[T, R], first *batchJob[T, R]) []*batchJob[T, R] {
+	batch := append(w.batch[:0], first)
+	var linger <-chan time.Time
+	defer func() {
+		if linger != nil {
+			w.linger.Stop()
+		}
+	}()
 	for len(batch) < b.max {
 		select {
 		case j := <-b.queue:
@@ -95,10 +153,15 @@ func (b *batcher[T, R]) collect(first *batchJob[T, R]) []*batchJob[T, R] {
 		if len(batch) >= b.max/2 {
 			break
 		}
+		if linger == nil {
+			// The linger window starts when the queue first runs dry, as it did when the
+			// timer was started at the batch's first item (both are within microseconds).
+			linger = w.wait(b.linger)
+		}
 		select {
 		case j := <-b.queue:
 			batch = append(batch, j)
-		case <-linger.C:
+		case <-linger:
 			return batch
 		}
 	}
@@ -110,7 +173,7 @@ func (b *batcher[T, R]) flushBatch(batch []*batchJob[T, R]) {
 	for _, j := range batch {
 		if j.ctx.Err() != nil {
 			j.err = j.ctx.Err()
-			close(j.done)
+			finish(j)
 			continue
 		}
 		live = append(live, j)
@@ -128,7 +191,7 @@ func (b *batcher[T, R]) flushBatch(batch []*batchJob[T, R]) {
 	if err == nil {
 		for i, j := range live {
 			j.out = outs[i]
-			close(j.done)
+			finish(j)
 		}
 		return
 	}
@@ -138,7 +201,7 @@ func (b *batcher[T, R]) flushBatch(batch []*batchJob[T, R]) {
 		} else {
 			j.err = err
 		}
-		close(j.done)
+		finish(j)
 	}
 }
 

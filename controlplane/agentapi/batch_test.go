@@ -2,7 +2,9 @@ package agentapi
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -45,4 +47,44 @@ func TestPresenceLastChangeWins(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestBatcherReusesJobsSafely: jobs are pooled, so a caller that gave up while its batch
+// was being written must not see (or leak into) a later caller's result, and every later
+// caller gets its own item's result.
+func TestBatcherReusesJobsSafely(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	b := newBatcher(1, 4, time.Millisecond, func(ctx context.Context, items []int) ([]int, error) {
+		if items[0] == -1 {
+			entered <- struct{}{}
+			<-release // hold the first batch until its caller has given up
+		}
+		outs := make([]int, len(items))
+		for i, v := range items {
+			outs[i] = v * 10
+		}
+		return outs, nil
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go b.run(ctx)
+	gaveUp, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.apply(gaveUp, -1)
+		errc <- err
+	}()
+	<-entered
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned call: %v, want context.Canceled", err)
+	}
+	close(release)
+	for i := 1; i <= 50; i++ {
+		out, err := b.apply(ctx, i)
+		if err != nil || out != i*10 {
+			t.Fatalf("apply(%d) = %d, %v; want %d", i, out, err, i*10)
+		}
+	}
 }

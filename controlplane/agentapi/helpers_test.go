@@ -28,7 +28,7 @@ import (
 )
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	db  *store.DB
 	kr  *secrets.Keyring
 	ca  *pki.CA
@@ -38,13 +38,13 @@ type env struct {
 	stop func()
 }
 
-func startServer(t *testing.T, db *store.DB, kr *secrets.Keyring) (*agentapi.Server, *pki.CA, func()) {
+func startServer(t testing.TB, db *store.DB, kr *secrets.Keyring) (*agentapi.Server, *pki.CA, func()) {
 	t.Helper()
 	return startServerWith(t, db, kr, nil)
 }
 
 // startServerWith starts a server whose test config tune changes (nil: none).
-func startServerWith(t *testing.T, db *store.DB, kr *secrets.Keyring, tune func(*agentapi.Config)) (*agentapi.Server, *pki.CA, func()) {
+func startServerWith(t testing.TB, db *store.DB, kr *secrets.Keyring, tune func(*agentapi.Config)) (*agentapi.Server, *pki.CA, func()) {
 	t.Helper()
 	ctx := context.Background()
 	ca, err := pki.Open(ctx, db, kr, pki.Config{})
@@ -86,12 +86,12 @@ func startServerWith(t *testing.T, db *store.DB, kr *secrets.Keyring, tune func(
 	return srv, ca, stop
 }
 
-func newEnv(t *testing.T, db *store.DB, plan domain.Plan) *env {
+func newEnv(t testing.TB, db *store.DB, plan domain.Plan) *env {
 	t.Helper()
 	return newEnvWith(t, db, plan, nil)
 }
 
-func newEnvWith(t *testing.T, db *store.DB, plan domain.Plan, tune func(*agentapi.Config)) *env {
+func newEnvWith(t testing.TB, db *store.DB, plan domain.Plan, tune func(*agentapi.Config)) *env {
 	t.Helper()
 	kr, err := secrets.New(secrets.NewKey())
 	if err != nil {
@@ -114,7 +114,7 @@ func (e *env) secret(orgID string, o enrollment.Options) (string, store.Enrollme
 	return plain, s
 }
 
-func dial(t *testing.T, addr string, cfg *tls.Config) *grpc.ClientConn {
+func dial(t testing.TB, addr string, cfg *tls.Config) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {

@@ -665,9 +665,66 @@ func writeNoncompliant(ctx context.Context, tx *sql.Tx, ws []reportWrite) error 
 // so that reads aggregate columns instead of parsing every device's report. It reads the
 // JSON the way migration 00650 and the SQL it replaces did: a missing or null field is "",
 // any value other than the two known states (another string, a number) is "unknown".
-func postureChecks(raw string) (disk, firewall, screenLock string) {
+func postureChecks(raw []byte) (disk, firewall, screenLock string) {
+	if d, f, sl, ok := postureChecksFast(raw); ok {
+		return d, f, sl
+	}
+	return postureChecksJSON(raw)
+}
+
+// postureChecksFast reads the checks of a valid posture object without decoding it into a
+// map (that decode was a tenth of a delta report's allocations, on every report). It
+// gives up (ok false) on anything postureChecksJSON must decide: invalid JSON, a
+// non-object, escaped keys or escaped string values. The last of duplicate keys wins, as
+// in the map the slow path decodes.
+func postureChecksFast(b []byte) (disk, firewall, screenLock string, ok bool) {
+	if !json.Valid(b) {
+		return "", "", "", false
+	}
+	simple := true
+	ok = walkObject(b, func(key, val []byte) {
+		var dst *string
+		switch string(key) {
+		case "disk_encryption":
+			dst = &disk
+		case "firewall":
+			dst = &firewall
+		case "screen_lock":
+			dst = &screenLock
+		default:
+			return
+		}
+		w, plain := postureValueWord(val)
+		simple = simple && plain
+		*dst = w
+	})
+	if !ok || !simple {
+		return "", "", "", false
+	}
+	return disk, firewall, screenLock, true
+}
+
+// postureValueWord is postureChecksJSON's word for one valid JSON value: null is "", a
+// string its posture word, anything else "unknown". plain is false for a string with
+// escapes, which the slow path decodes.
+func postureValueWord(val []byte) (word string, plain bool) {
+	switch {
+	case string(val) == "null":
+		return "", true
+	case len(val) >= 2 && val[0] == '"':
+		inner := val[1 : len(val)-1]
+		if bytes.IndexByte(inner, '\\') >= 0 {
+			return "", false
+		}
+		return postureWord(string(inner)), true
+	}
+	return "unknown", true
+}
+
+// postureChecksJSON is the reference reading of postureChecks through encoding/json.
+func postureChecksJSON(raw []byte) (disk, firewall, screenLock string) {
 	var p map[string]any
-	if json.Unmarshal([]byte(raw), &p) != nil {
+	if json.Unmarshal(raw, &p) != nil {
 		return "", "", ""
 	}
 	word := func(field string) string {
@@ -687,7 +744,7 @@ func computeReport(tr trackingRow, orgID, deviceID, agentID, serial string, r In
 	if !r.Full && len(tr.inventory) == 0 {
 		out.NeedFull = true
 	}
-	merged := map[string]json.RawMessage{}
+	merged := make(map[string]json.RawMessage, len(tr.inventory)+len(r.Sections))
 	if !r.Full {
 		for k, v := range tr.inventory {
 			merged[k] = v
@@ -696,19 +753,27 @@ func computeReport(tr trackingRow, orgID, deviceID, agentID, serial string, r In
 	for k, v := range r.Sections {
 		merged[k] = v
 	}
-	changes := map[string]SectionChange{}
-	keys := map[string]bool{}
-	for k := range merged {
-		keys[k] = true
-	}
-	for k := range tr.inventory {
-		keys[k] = true
-	}
-	for k := range keys {
-		before, after := tr.inventory[k], merged[k]
+	// Every section of the merged inventory and every stored one (a full report can drop
+	// sections): each is compared once, without building the union of the keys.
+	var changes map[string]SectionChange
+	note := func(k string, before, after json.RawMessage) {
 		if !bytes.Equal(before, after) && !bytes.Equal(compactJSON(before), compactJSON(after)) {
+			if changes == nil {
+				changes = make(map[string]SectionChange, len(r.Sections))
+			}
 			changes[k] = SectionChange{Before: before, After: after}
 		}
+	}
+	for k, after := range merged {
+		note(k, tr.inventory[k], after)
+	}
+	for k, before := range tr.inventory {
+		if _, ok := merged[k]; !ok {
+			note(k, before, nil)
+		}
+	}
+	if len(changes) > 0 {
+		out.Changed = make([]string, 0, len(changes))
 	}
 	for k := range changes {
 		out.Changed = append(out.Changed, k)
@@ -730,22 +795,19 @@ func computeReport(tr trackingRow, orgID, deviceID, agentID, serial string, r In
 		}
 		hist = string(b)
 	}
-	disk, fw, sl := postureChecks(posture)
+	// An absent posture reads as "{}" would: no check reported.
+	disk, fw, sl := postureChecks(merged["posture"])
 	var failed []string
 	// Only a report that changed the posture can be a transition (the common report
 	// changes nothing and costs nothing more).
 	if _, changed := changes["posture"]; changed {
 		now := failedChecks(disk, fw, sl)
-		prev := "{}"
-		if b := tr.inventory["posture"]; len(b) > 0 {
-			prev = string(b)
-		}
-		if len(now) > 0 && len(failedChecks(postureChecks(prev))) == 0 {
+		if len(now) > 0 && len(failedChecks(postureChecks(tr.inventory["posture"]))) == 0 {
 			failed = now
 		}
 	}
 	return reportWrite{failed: failed, agentID: agentID, hostname: r.Hostname, osName: r.OSName, osVersion: r.OSVersion, osBuild: r.OSBuild, posture: posture,
-		disk: disk, firewall: fw, screenLock: sl, inv: string(inv), hash: r.Hash, deviceID: deviceID, serial: serial, histID: domain.NewID(), orgID: orgID, hist: hist, at: r.At.UTC()}, nil
+		disk: disk, firewall: fw, screenLock: sl, inv: inv, hash: r.Hash, deviceID: deviceID, serial: serial, histID: domain.NewID(), orgID: orgID, hist: hist, at: r.At.UTC()}, nil
 }
 
 func writeReport(ctx context.Context, dialect Dialect, tx *sql.Tx, w reportWrite) error {
@@ -899,8 +961,10 @@ func (db *DB) applyInventoryBulkPG(ctx context.Context, tx *sql.Tx, items []Inve
 
 // encodeSections writes the section map as one JSON object with sorted keys. Sections are
 // already valid JSON (protojson output or stored JSON), so they are copied as they are;
-// json.Marshal would re-validate and re-compact every one on each report.
-func encodeSections(m map[string]json.RawMessage) ([]byte, error) {
+// json.Marshal would re-validate and re-compact every one on each report. It builds the
+// string the statement binds directly (a []byte converted afterwards is a second copy of
+// the whole inventory on every report).
+func encodeSections(m map[string]json.RawMessage) (string, error) {
 	keys := make([]string, 0, len(m))
 	n := 2
 	for k, v := range m {
@@ -908,29 +972,33 @@ func encodeSections(m map[string]json.RawMessage) ([]byte, error) {
 		n += len(k) + len(v) + 4
 	}
 	sort.Strings(keys)
-	buf := make([]byte, 0, n)
-	buf = append(buf, '{')
+	var buf strings.Builder
+	buf.Grow(n)
+	buf.WriteByte('{')
 	for i, k := range keys {
 		if i > 0 {
-			buf = append(buf, ',')
+			buf.WriteByte(',')
 		}
 		if plainKey(k) {
-			buf = append(append(append(buf, '"'), k...), '"')
+			buf.WriteByte('"')
+			buf.WriteString(k)
+			buf.WriteByte('"')
 		} else {
 			kb, err := json.Marshal(k)
 			if err != nil {
-				return nil, err
+				return "", err
 			}
-			buf = append(buf, kb...)
+			buf.Write(kb)
 		}
-		buf = append(buf, ':')
+		buf.WriteByte(':')
 		v := m[k]
 		if len(v) == 0 {
 			v = json.RawMessage("null")
 		}
-		buf = append(buf, v...)
+		buf.Write(v)
 	}
-	return append(buf, '}'), nil
+	buf.WriteByte('}')
+	return buf.String(), nil
 }
 
 // plainKey reports whether k needs no escaping in JSON (section names always do not).

@@ -26,52 +26,64 @@ func decodeSections(b []byte) (map[string]json.RawMessage, error) {
 // (their content was validated when they were first encoded); it only tracks strings and
 // nesting to find where each value ends.
 func splitObject(b []byte) (map[string]json.RawMessage, bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
+	m := make(map[string]json.RawMessage, 16)
+	ok := walkObject(b, func(key, val []byte) { m[string(key)] = json.RawMessage(val) })
+	if !ok {
 		return nil, false
 	}
-	m := make(map[string]json.RawMessage, 16)
+	return m, true
+}
+
+// walkObject calls fn with each top-level member of the object b, in order, without
+// allocating: key and val alias b (val capped at its end, so appending to it copies).
+// It returns false, possibly after some calls, for anything splitObject leaves to
+// encoding/json.
+func walkObject(b []byte, fn func(key, val []byte)) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return m, skipSpace(b, i+1) == len(b)
+		return skipSpace(b, i+1) == len(b)
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return nil, false
+			return false
 		}
 		start := i + 1
 		i = start
 		for i < len(b) && b[i] != '"' {
 			if b[i] == '\\' || b[i] < 0x20 || b[i] >= 0x80 {
-				return nil, false // escaped or non-ASCII keys take the slow path
+				return false // escaped or non-ASCII keys take the slow path
 			}
 			i++
 		}
 		if i >= len(b) {
-			return nil, false
+			return false
 		}
-		key := string(b[start:i])
+		key := b[start:i]
 		i = skipSpace(b, i+1)
 		if i >= len(b) || b[i] != ':' {
-			return nil, false
+			return false
 		}
 		i = skipSpace(b, i+1)
 		end, err := valueEnd(b, i)
 		if err != nil || end == i {
-			return nil, false
+			return false
 		}
-		m[key] = json.RawMessage(b[i:end:end])
+		fn(key, b[i:end:end])
 		i = skipSpace(b, end)
 		if i >= len(b) {
-			return nil, false
+			return false
 		}
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
 		case '}':
-			return m, skipSpace(b, i+1) == len(b)
+			return skipSpace(b, i+1) == len(b)
 		default:
-			return nil, false
+			return false
 		}
 	}
 }
@@ -125,3 +137,9 @@ func skipSpace(b []byte, i int) int {
 	}
 	return i
 }
+
+// WalkSections calls fn with each top-level member of a JSON object (an inventory as
+// protojson writes it), without decoding or copying: key and val alias b. It returns
+// false, possibly after some calls, for input it leaves to encoding/json (escaped or
+// non-ASCII keys, malformed JSON); callers then decode b with encoding/json.
+func WalkSections(b []byte, fn func(key, val []byte)) bool { return walkObject(b, fn) }

@@ -104,3 +104,48 @@ func BenchmarkDecodeSections(b *testing.B) {
 		}
 	})
 }
+
+// TestPostureChecksFastMatchesJSON: the map-free reading of the posture checks gives what
+// the encoding/json reading gives, for the stored form and for every odd input, and takes
+// the fast path for the protojson form every report carries.
+func TestPostureChecksFastMatchesJSON(t *testing.T) {
+	cases := []struct {
+		name, in string
+		fast     bool
+	}{
+		{"protojson", `{"disk_encryption":"POSTURE_STATE_ON","firewall":"POSTURE_STATE_OFF","screen_lock":"POSTURE_STATE_UNKNOWN","os_version":"12.11"}`, true},
+		{"protojson with spaces", `{"disk_encryption":"POSTURE_STATE_ON", "firewall":"POSTURE_STATE_ON", "auto_updates":"POSTURE_STATE_ON"}`, true},
+		{"empty object", `{}`, true},
+		{"empty", ``, false},
+		{"null", `null`, false},
+		{"not an object", `["POSTURE_STATE_ON"]`, false},
+		{"invalid", `{"firewall":tru}`, false},
+		{"null field", `{"firewall":null,"disk_encryption":"POSTURE_STATE_OFF"}`, true},
+		{"number field", `{"firewall":1,"screen_lock":{"a":"POSTURE_STATE_ON"}}`, true},
+		{"other string", `{"firewall":"maybe","screen_lock":""}`, true},
+		{"escaped value", `{"firewall":"POSTURE_STATE_\u004fN"}`, false},
+		{"escaped key", `{"fire\u0077all":"POSTURE_STATE_ON"}`, false},
+		{"duplicate key", `{"firewall":"POSTURE_STATE_ON","firewall":"POSTURE_STATE_OFF"}`, true},
+		{"case differs", `{"Firewall":"POSTURE_STATE_ON"}`, true},
+		{"nested lookalike", `{"x":{"firewall":"POSTURE_STATE_OFF"},"y":"\"firewall\":"}`, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, f, s, fast := postureChecksFast([]byte(tc.in))
+			if fast != tc.fast {
+				t.Fatalf("fast path took it: %v, want %v", fast, tc.fast)
+			}
+			wd, wf, ws := postureChecksJSON([]byte(tc.in))
+			if fast && (d != wd || f != wf || s != ws) {
+				t.Fatalf("fast path read %q %q %q, encoding/json %q %q %q", d, f, s, wd, wf, ws)
+			}
+			if gd, gf, gs := postureChecks([]byte(tc.in)); gd != wd || gf != wf || gs != ws {
+				t.Fatalf("postureChecks read %q %q %q, encoding/json %q %q %q", gd, gf, gs, wd, wf, ws)
+			}
+		})
+	}
+	stored := []byte(cases[0].in)
+	if n := testing.AllocsPerRun(100, func() { postureChecks(stored) }); n != 0 {
+		t.Errorf("postureChecks of the protojson form allocates %v times", n)
+	}
+}
