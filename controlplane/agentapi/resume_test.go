@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanyardhq/lanyard/controlplane/agentapi"
 	"github.com/lanyardhq/lanyard/controlplane/domain"
 	"github.com/lanyardhq/lanyard/controlplane/enrollment"
 	"github.com/lanyardhq/lanyard/controlplane/store"
@@ -29,8 +30,8 @@ func TestResumedSessionOfRevokedAgentRefused(t *testing.T) {
 		// handshake connects and reads the server's first bytes (its HTTP/2 settings): in
 		// TLS 1.3 the client certificate is judged, and the ticket arrives, after the
 		// client's side of the handshake, so only a read shows either.
-		handshake := func() (resumed bool, err error) {
-			c, err := tls.Dial("tcp", e.srv.AgentAddr().String(), cfg)
+		handshake := func(srv *agentapi.Server) (resumed bool, err error) {
+			c, err := tls.Dial("tcp", srv.AgentAddr().String(), cfg)
 			if err != nil {
 				return false, err
 			}
@@ -41,18 +42,36 @@ func TestResumedSessionOfRevokedAgentRefused(t *testing.T) {
 			}
 			return c.ConnectionState().DidResume, nil
 		}
-		if _, err := handshake(); err != nil {
+		if _, err := handshake(e.srv); err != nil {
 			t.Fatalf("first handshake: %v", err)
 		}
-		resumed, err := handshake()
+		resumed, err := handshake(e.srv)
 		if err != nil || !resumed {
 			t.Fatalf("second handshake: resumed %v, err %v (want a resumed session)", resumed, err)
+		}
+		// Another replica (and this one after a restart) derives the same ticket keys:
+		// the session resumes there too, which is what keeps a reconnect storm cheap.
+		other, _, _ := startServer(t, db, e.kr)
+		resumed, err = handshake(other)
+		if err != nil || !resumed {
+			t.Fatalf("handshake with another replica: resumed %v, err %v (want a resumed session)", resumed, err)
 		}
 		if err := e.srv.RevokeAgent(ctx, e.org.ID, ag.ID, "lost"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := handshake(); err == nil {
+		if _, err := handshake(e.srv); err == nil {
 			t.Fatal("a revoked agent's resumed session was accepted")
+		}
+		// The other replica learns of the revocation by its poll (or NOTIFY on Postgres).
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := handshake(other); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("another replica accepted a revoked agent's resumed session")
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 }

@@ -127,6 +127,7 @@ type Server struct {
 	Commands *Commands
 
 	serverCert atomic.Pointer[tls.Certificate]
+	periodTLS  atomic.Pointer[periodTLS]
 	agentGRPC  *grpc.Server
 	enrollGRPC *grpc.Server
 	agentLn    net.Listener
@@ -182,13 +183,53 @@ func (s *Server) getServerCert(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 }
 
 func (s *Server) agentTLS() *tls.Config {
+	c := s.agentTLSBase()
+	if _, err := s.ca.SessionTicketKeys(time.Now()); err != nil {
+		// Sessions still resume on this process (Go's own keys), not across replicas.
+		s.cfg.Logger.Warn("agent TLS sessions resume only on the replica that issued them", "err", err)
+		return c
+	}
+	c.GetConfigForClient = s.ticketConfig
+	return c
+}
+
+func (s *Server) agentTLSBase() *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		ClientCAs:        s.ca.RootPool(),
 		GetCertificate:   s.getServerCert,
 		VerifyConnection: s.verifyConnection,
+		// Set here because a config from GetConfigForClient replaces the one gRPC's
+		// credentials add "h2" to.
+		NextProtos: []string{"h2"},
 	}
+}
+
+// periodTLS is the agent TLS config of one session-ticket period.
+type periodTLS struct {
+	period int64
+	cfg    *tls.Config
+}
+
+// ticketConfig (GetConfigForClient) returns the agent TLS config with the session-ticket
+// keys every replica derives for the current period (pki.CA.SessionTicketKeys), so a
+// ticket one replica issued resumes on another and across restarts. It is rebuilt once
+// per period.
+func (s *Server) ticketConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
+	now := time.Now()
+	p := pki.TicketPeriodOf(now)
+	if c := s.periodTLS.Load(); c != nil && c.period == p {
+		return c.cfg, nil
+	}
+	keys, err := s.ca.SessionTicketKeys(now)
+	if err != nil {
+		return nil, nil // the base config, with Go's per-process keys
+	}
+	c := s.agentTLSBase()
+	c.SetSessionTicketKeys(keys)
+	s.periodTLS.Store(&periodTLS{period: p, cfg: c})
+	return c, nil
 }
 
 func (s *Server) enrollTLS() *tls.Config {
