@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
 	agentv1 "github.com/lanyardhq/lanyard/proto/lanyard/agent/v1"
 )
 
@@ -33,6 +36,17 @@ type StormResult struct {
 	CommandsTwice   int     `json:"commands_received_twice"`
 	TwiceAfterAcked int     `json:"commands_received_again_after_ack"`
 	DeliveredP99ms  float64 `json:"queued_to_received_p99_ms"`
+	// BackP50/P90 are when half and nine in ten of the agents had a stream again;
+	// Resumed counts the reconnects whose TLS handshake resumed a session.
+	BackP50 float64 `json:"streams_back_p50_seconds"`
+	BackP90 float64 `json:"streams_back_p90_seconds"`
+	Resumed int64   `json:"tls_resumed"`
+	// CPU in cores from the signal until every stream was back: the simulator (its
+	// agents' side of every handshake) and the whole machine; the rest is mostly the
+	// replica taking the streams. (Postgres is left out: the dead replica's backends exit,
+	// and a per-process sum loses their time.)
+	CPUSimulator float64 `json:"cpu_simulator_cores"`
+	CPUMachine   float64 `json:"cpu_machine_cores"`
 }
 
 // storm is the bookkeeping the agents' loops share during the storm phase.
@@ -45,6 +59,7 @@ type storm struct {
 	queuedAt map[string]time.Time
 	lat      []time.Duration
 	attempts atomic.Int64
+	resumed  atomic.Int64
 }
 
 func newStorm() *storm {
@@ -96,7 +111,7 @@ func runStorm(ctx context.Context, o options, agents []*agent, st *storm) (*Stor
 	st.mu.Lock()
 	st.since = time.Now()
 	st.mu.Unlock()
-	t0 := time.Now()
+	t0, c0 := time.Now(), readCPU(0)
 	if err := syscall.Kill(o.serverPID, sig); err != nil {
 		return nil, fmt.Errorf("storm: signal %d: %w", o.serverPID, err)
 	}
@@ -136,14 +151,20 @@ func runStorm(ctx context.Context, o options, agents []*agent, st *storm) (*Stor
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.Back = st.counts()
+	if el, c1 := time.Since(t0).Seconds(), readCPU(0); el > 0 {
+		r.CPUSimulator, r.CPUMachine = (c1.self-c0.self)/el, (c1.machine-c0.machine)/el
+	}
 	st.mu.Lock()
 	var last time.Time
+	backs := make([]time.Duration, 0, len(st.back))
 	for _, t := range st.back {
 		if t.After(last) {
 			last = t
 		}
+		backs = append(backs, t.Sub(t0))
 	}
 	st.mu.Unlock()
+	r.BackP50, r.BackP90 = pct(backs, 0.5)/1000, pct(backs, 0.9)/1000
 	if r.Back == len(agents) {
 		r.AllBackSeconds = last.Sub(t0).Seconds()
 	}
@@ -177,9 +198,10 @@ func runStorm(ctx context.Context, o options, agents []*agent, st *storm) (*Stor
 	}
 	r.DeliveredP99ms = pct(st.lat, 0.99)
 	st.mu.Unlock()
-	r.Reconnects = st.attempts.Load()
-	log.Printf("storm: %d/%d streams back in %.1f s (%d attempts); %d commands: %d lost, %d twice",
-		r.Back, len(agents), r.AllBackSeconds, r.Reconnects, r.Commands, r.CommandsLost, r.CommandsTwice)
+	r.Reconnects, r.Resumed = st.attempts.Load(), st.resumed.Load()
+	log.Printf("storm: %d/%d streams back in %.1f s (half in %.1f s, 90%% in %.1f s; %d attempts, %d TLS resumptions; CPU cores: simulator %.2f, machine %.2f); %d commands: %d lost, %d twice",
+		r.Back, len(agents), r.AllBackSeconds, r.BackP50, r.BackP90, r.Reconnects, r.Resumed, r.CPUSimulator, r.CPUMachine,
+		r.Commands, r.CommandsLost, r.CommandsTwice)
 	return r, nil
 }
 
@@ -210,10 +232,11 @@ func queueLock(ctx context.Context, hc *http.Client, apiURL, token, deviceID, ke
 	return c.ID, nil
 }
 
-// reconnect opens a new stream after the old one broke, with full-jitter exponential
-// backoff like the agent's (agent/client/backoff.go), until ctx ends.
+// reconnect opens a new stream after the old one broke, with the agent's full-jitter
+// exponential backoff and its defaults (agent/client/backoff.go, agent.go: 1 s base,
+// 5 min cap), until ctx ends.
 func (a *agent) reconnect(ctx context.Context, st *storm) bool {
-	base, maxWait := 250*time.Millisecond, 5*time.Second
+	base, maxWait := time.Second, 5*time.Minute
 	for n := 0; ctx.Err() == nil; n++ {
 		d := min(base<<min(n, 10), maxWait)
 		select {
@@ -224,10 +247,29 @@ func (a *agent) reconnect(ctx context.Context, st *storm) bool {
 		st.attempts.Add(1)
 		if err := a.open(ctx); err == nil {
 			st.welcomed(a.idx)
+			if a.resumed() {
+				st.resumed.Add(1)
+			}
 			return true
 		}
 	}
 	return false
+}
+
+// resumed reports whether the current stream's TLS handshake resumed a session.
+func (a *agent) resumed() bool {
+	a.sendMu.Lock()
+	s := a.stream
+	a.sendMu.Unlock()
+	if s == nil {
+		return false
+	}
+	p, ok := peer.FromContext(s.Context())
+	if !ok {
+		return false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	return ok && ti.State.DidResume
 }
 
 // open opens the Connect stream and waits for the welcome.

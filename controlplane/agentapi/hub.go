@@ -25,10 +25,41 @@ type hub struct {
 	byDevice map[string]*conn
 	seenMu   sync.Mutex
 	seenIDs  map[string]struct{}
+	// recent holds the commands this replica claimed in the last minute or so, so their
+	// announcement (which reaches this replica too) is not acted on again.
+	recentMu sync.Mutex
+	recent   map[string]time.Time
+}
+
+// recentClaims bounds the recent map; older entries are dropped when it is full.
+const recentClaims = 4096
+
+func (h *hub) claimed(id string) {
+	h.recentMu.Lock()
+	defer h.recentMu.Unlock()
+	now := time.Now()
+	if len(h.recent) >= recentClaims {
+		for k, at := range h.recent {
+			if now.Sub(at) > time.Minute {
+				delete(h.recent, k)
+			}
+		}
+		if len(h.recent) >= recentClaims {
+			clear(h.recent)
+		}
+	}
+	h.recent[id] = now
+}
+
+func (h *hub) claimedHere(id string) bool {
+	h.recentMu.Lock()
+	defer h.recentMu.Unlock()
+	_, ok := h.recent[id]
+	return ok
 }
 
 func newHub(s *Server) *hub {
-	return &hub{s: s, byAgent: map[string]*conn{}, byDevice: map[string]*conn{}, seenIDs: map[string]struct{}{}}
+	return &hub{s: s, byAgent: map[string]*conn{}, byDevice: map[string]*conn{}, seenIDs: map[string]struct{}{}, recent: map[string]time.Time{}}
 }
 
 // conn is one open Connect stream. The handler's goroutine reads it; messages to the
@@ -310,6 +341,7 @@ func (h *hub) deliver(ctx context.Context, c *conn, cmd store.DeviceCommand) {
 		h.s.cfg.Logger.Warn("claim command failed", "command_id", cmd.ID, "err", err)
 		return
 	}
+	h.claimed(cmd.ID)
 	msg, err := h.s.Commands.toProto(ctx, sent)
 	if err != nil {
 		h.s.cfg.Logger.Error("encode command failed", "command_id", cmd.ID, "err", err)
@@ -335,7 +367,19 @@ func (h *hub) kick(ctx context.Context, cmd store.DeviceCommand) {
 	}
 }
 
-func (h *hub) onNotify(ctx context.Context, id string) {
+// onNotify acts on a command announced at commit (by any replica). Only the replica
+// holding the device's stream needs to read it, and not when it already claimed it itself
+// (the in-process kick of a command created here): both skips save a read and a claim
+// attempt per command. Neither can miss a command: a stream registered after the check
+// reads its open commands after the announcing commit, and the poll is the backstop.
+func (h *hub) onNotify(ctx context.Context, payload string) {
+	id, dev := store.CommandNotice(payload)
+	if dev != "" && h.connFor(dev) == nil {
+		return
+	}
+	if h.claimedHere(id) {
+		return
+	}
 	cmd, err := h.s.db.GetDeviceCommandByID(ctx, id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {

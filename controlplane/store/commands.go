@@ -46,8 +46,16 @@ const (
 var OpenCommandStates = []string{CommandAwaitingApproval, CommandQueued, CommandSent, CommandReceived, CommandRunning}
 
 // CommandNotifyChannel is the Postgres NOTIFY channel announcing a command ready to send;
-// the payload is the command id.
+// the payload is the command id and its device id (CommandNotice).
 const CommandNotifyChannel = "lanyard_device_commands"
+
+// CommandNotice reads a CommandNotifyChannel payload: "<command id> <device id>". A replica
+// that does not hold the device's stream can ignore it without reading the command; an
+// older replica's payload (the id alone) has no device id.
+func CommandNotice(payload string) (id, deviceID string) {
+	id, deviceID, _ = strings.Cut(payload, " ")
+	return id, deviceID
+}
 
 // DeviceCommand is one command to one device, whatever channel carries it.
 type DeviceCommand struct {
@@ -186,11 +194,11 @@ func (db *DB) GetDeviceCommandByID(ctx context.Context, id string) (DeviceComman
 	return c, err
 }
 
-func (db *DB) notifyCommand(ctx context.Context, q Querier, id string) error {
+func (db *DB) notifyCommand(ctx context.Context, q Querier, id, deviceID string) error {
 	if db.Dialect != Postgres {
 		return nil
 	}
-	if _, err := q.ExecContext(ctx, `SELECT pg_notify($1, $2)`, CommandNotifyChannel, id); err != nil {
+	if _, err := q.ExecContext(ctx, `SELECT pg_notify($1, $2)`, CommandNotifyChannel, id+" "+deviceID); err != nil {
 		return fmt.Errorf("notify command %s: %w", id, err)
 	}
 	return nil
@@ -255,7 +263,7 @@ func (db *DB) CreateDeviceCommand(ctx context.Context, c *DeviceCommand) (create
 			return err
 		}
 		if c.State == CommandQueued {
-			return db.notifyCommand(ctx, tx, c.ID)
+			return db.notifyCommand(ctx, tx, c.ID, c.DeviceID)
 		}
 		return nil
 	})
@@ -430,7 +438,7 @@ func (db *DB) TransitionDeviceCommand(ctx context.Context, orgID, id string, u C
 		}
 		out = after
 		if u.To == CommandQueued {
-			return db.notifyCommand(ctx, tx, id)
+			return db.notifyCommand(ctx, tx, id, after.DeviceID)
 		}
 		return nil
 	})

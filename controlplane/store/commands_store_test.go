@@ -389,3 +389,17 @@ func TestMigrationTurnsAcknowledgedIntoReceived(t *testing.T) {
 		}
 	})
 }
+
+// TestCommandNotice reads the announcement payloads of this and of an older replica.
+func TestCommandNotice(t *testing.T) {
+	for _, c := range []struct{ payload, id, device string }{
+		{"cmd1 dev1", "cmd1", "dev1"},
+		{"cmd1", "cmd1", ""}, // an older replica's: the id alone
+		{"cmd1 ", "cmd1", ""},
+	} {
+		id, dev := store.CommandNotice(c.payload)
+		if id != c.id || dev != c.device {
+			t.Errorf("CommandNotice(%q) = %q, %q; want %q, %q", c.payload, id, dev, c.id, c.device)
+		}
+	}
+}
