@@ -38,7 +38,9 @@ for f in "$DIR"/*-ceiling-*.json; do
 	row "streams opened (s)" "" .streams_open_seconds
 	for s in "$kill" "$term"; do
 		[ -e "$s" ] || continue
-		echo "| replica SIG$(basename "$s" | cut -d- -f3) → all streams back (s); commands lost / received twice (after ack) | < 15 s, 0 lost, 0 twice | $(fmt "$(num "$s" .storm.all_streams_back_seconds)") s ($(num "$s" .storm.streams_back)/$n back); $(num "$s" .storm.commands_lost) / $(num "$s" .storm.commands_received_twice) ($(num "$s" .storm.commands_received_again_after_ack)) of $(num "$s" .storm.commands_queued_during_outage) | – | – |"
+		back=$(num "$s" .storm.streams_back)
+		if [ "$back" = "$n" ]; then all="$(fmt "$(num "$s" .storm.all_streams_back_seconds)") s ($back/$n back)"; else all="not all back within the wait ($back/$n back)"; fi
+		echo "| replica SIG$(basename "$s" | cut -d- -f3) → all streams back (s); commands lost / received twice (after ack) | < 15 s, 0 lost, 0 twice | $all; $(num "$s" .storm.commands_lost) / $(num "$s" .storm.commands_received_twice) ($(num "$s" .storm.commands_received_again_after_ack)) of $(num "$s" .storm.commands_queued_during_outage) | – | – |"
 		echo "| … half / 90 % back (s); TLS resumptions; CPU simulator / machine (cores) | | $(fmt "$(num "$s" .storm.streams_back_p50_seconds)") / $(fmt "$(num "$s" .storm.streams_back_p90_seconds)"); $(num "$s" .storm.tls_resumed); $(fmt "$(num "$s" .storm.cpu_simulator_cores)") / $(fmt "$(num "$s" .storm.cpu_machine_cores)") | – | – |"
 	done
 done
