@@ -528,7 +528,10 @@ func (a *agent) loop(ctx context.Context, acks *ackBook, errs, beats *atomic.Int
 			if ctx.Err() != nil {
 				return
 			}
-			errs.Add(1)
+			// The first few are logged: a stream that breaks outside a storm is a finding.
+			if n := errs.Add(1); n <= 3 && st == nil {
+				log.Printf("stream of agent %d ended: %v", a.idx, err)
+			}
 			if st == nil || !a.reconnect(ctx, st) {
 				return
 			}
