@@ -189,11 +189,27 @@ func (c *Commands) Submit(ctx context.Context, org domain.Org, deviceID string, 
 	case req.Type == store.CommandWipe && org.Settings.WipeRequiresApproval:
 		cmd.State = store.CommandAwaitingApproval
 	}
-	created, err := c.db.CreateDeviceCommand(ctx, &cmd)
+	// When this replica holds the device's stream, the command is claimed for it in the
+	// transaction that creates it: one commit before the agent has it, not two.
+	var via *conn
+	if ac, ok := ch.(agentChannel); ok && cmd.State == store.CommandQueued {
+		if via = ac.h.connFor(d.ID); via != nil && via.id.OrgID != org.ID {
+			via = nil
+		}
+	}
+	var created bool
+	if via != nil {
+		created, err = c.db.CreateClaimedDeviceCommand(ctx, &cmd, via.id.AgentID)
+	} else {
+		created, err = c.db.CreateDeviceCommand(ctx, &cmd)
+	}
 	if err != nil || !created {
 		return cmd, created, err
 	}
-	if cmd.State == store.CommandQueued {
+	switch {
+	case via != nil && cmd.State == store.CommandSent:
+		ch.(agentChannel).h.sendClaimed(ctx, via, cmd)
+	case cmd.State == store.CommandQueued:
 		c.dispatch(ctx, ch, cmd)
 	}
 	return cmd, true, nil

@@ -341,14 +341,19 @@ func (h *hub) deliver(ctx context.Context, c *conn, cmd store.DeviceCommand) {
 		h.s.cfg.Logger.Warn("claim command failed", "command_id", cmd.ID, "err", err)
 		return
 	}
-	h.claimed(cmd.ID)
+	h.sendClaimed(ctx, c, sent)
+}
+
+// sendClaimed writes a command this replica claimed for c (state sent) on c's stream.
+func (h *hub) sendClaimed(ctx context.Context, c *conn, sent store.DeviceCommand) {
+	h.claimed(sent.ID)
 	msg, err := h.s.Commands.toProto(ctx, sent)
 	if err != nil {
-		h.s.cfg.Logger.Error("encode command failed", "command_id", cmd.ID, "err", err)
+		h.s.cfg.Logger.Error("encode command failed", "command_id", sent.ID, "err", err)
 		return
 	}
 	if !c.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_Command{Command: msg}}) {
-		h.s.cfg.Logger.Info("stream ended before the command was sent; it is resent at next connect", "command_id", cmd.ID)
+		h.s.cfg.Logger.Info("stream ended before the command was sent; it is resent at next connect", "command_id", sent.ID)
 	}
 }
 

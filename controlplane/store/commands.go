@@ -208,14 +208,25 @@ func (db *DB) notifyCommand(ctx context.Context, q Querier, id, deviceID string)
 // same idempotency key, that command is returned with created == false and nothing is
 // written. A queued command is announced (NOTIFY) at commit.
 func (db *DB) CreateDeviceCommand(ctx context.Context, c *DeviceCommand) (created bool, err error) {
-	if c.IdempotencyKey != "" {
-		if existing, err := db.findByIdempotency(ctx, db.SQL, c.OrgID, c.IdempotencyKey); err == nil {
-			*c = existing
-			return false, nil
-		} else if !errors.Is(err, ErrNotFound) {
-			return false, err
-		}
-	}
+	return db.createDeviceCommand(ctx, c, "")
+}
+
+// CreateClaimedDeviceCommand is CreateDeviceCommand for the replica that holds the
+// device's agent stream: a queued command is also claimed for agentID (queued → sent,
+// audited as its own transition) in the same transaction, so it reaches the stream after
+// one commit instead of two, and is not announced (no other replica has it to deliver).
+// On return c is the command as stored (sent). A command born in another state, or a
+// repeated idempotency key, is handled as by CreateDeviceCommand.
+func (db *DB) CreateClaimedDeviceCommand(ctx context.Context, c *DeviceCommand, agentID string) (created bool, err error) {
+	return db.createDeviceCommand(ctx, c, agentID)
+}
+
+// errIdempotentReplay aborts the transaction of a create whose idempotency key is taken.
+var errIdempotentReplay = errors.New("idempotency key already used")
+
+func (db *DB) createDeviceCommand(ctx context.Context, c *DeviceCommand, claimFor string) (created bool, err error) {
+	// No read first: the insert skips a taken idempotency key (ON CONFLICT), which costs
+	// a repeat what the read would have cost every first call.
 	err = db.InTx(ctx, func(tx *sql.Tx) error {
 		if c.ID == "" {
 			c.ID = domain.NewID()
@@ -248,13 +259,19 @@ func (db *DB) CreateDeviceCommand(ctx context.Context, c *DeviceCommand) (create
 			c.CompletedAt = &now
 			completed = now
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO device_commands (id, org_id, device_id, type, params, idempotency_key, state, channel, target_serial,
+		res, err := tx.ExecContext(ctx, `INSERT INTO device_commands (id, org_id, device_id, type, params, idempotency_key, state, channel, target_serial,
 			agent_id, created_by, approved_by, error, result, attempts, created_at, updated_at, completed_at, expires_at, created_by_user)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, '', 0, $13, $13, $14, $15, $16)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '', $12, '', 0, $13, $13, $14, $15, $16)
+			ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`,
 			c.ID, c.OrgID, c.DeviceID, c.Type, params, idem, c.State, c.Channel, c.TargetSerial, c.AgentID, c.CreatedBy, c.Error, now, completed,
 			c.ExpiresAt.UTC(), c.CreatedByUser)
 		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errIdempotentReplay
 		}
 		if err := WriteAudit(ctx, tx, AuditFor(ctx, c.OrgID, "device_command."+c.State, "device_command", c.ID, nil, c)); err != nil {
 			return err
@@ -262,12 +279,20 @@ func (db *DB) CreateDeviceCommand(ctx context.Context, c *DeviceCommand) (create
 		if err := writeCommandPrompt(ctx, tx, *c); err != nil {
 			return err
 		}
-		if c.State == CommandQueued {
+		if c.State != CommandQueued {
+			return nil
+		}
+		if claimFor == "" {
 			return db.notifyCommand(ctx, tx, c.ID, c.DeviceID)
 		}
+		sent, err := db.transitionTx(ctx, tx, *c, CommandUpdate{From: []string{CommandQueued}, To: CommandSent, AgentID: claimFor})
+		if err != nil {
+			return err
+		}
+		*c = sent
 		return nil
 	})
-	if err != nil && IsUniqueViolation(err) && c.IdempotencyKey != "" {
+	if err != nil && c.IdempotencyKey != "" && (errors.Is(err, errIdempotentReplay) || IsUniqueViolation(err)) {
 		existing, ferr := db.findByIdempotency(ctx, db.SQL, c.OrgID, c.IdempotencyKey)
 		if ferr != nil {
 			return false, ferr
@@ -340,109 +365,115 @@ func (db *DB) TransitionDeviceCommand(ctx context.Context, orgID, id string, u C
 		if err != nil {
 			return err
 		}
-		allowed := false
-		for _, f := range u.From {
-			if before.State == f {
-				allowed = true
-			}
-		}
-		if !allowed {
-			return fmt.Errorf("command %s is %s, not %v: %w", id, before.State, u.From, ErrCommandState)
-		}
-		now := domain.Now()
-		after := before
-		after.State, after.UpdatedAt = u.To, now
-		set := `state = $1, updated_at = $2`
-		args := []any{u.To, now}
-		add := func(col string, v any) {
-			args = append(args, v)
-			set += fmt.Sprintf(", %s = $%d", col, len(args))
-		}
-		// received_at is when the device had the command; a result that skips the
-		// receipt (an old agent's DONE, an MDM answer) implies it.
-		received := func() {
-			if before.ReceivedAt == nil {
-				after.ReceivedAt = &now
-				add("received_at", now)
-			}
-		}
-		switch u.To {
-		case CommandSent:
-			after.SentAt, after.Attempts = &now, before.Attempts+1
-			add("sent_at", now)
-			add("attempts", after.Attempts)
-		case CommandReceived:
-			received()
-		case CommandRunning:
-			received()
-			after.StartedAt = &now
-			add("started_at", now)
-		case CommandDone, CommandFailed, CommandExpired, CommandCanceled, CommandSimulated:
-			after.CompletedAt = &now
-			add("completed_at", now)
-			if u.To == CommandDone || u.To == CommandSimulated {
-				received()
-			}
-		case CommandQueued:
-			if u.Approver != "" {
-				after.ApprovedBy = u.Approver
-				add("approved_by", u.Approver)
-			}
-		}
-		if u.AgentID != "" {
-			after.AgentID = u.AgentID
-			add("agent_id", u.AgentID)
-		}
-		if u.Error != "" {
-			after.Error = u.Error
-			add("error", u.Error)
-		}
-		if len(u.Result) > 0 {
-			after.Result = u.Result
-			add("result", string(u.Result))
-		}
-		if u.Evidence != nil {
-			b, err := json.Marshal(u.Evidence)
-			if err != nil {
-				return fmt.Errorf("encode evidence: %w", err)
-			}
-			after.Evidence = u.Evidence
-			add("evidence", string(b))
-		}
-		args = append(args, orgID, id, before.State)
-		n := len(args)
-		res, err := tx.ExecContext(ctx, `UPDATE device_commands SET `+set+fmt.Sprintf(` WHERE org_id = $%d AND id = $%d AND state = $%d`, n-2, n-1, n), args...)
-		if err != nil {
-			return fmt.Errorf("update command %s: %w", id, err)
-		}
-		if k, _ := res.RowsAffected(); k == 0 {
-			return fmt.Errorf("command %s changed concurrently: %w", id, ErrCommandState)
-		}
-		audit := map[string]any{"state": u.To, "error": u.Error, "agent_id": after.AgentID, "device_id": before.DeviceID}
-		if u.Evidence != nil {
-			audit["evidence_verified"] = u.Evidence.Verified
-			audit["checks"] = len(u.Evidence.Checks)
-		}
-		if err := WriteAudit(ctx, tx, AuditFor(ctx, orgID, "device_command."+u.To, "device_command", id,
-			map[string]string{"state": before.State}, audit)); err != nil {
-			return err
-		}
-		if ev := doneEvent(after); ev != "" {
-			if err := WriteEvent(ctx, tx, domain.Event{OrgID: orgID, Type: ev, SubjectType: "device", SubjectID: after.DeviceID,
-				Payload: mustJSON(map[string]any{"channel": after.Channel, "command_id": id, "state": after.State})}); err != nil {
-				return err
-			}
-		}
-		if err := writeCommandPrompt(ctx, tx, after); err != nil {
-			return err
-		}
-		out = after
-		if u.To == CommandQueued {
-			return db.notifyCommand(ctx, tx, id, after.DeviceID)
-		}
-		return nil
+		out, err = db.transitionTx(ctx, tx, before, u)
+		return err
 	})
 	return out, err
+}
+
+// transitionTx is TransitionDeviceCommand's work in tx, from the command as read in tx.
+func (db *DB) transitionTx(ctx context.Context, tx *sql.Tx, before DeviceCommand, u CommandUpdate) (DeviceCommand, error) {
+	orgID, id := before.OrgID, before.ID
+	allowed := false
+	for _, f := range u.From {
+		if before.State == f {
+			allowed = true
+		}
+	}
+	if !allowed {
+		return DeviceCommand{}, fmt.Errorf("command %s is %s, not %v: %w", id, before.State, u.From, ErrCommandState)
+	}
+	now := domain.Now()
+	after := before
+	after.State, after.UpdatedAt = u.To, now
+	set := `state = $1, updated_at = $2`
+	args := []any{u.To, now}
+	add := func(col string, v any) {
+		args = append(args, v)
+		set += fmt.Sprintf(", %s = $%d", col, len(args))
+	}
+	// received_at is when the device had the command; a result that skips the
+	// receipt (an old agent's DONE, an MDM answer) implies it.
+	received := func() {
+		if before.ReceivedAt == nil {
+			after.ReceivedAt = &now
+			add("received_at", now)
+		}
+	}
+	switch u.To {
+	case CommandSent:
+		after.SentAt, after.Attempts = &now, before.Attempts+1
+		add("sent_at", now)
+		add("attempts", after.Attempts)
+	case CommandReceived:
+		received()
+	case CommandRunning:
+		received()
+		after.StartedAt = &now
+		add("started_at", now)
+	case CommandDone, CommandFailed, CommandExpired, CommandCanceled, CommandSimulated:
+		after.CompletedAt = &now
+		add("completed_at", now)
+		if u.To == CommandDone || u.To == CommandSimulated {
+			received()
+		}
+	case CommandQueued:
+		if u.Approver != "" {
+			after.ApprovedBy = u.Approver
+			add("approved_by", u.Approver)
+		}
+	}
+	if u.AgentID != "" {
+		after.AgentID = u.AgentID
+		add("agent_id", u.AgentID)
+	}
+	if u.Error != "" {
+		after.Error = u.Error
+		add("error", u.Error)
+	}
+	if len(u.Result) > 0 {
+		after.Result = u.Result
+		add("result", string(u.Result))
+	}
+	if u.Evidence != nil {
+		b, err := json.Marshal(u.Evidence)
+		if err != nil {
+			return DeviceCommand{}, fmt.Errorf("encode evidence: %w", err)
+		}
+		after.Evidence = u.Evidence
+		add("evidence", string(b))
+	}
+	args = append(args, orgID, id, before.State)
+	n := len(args)
+	res, err := tx.ExecContext(ctx, `UPDATE device_commands SET `+set+fmt.Sprintf(` WHERE org_id = $%d AND id = $%d AND state = $%d`, n-2, n-1, n), args...)
+	if err != nil {
+		return DeviceCommand{}, fmt.Errorf("update command %s: %w", id, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return DeviceCommand{}, fmt.Errorf("command %s changed concurrently: %w", id, ErrCommandState)
+	}
+	audit := map[string]any{"state": u.To, "error": u.Error, "agent_id": after.AgentID, "device_id": before.DeviceID}
+	if u.Evidence != nil {
+		audit["evidence_verified"] = u.Evidence.Verified
+		audit["checks"] = len(u.Evidence.Checks)
+	}
+	if err := WriteAudit(ctx, tx, AuditFor(ctx, orgID, "device_command."+u.To, "device_command", id,
+		map[string]string{"state": before.State}, audit)); err != nil {
+		return DeviceCommand{}, err
+	}
+	if ev := doneEvent(after); ev != "" {
+		if err := WriteEvent(ctx, tx, domain.Event{OrgID: orgID, Type: ev, SubjectType: "device", SubjectID: after.DeviceID,
+			Payload: mustJSON(map[string]any{"channel": after.Channel, "command_id": id, "state": after.State})}); err != nil {
+			return DeviceCommand{}, err
+		}
+	}
+	if err := writeCommandPrompt(ctx, tx, after); err != nil {
+		return DeviceCommand{}, err
+	}
+	if u.To == CommandQueued {
+		return after, db.notifyCommand(ctx, tx, id, after.DeviceID)
+	}
+	return after, nil
 }
 
 // doneEvent is the domain event of an agent-channel command that just became done (the

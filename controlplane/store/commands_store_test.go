@@ -126,6 +126,59 @@ func TestCommandBornFailed(t *testing.T) {
 	})
 }
 
+// TestCreateClaimed: a command created for the stream this replica holds is stored sent
+// (claimed for the agent, attempt 1) with both transitions audited, is not left queued for
+// the poll, and a repeated idempotency key returns the first command whichever way each
+// call was made, writing nothing.
+func TestCreateClaimed(t *testing.T) {
+	storetest.EachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		org := storetest.Org(t, db, domain.PlanPro)
+		dev := storetest.Device(t, db, org.ID, "SN-CLAIM")
+		mk := func() store.DeviceCommand {
+			return store.DeviceCommand{OrgID: org.ID, DeviceID: dev.ID, Type: store.CommandLock, Channel: store.ChannelAgent, TargetSerial: "SN-CLAIM",
+				IdempotencyKey: "k1", ExpiresAt: domain.Now().Add(time.Hour)}
+		}
+		c := mk()
+		created, err := db.CreateClaimedDeviceCommand(ctx, &c, "agent-1")
+		if err != nil || !created {
+			t.Fatalf("create: %v %v", created, err)
+		}
+		if c.State != store.CommandSent || c.AgentID != "agent-1" || c.Attempts != 1 || c.SentAt == nil {
+			t.Fatalf("returned %+v", c)
+		}
+		got, err := db.GetDeviceCommand(ctx, org.ID, c.ID)
+		if err != nil || got.State != store.CommandSent || got.AgentID != "agent-1" || got.Attempts != 1 || got.SentAt == nil {
+			t.Fatalf("stored %+v %v", got, err)
+		}
+		if a := strings.Join(storetest.AuditActions(t, db, org.ID, c.ID), " "); a != "device_command.queued device_command.sent" {
+			t.Fatalf("audit %q", a)
+		}
+		if q, err := db.QueuedAgentCommandIDs(ctx, 10); err != nil || len(q) != 0 {
+			t.Fatalf("queued %v %v", q, err)
+		}
+		for _, claimed := range []bool{true, false} {
+			again := mk()
+			var created bool
+			if claimed {
+				created, err = db.CreateClaimedDeviceCommand(ctx, &again, "agent-2")
+			} else {
+				created, err = db.CreateDeviceCommand(ctx, &again)
+			}
+			if err != nil || created || again.ID != c.ID || again.AgentID != "agent-1" {
+				t.Fatalf("replay (claimed %v): created %v err %v got %+v", claimed, created, err, again)
+			}
+		}
+		if a := storetest.AuditActions(t, db, org.ID, c.ID); len(a) != 2 {
+			t.Fatalf("a replay wrote audit: %v", a)
+		}
+		list, _, err := db.ListDeviceCommands(ctx, org.ID, dev.ID, store.Page{Limit: 10})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("commands %d %v", len(list), err)
+		}
+	})
+}
+
 // TestExpireNamesWhatNeverHappened: every open state expires, received and running too,
 // each with a reason that says what the device never did.
 func TestExpireNamesWhatNeverHappened(t *testing.T) {
