@@ -94,7 +94,7 @@ func serve(ctx context.Context, agentAddr, enrollAddr, httpAddr, caOut string, h
 	mux.Handle("/debug/pprof/", http.DefaultServeMux)
 	hs := &http.Server{Addr: httpAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
-	aln, err := net.Listen("tcp", agentAddr)
+	aln, err := agenttransport.Listen(context.Background(), agentAddr)
 	if err != nil {
 		return err
 	}

@@ -244,8 +244,8 @@ func (s *Server) enrollTLS() *tls.Config {
 func (s *Server) Listen() error {
 	var err error
 	if s.agentLn == nil {
-		if s.agentLn, err = net.Listen("tcp", s.cfg.AgentAddr); err != nil {
-			return fmt.Errorf("agentapi: listen %s: %w", s.cfg.AgentAddr, err)
+		if s.agentLn, err = agenttransport.Listen(context.Background(), s.cfg.AgentAddr); err != nil {
+			return fmt.Errorf("agentapi: %w", err)
 		}
 	}
 	if s.enrollLn == nil {

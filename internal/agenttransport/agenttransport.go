@@ -5,6 +5,9 @@
 package agenttransport
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"time"
 
 	"google.golang.org/grpc"
@@ -63,4 +66,23 @@ func DialOptions() []grpc.DialOption {
 		grpc.WithWriteBufferSize(BufferSize),
 		grpc.WithSharedWriteBuffer(true),
 	}
+}
+
+// Listen opens the agent API's TCP listener, with TCP keepalive off. gRPC sets
+// TCP_USER_TIMEOUT on every server connection to the keepalive Timeout (20 s); with Go's
+// default TCP keepalive (a probe after 15 s idle, then one every 15 s) a single probe or
+// its ACK lost aborts a healthy connection at the next probe, since by then nothing was
+// heard for longer than the user timeout with a probe unanswered. 10,000 connections
+// opened within a second probe together, and on loopback the burst overflows the
+// kernel's backlog (net.core.netdev_max_backlog): a third of the ceiling's streams died
+// that way 30 s after opening. A stream's liveness is its heartbeats (every 30 s) and
+// gRPC's HTTP/2 pings (after 2 minutes without a read, 20 s to answer), which do not
+// depend on one packet.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
 }
