@@ -83,18 +83,23 @@ type Result struct {
 	ServerRSSAfterMB    float64 `json:"server_rss_with_streams_mb"`
 	PerAgentKB          float64 `json:"server_memory_per_agent_kb"`
 	PerStreamKB         float64 `json:"server_memory_per_stream_only_kb"`
-	InventoryReports    int64   `json:"inventory_reports"`
-	InventoryErrors     int64   `json:"inventory_errors"`
-	InventoryPerSecond  float64 `json:"inventory_reports_per_second"`
-	InventoryP50ms      float64 `json:"inventory_p50_ms"`
-	InventoryP99ms      float64 `json:"inventory_p99_ms"`
-	Locks               int     `json:"locks"`
-	LocksAcked          int     `json:"locks_acked"`
-	LockP50ms           float64 `json:"lock_to_ack_p50_ms"`
-	LockP99ms           float64 `json:"lock_to_ack_p99_ms"`
-	LockMaxms           float64 `json:"lock_to_ack_max_ms"`
-	LockAPIP50ms        float64 `json:"lock_api_p50_ms"`
-	SimulatorRSSMB      float64 `json:"simulator_rss_mb"`
+	// RSS right after the inventory phase: the heap has grown towards its collection
+	// goal (twice the live heap at Go's default GOGC), which a reading taken while the
+	// streams are new has not.
+	ServerRSSAfterLoadMB float64 `json:"server_rss_after_inventory_mb"`
+	PerAgentAfterLoadKB  float64 `json:"server_memory_per_agent_after_inventory_kb"`
+	InventoryReports     int64   `json:"inventory_reports"`
+	InventoryErrors      int64   `json:"inventory_errors"`
+	InventoryPerSecond   float64 `json:"inventory_reports_per_second"`
+	InventoryP50ms       float64 `json:"inventory_p50_ms"`
+	InventoryP99ms       float64 `json:"inventory_p99_ms"`
+	Locks                int     `json:"locks"`
+	LocksAcked           int     `json:"locks_acked"`
+	LockP50ms            float64 `json:"lock_to_ack_p50_ms"`
+	LockP99ms            float64 `json:"lock_to_ack_p99_ms"`
+	LockMaxms            float64 `json:"lock_to_ack_max_ms"`
+	LockAPIP50ms         float64 `json:"lock_api_p50_ms"`
+	SimulatorRSSMB       float64 `json:"simulator_rss_mb"`
 	// CPU during the inventory phase, in cores (1.0 = one core busy): who spent the machine.
 	InventoryCPUServer    float64 `json:"inventory_cpu_server_cores"`
 	InventoryCPUSimulator float64 `json:"inventory_cpu_simulator_cores"`
@@ -435,6 +440,11 @@ func run(ctx context.Context, o options) (*Result, error) {
 	cpu1 := readCPU(o.serverPID)
 	if o.selfProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if o.serverPID != 0 {
+		res.ServerRSSAfterLoadMB = rssMB(o.serverPID)
+		res.PerAgentAfterLoadKB = (res.ServerRSSAfterLoadMB - res.ServerRSSEnrolledMB) * 1024 / float64(o.n)
+		log.Printf("server RSS after the inventory phase: %.0f MB (%.1f KB per agent)", res.ServerRSSAfterLoadMB, res.PerAgentAfterLoadKB)
 	}
 	res.InventoryCPUServer = (cpu1.server - cpu0.server) / el
 	res.InventoryCPUSimulator = (cpu1.self - cpu0.self) / el

@@ -31,7 +31,9 @@ for f in "$DIR"/*-ceiling-*.json; do
 	row "inventory reports/s" "≥ 4,000" .inventory_reports_per_second
 	row "inventory p99 (ms)" "" .inventory_p99_ms
 	row "server memory per agent (KB)" "≤ 64" .server_memory_per_agent_kb
+	row "… after the inventory phase (KB)" "" .server_memory_per_agent_after_inventory_kb
 	row "server goroutines per stream" "" .server_goroutines_per_stream
+	row "lock → ack p50 (ms)" "" .lock_to_ack_p50_ms
 	row "lock → ack p99 (ms)" "≤ 10" .lock_to_ack_p99_ms
 	row "idle server CPU, heartbeats only (cores)" "≤ 0.05" .idle_cpu_server_cores
 	row "inventory-phase server CPU (cores)" "" .inventory_cpu_server_cores
