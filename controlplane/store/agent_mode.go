@@ -99,7 +99,7 @@ func (db *DB) RecordAgentHello(ctx context.Context, orgID, agentID string, mode 
 // recordReportedMode stores the mode an inventory report announced (full path only: the
 // fast paths take a report only when its mode equals the stored one) and flags the
 // device the report linked.
-func recordReportedMode(ctx context.Context, tx *sql.Tx, orgID, agentID, deviceID string, mode AgentMode, linked bool) error {
+func recordReportedMode(ctx context.Context, tx Querier, orgID, agentID, deviceID string, mode AgentMode, linked bool) error {
 	var old string
 	if err := tx.QueryRowContext(ctx, `SELECT agent_mode FROM agents WHERE id = $1`, agentID).Scan(&old); err != nil {
 		return fmt.Errorf("read mode of agent %s: %w", agentID, err)
@@ -117,7 +117,7 @@ func recordReportedMode(ctx context.Context, tx *sql.Tx, orgID, agentID, deviceI
 }
 
 // modeChanged audits a change of an agent's mode and flags its device when a knob is on.
-func modeChanged(ctx context.Context, tx *sql.Tx, orgID, agentID, deviceID string, old, mode AgentMode) error {
+func modeChanged(ctx context.Context, tx Querier, orgID, agentID, deviceID string, old, mode AgentMode) error {
 	if old == mode {
 		return nil
 	}
@@ -132,7 +132,7 @@ func modeChanged(ctx context.Context, tx *sql.Tx, orgID, agentID, deviceID strin
 
 // flagMode sets needs_review on a device with a reason naming each knob (kept once; an
 // admin clears the review).
-func flagMode(ctx context.Context, tx *sql.Tx, orgID, deviceID string, mode AgentMode) error {
+func flagMode(ctx context.Context, tx Querier, orgID, deviceID string, mode AgentMode) error {
 	now := domain.Now()
 	if err := ensureTracking(ctx, tx, orgID, deviceID, now); err != nil {
 		return err

@@ -197,7 +197,7 @@ func (db *DB) applyInventoryTx(ctx context.Context, tx *sql.Tx, orgID, agentID s
 	if err != nil {
 		return out, err
 	}
-	return out, recordReportedMode(ctx, tx, orgID, agentID, out.DeviceID, r.Mode, out.Linked)
+	return out, recordReportedMode(ctx, db.hot(tx), orgID, agentID, out.DeviceID, r.Mode, out.Linked)
 }
 
 func (db *DB) applyInventoryReport(ctx context.Context, tx *sql.Tx, orgID, agentID string, r InventoryReport) (InventoryOutcome, error) {
@@ -205,7 +205,7 @@ func (db *DB) applyInventoryReport(ctx context.Context, tx *sql.Tx, orgID, agent
 	if r.At.IsZero() {
 		r.At = domain.Now()
 	}
-	if done, err := db.applyInventoryFast(ctx, tx, orgID, agentID, r, &out); done || err != nil {
+	if done, err := db.applyInventoryFast(ctx, db.hot(tx), orgID, agentID, r, &out); done || err != nil {
 		return out, err
 	}
 	ag, err := GetAgent(ctx, tx, orgID, agentID)
@@ -257,7 +257,7 @@ func (db *DB) applyInventoryReport(ctx context.Context, tx *sql.Tx, orgID, agent
 // applyInventoryFast handles the common report with one read: an agent already linked to
 // a device in use with the same serial. It returns false (and writes nothing) for anything
 // else, which takes the full path.
-func (db *DB) applyInventoryFast(ctx context.Context, tx *sql.Tx, orgID, agentID string, r InventoryReport, out *InventoryOutcome) (bool, error) {
+func (db *DB) applyInventoryFast(ctx context.Context, tx Querier, orgID, agentID string, r InventoryReport, out *InventoryOutcome) (bool, error) {
 	var revoked *time.Time
 	var agentSerial, deviceID, devSerial, state, trAgent, inv, conflicts, mode, trSource string
 	var emp *string
@@ -598,7 +598,7 @@ func (db *DB) promoteToInUse(ctx context.Context, tx *sql.Tx, orgID, deviceID st
 	return err
 }
 
-func applyInventorySections(ctx context.Context, dialect Dialect, tx *sql.Tx, orgID, deviceID, agentID, serial string, r InventoryReport, out *InventoryOutcome, pre *trackingRow) error {
+func applyInventorySections(ctx context.Context, dialect Dialect, tx Querier, orgID, deviceID, agentID, serial string, r InventoryReport, out *InventoryOutcome, pre *trackingRow) error {
 	var tr trackingRow
 	if pre != nil {
 		tr = *pre
@@ -643,7 +643,7 @@ func failedChecks(disk, firewall, screenLock string) []string {
 
 // writeNoncompliant records the transitions of ws in the report's transaction, so a
 // prompt goes out once per transition and never for a report that was not stored.
-func writeNoncompliant(ctx context.Context, tx *sql.Tx, ws []reportWrite) error {
+func writeNoncompliant(ctx context.Context, tx Querier, ws []reportWrite) error {
 	for _, w := range ws {
 		if len(w.failed) == 0 {
 			continue
@@ -810,7 +810,7 @@ func computeReport(tr trackingRow, orgID, deviceID, agentID, serial string, r In
 		disk: disk, firewall: fw, screenLock: sl, inv: inv, hash: r.Hash, deviceID: deviceID, serial: serial, histID: domain.NewID(), orgID: orgID, hist: hist, at: r.At.UTC()}, nil
 }
 
-func writeReport(ctx context.Context, dialect Dialect, tx *sql.Tx, w reportWrite) error {
+func writeReport(ctx context.Context, dialect Dialect, tx Querier, w reportWrite) error {
 	if dialect == Postgres {
 		return writeReportsPG(ctx, tx, []reportWrite{w})
 	}
@@ -838,7 +838,7 @@ func writeReport(ctx context.Context, dialect Dialect, tx *sql.Tx, w reportWrite
 
 // writeReportsPG writes many reports (of distinct agents and devices) in one statement:
 // the per-statement overhead, not the rows, is what limits reports per second.
-func writeReportsPG(ctx context.Context, tx *sql.Tx, ws []reportWrite) error {
+func writeReportsPG(ctx context.Context, tx Querier, ws []reportWrite) error {
 	cols := make([][]string, 16)
 	ats := make([]time.Time, len(ws))
 	for i, w := range ws {

@@ -57,6 +57,8 @@ type DB struct {
 	commitMu    sync.Mutex
 	commitHooks map[int]func()
 	nextHook    int
+
+	stmts stmtCache
 }
 
 // New assembles a DB; the dialect packages call it.
@@ -66,6 +68,7 @@ func New(sqlDB *sql.DB, d Dialect, pool *pgxpool.Pool, schema string, migrations
 
 // Close releases the connections.
 func (db *DB) Close() {
+	db.stmts.close()
 	_ = db.SQL.Close()
 	for _, c := range db.closers {
 		c()
