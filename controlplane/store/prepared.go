@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"sync"
+	"time"
 )
 
 // maxPrepared bounds the statement cache: it is for the hot path's fixed statements, and
@@ -17,30 +17,54 @@ const maxPrepared = 64
 // server's CPU in the inventory phase. pgx caches its own (named statements), so only
 // SQLite uses it.
 type stmtCache struct {
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+	pending map[string]bool
 }
 
-// get returns the cached statement for query, preparing it on first use; nil (and no
-// error) when the cache is full.
-func (c *stmtCache) get(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+// get returns the cached statement for query, or nil to run it unprepared this time. A
+// miss prepares it in the background: preparing on the database takes a connection of
+// its own, and inside a SQLite transaction that holds the write lock while every other
+// connection waits for it, waiting for one would deadlock until the busy timeout. (Once
+// cached, database/sql prepares it on the transaction's own connection.)
+func (c *stmtCache) get(db *sql.DB, query string) *sql.Stmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.m[query]; ok {
-		return s, nil
+		return s
 	}
-	if len(c.m) >= maxPrepared {
-		return nil, nil
+	if c.pending[query] || len(c.m)+len(c.pending) >= maxPrepared {
+		return nil
 	}
+	if c.pending == nil {
+		c.pending = map[string]bool{}
+	}
+	c.pending[query] = true
+	go c.prepare(db, query)
+	return nil
+}
+
+func (c *stmtCache) prepare(db *sql.DB, query string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	s, err := db.PrepareContext(ctx, query)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pending, query)
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return // the statement runs unprepared, which reports its error; a later call retries
 	}
 	if c.m == nil {
 		c.m = map[string]*sql.Stmt{}
 	}
 	c.m[query] = s
-	return s, nil
+}
+
+// size is how many statements are cached and how many are being prepared.
+func (c *stmtCache) size() (cached, pending int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m), len(c.pending)
 }
 
 func (c *stmtCache) close() {
@@ -68,42 +92,31 @@ func (db *DB) hot(tx *sql.Tx) Querier {
 }
 
 // stmt is query prepared for p's transaction, or nil to run it unprepared.
-func (p preparedTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	s, err := p.db.stmts.get(ctx, p.db.SQL, query)
-	if err != nil || s == nil {
-		return nil, err
+func (p preparedTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	s := p.db.stmts.get(p.db.SQL, query)
+	if s == nil {
+		return nil
 	}
-	return p.tx.StmtContext(ctx, s), nil
+	return p.tx.StmtContext(ctx, s)
 }
 
 func (p preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	s, err := p.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if s := p.stmt(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
 	}
-	if s == nil {
-		return p.tx.ExecContext(ctx, query, args...)
-	}
-	return s.ExecContext(ctx, args...)
+	return p.tx.ExecContext(ctx, query, args...)
 }
 
 func (p preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	s, err := p.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if s := p.stmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
 	}
-	if s == nil {
-		return p.tx.QueryContext(ctx, query, args...)
-	}
-	return s.QueryContext(ctx, args...)
+	return p.tx.QueryContext(ctx, query, args...)
 }
 
-// QueryRowContext falls back to the unprepared query when preparing fails, so the error
-// reaches the caller through Scan like any other.
 func (p preparedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	s, err := p.stmt(ctx, query)
-	if err != nil || s == nil {
-		return p.tx.QueryRowContext(ctx, query, args...)
+	if s := p.stmt(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
 	}
-	return s.QueryRowContext(ctx, args...)
+	return p.tx.QueryRowContext(ctx, query, args...)
 }
