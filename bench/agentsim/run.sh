@@ -91,8 +91,9 @@ lanyard() {
 		waithttp http://127.0.0.1:18090
 		agents=127.0.0.1:18443,127.0.0.1:18453 api=http://127.0.0.1:18090
 	else
-		# After SIGTERM the old process drains for up to 5 s: start once its port is free.
-		restart="for i in \$(seq 1 100); do ss -ltn | grep -q ':18443 ' || break; sleep 0.1; done; LANYARD_HTTP_ADDR=127.0.0.1:18080 LANYARD_GRPC_ADDR=127.0.0.1:18443 LANYARD_DEBUG_ADDR=127.0.0.1:16060 $WORK/lanyard serve >>$WORK/a.log 2>&1 & echo \$! >$WORK/a.pid"
+		# After SIGTERM the old process drains for up to 5 s, and closes its listeners one by
+		# one: start once it has exited (as a service manager's restart does).
+		restart="old=\$(cat $WORK/a.pid); for i in \$(seq 1 200); do kill -0 \$old 2>/dev/null || break; sleep 0.1; done; LANYARD_HTTP_ADDR=127.0.0.1:18080 LANYARD_GRPC_ADDR=127.0.0.1:18443 LANYARD_DEBUG_ADDR=127.0.0.1:16060 $WORK/lanyard serve >>$WORK/a.log 2>&1 & echo \$! >$WORK/a.pid"
 	fi
 	local token sec
 	token=$("$WORK/lanyard" admin create-org bench --plan pro --owner-email bench@example.com | sed -n 's/^owner token (shown once): //p')
