@@ -353,6 +353,12 @@ func (h *hub) sendClaimed(ctx context.Context, c *conn, sent store.DeviceCommand
 		return
 	}
 	if !c.send(&agentv1.ConnectResponse{Msg: &agentv1.ConnectResponse_Command{Command: msg}}) {
+		// The stream ended. A newer one of the same device, opened while the command was
+		// being claimed, read its open commands before this one existed: send it there.
+		if nc := h.connFor(c.deviceID()); nc != nil && nc != c {
+			h.deliver(ctx, nc, sent)
+			return
+		}
 		h.s.cfg.Logger.Info("stream ended before the command was sent; it is resent at next connect", "command_id", sent.ID)
 	}
 }
