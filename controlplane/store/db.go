@@ -76,11 +76,17 @@ const writerWait = 15 * time.Second
 
 // acquireWriter takes the SQLite writer slot, and returns its release.
 func (db *DB) acquireWriter(ctx context.Context) (func(), error) {
+	release := func() { <-db.writer }
+	select {
+	case db.writer <- struct{}{}:
+		return release, nil // free: no timer for the common case
+	default:
+	}
 	t := time.NewTimer(writerWait)
 	defer t.Stop()
 	select {
 	case db.writer <- struct{}{}:
-		return func() { <-db.writer }, nil
+		return release, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-t.C:
